@@ -1,0 +1,244 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::wire::ReceiptStatus;
+
+use super::unique;
+use crate::state::{Applied, Claim, Marks, StateOp, StateStore};
+
+/// Users no other run touches, so the suite can share a server.
+fn fresh_user() -> UserId {
+    UserId(rand::random::<u64>() >> 2)
+}
+
+/// Runs the state-store contract against `store`.
+pub async fn state_contract<S: StateStore>(store: Arc<S>) {
+    cursors(&*store).await;
+    idempotency(&*store).await;
+    marks(&*store).await;
+    presence_and_seq(&*store).await;
+    apply_is_atomic_and_idempotent(&*store).await;
+}
+
+async fn cursors<S: StateStore>(s: &S) {
+    let u = fresh_user();
+    assert_eq!(s.cursor(u, DeviceId(1)).await.unwrap(), None);
+    s.advance_cursor(u, DeviceId(1), 5).await.unwrap();
+    s.advance_cursor(u, DeviceId(2), 9).await.unwrap();
+    assert_eq!(
+        s.cursor(u, DeviceId(1)).await.unwrap(),
+        Some(5),
+        "per device"
+    );
+    s.advance_cursor(u, DeviceId(1), 3).await.unwrap();
+    assert_eq!(
+        s.cursor(u, DeviceId(1)).await.unwrap(),
+        Some(5),
+        "never moves back"
+    );
+    s.advance_cursor(u, DeviceId(1), 6).await.unwrap();
+    assert_eq!(s.cursor(u, DeviceId(1)).await.unwrap(), Some(6));
+    assert_eq!(s.cursor(u, DeviceId(2)).await.unwrap(), Some(9));
+}
+
+async fn idempotency<S: StateStore>(s: &S) {
+    let (u, other) = (fresh_user(), fresh_user());
+    let ttl = Duration::from_secs(600);
+    let key = unique("c");
+    assert_eq!(s.idem_get(u, &key).await.unwrap(), None);
+    assert_eq!(
+        s.idem_claim(u, &key, MessageId(11), ttl).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        s.idem_claim(u, &key, MessageId(12), ttl).await.unwrap(),
+        Claim::Existing(MessageId(11))
+    );
+    assert_eq!(s.idem_get(u, &key).await.unwrap(), Some(MessageId(11)));
+    assert_eq!(
+        s.idem_claim(other, &key, MessageId(13), ttl).await.unwrap(),
+        Claim::Claimed,
+        "per user"
+    );
+
+    // Release only removes the mapping it names.
+    s.idem_release(u, &key, MessageId(99)).await.unwrap();
+    assert_eq!(s.idem_get(u, &key).await.unwrap(), Some(MessageId(11)));
+    s.idem_release(u, &key, MessageId(11)).await.unwrap();
+    assert_eq!(s.idem_get(u, &key).await.unwrap(), None);
+    assert_eq!(
+        s.idem_claim(u, &key, MessageId(14), ttl).await.unwrap(),
+        Claim::Claimed
+    );
+
+    // Expiry: a mapping past its TTL is gone and can be claimed anew.
+    let short = unique("short");
+    s.idem_claim(u, &short, MessageId(20), Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(s.idem_get(u, &short).await.unwrap(), None, "expired");
+    assert_eq!(
+        s.idem_claim(u, &short, MessageId(21), ttl).await.unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(s.idem_get(u, &short).await.unwrap(), Some(MessageId(21)));
+}
+
+fn mark(c: ConversationId, user: UserId, status: ReceiptStatus, up_to: u64) -> StateOp {
+    StateOp::AdvanceMark {
+        conversation: c,
+        user,
+        status,
+        up_to: MessageId(up_to),
+    }
+}
+
+async fn marks<S: StateStore>(s: &S) {
+    let (a, b) = (fresh_user(), fresh_user());
+    let c = ConversationId::direct(a, b);
+    let g = ConversationId::group(GroupId(a.0));
+    let job = unique("marks");
+    assert_eq!(s.marks(c, b).await.unwrap(), Marks::default());
+    s.apply(&job, 0, 1, vec![mark(c, b, ReceiptStatus::Delivered, 100)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.marks(c, b).await.unwrap(),
+        Marks {
+            delivered: Some(MessageId(100)),
+            read: None
+        }
+    );
+    s.apply(&job, 0, 2, vec![mark(c, b, ReceiptStatus::Read, 150)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.marks(c, b).await.unwrap(),
+        Marks {
+            delivered: Some(MessageId(150)),
+            read: Some(MessageId(150))
+        },
+        "read implies delivered"
+    );
+    s.apply(
+        &job,
+        0,
+        3,
+        vec![
+            mark(c, b, ReceiptStatus::Delivered, 120),
+            mark(c, b, ReceiptStatus::Read, 90),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.marks(c, b).await.unwrap(),
+        Marks {
+            delivered: Some(MessageId(150)),
+            read: Some(MessageId(150))
+        },
+        "cumulative marks never move back"
+    );
+    assert_eq!(s.marks(c, a).await.unwrap(), Marks::default(), "per user");
+    assert_eq!(
+        s.marks(g, b).await.unwrap(),
+        Marks::default(),
+        "per conversation"
+    );
+}
+
+async fn presence_and_seq<S: StateStore>(s: &S) {
+    let u = fresh_user();
+    let job = unique("presence");
+    assert_eq!(s.presence(u).await.unwrap(), None);
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 0);
+    let set = |online, last_seen, at| StateOp::SetPresence {
+        user: u,
+        online,
+        last_seen,
+        at,
+    };
+    s.apply(&job, 0, 1, vec![set(true, Some(1_000), 1_000)])
+        .await
+        .unwrap();
+    let p = s.presence(u).await.unwrap().unwrap();
+    assert!(p.online);
+    assert_eq!((p.last_seen, p.updated), (1_000, 1_000));
+    // A background heartbeat: online, last seen unchanged.
+    s.apply(&job, 0, 2, vec![set(true, None, 2_000)])
+        .await
+        .unwrap();
+    let p = s.presence(u).await.unwrap().unwrap();
+    assert_eq!((p.online, p.last_seen, p.updated), (true, 1_000, 2_000));
+    // Offline, with a stale last-seen that must not move it back.
+    s.apply(&job, 0, 3, vec![set(false, Some(500), 3_000)])
+        .await
+        .unwrap();
+    let p = s.presence(u).await.unwrap().unwrap();
+    assert_eq!((p.online, p.last_seen, p.updated), (false, 1_000, 3_000));
+
+    s.apply(&job, 0, 4, vec![StateOp::SetInboxSeq { user: u, seq: 7 }])
+        .await
+        .unwrap();
+    s.apply(&job, 0, 5, vec![StateOp::SetInboxSeq { user: u, seq: 3 }])
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 7, "seq never moves back");
+}
+
+async fn apply_is_atomic_and_idempotent<S: StateStore>(s: &S) {
+    let job = unique("job");
+    let (u, v) = (fresh_user(), fresh_user());
+    assert_eq!(s.job_offset(&job, 0).await.unwrap(), None);
+    let ops = vec![
+        StateOp::SetInboxSeq { user: u, seq: 1 },
+        StateOp::SetInboxSeq { user: v, seq: 1 },
+    ];
+    assert_eq!(
+        s.apply(&job, 0, 10, ops.clone()).await.unwrap(),
+        Applied::Written
+    );
+    assert_eq!(s.job_offset(&job, 0).await.unwrap(), Some(10));
+    assert_eq!(
+        (s.inbox_seq(u).await.unwrap(), s.inbox_seq(v).await.unwrap()),
+        (1, 1)
+    );
+
+    // A replay of the same or an older batch writes nothing.
+    let replay = vec![StateOp::SetInboxSeq { user: u, seq: 5 }];
+    assert_eq!(
+        s.apply(&job, 0, 10, replay.clone()).await.unwrap(),
+        Applied::Stale { committed: 10 }
+    );
+    assert_eq!(
+        s.apply(&job, 0, 4, replay).await.unwrap(),
+        Applied::Stale { committed: 10 }
+    );
+    assert_eq!(
+        s.inbox_seq(u).await.unwrap(),
+        1,
+        "a stale batch wrote nothing"
+    );
+    assert_eq!(s.job_offset(&job, 0).await.unwrap(), Some(10));
+
+    // Offsets are per job and partition.
+    assert_eq!(s.job_offset(&job, 1).await.unwrap(), None);
+    assert_eq!(s.apply(&job, 1, 3, vec![]).await.unwrap(), Applied::Written);
+    assert_eq!(s.job_offset(&job, 1).await.unwrap(), Some(3));
+    assert_eq!(s.job_offset(&unique("other"), 0).await.unwrap(), None);
+    assert_eq!(
+        s.apply(&job, 0, 11, vec![StateOp::SetInboxSeq { user: u, seq: 2 }])
+            .await
+            .unwrap(),
+        Applied::Written
+    );
+    assert_eq!(
+        (
+            s.job_offset(&job, 0).await.unwrap(),
+            s.inbox_seq(u).await.unwrap()
+        ),
+        (Some(11), 2)
+    );
+}

@@ -1,0 +1,34 @@
+//! The engine seams of Parley and their embedded implementations.
+//!
+//! Every role talks to storage through two traits defined here, never
+//! through a concrete backend (only the `parley` binary picks one, by URL):
+//! - [`log::Log`]: a partitioned log of named topics, with durable batch
+//!   appends, reads from an offset, notified tails, consumer-group offsets
+//!   and a per-partition epoch.
+//! - [`state::StateStore`]: cursors, idempotency keys, delivered/read marks,
+//!   presence, inbox sequence numbers, and job offsets written atomically
+//!   with job output.
+//!
+//! Embedded implementations, for one machine with no servers:
+//! - [`seglog::SegmentLog`]: CRC-framed segment files, group commit,
+//!   torn-tail recovery, retention by size and age.
+//! - [`kv::RedbState`]: a redb file.
+//!
+//! [`contract`] (feature `contract`) holds the suite each seam's
+//! implementations must pass. [`error::EngineError`] is this crate's one
+//! error type; [`error::EngineError::retry`] says whether a retry can help.
+
+pub mod error;
+pub mod kv;
+pub mod log;
+pub mod seglog;
+pub mod state;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use error::{EngineError, Result, Retry};
+pub use kv::RedbState;
+pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
+pub use seglog::{Durability, SegmentLog, SegmentLogOptions};
+pub use state::{Applied, Claim, Marks, Presence, StateOp, StateStore};

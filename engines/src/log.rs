@@ -1,0 +1,151 @@
+//! The log seam: a partitioned log of named topics, N partitions each.
+//!
+//! Offsets are dense per partition: the first record is `start`, the next
+//! append gets `end`, and every offset in `[start, end)` holds one record
+//! (`start` moves up only by retention). Each partition has an [`Epoch`]
+//! that changes when the partition is wiped or recreated, so a consumer
+//! that stored `(epoch, offset)` can tell its offset no longer means what
+//! it did.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// Identifies one incarnation of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Epoch(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: u64,
+    /// When the log accepted the record, ms since the Unix epoch.
+    pub timestamp: u64,
+    pub payload: Bytes,
+}
+
+/// Retention per topic; `None` keeps forever. Applied per partition, to
+/// whole segments, so a partition may keep a little more than the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub max_bytes: Option<u64>,
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub retention: Retention,
+}
+
+impl TopicSpec {
+    pub fn new(name: impl Into<String>, partitions: u32) -> Self {
+        TopicSpec {
+            name: name.into(),
+            partitions,
+            retention: Retention::default(),
+        }
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+}
+
+/// The answer to an append: the batch holds offsets
+/// `first_offset .. first_offset + count`, all durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first_offset: u64,
+    pub count: u32,
+    pub timestamp: u64,
+    pub epoch: Epoch,
+}
+
+/// How much one read may return. At least one record is returned when one
+/// is available, even if it alone exceeds `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for ReadLimit {
+    fn default() -> Self {
+        ReadLimit {
+            max_records: 1024,
+            max_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ReadLimit {
+    pub fn records(n: usize) -> Self {
+        ReadLimit {
+            max_records: n,
+            ..ReadLimit::default()
+        }
+    }
+}
+
+/// The offsets a partition holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub start: u64,
+    pub end: u64,
+    pub epoch: Epoch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    /// Where the next read should start.
+    pub next_offset: u64,
+    /// The end of the partition when the read was made.
+    pub end: u64,
+    pub epoch: Epoch,
+}
+
+#[async_trait]
+pub trait Log: Send + Sync + 'static {
+    /// Creates the topic, or checks that an existing one has the same
+    /// partition count (retention is updated in place).
+    async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()>;
+
+    /// The partition count of a topic.
+    async fn partitions(&self, topic: &str) -> Result<u32>;
+
+    /// Appends a batch; returns only once every record is durable, with
+    /// consecutive offsets in the order given.
+    async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended>;
+
+    /// Reads from `from` without waiting; empty when `from == end`. An
+    /// offset outside `[start, end]` is `OffsetOutOfRange`.
+    async fn read(&self, topic: &str, partition: u32, from: u64, limit: ReadLimit)
+        -> Result<Batch>;
+
+    /// As [`read`](Self::read), but waits until a record at or after `from`
+    /// exists. Waiting is a notification, not a polling loop; cancel it by
+    /// dropping the future.
+    async fn tail(&self, topic: &str, partition: u32, from: u64, limit: ReadLimit)
+        -> Result<Batch>;
+
+    async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds>;
+
+    /// Stores a consumer group's position (the next offset to read).
+    async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next_offset: u64,
+    ) -> Result<()>;
+
+    /// The stored position, or `None` if none was stored for the current
+    /// epoch of the partition.
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>>;
+}

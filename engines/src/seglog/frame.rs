@@ -1,0 +1,118 @@
+//! The on-disk record frame.
+//!
+//! `[len: u32][crc32c: u32][offset: u64][timestamp: u64][payload: len bytes]`,
+//! little endian. The CRC covers `len`, `offset`, `timestamp` and the
+//! payload, so a torn write, a stale block or a zero-filled tail is caught;
+//! the offset must also be the one expected at that place, so a frame that
+//! survived from an earlier life of the file is caught too.
+
+pub const HEADER: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameMeta {
+    pub offset: u64,
+    pub timestamp: u64,
+    /// Payload range within the buffer given to [`decode`].
+    pub payload_start: usize,
+    pub payload_end: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Frame(FrameMeta),
+    /// The buffer ends inside a frame that needs this many bytes in all.
+    Incomplete(usize),
+    Corrupt(String),
+}
+
+fn crc(len: u32, offset: u64, timestamp: u64, payload: &[u8]) -> u32 {
+    let mut head = [0u8; 20];
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[4..12].copy_from_slice(&offset.to_le_bytes());
+    head[12..20].copy_from_slice(&timestamp.to_le_bytes());
+    crc32c::crc32c_append(crc32c::crc32c(&head), payload)
+}
+
+pub fn encode(out: &mut Vec<u8>, offset: u64, timestamp: u64, payload: &[u8]) {
+    let len = payload.len() as u32;
+    out.reserve(HEADER + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&crc(len, offset, timestamp, payload).to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&timestamp.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Decodes the frame at `buf[at..]`, which must carry `expected_offset`.
+pub fn decode(buf: &[u8], at: usize, expected_offset: u64, max_payload: usize) -> Decoded {
+    let rest = &buf[at..];
+    if rest.len() < HEADER {
+        return Decoded::Incomplete(HEADER);
+    }
+    let word = |i: usize| u32::from_le_bytes(rest[i..i + 4].try_into().expect("4 bytes"));
+    let dword = |i: usize| u64::from_le_bytes(rest[i..i + 8].try_into().expect("8 bytes"));
+    let len = word(0);
+    let stored_crc = word(4);
+    let offset = dword(8);
+    let timestamp = dword(16);
+    if len as usize > max_payload {
+        return Decoded::Corrupt(format!("length {len} exceeds the record limit"));
+    }
+    if offset != expected_offset {
+        return Decoded::Corrupt(format!(
+            "offset {offset} where {expected_offset} was expected"
+        ));
+    }
+    let total = HEADER + len as usize;
+    if rest.len() < total {
+        return Decoded::Incomplete(total);
+    }
+    let payload = &rest[HEADER..total];
+    if crc(len, offset, timestamp, payload) != stored_crc {
+        return Decoded::Corrupt("checksum mismatch".into());
+    }
+    Decoded::Frame(FrameMeta {
+        offset,
+        timestamp,
+        payload_start: at + HEADER,
+        payload_end: at + total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let mut buf = Vec::new();
+        encode(&mut buf, 7, 99, b"hello");
+        encode(&mut buf, 8, 100, b"");
+        let Decoded::Frame(f) = decode(&buf, 0, 7, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(&buf[f.payload_start..f.payload_end], b"hello");
+        assert_eq!((f.offset, f.timestamp), (7, 99));
+        let next = f.payload_end;
+        assert!(matches!(decode(&buf, next, 8, 1 << 20), Decoded::Frame(_)));
+        // Wrong expected offset, truncation, a flipped bit, zero fill.
+        assert!(matches!(decode(&buf, 0, 6, 1 << 20), Decoded::Corrupt(_)));
+        assert_eq!(
+            decode(&buf[..HEADER + 2], 0, 7, 1 << 20),
+            Decoded::Incomplete(HEADER + 5)
+        );
+        assert_eq!(
+            decode(&buf[..3], 0, 7, 1 << 20),
+            Decoded::Incomplete(HEADER)
+        );
+        let mut flipped = buf.clone();
+        flipped[HEADER + 1] ^= 0x10;
+        assert!(matches!(
+            decode(&flipped, 0, 7, 1 << 20),
+            Decoded::Corrupt(_)
+        ));
+        let zeros = vec![0u8; 64];
+        assert!(matches!(decode(&zeros, 0, 0, 1 << 20), Decoded::Corrupt(_)));
+        assert!(matches!(decode(&buf, 0, 7, 4), Decoded::Corrupt(_)));
+    }
+}

@@ -1,0 +1,127 @@
+//! The state-store seam: what processors derive from the log and what the
+//! edge and delivery read back.
+//!
+//! Written with Redis in mind: every call is one key or one small group of
+//! keys, and [`StateStore::apply`] — a job's output together with its
+//! consumed offset — maps to one `MULTI`/Lua call. Every mark and cursor only
+//! moves forward (`max`), so replaying a batch, or applying it twice, has
+//! no effect the second time.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::wire::ReceiptStatus;
+
+use crate::error::Result;
+
+/// The delivered/read marks of one user in one conversation. Read implies
+/// delivered, so `delivered >= read` always.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub delivered: Option<MessageId>,
+    pub read: Option<MessageId>,
+}
+
+/// A user's presence as derived from heartbeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub online: bool,
+    /// Last user activity (active heartbeat or send), ms; 0 if never.
+    pub last_seen: u64,
+    /// When `online` last changed or was confirmed, ms.
+    pub updated: u64,
+}
+
+/// What `idem_claim` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free (or expired) and now maps to the given id.
+    Claimed,
+    /// The key already maps to this id: a resend.
+    Existing(MessageId),
+}
+
+/// One write of a job's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateOp {
+    /// Cumulative receipt: moves the mark to `max(mark, up_to)`; `Read`
+    /// moves the delivered mark too.
+    AdvanceMark {
+        conversation: ConversationId,
+        user: UserId,
+        status: ReceiptStatus,
+        up_to: MessageId,
+    },
+    /// Sets online/offline; `last_seen` moves to `max(last_seen, value)`.
+    SetPresence {
+        user: UserId,
+        online: bool,
+        last_seen: Option<u64>,
+        at: u64,
+    },
+    /// The last inbox `seq` issued to a user (moves forward only).
+    SetInboxSeq { user: UserId, seq: u64 },
+}
+
+/// Whether `apply` wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Written,
+    /// The job had already consumed past this offset: nothing was written.
+    Stale {
+        committed: u64,
+    },
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// The last inbox `seq` a device has acknowledged; `None` if never.
+    async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>>;
+
+    /// Moves a device cursor forward (never back).
+    async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
+
+    /// Maps `(user, client_msg_id)` to `msg_id` for `ttl` unless a live
+    /// mapping exists, in which case that mapping is returned.
+    async fn idem_claim(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+        msg_id: MessageId,
+        ttl: Duration,
+    ) -> Result<Claim>;
+
+    /// The live mapping of a `client_msg_id`, if any.
+    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>>;
+
+    /// Removes a mapping if it still points at `msg_id`: for an append that
+    /// failed after the claim, so a resend can try again.
+    async fn idem_release(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+        msg_id: MessageId,
+    ) -> Result<()>;
+
+    async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks>;
+
+    async fn presence(&self, user: UserId) -> Result<Option<Presence>>;
+
+    /// The last inbox `seq` issued to a user; 0 if none.
+    async fn inbox_seq(&self, user: UserId) -> Result<u64>;
+
+    /// Writes `ops` and records that `job` consumed `partition` up to
+    /// `next_offset`, atomically. If the job's stored offset is already at
+    /// or past `next_offset`, nothing is written ([`Applied::Stale`]).
+    async fn apply(
+        &self,
+        job: &str,
+        partition: u32,
+        next_offset: u64,
+        ops: Vec<StateOp>,
+    ) -> Result<Applied>;
+
+    /// Where `job` should resume on `partition`; `None` if it never ran.
+    async fn job_offset(&self, job: &str, partition: u32) -> Result<Option<u64>>;
+}

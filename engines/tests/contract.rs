@@ -1,0 +1,34 @@
+//! The contract suites against the embedded engines.
+
+use std::sync::Arc;
+
+use parley_engines::contract::{log_contract, state_contract};
+use parley_engines::{RedbState, SegmentLog, SegmentLogOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_log_passes_the_log_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(dir.path(), SegmentLogOptions::default()).unwrap();
+    log_contract(Arc::new(log)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_log_with_tiny_segments_passes_the_log_contract() {
+    // Small segments and a dense index put segment boundaries and index
+    // look-ups under every read of the suite.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SegmentLogOptions {
+        segment_bytes: 2048,
+        index_interval: 256,
+        read_chunk: 1024,
+        ..Default::default()
+    };
+    log_contract(Arc::new(SegmentLog::open(dir.path(), opts).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_state_passes_the_state_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbState::open(dir.path().join("state.redb")).unwrap();
+    state_contract(Arc::new(store)).await;
+}

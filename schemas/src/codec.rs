@@ -1,0 +1,74 @@
+//! The binary envelope every log record is stored in.
+//!
+//! Layout: `[0xB7 magic][version: u8][postcard-encoded Event]`.
+//!
+//! Why postcard: its wire format is specified and frozen at 1.0, it writes
+//! integers as varints (a 200-byte chat message stays ~200 bytes), it is
+//! serde-based so the same derives serve JSON and binary, and it needs no
+//! schema compiler in the build. What it lacks against protobuf is field
+//! tags; the version byte and the append-only variant rule in
+//! [`crate::event`] stand in for them.
+//!
+//! Decoding is total: empty input, a wrong magic, an unknown version,
+//! truncated or trailing bytes all give a [`DecodeError`], never a panic
+//! (the fuzz target in `schemas/fuzz` checks that).
+
+use crate::event::Event;
+
+pub const MAGIC: u8 = 0xB7;
+pub const VERSION: u8 = 1;
+/// A decoded record larger than this is refused before allocating: the log
+/// caps records well below it.
+pub const MAX_ENCODED: usize = 16 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty record")]
+    Empty,
+    #[error("not a Parley event (magic byte {0:#04x})")]
+    BadMagic(u8),
+    #[error("unknown envelope version {0}; this build reads version {VERSION}")]
+    UnknownVersion(u8),
+    #[error("record of {0} bytes exceeds the {MAX_ENCODED}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the event")]
+    Trailing(usize),
+}
+
+/// Encodes an event into a fresh buffer.
+pub fn encode(event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_into(event, &mut out);
+    out
+}
+
+/// Appends the encoding of `event` to `out`.
+pub fn encode_into(event: &Event, out: &mut Vec<u8>) {
+    out.push(MAGIC);
+    out.push(VERSION);
+    // Writing into a Vec cannot fail, and every Event field is serializable.
+    let body = postcard::to_extend(event, std::mem::take(out)).expect("events always serialize");
+    *out = body;
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let (&magic, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic(magic));
+    }
+    let (&version, body) = rest.split_first().ok_or(DecodeError::Empty)?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    if bytes.len() > MAX_ENCODED {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let (event, trailing) = postcard::take_from_bytes::<Event>(body)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !trailing.is_empty() {
+        return Err(DecodeError::Trailing(trailing.len()));
+    }
+    Ok(event)
+}

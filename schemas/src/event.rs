@@ -1,0 +1,107 @@
+//! Events carried by the partitioned log. Everything Parley knows is derived
+//! from these.
+//!
+//! Evolution rule (the codec is postcard, which encodes an enum variant by
+//! its index and fields by position): new kinds of event are added as new
+//! variants **at the end** of [`Event`], which old data never uses, so old
+//! records keep decoding. Any change to an existing variant's fields needs a
+//! new envelope version in [`crate::codec`], with the old layout kept
+//! decodable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
+use crate::wire::{Body, ReceiptStatus, Recipient};
+
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    MessageSent(MessageSent),
+    Receipt(Receipt),
+    Heartbeat(Heartbeat),
+    InboxItem(InboxItem),
+    Status(StatusUpdate),
+    Presence(PresenceChanged),
+    // Profile, contact and group events are appended here (issue 6).
+}
+
+impl Event {
+    /// A short, stable name for logs and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::MessageSent(_) => "message_sent",
+            Event::Receipt(_) => "receipt",
+            Event::Heartbeat(_) => "heartbeat",
+            Event::InboxItem(_) => "inbox_item",
+            Event::Status(_) => "status",
+            Event::Presence(_) => "presence",
+        }
+    }
+}
+
+/// A client's message, as appended by the edge. `msg_id` is issued there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub msg_id: MessageId,
+    pub conversation: ConversationId,
+    pub from: UserId,
+    pub from_device: DeviceId,
+    pub to: Recipient,
+    pub client_msg_id: String,
+    pub body: Body,
+    pub ts: u64,
+}
+
+/// Cumulative: covers every message of `conversation` up to `up_to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub conversation: ConversationId,
+    pub by: UserId,
+    pub device: DeviceId,
+    pub up_to: MessageId,
+    pub status: ReceiptStatus,
+    pub ts: u64,
+}
+
+/// `active: false` means the app is in the background: online, but it
+/// does not move last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub active: bool,
+    /// The socket closed: the device is gone now, not at the heartbeat timeout.
+    pub closing: bool,
+    pub ts: u64,
+}
+
+/// A message placed in one user's inbox, with that user's dense `seq`.
+/// It carries the whole message so that delivery and catch-up need no
+/// second lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub user: UserId,
+    pub seq: u64,
+    pub message: MessageSent,
+}
+
+/// A receipt to push to the devices of a message's sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    /// The sender, whose devices get the `status` frame.
+    pub to: UserId,
+    pub conversation: ConversationId,
+    pub msg_id: MessageId,
+    pub status: ReceiptStatus,
+    pub by: UserId,
+    pub ts: u64,
+}
+
+/// A user's derived presence changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceChanged {
+    pub user: UserId,
+    pub online: bool,
+    pub last_seen: u64,
+    pub ts: u64,
+}

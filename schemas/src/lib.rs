@@ -1,0 +1,27 @@
+//! Shared vocabulary of Parley: every other crate speaks in these types.
+//!
+//! Layout:
+//! - [`ids`]: `UserId`, `DeviceId`, `GroupId`, `ConversationId`, and the
+//!   64-bit time-sortable [`MessageId`] with its per-node generator.
+//! - [`event`]: the events that travel through the partitioned log
+//!   (message sent, receipt, heartbeat, inbox item, status, presence).
+//! - [`codec`]: the compact, versioned binary envelope those events are
+//!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
+//! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
+//! - [`partition`]: the stable conversation → partition and user →
+//!   partition functions. Their output is pinned by tests: changing it would
+//!   silently re-route every stored record.
+//!
+//! Ids are `u64` inside and decimal strings on the wire (JavaScript numbers
+//! lose precision past 2^53); serde picks the form by
+//! `Serializer::is_human_readable`, so the binary codec stays compact.
+
+pub mod codec;
+pub mod event;
+pub mod ids;
+pub mod partition;
+pub mod wire;
+
+pub use codec::{decode, encode, DecodeError};
+pub use event::Event;
+pub use ids::{ConversationId, DeviceId, GroupId, IdError, MessageId, MessageIdGenerator, UserId};
