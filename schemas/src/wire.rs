@@ -30,13 +30,51 @@ pub enum Body {
     Media(Media),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Media {
     pub media_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mime: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub caption: Option<String>,
+}
+
+/// JSON omits absent optional fields; the binary codec is positional and
+/// must write every field, so `Media` (which events carry) picks its form
+/// by `is_human_readable`.
+impl Serialize for Media {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            media_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mime: &'a Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            caption: &'a Option<String>,
+        }
+        #[derive(Serialize)]
+        struct Binary<'a> {
+            media_id: &'a str,
+            mime: &'a Option<String>,
+            caption: &'a Option<String>,
+        }
+        let (media_id, mime, caption) = (self.media_id.as_str(), &self.mime, &self.caption);
+        if s.is_human_readable() {
+            Json {
+                media_id,
+                mime,
+                caption,
+            }
+            .serialize(s)
+        } else {
+            Binary {
+                media_id,
+                mime,
+                caption,
+            }
+            .serialize(s)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -375,6 +413,16 @@ mod tests {
         let hb: ClientFrame =
             serde_json::from_value(json!({"type": "heartbeat", "active": false})).unwrap();
         assert_eq!(hb, ClientFrame::Heartbeat(HeartbeatFrame { active: false }));
+        let Body::Media(m) =
+            serde_json::from_value::<Body>(json!({"media": {"media_id": "m1"}})).unwrap()
+        else {
+            panic!("media body")
+        };
+        assert_eq!(
+            to_value(&Body::Media(m)),
+            json!({"media": {"media_id": "m1"}}),
+            "absent fields omitted"
+        );
         let typing: ClientFrame =
             serde_json::from_value(json!({"type": "typing", "conversation_id": "g:3"})).unwrap();
         assert!(matches!(typing, ClientFrame::Typing(_)));

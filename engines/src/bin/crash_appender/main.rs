@@ -6,19 +6,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
+mod record;
+
 use bytes::Bytes;
 use parley_engines::{Log, SegmentLog, SegmentLogOptions, TopicSpec};
-
-/// A record whose bytes prove themselves: `tag|len|body|crc`.
-fn record(tag: u64) -> Bytes {
-    let body_len = (tag % 300) as usize;
-    let mut v = Vec::with_capacity(20 + body_len);
-    v.extend_from_slice(&tag.to_le_bytes());
-    v.extend_from_slice(&(body_len as u32).to_le_bytes());
-    v.extend((0..body_len).map(|i| (tag as usize + i) as u8));
-    v.extend_from_slice(&crc32c::crc32c(&v).to_le_bytes());
-    Bytes::from(v)
-}
 
 #[tokio::main]
 async fn main() {
@@ -41,7 +32,8 @@ async fn main() {
                 for i in 0u64.. {
                     let n = 1 + (i % 5) as usize;
                     let base = (seed << 40) | (t << 32) | (i << 3);
-                    let batch: Vec<Bytes> = (0..n as u64).map(|k| record(base + k)).collect();
+                    let batch: Vec<Bytes> =
+                        (0..n as u64).map(|k| record::record(base + k)).collect();
                     let a = log.append("crash", 0, batch).await.expect("append");
                     let mut o = out.lock().unwrap();
                     writeln!(o, "ack {} {} {}", a.first_offset, a.count, base).unwrap();

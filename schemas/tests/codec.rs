@@ -1,0 +1,214 @@
+//! Property tests of the binary envelope: every event round-trips, and no
+//! damaged input panics or decodes to something else silently.
+
+use parley_schemas::codec::{self, DecodeError, MAGIC, VERSION};
+use parley_schemas::event::*;
+use parley_schemas::ids::*;
+use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
+use proptest::prelude::*;
+
+fn user() -> impl Strategy<Value = UserId> {
+    any::<u64>().prop_map(UserId)
+}
+
+fn conversation() -> impl Strategy<Value = ConversationId> {
+    prop_oneof![
+        (user(), user()).prop_map(|(a, b)| ConversationId::direct(a, b)),
+        any::<u64>().prop_map(|g| ConversationId::group(GroupId(g))),
+    ]
+}
+
+fn body() -> impl Strategy<Value = Body> {
+    prop_oneof![
+        ".{0,200}".prop_map(Body::Text),
+        (
+            ".{1,40}",
+            proptest::option::of("[a-z]+/[a-z]+"),
+            proptest::option::of(".{0,50}")
+        )
+            .prop_map(|(media_id, mime, caption)| Body::Media(Media {
+                media_id,
+                mime,
+                caption
+            })),
+    ]
+}
+
+fn status() -> impl Strategy<Value = ReceiptStatus> {
+    prop_oneof![Just(ReceiptStatus::Delivered), Just(ReceiptStatus::Read)]
+}
+
+fn message() -> impl Strategy<Value = MessageSent> {
+    (
+        any::<u64>(),
+        conversation(),
+        user(),
+        any::<u64>(),
+        prop_oneof![
+            user().prop_map(Recipient::User),
+            any::<u64>().prop_map(|g| Recipient::Group(GroupId(g)))
+        ],
+        "[ -~]{1,64}",
+        body(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(id, conversation, from, dev, to, client_msg_id, body, ts)| MessageSent {
+                msg_id: MessageId(id),
+                conversation,
+                from,
+                from_device: DeviceId(dev),
+                to,
+                client_msg_id,
+                body,
+                ts,
+            },
+        )
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        message().prop_map(Event::MessageSent),
+        (
+            conversation(),
+            user(),
+            any::<u64>(),
+            any::<u64>(),
+            status(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(conversation, by, d, up, status, ts)| Event::Receipt(Receipt {
+                    conversation,
+                    by,
+                    device: DeviceId(d),
+                    up_to: MessageId(up),
+                    status,
+                    ts,
+                })
+            ),
+        (
+            user(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(user, d, active, closing, ts)| Event::Heartbeat(Heartbeat {
+                    user,
+                    device: DeviceId(d),
+                    active,
+                    closing,
+                    ts
+                })
+            ),
+        (user(), any::<u64>(), message())
+            .prop_map(|(user, seq, message)| Event::InboxItem(InboxItem { user, seq, message })),
+        (
+            user(),
+            conversation(),
+            any::<u64>(),
+            status(),
+            user(),
+            any::<u64>()
+        )
+            .prop_map(|(to, conversation, m, status, by, ts)| Event::Status(
+                StatusUpdate {
+                    to,
+                    conversation,
+                    msg_id: MessageId(m),
+                    status,
+                    by,
+                    ts,
+                }
+            )),
+        (user(), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(
+            |(user, online, last_seen, ts)| {
+                Event::Presence(PresenceChanged {
+                    user,
+                    online,
+                    last_seen,
+                    ts,
+                })
+            }
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_event_round_trips(e in event()) {
+        let bytes = codec::encode(&e);
+        prop_assert_eq!(bytes[0], MAGIC);
+        prop_assert_eq!(bytes[1], VERSION);
+        prop_assert_eq!(codec::decode(&bytes), Ok(e));
+    }
+
+    #[test]
+    fn every_strict_prefix_is_an_error(e in event(), cut in any::<prop::sample::Index>()) {
+        let bytes = codec::encode(&e);
+        let n = cut.index(bytes.len());
+        prop_assert!(codec::decode(&bytes[..n]).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error(e in event(), extra in prop::collection::vec(any::<u8>(), 1..16)) {
+        let mut bytes = codec::encode(&e);
+        bytes.extend(extra);
+        prop_assert!(matches!(codec::decode(&bytes), Err(DecodeError::Trailing(_))));
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = codec::decode(&bytes);
+        let mut framed = vec![MAGIC, VERSION];
+        framed.extend(&bytes);
+        let _ = codec::decode(&framed);
+    }
+
+    #[test]
+    fn a_flipped_bit_never_panics(e in event(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut bytes = codec::encode(&e);
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        let _ = codec::decode(&bytes);
+    }
+}
+
+#[test]
+fn header_errors_are_named() {
+    assert_eq!(codec::decode(&[]), Err(DecodeError::Empty));
+    assert_eq!(codec::decode(&[MAGIC]), Err(DecodeError::Empty));
+    assert_eq!(
+        codec::decode(&[0x00, VERSION, 0]),
+        Err(DecodeError::BadMagic(0))
+    );
+    assert_eq!(
+        codec::decode(&[MAGIC, 9, 0]),
+        Err(DecodeError::UnknownVersion(9))
+    );
+    // An event kind this build does not know (index past the last variant).
+    assert!(matches!(
+        codec::decode(&[MAGIC, VERSION, 0x7F]),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_text_message_stays_compact() {
+    let e = Event::MessageSent(MessageSent {
+        msg_id: MessageIdGenerator::new(1).unwrap().next_id(),
+        conversation: ConversationId::direct(UserId(1_000_001), UserId(2_000_002)),
+        from: UserId(1_000_001),
+        from_device: DeviceId(1),
+        to: Recipient::User(UserId(2_000_002)),
+        client_msg_id: "c-0001".into(),
+        body: Body::Text("x".repeat(150)),
+        ts: now_ms(),
+    });
+    let n = codec::encode(&e).len();
+    assert!(n < 200, "150 bytes of text encoded in {n} bytes");
+}
