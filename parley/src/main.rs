@@ -1,1 +1,87 @@
-fn main() {}
+//! `parley`: one binary, one subcommand per role. `up` runs every role in
+//! one process over the embedded engines; the others run one role each so
+//! a deployment can scale them apart. Only this crate names concrete
+//! backends (see `backends`); the role crates see the engine traits.
+
+mod backends;
+mod config;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use parley_engines::TopicSpec;
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "parley",
+    version,
+    about = "Parley: a chat messenger backend on a partitioned log"
+)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Every role in one process, on the embedded engines by default
+    Up(RoleArgs),
+    /// The edge: HTTP + WebSocket, appends to the log
+    Ingest(RoleArgs),
+    /// Processor jobs: derive delivery state, presence and inboxes
+    Process(RoleArgs),
+    /// Delivery: tail inboxes and push to connected devices
+    Deliver(RoleArgs),
+    /// Create the log's topics and the stores' schemas, then exit
+    Migrate(RoleArgs),
+}
+
+#[derive(clap::Args)]
+struct RoleArgs {
+    /// TOML config file (also PARLEY_CONFIG)
+    #[arg(long, env = "PARLEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+impl RoleArgs {
+    fn load(&self) -> Result<Config> {
+        Config::load(self.config.as_ref(), &self.overrides).context("loading the configuration")
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().role {
+        Role::Migrate(args) => migrate(&args.load()?).await,
+        Role::Up(args) | Role::Ingest(args) | Role::Process(args) | Role::Deliver(args) => {
+            args.load()?;
+            bail!("this role is not built yet: the pipeline arrives with issue 3")
+        }
+    }
+}
+
+/// Creates every topic and opens the state store, so roles started later
+/// find them ready. Safe to run again.
+async fn migrate(cfg: &Config) -> Result<()> {
+    let log = backends::open_log(&cfg.log_url(), cfg.durability)?;
+    for topic in parley_schemas::topics::ALL {
+        log.ensure_topic(&TopicSpec::new(topic, cfg.partitions))
+            .await
+            .with_context(|| format!("creating topic {topic}"))?;
+    }
+    backends::open_state(&cfg.state_url())?;
+    // History (ClickHouse or embedded) joins with issue 5; its URL is only reported.
+    tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions = cfg.partitions, "migrated");
+    Ok(())
+}

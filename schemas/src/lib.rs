@@ -8,6 +8,7 @@
 //! - [`codec`]: the compact, versioned binary envelope those events are
 //!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
 //! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
+//! - [`topics`]: the names of the log's topics.
 //! - [`partition`]: the stable conversation → partition and user →
 //!   partition functions. Their output is pinned by tests: changing it would
 //!   silently re-route every stored record.
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod partition;
+pub mod topics;
 pub mod wire;
 
 pub use codec::{decode, encode, DecodeError};

@@ -1,0 +1,159 @@
+//! Configuration in layers: built-in defaults, then an optional TOML file
+//! (`--config` or `PARLEY_CONFIG`), then `PARLEY__*` environment variables
+//! (`PARLEY__LISTEN`, `PARLEY__LOG`, ...), then command-line flags. `parley
+//! up` needs none of them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use parley_engines::Durability;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP and WebSocket edge listens.
+    pub listen: SocketAddr,
+    /// Home of the embedded engines and generated secrets.
+    pub data_dir: PathBuf,
+    /// This node's id (0..1024): part of every message id it issues.
+    pub node_id: u16,
+    /// Log backend URL; default `file://<data_dir>/log`.
+    pub log: Option<String>,
+    /// State backend URL; default `file://<data_dir>/state.redb`.
+    pub state: Option<String>,
+    /// History backend URL; default `file://<data_dir>/history`.
+    pub history: Option<String>,
+    /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
+    pub durability: Durability,
+    /// Partitions per topic when `migrate` creates them.
+    pub partitions: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("./parley-data"),
+            node_id: 0,
+            log: None,
+            state: None,
+            history: None,
+            durability: Durability::Fsync,
+            partitions: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Merges the layers; `flags` holds only what was given on the command line.
+    pub fn load(file: Option<&PathBuf>, flags: &Overrides) -> Result<Config, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(Env::prefixed("PARLEY__").split("__"))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    pub fn log_url(&self) -> String {
+        self.log
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir, "log"))
+    }
+
+    pub fn state_url(&self) -> String {
+        self.state
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir, "state.redb"))
+    }
+
+    pub fn history_url(&self) -> String {
+        self.history
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir, "history"))
+    }
+}
+
+fn file_url(dir: &std::path::Path, name: &str) -> String {
+    format!("file://{}", dir.join(name).display())
+}
+
+/// Command-line values; `None` leaves the lower layers' value in place.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory of the embedded engines [default: ./parley-data]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Node id, 0..1024 [default: 0]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u16>,
+    /// Log backend: file://DIR | fluvio://HOST:PORT | redis://HOST:PORT
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// State backend: file://PATH | redis://HOST:PORT
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// History backend: file://DIR | clickhouse://HOST:PORT
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+}
+
+// figment's Jail closures return its (large) error type by design.
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                Config::load(None, &Overrides::default()).map_err(|e| *e)?,
+                Config::default()
+            );
+            jail.create_file(
+                "p.toml",
+                "listen = \"127.0.0.1:9000\"\nnode_id = 3\npartitions = 8\n",
+            )?;
+            jail.set_env("PARLEY__NODE_ID", "5");
+            jail.set_env("PARLEY__LOG", "file:///tmp/envlog");
+            let flags = Overrides {
+                log: Some("redis://127.0.0.1:1".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(&"p.toml".into()), &flags).map_err(|e| *e)?;
+            assert_eq!(c.listen.port(), 9000, "file over default");
+            assert_eq!(c.partitions, 8);
+            assert_eq!(c.node_id, 5, "env over file");
+            assert_eq!(c.log_url(), "redis://127.0.0.1:1", "flag over env");
+            assert_eq!(c.state_url(), "file://./parley-data/state.redb");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            assert!(Config::load(Some(&"bad.toml".into()), &Overrides::default()).is_err());
+            jail.create_file("bad2.toml", "durability = \"sometimes\"\n")?;
+            assert!(Config::load(Some(&"bad2.toml".into()), &Overrides::default()).is_err());
+            assert!(Config::load(Some(&"missing.toml".into()), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}
