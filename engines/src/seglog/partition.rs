@@ -5,9 +5,13 @@
 //! named by their first offset (20 digits, so names sort), and `<base>.idx`
 //! sparse indexes written when a segment is sealed.
 //!
-//! Writes: appenders queue requests to the writer thread. It takes every
-//! request waiting, writes them as one buffer, fsyncs once, then publishes
-//! the new end and answers all of them: many appends share one fsync.
+//! Writes are pipelined over two threads. The writer takes every request
+//! waiting, writes them as one buffer and hands them to the syncer; the
+//! syncer takes everything written since its last fsync, fsyncs once, then
+//! publishes the new end and answers all of it. While one fsync runs, the
+//! writer is already writing what arrived meanwhile, so each fsync covers
+//! every append that came during the one before (group commit), and the
+//! disk is never idle while requests wait.
 //!
 //! Reads: a sparse in-memory index (an entry per `index_interval` bytes)
 //! finds the byte position of an offset, so a read costs O(log segments +
@@ -75,6 +79,15 @@ struct Req {
     reply: oneshot::Sender<Result<Appended>>,
 }
 
+type Reply = (oneshot::Sender<Result<Appended>>, Appended);
+
+/// Written to the page cache, waiting for the syncer's fsync.
+struct Written {
+    file: Arc<File>,
+    end: u64,
+    replies: Vec<Reply>,
+}
+
 /// A handle to an open partition. Dropping the last handle lets the writer
 /// thread finish what is queued and exit.
 pub(crate) struct Partition {
@@ -128,11 +141,17 @@ impl Partition {
             records_scanned: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
-        let writer = Writer::new(shared.clone())?;
+        let (sync_tx, sync_rx) = mpsc::channel();
+        let writer = Writer::new(shared.clone(), sync_tx)?;
+        let syncer = shared.clone();
         std::thread::Builder::new()
-            .name(format!("seglog-{}", shared.name))
+            .name(format!("seglog-w-{}", shared.name))
             .spawn(move || writer.run(rx))
             .map_err(|e| EngineError::io("writer thread", e))?;
+        std::thread::Builder::new()
+            .name(format!("seglog-s-{}", shared.name))
+            .spawn(move || sync_loop(&syncer, sync_rx))
+            .map_err(|e| EngineError::io("syncer thread", e))?;
         Ok(Partition { shared, tx })
     }
 
@@ -466,8 +485,71 @@ fn write_index(dir: &Path, seg: &Segment) -> Result<()> {
     write_atomic(&seg_path(dir, seg.base, "idx"), &out)
 }
 
+/// The syncer: fsyncs everything written since its last round, then
+/// publishes the new end and answers those appends.
+fn sync_loop(shared: &Shared, rx: mpsc::Receiver<Written>) {
+    while let Ok(first) = rx.recv() {
+        let mut round = vec![first];
+        round.extend(rx.try_iter());
+        let mut result = Ok(());
+        if shared.poisoned.load(Ordering::Acquire) {
+            result = Err(EngineError::Poisoned(shared.name.clone()));
+        } else {
+            // A roll can put two files in one round; each is synced once.
+            let mut last: Option<*const File> = None;
+            for w in &round {
+                if last != Some(Arc::as_ptr(&w.file)) {
+                    last = Some(Arc::as_ptr(&w.file));
+                    if let Err(e) = w.file.sync_data() {
+                        result = Err(EngineError::io(shared.dir.display(), e));
+                        break;
+                    }
+                }
+            }
+        }
+        let end = round.last().map_or(0, |w| w.end);
+        let replies = round.into_iter().flat_map(|w| w.replies);
+        match result {
+            Ok(()) => publish(shared, end, replies),
+            Err(e) => {
+                poison(shared, &e);
+                let msg = e.to_string();
+                fail(replies.map(|r| r.0), || {
+                    EngineError::Unavailable(msg.clone())
+                });
+            }
+        }
+    }
+}
+
+/// Makes everything up to `end` visible to readers, then acknowledges it.
+fn publish(shared: &Shared, end: u64, replies: impl IntoIterator<Item = Reply>) {
+    shared.end.send_replace(end);
+    for (tx, ack) in replies {
+        let _ = tx.send(Ok(ack));
+    }
+}
+
+fn fail(
+    replies: impl IntoIterator<Item = oneshot::Sender<Result<Appended>>>,
+    err: impl Fn() -> EngineError,
+) {
+    for tx in replies {
+        let _ = tx.send(Err(err()));
+    }
+}
+
+/// After a failed write or fsync the file's state is unknown (the kernel
+/// may have dropped the dirty pages), so the partition takes no further
+/// append until a reopen recovers it from what is really on disk.
+fn poison(shared: &Shared, e: &EngineError) {
+    tracing::error!(partition = %shared.name, error = %e, "append failed; partition poisoned");
+    shared.poisoned.store(true, Ordering::Release);
+}
+
 struct Writer {
     shared: Arc<Shared>,
+    synced: mpsc::Sender<Written>,
     file: Arc<File>,
     pos: u64,
     next: u64,
@@ -476,7 +558,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>) -> Result<Writer> {
+    fn new(shared: Arc<Shared>, synced: mpsc::Sender<Written>) -> Result<Writer> {
         let (file, pos, next, last_indexed) = {
             let segs = shared.segs.read().expect("segs lock");
             let active = segs.last().expect("an active segment");
@@ -489,6 +571,7 @@ impl Writer {
         };
         Ok(Writer {
             shared,
+            synced,
             file,
             pos,
             next,
@@ -524,43 +607,50 @@ impl Writer {
 
     fn commit(&mut self, reqs: Vec<Req>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
-            for r in reqs {
-                let _ = r
-                    .reply
-                    .send(Err(EngineError::Poisoned(self.shared.name.clone())));
-            }
-            return;
+            let err = || EngineError::Poisoned(self.shared.name.clone());
+            return fail(reqs.into_iter().map(|r| r.reply), err);
         }
         let ts = parley_schemas::ids::now_ms();
-        match self.write_batch(&reqs, ts) {
-            Ok(first) => {
-                let mut offset = first;
-                for r in reqs {
-                    let count = r.payloads.len() as u32;
-                    let _ = r.reply.send(Ok(Appended {
-                        first_offset: offset,
-                        count,
-                        timestamp: ts,
-                        epoch: self.shared.epoch,
-                    }));
-                    offset += count as u64;
-                }
-            }
+        let first = match self.write_batch(&reqs, ts) {
+            Ok(first) => first,
             Err(e) => {
-                // After a failed write or fsync the file's state is unknown
-                // (the page cache may have dropped the dirty pages), so no
-                // further append is accepted until a reopen recovers.
-                tracing::error!(partition = %self.shared.name, error = %e, "append failed; partition poisoned");
-                self.shared.poisoned.store(true, Ordering::Release);
+                poison(&self.shared, &e);
                 let msg = e.to_string();
-                for r in reqs {
-                    let _ = r.reply.send(Err(EngineError::Unavailable(msg.clone())));
-                }
+                return fail(reqs.into_iter().map(|r| r.reply), || {
+                    EngineError::Unavailable(msg.clone())
+                });
             }
+        };
+        let mut offset = first;
+        let replies: Vec<Reply> = reqs
+            .into_iter()
+            .map(|r| {
+                let count = r.payloads.len() as u32;
+                let ack = Appended {
+                    first_offset: offset,
+                    count,
+                    timestamp: ts,
+                    epoch: self.shared.epoch,
+                };
+                offset += count as u64;
+                (r.reply, ack)
+            })
+            .collect();
+        let written = Written {
+            file: self.file.clone(),
+            end: self.next,
+            replies,
+        };
+        if self.shared.opts.durability == Durability::Os {
+            return publish(&self.shared, written.end, written.replies);
+        }
+        if let Err(mpsc::SendError(w)) = self.synced.send(written) {
+            fail(w.replies.into_iter().map(|r| r.0), || EngineError::Closed);
         }
     }
 
-    /// Writes all requests as one buffer and one fsync; returns the first offset.
+    /// Writes all requests as one buffer (durable only once the syncer has
+    /// run); returns the first offset.
     fn write_batch(&mut self, reqs: &[Req], ts: u64) -> Result<u64> {
         if self.pos >= self.shared.opts.segment_bytes {
             self.roll()?;
@@ -585,11 +675,6 @@ impl Writer {
         self.file
             .write_all_at(&self.buf, self.pos)
             .map_err(|e| EngineError::io(path(), e))?;
-        if self.shared.opts.durability == Durability::Fsync {
-            self.file
-                .sync_data()
-                .map_err(|e| EngineError::io(path(), e))?;
-        }
         self.pos += self.buf.len() as u64;
         self.next = offset;
         {
@@ -600,13 +685,23 @@ impl Writer {
             active.next = offset;
             active.last_ts = ts;
         }
-        self.shared.end.send_replace(offset);
+        // Readers stop at `end`, which only the syncer moves: what is
+        // written but not yet durable stays invisible.
         Ok(first)
     }
 
     /// Seals the active segment (its index goes to disk) and starts a new one.
     fn roll(&mut self) -> Result<()> {
         let dir = self.shared.dir.clone();
+        // An index is trusted on recovery only if it matches the data, so
+        // the data must be on disk before the index is. Under "os"
+        // durability a machine crash may lose data anyway; a mismatched
+        // index then falls back to a scan of the segment.
+        if self.shared.opts.durability == Durability::Fsync {
+            self.file
+                .sync_data()
+                .map_err(|e| EngineError::io(dir.display(), e))?;
+        }
         {
             let segs = self.shared.segs.read().expect("segs lock");
             write_index(&dir, segs.last().expect("an active segment"))?;
