@@ -33,6 +33,13 @@ async fn fill(log: &SegmentLog, topic: &str, n: u64) {
     }
 }
 
+/// A log with topic `t` of one partition holding records `0..n`, closed again.
+async fn filled(dir: &Path, opts: SegmentLogOptions, n: u64) {
+    let log = SegmentLog::open(dir, opts).unwrap();
+    log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    fill(&log, "t", n).await;
+}
+
 async fn all(log: &SegmentLog, topic: &str) -> Vec<Bytes> {
     let b = log.bounds(topic, 0).await.unwrap();
     let mut out = Vec::new();
@@ -85,11 +92,7 @@ async fn data_and_offsets_survive_a_reopen() {
 async fn a_torn_tail_is_cut_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SegmentLogOptions::default();
-    {
-        let log = SegmentLog::open(dir.path(), opts).unwrap();
-        log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
-        fill(&log, "t", 50).await;
-    }
+    filled(dir.path(), opts, 50).await;
     let seg = segments(dir.path(), "t", 0).pop().unwrap();
     let good_len = fs::metadata(&seg).unwrap().len();
     // Half a frame header and some payload, as a crash mid-write leaves it.
@@ -119,11 +122,7 @@ async fn a_torn_tail_is_cut_and_appends_continue() {
 async fn a_damaged_last_record_is_dropped_not_returned() {
     let dir = tempfile::tempdir().unwrap();
     let opts = SegmentLogOptions::default();
-    {
-        let log = SegmentLog::open(dir.path(), opts).unwrap();
-        log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
-        fill(&log, "t", 10).await;
-    }
+    filled(dir.path(), opts, 10).await;
     let seg = segments(dir.path(), "t", 0).pop().unwrap();
     let mut data = fs::read(&seg).unwrap();
     let n = data.len();
@@ -140,11 +139,7 @@ async fn damage_inside_a_sealed_segment_is_an_error_not_a_silent_loss() {
         segment_bytes: 2048,
         ..Default::default()
     };
-    {
-        let log = SegmentLog::open(dir.path(), opts).unwrap();
-        log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
-        fill(&log, "t", 100).await;
-    }
+    filled(dir.path(), opts, 100).await;
     let first = segments(dir.path(), "t", 0).remove(0);
     let mut data = fs::read(&first).unwrap();
     data[40] ^= 0xff;

@@ -79,6 +79,18 @@ struct Topic {
     partitions: Vec<Partition>,
 }
 
+impl Topic {
+    fn partition(&self, name: &str, partition: u32) -> Result<&Partition> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or_else(|| EngineError::UnknownPartition {
+                topic: name.to_owned(),
+                partition,
+                partitions: self.partitions.len() as u32,
+            })
+    }
+}
+
 /// The embedded [`Log`]: see the module docs.
 pub struct SegmentLog {
     root: PathBuf,
@@ -157,15 +169,7 @@ impl SegmentLog {
         f: impl FnOnce(&Partition) -> T,
     ) -> Result<T> {
         let t = self.topic(topic)?;
-        let p =
-            t.partitions
-                .get(partition as usize)
-                .ok_or_else(|| EngineError::UnknownPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    partitions: t.partitions.len() as u32,
-                })?;
-        Ok(f(p))
+        Ok(f(t.partition(topic, partition)?))
     }
 
     fn shared(&self, topic: &str, partition: u32) -> Result<Arc<partition::Shared>> {
@@ -255,14 +259,7 @@ impl Log for SegmentLog {
 
     async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended> {
         let t = self.topic(topic)?;
-        let p =
-            t.partitions
-                .get(partition as usize)
-                .ok_or_else(|| EngineError::UnknownPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    partitions: t.partitions.len() as u32,
-                })?;
+        let p = t.partition(topic, partition)?;
         if payloads.is_empty() {
             let b = p.shared.bounds();
             return Ok(Appended {
