@@ -9,12 +9,18 @@
 //! - `presence`: `user` → `(online, last_seen, updated)`
 //! - `inbox_seq`: `user` → last seq issued
 //! - `jobs`: `(job, partition)` → next offset to consume
+//! - `accounts`: `user` → `(username, password_hash, display_name)`;
+//!   `usernames`: `username` → `user`; `counters`: name → last id issued
+//! - `devices`: `user` → last device id issued
+//! - `inbox`: `(user, seq)` → encoded item; `heads`: `(user, conversation)`
+//!   → newest msg_id placed in that inbox from that conversation
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use parley_schemas::ids::{now_ms, ConversationId, DeviceId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 use redb::{
@@ -23,7 +29,7 @@ use redb::{
 };
 
 use crate::error::{EngineError, Result};
-use crate::state::{Applied, Claim, Marks, Presence, StateOp, StateStore};
+use crate::state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
 
 const CURSORS: TableDefinition<(u64, u64), u64> = TableDefinition::new("cursors");
 const IDEM: TableDefinition<(u64, &str), (u64, u64)> = TableDefinition::new("idem");
@@ -31,6 +37,12 @@ const MARKS: TableDefinition<(&str, u64), (u64, u64)> = TableDefinition::new("ma
 const PRESENCE: TableDefinition<u64, (bool, u64, u64)> = TableDefinition::new("presence");
 const INBOX_SEQ: TableDefinition<u64, u64> = TableDefinition::new("inbox_seq");
 const JOBS: TableDefinition<(&str, u32), u64> = TableDefinition::new("jobs");
+const ACCOUNTS: TableDefinition<u64, (&str, &str, &str)> = TableDefinition::new("accounts");
+const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const DEVICES: TableDefinition<u64, u64> = TableDefinition::new("devices");
+const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
+const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(e.to_string())
@@ -57,11 +69,17 @@ impl RedbState {
         tx.open_table(PRESENCE).map_err(err)?;
         tx.open_table(INBOX_SEQ).map_err(err)?;
         tx.open_table(JOBS).map_err(err)?;
+        tx.open_table(ACCOUNTS).map_err(err)?;
+        tx.open_table(USERNAMES).map_err(err)?;
+        tx.open_table(COUNTERS).map_err(err)?;
+        tx.open_table(DEVICES).map_err(err)?;
+        tx.open_table(INBOX).map_err(err)?;
+        tx.open_table(HEADS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(RedbState { db: Arc::new(db) })
     }
 
-    async fn write<T: Send + 'static>(
+    async fn write_tx<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -90,7 +108,7 @@ impl RedbState {
     /// embedded store needs this run now and then. Returns how many went.
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = now_ms();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             let before = t.len().map_err(err)?;
             t.retain(|_, (_, expires)| expires > now).map_err(err)?;
@@ -137,15 +155,75 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             let seen = last_seen.map_or(old.1, |s| s.max(old.1));
             t.insert(user.0, (*online, seen, *at)).map_err(err)?;
         }
-        StateOp::SetInboxSeq { user, seq } => {
-            let mut t = tx.open_table(INBOX_SEQ).map_err(err)?;
-            let old = t.get(user.0).map_err(err)?.map_or(0, |v| v.value());
-            if *seq > old {
-                t.insert(user.0, *seq).map_err(err)?;
+        StateOp::SetInboxSeq { user, seq } => set_inbox_seq(tx, *user, *seq)?,
+        StateOp::InboxPut {
+            user,
+            seq,
+            conversation,
+            msg_id,
+            item,
+        } => {
+            set_inbox_seq(tx, *user, *seq)?;
+            tx.open_table(INBOX)
+                .map_err(err)?
+                .insert((user.0, *seq), item.as_ref())
+                .map_err(err)?;
+            let mut heads = tx.open_table(HEADS).map_err(err)?;
+            let key = conversation.to_string();
+            let old = heads
+                .get((user.0, key.as_str()))
+                .map_err(err)?
+                .map_or(0, |v| v.value());
+            if msg_id.0 > old {
+                heads
+                    .insert((user.0, key.as_str()), msg_id.0)
+                    .map_err(err)?;
+            }
+        }
+        StateOp::IdemPut {
+            user,
+            client_msg_id,
+            msg_id,
+            expires_at,
+        } => {
+            let mut t = tx.open_table(IDEM).map_err(err)?;
+            let now = now_ms();
+            let key = (user.0, client_msg_id.as_str());
+            let live = t.get(key).map_err(err)?.is_some_and(|v| v.value().1 > now);
+            if !live {
+                t.insert(key, (msg_id.0, *expires_at)).map_err(err)?;
+            }
+        }
+        StateOp::TouchLastSeen { user, at } => {
+            let mut t = tx.open_table(PRESENCE).map_err(err)?;
+            let (online, seen, updated) = t
+                .get(user.0)
+                .map_err(err)?
+                .map_or((false, 0, 0), |v| v.value());
+            if *at > seen {
+                t.insert(user.0, (online, *at, updated)).map_err(err)?;
             }
         }
     }
     Ok(())
+}
+
+fn set_inbox_seq(tx: &WriteTransaction, user: UserId, seq: u64) -> Result<()> {
+    let mut t = tx.open_table(INBOX_SEQ).map_err(err)?;
+    let old = t.get(user.0).map_err(err)?.map_or(0, |v| v.value());
+    if seq > old {
+        t.insert(user.0, seq).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn account_of(user: u64, v: (&str, &str, &str)) -> Account {
+    Account {
+        user_id: UserId(user),
+        username: v.0.to_owned(),
+        password_hash: v.1.to_owned(),
+        display_name: v.2.to_owned(),
+    }
 }
 
 fn opt_id(v: u64) -> Option<MessageId> {
@@ -154,6 +232,77 @@ fn opt_id(v: u64) -> Option<MessageId> {
 
 #[async_trait]
 impl StateStore for RedbState {
+    async fn create_account(
+        &self,
+        username: &str,
+        password_hash: &str,
+        display_name: &str,
+    ) -> Result<Option<UserId>> {
+        let (name, hash, display) = (
+            username.to_owned(),
+            password_hash.to_owned(),
+            display_name.to_owned(),
+        );
+        self.write_tx(move |tx| {
+            let mut names = tx.open_table(USERNAMES).map_err(err)?;
+            if names.get(name.as_str()).map_err(err)?.is_some() {
+                return Ok(None);
+            }
+            let mut counters = tx.open_table(COUNTERS).map_err(err)?;
+            let id = counters
+                .get("user_id")
+                .map_err(err)?
+                .map_or(0, |v| v.value())
+                + 1;
+            counters.insert("user_id", id).map_err(err)?;
+            names.insert(name.as_str(), id).map_err(err)?;
+            tx.open_table(ACCOUNTS)
+                .map_err(err)?
+                .insert(id, (name.as_str(), hash.as_str(), display.as_str()))
+                .map_err(err)?;
+            Ok(Some(UserId(id)))
+        })
+        .await
+    }
+
+    async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
+        let name = username.to_owned();
+        self.read(move |tx| {
+            let Some(id) = tx
+                .open_table(USERNAMES)
+                .map_err(err)?
+                .get(name.as_str())
+                .map_err(err)?
+                .map(|v| v.value())
+            else {
+                return Ok(None);
+            };
+            let t = tx.open_table(ACCOUNTS).map_err(err)?;
+            Ok(t.get(id).map_err(err)?.map(|v| account_of(id, v.value())))
+        })
+        .await
+    }
+
+    async fn account(&self, user: UserId) -> Result<Option<Account>> {
+        self.read(move |tx| {
+            let t = tx.open_table(ACCOUNTS).map_err(err)?;
+            Ok(t.get(user.0)
+                .map_err(err)?
+                .map(|v| account_of(user.0, v.value())))
+        })
+        .await
+    }
+
+    async fn new_device(&self, user: UserId) -> Result<DeviceId> {
+        self.write_tx(move |tx| {
+            let mut t = tx.open_table(DEVICES).map_err(err)?;
+            let id = t.get(user.0).map_err(err)?.map_or(0, |v| v.value()) + 1;
+            t.insert(user.0, id).map_err(err)?;
+            Ok(DeviceId(id))
+        })
+        .await
+    }
+
     async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
         self.read(move |tx| {
             let t = tx.open_table(CURSORS).map_err(err)?;
@@ -163,7 +312,7 @@ impl StateStore for RedbState {
     }
 
     async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()> {
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut t = tx.open_table(CURSORS).map_err(err)?;
             let old = t.get((user.0, device.0)).map_err(err)?.map(|v| v.value());
             if old.is_none_or(|o| seq > o) {
@@ -184,7 +333,7 @@ impl StateStore for RedbState {
         let key = client_msg_id.to_owned();
         let now = now_ms();
         let expires = now + ttl.as_millis() as u64;
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             let live = t
                 .get((user.0, key.as_str()))
@@ -222,7 +371,7 @@ impl StateStore for RedbState {
         msg_id: MessageId,
     ) -> Result<()> {
         let key = client_msg_id.to_owned();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             let current = t
                 .get((user.0, key.as_str()))
@@ -275,6 +424,47 @@ impl StateStore for RedbState {
         .await
     }
 
+    async fn inbox_range(
+        &self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>> {
+        self.read(move |tx| {
+            let t = tx.open_table(INBOX).map_err(err)?;
+            let start = after.saturating_add(1);
+            t.range((user.0, start)..=(user.0, u64::MAX))
+                .map_err(err)?
+                .take(limit)
+                .map(|e| {
+                    let (k, v) = e.map_err(err)?;
+                    Ok((k.value().1, Bytes::copy_from_slice(v.value())))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn inbox_head(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Option<MessageId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(HEADS).map_err(err)?;
+            let key = conversation.to_string();
+            Ok(t.get((user.0, key.as_str()))
+                .map_err(err)?
+                .map(|v| MessageId(v.value())))
+        })
+        .await
+    }
+
+    async fn write(&self, ops: Vec<StateOp>) -> Result<()> {
+        self.write_tx(move |tx| ops.iter().try_for_each(|op| apply_op(tx, op)))
+            .await
+    }
+
     async fn apply(
         &self,
         job: &str,
@@ -283,7 +473,7 @@ impl StateStore for RedbState {
         ops: Vec<StateOp>,
     ) -> Result<Applied> {
         let job = job.to_owned();
-        self.write(move |tx| {
+        self.write_tx(move |tx| {
             let mut jobs = tx.open_table(JOBS).map_err(err)?;
             let committed = jobs
                 .get((job.as_str(), partition))

@@ -31,4 +31,4 @@ pub use error::{EngineError, Result, Retry};
 pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
 pub use seglog::{Durability, SegmentLog, SegmentLogOptions};
-pub use state::{Applied, Claim, Marks, Presence, StateOp, StateStore};
+pub use state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 
@@ -31,6 +32,16 @@ pub struct Presence {
     pub last_seen: u64,
     /// When `online` last changed or was confirmed, ms.
     pub updated: u64,
+}
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: UserId,
+    pub username: String,
+    /// An argon2id PHC string; never the password.
+    pub password_hash: String,
+    pub display_name: String,
 }
 
 /// What `idem_claim` found.
@@ -62,6 +73,25 @@ pub enum StateOp {
     },
     /// The last inbox `seq` issued to a user (moves forward only).
     SetInboxSeq { user: UserId, seq: u64 },
+    /// Stores inbox item `seq` of `user` (an encoded event), moves the
+    /// user's seq to it, and moves the user's head in `conversation` (the
+    /// newest message placed in their inbox from it) to `msg_id`.
+    InboxPut {
+        user: UserId,
+        seq: u64,
+        conversation: ConversationId,
+        msg_id: MessageId,
+        item: Bytes,
+    },
+    /// An idempotency mapping derived from the log; a live mapping wins.
+    IdemPut {
+        user: UserId,
+        client_msg_id: String,
+        msg_id: MessageId,
+        expires_at: u64,
+    },
+    /// User activity: `last_seen` moves to `max(last_seen, at)`.
+    TouchLastSeen { user: UserId, at: u64 },
 }
 
 /// Whether `apply` wrote.
@@ -76,6 +106,22 @@ pub enum Applied {
 
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
+    /// Registers a user; `None` if the username is taken. Ids are dense
+    /// from 1.
+    async fn create_account(
+        &self,
+        username: &str,
+        password_hash: &str,
+        display_name: &str,
+    ) -> Result<Option<UserId>>;
+
+    async fn account_by_name(&self, username: &str) -> Result<Option<Account>>;
+
+    async fn account(&self, user: UserId) -> Result<Option<Account>>;
+
+    /// A device id the user has not had before (dense from 1).
+    async fn new_device(&self, user: UserId) -> Result<DeviceId>;
+
     /// The last inbox `seq` a device has acknowledged; `None` if never.
     async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>>;
 
@@ -110,6 +156,25 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The last inbox `seq` issued to a user; 0 if none.
     async fn inbox_seq(&self, user: UserId) -> Result<u64>;
+
+    /// Up to `limit` inbox items of `user` with `seq > after`, in order.
+    /// Costs what it returns, whatever the size of the inbox.
+    async fn inbox_range(
+        &self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>>;
+
+    /// The newest message from `conversation` placed in `user`'s inbox.
+    async fn inbox_head(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Option<MessageId>>;
+
+    /// Writes `ops` atomically, outside any job.
+    async fn write(&self, ops: Vec<StateOp>) -> Result<()>;
 
     /// Writes `ops` and records that `job` consumed `partition` up to
     /// `next_offset`, atomically. If the job's stored offset is already at

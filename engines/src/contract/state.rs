@@ -19,6 +19,116 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     marks(&*store).await;
     presence_and_seq(&*store).await;
     apply_is_atomic_and_idempotent(&*store).await;
+    accounts_and_devices(&*store).await;
+    inbox_items(&*store).await;
+    derived_idempotency_and_last_seen(&*store).await;
+}
+
+async fn accounts_and_devices<S: StateStore>(s: &S) {
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let a = s
+        .create_account(&alice, "$argon2id$x", "Alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .create_account(&bob, "$argon2id$y", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        s.create_account(&alice, "other", "Eve").await.unwrap(),
+        None,
+        "name taken"
+    );
+    let acc = s.account_by_name(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            acc.user_id,
+            acc.username.as_str(),
+            acc.password_hash.as_str(),
+            acc.display_name.as_str()
+        ),
+        (a, alice.as_str(), "$argon2id$x", "Alice")
+    );
+    assert_eq!(s.account(b).await.unwrap().unwrap().username, bob);
+    assert_eq!(s.account_by_name(&unique("nobody")).await.unwrap(), None);
+    assert_eq!(s.account(UserId(u64::MAX - 1)).await.unwrap(), None);
+    let d1 = s.new_device(a).await.unwrap();
+    let d2 = s.new_device(a).await.unwrap();
+    assert_ne!(d1, d2, "each device id is new");
+}
+
+async fn inbox_items<S: StateStore>(s: &S) {
+    let (u, peer) = (fresh_user(), fresh_user());
+    let c = ConversationId::direct(u, peer);
+    let put = |seq: u64, id: u64| StateOp::InboxPut {
+        user: u,
+        seq,
+        conversation: c,
+        msg_id: MessageId(id),
+        item: bytes::Bytes::from(format!("item-{seq}")),
+    };
+    assert!(s.inbox_range(u, 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.inbox_head(u, c).await.unwrap(), None);
+    s.write((1..=30).map(|i| put(i, 100 + i)).collect())
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 30);
+    assert_eq!(s.inbox_head(u, c).await.unwrap(), Some(MessageId(130)));
+    let page = s.inbox_range(u, 10, 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
+        vec![11, 12, 13, 14, 15]
+    );
+    assert_eq!(&page[0].1[..], b"item-11");
+    assert_eq!(s.inbox_range(u, 28, 100).await.unwrap().len(), 2);
+    assert!(s.inbox_range(u, 30, 100).await.unwrap().is_empty());
+    assert!(
+        s.inbox_range(peer, 0, 100).await.unwrap().is_empty(),
+        "per user"
+    );
+    assert_eq!(s.inbox_head(peer, c).await.unwrap(), None);
+}
+
+async fn derived_idempotency_and_last_seen<S: StateStore>(s: &S) {
+    let u = fresh_user();
+    let key = unique("c");
+    let far = parley_schemas::ids::now_ms() + 600_000;
+    let idem = |id: u64| StateOp::IdemPut {
+        user: u,
+        client_msg_id: key.clone(),
+        msg_id: MessageId(id),
+        expires_at: far,
+    };
+    s.write(vec![idem(5)]).await.unwrap();
+    s.write(vec![idem(6)]).await.unwrap();
+    assert_eq!(
+        s.idem_get(u, &key).await.unwrap(),
+        Some(MessageId(5)),
+        "a live mapping wins"
+    );
+    assert_eq!(
+        s.idem_claim(u, &key, MessageId(7), Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Existing(MessageId(5))
+    );
+
+    s.write(vec![StateOp::TouchLastSeen { user: u, at: 500 }])
+        .await
+        .unwrap();
+    let p = s.presence(u).await.unwrap().unwrap();
+    assert_eq!((p.online, p.last_seen), (false, 500));
+    s.write(vec![StateOp::TouchLastSeen { user: u, at: 400 }])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.presence(u).await.unwrap().unwrap().last_seen,
+        500,
+        "never moves back"
+    );
 }
 
 async fn cursors<S: StateStore>(s: &S) {
