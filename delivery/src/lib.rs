@@ -1,5 +1,19 @@
-//! Delivery: tails the per-user inbox partitions a node owns and pushes to
-//! connected devices; a reconnecting device catches up from its own cursor,
-//! reading only its backlog.
+//! Delivery: gives each inbox item its user's dense `seq`, stores it for
+//! catch-up, and pushes it to the user's connected devices.
 //!
-//! Not built yet: issue 3 adds the tailers and the per-device fan-out.
+//! - [`sequencer::Sequencer`] is the job that consumes the `inbox` topic (by
+//!   user). One sequencer owns a partition, so each user's `seq` has one
+//!   writer. It drops duplicates (a replayed router appends again) by the
+//!   user's newest message per conversation, and stores each item with the
+//!   offset it came from, atomically.
+//! - [`hub::Hub`] maps users to their connected devices' queues.
+//! - [`feed::Feed`] is one device's view: it sends live items in order,
+//!   fills any gap from the store, and replays the backlog after `sync`
+//!   from the device's cursor, reading only that backlog.
+//! - [`metrics`]: deliveries, connected sockets, catch-up reads and the
+//!   append-to-push latency.
+
+pub mod feed;
+pub mod hub;
+pub mod metrics;
+pub mod sequencer;

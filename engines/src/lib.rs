@@ -14,11 +14,15 @@
 //!   torn-tail recovery, retention by size and age.
 //! - [`kv::RedbState`]: a redb file.
 //!
+//! [`job::run_job`] is the consumer loop every processor runs on top of the
+//! two seams.
+//!
 //! [`contract`] (feature `contract`) holds the suite each seam's
 //! implementations must pass. [`error::EngineError`] is this crate's one
 //! error type; [`error::EngineError::retry`] says whether a retry can help.
 
 pub mod error;
+pub mod job;
 pub mod kv;
 pub mod log;
 pub mod seglog;

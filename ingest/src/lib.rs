@@ -1,7 +1,37 @@
-//! The edge: authenticates clients over HTTP and WebSocket and appends every
-//! message, receipt and heartbeat to the partitioned log, acking a client
-//! only once the append is durable.
+//! The edge: authenticates clients over HTTP and WebSocket, validates their
+//! frames and appends every message, receipt and heartbeat to the log,
+//! acknowledging a send only once its append is durable. In this design the
+//! edge also hosts delivery for the devices connected to it (see
+//! ARCHITECTURE.md, "Where sockets live").
 //!
-//! Not built yet: issue 3 fills this crate (axum router, auth, socket
-//! reader/writer tasks). It already depends only on the engine traits of
-//! `parley-engines`, never on a concrete backend.
+//! Layout:
+//! - [`edge`]: validation and the per-partition appenders that issue
+//!   `msg_id`s in log order and make resends idempotent.
+//! - [`http`]: the protocol's HTTP routes; [`ws`]: one socket's reader and
+//!   writer tasks, generic over `Sink`/`Stream`.
+//! - [`auth`]: argon2id passwords and HS256 session tokens.
+//! - [`error`]: every client-visible error, mapped to HTTP or to an
+//!   `error` frame in one place.
+//! - [`run`]: serve a listener until a shutdown future resolves.
+
+pub mod auth;
+pub mod edge;
+pub mod error;
+pub mod http;
+pub mod ws;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+/// Serves the protocol on `listener` until `shutdown` resolves, then stops
+/// accepting and lets open requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: http::AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -28,8 +28,14 @@ pub struct Config {
     pub history: Option<String>,
     /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
     pub durability: Durability,
-    /// Partitions per topic when `migrate` creates them.
+    /// Partitions per topic when `migrate` or `up` creates them.
     pub partitions: u32,
+    /// HS256 key for session tokens; by default one is generated once and
+    /// kept in `<data_dir>/jwt.secret`.
+    pub jwt_secret: Option<String>,
+    pub token_ttl_secs: u64,
+    /// argon2id memory cost in KiB (OWASP's 19 MiB by default).
+    pub argon2_memory_kib: u32,
 }
 
 impl Default for Config {
@@ -43,6 +49,9 @@ impl Default for Config {
             history: None,
             durability: Durability::Fsync,
             partitions: 16,
+            jwt_secret: None,
+            token_ttl_secs: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
         }
     }
 }

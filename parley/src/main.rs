@@ -3,16 +3,11 @@
 //! a deployment can scale them apart. Only this crate names concrete
 //! backends (see `backends`); the role crates see the engine traits.
 
-mod backends;
-mod config;
-
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use parley_engines::TopicSpec;
-
-use config::{Config, Overrides};
+use parley::{backends, Config, Overrides};
 
 #[derive(Parser)]
 #[command(
@@ -63,25 +58,39 @@ async fn main() -> Result<()> {
         )
         .init();
     match Cli::parse().role {
+        Role::Up(args) => {
+            let cfg = args.load()?;
+            let listener = tokio::net::TcpListener::bind(cfg.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.listen))?;
+            parley::up(&cfg, listener, shutdown_signal()).await
+        }
         Role::Migrate(args) => migrate(&args.load()?).await,
-        Role::Up(args) | Role::Ingest(args) | Role::Process(args) | Role::Deliver(args) => {
+        Role::Ingest(args) | Role::Process(args) | Role::Deliver(args) => {
             args.load()?;
-            bail!("this role is not built yet: the pipeline arrives with issue 3")
+            bail!("running one role per process arrives with issue 4; use `parley up`")
         }
     }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// Creates every topic and opens the state store, so roles started later
 /// find them ready. Safe to run again.
 async fn migrate(cfg: &Config) -> Result<()> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability)?;
-    for topic in parley_schemas::topics::ALL {
-        log.ensure_topic(&TopicSpec::new(topic, cfg.partitions))
-            .await
-            .with_context(|| format!("creating topic {topic}"))?;
-    }
+    let partitions = parley::migrate(&*log, cfg.partitions).await?;
     backends::open_state(&cfg.state_url())?;
     // History (ClickHouse or embedded) joins with issue 5; its URL is only reported.
-    tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions = cfg.partitions, "migrated");
+    tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions, "migrated");
     Ok(())
 }

@@ -1,6 +1,22 @@
-//! Stream-processing jobs that consume the log and derive state: delivery
-//! marks (sent/delivered/read), presence and last seen, and per-user inbox
-//! items. Each job stores its consumed offset atomically with its output
-//! (`StateStore::apply`), so a replay after a crash is idempotent.
+//! Stream-processing jobs that consume the log and derive state. Each runs
+//! on [`parley_engines::job::run_job`], which stores the job's output
+//! together with its consumed offset, so a replay after a crash is
+//! idempotent.
 //!
-//! Not built yet: issue 3 adds the inbox, receipts and presence jobs.
+//! - [`router::Router`] consumes `events` (by conversation). A message
+//!   becomes an inbox item for its recipient and for the sender (the
+//!   sender's other devices sync from it), appended to `inbox` (by user),
+//!   where delivery gives it the user's dense `seq`. A receipt advances the
+//!   cumulative delivered/read mark and sends a `status` to the sender. It
+//!   also derives the idempotency map and last seen from messages, so both
+//!   survive the loss of the edge's own writes.
+//! - [`presence::PresenceJob`] consumes `presence` (by user): heartbeats
+//!   mean online, `active` heartbeats move last seen, a closing socket or
+//!   15 s of silence mean offline.
+
+pub mod presence;
+pub mod router;
+
+/// How long an idempotency key lives: a resend later than this is a new
+/// message. Long enough for any client's retry after a reconnect.
+pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;

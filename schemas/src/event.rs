@@ -105,3 +105,31 @@ pub struct PresenceChanged {
     pub last_seen: u64,
     pub ts: u64,
 }
+
+impl MessageSent {
+    /// The message as a client sees it, with the recipient's inbox `seq`
+    /// when it comes from an inbox.
+    pub fn to_frame(&self, seq: Option<u64>) -> crate::wire::MsgFrame {
+        crate::wire::MsgFrame {
+            seq,
+            msg_id: self.msg_id,
+            conversation_id: self.conversation,
+            from: self.from,
+            to: self.to,
+            body: self.body.clone(),
+            ts: self.ts,
+        }
+    }
+}
+
+impl StatusUpdate {
+    pub fn to_frame(&self) -> crate::wire::StatusFrame {
+        crate::wire::StatusFrame {
+            conversation_id: self.conversation,
+            msg_id: self.msg_id,
+            status: self.status,
+            by: self.by,
+            ts: self.ts,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parley_engines::job::Processor;
+use parley_engines::{Applied, Record, Result, StateOp, StateStore};
+use parley_schemas::codec;
+use parley_schemas::event::{Event, InboxItem};
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::wire::ServerFrame;
+
+use crate::hub::{Hub, Push};
+
+pub const JOB: &str = "deliver";
+
+/// Sequences, stores and pushes the items of one `inbox` partition.
+///
+/// `seqs` and `heads` cache the store; they are only trusted because this
+/// job is the one writer of them for its users. Work on a batch goes into
+/// `pending` first and reaches the caches only once `apply` has stored it,
+/// so a failed or stale batch leaves them as the store has them.
+pub struct Sequencer {
+    state: Arc<dyn StateStore>,
+    hub: Arc<Hub>,
+    seqs: HashMap<UserId, u64>,
+    heads: HashMap<(UserId, ConversationId), MessageId>,
+    pending: Pending,
+}
+
+#[derive(Default)]
+struct Pending {
+    seqs: HashMap<UserId, u64>,
+    heads: HashMap<(UserId, ConversationId), MessageId>,
+    pushes: Vec<(UserId, Push)>,
+}
+
+impl Sequencer {
+    pub fn new(state: Arc<dyn StateStore>, hub: Arc<Hub>) -> Self {
+        Sequencer {
+            state,
+            hub,
+            seqs: HashMap::new(),
+            heads: HashMap::new(),
+            pending: Pending::default(),
+        }
+    }
+
+    async fn seq(&mut self, user: UserId) -> Result<u64> {
+        if let Some(s) = self.pending.seqs.get(&user).or(self.seqs.get(&user)) {
+            return Ok(*s);
+        }
+        let s = self.state.inbox_seq(user).await?;
+        self.seqs.insert(user, s);
+        Ok(s)
+    }
+
+    async fn head(&mut self, user: UserId, c: ConversationId) -> Result<Option<MessageId>> {
+        let key = (user, c);
+        if let Some(h) = self.pending.heads.get(&key).or(self.heads.get(&key)) {
+            return Ok(Some(*h));
+        }
+        let h = self.state.inbox_head(user, c).await?;
+        if let Some(h) = h {
+            self.heads.insert(key, h);
+        }
+        Ok(h)
+    }
+}
+
+#[async_trait]
+impl Processor for Sequencer {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        self.pending = Pending::default();
+        let mut ops = Vec::new();
+        for r in records {
+            match codec::decode(&r.payload) {
+                Ok(Event::InboxItem(InboxItem { user, message, .. })) => {
+                    let c = message.conversation;
+                    // Within a conversation msg_ids rise in log order, so
+                    // anything not newer than the head is a replayed copy.
+                    if self
+                        .head(user, c)
+                        .await?
+                        .is_some_and(|h| message.msg_id <= h)
+                    {
+                        continue;
+                    }
+                    let seq = self.seq(user).await? + 1;
+                    self.pending.seqs.insert(user, seq);
+                    self.pending.heads.insert((user, c), message.msg_id);
+                    let frame = Arc::new(ServerFrame::Msg(message.to_frame(Some(seq))));
+                    let item = Event::InboxItem(InboxItem {
+                        user,
+                        seq,
+                        message: message.clone(),
+                    });
+                    ops.push(StateOp::InboxPut {
+                        user,
+                        seq,
+                        conversation: c,
+                        msg_id: message.msg_id,
+                        item: Bytes::from(codec::encode(&item)),
+                    });
+                    self.pending.pushes.push((user, Push::Item { seq, frame }));
+                }
+                Ok(Event::Status(s)) => {
+                    let frame = Arc::new(ServerFrame::Status(s.to_frame()));
+                    self.pending.pushes.push((s.to, Push::Frame(frame)));
+                }
+                Ok(other) => {
+                    tracing::warn!(
+                        partition,
+                        offset = r.offset,
+                        kind = other.kind(),
+                        "unexpected event on inbox"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(partition, offset = r.offset, error = %e, "undecodable inbox record skipped")
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    async fn committed(&mut self, applied: Applied) {
+        let pending = std::mem::take(&mut self.pending);
+        match applied {
+            Applied::Written => {
+                self.seqs.extend(pending.seqs);
+                self.heads.extend(pending.heads);
+                for (user, push) in &pending.pushes {
+                    self.hub.push(*user, push, None);
+                }
+            }
+            // Someone else stored this batch: what we cached may be behind.
+            Applied::Stale { .. } => {
+                self.seqs.clear();
+                self.heads.clear();
+            }
+        }
+    }
+}

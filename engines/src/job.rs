@@ -1,0 +1,96 @@
+//! The consumer loop every job runs: resume from the offset stored with
+//! the job's output, tail the partition (notified, no polling), hand each
+//! batch to the job, then store its output and the new offset in one
+//! atomic `StateStore::apply`. A crash anywhere replays from the stored
+//! offset, and `apply` refuses a batch already applied, so replay is
+//! idempotent.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prometheus::{register_int_gauge_vec, IntGaugeVec};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{EngineError, Result};
+use crate::log::{Log, ReadLimit, Record};
+use crate::state::{Applied, StateOp, StateStore};
+
+static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "parley_consumer_lag_records",
+        "Records in the partition that the job has not yet applied",
+        &["job", "partition"]
+    )
+    .expect("metric registers once")
+});
+
+/// One job's logic over a batch of records.
+#[async_trait]
+pub trait Processor: Send {
+    /// Derives the state writes for `records`. It may append to other
+    /// topics before returning: those appends happen again on replay, so
+    /// their consumers must tolerate duplicates.
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>>;
+
+    /// After the writes and offset are stored (`Written`) or found already
+    /// stored by an earlier run (`Stale`).
+    async fn committed(&mut self, _applied: Applied) {}
+}
+
+pub struct JobSpec {
+    pub job: String,
+    pub topic: String,
+    pub partition: u32,
+    pub batch: usize,
+}
+
+/// Runs until `shutdown` is cancelled. Failures are retried with backoff
+/// (the batch is never skipped: skipping would lose messages).
+pub async fn run_job<P: Processor>(
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    spec: JobSpec,
+    mut processor: P,
+    shutdown: CancellationToken,
+) {
+    let lag = LAG.with_label_values(&[&spec.job, &spec.partition.to_string()]);
+    let mut backoff = Duration::from_millis(50);
+    while !shutdown.is_cancelled() {
+        let step = async {
+            let mut from = state
+                .job_offset(&spec.job, spec.partition)
+                .await?
+                .unwrap_or(0);
+            let bounds = log.bounds(&spec.topic, spec.partition).await?;
+            if from < bounds.start {
+                tracing::warn!(job = %spec.job, partition = spec.partition, from, start = bounds.start,
+                    "records before the log start were removed by retention; resuming at the start");
+                from = bounds.start;
+            }
+            let limit = ReadLimit::records(spec.batch);
+            let batch = tokio::select! {
+                b = log.tail(&spec.topic, spec.partition, from, limit) => b?,
+                _ = shutdown.cancelled() => return Ok::<_, EngineError>(()),
+            };
+            let ops = processor.process(spec.partition, &batch.records).await?;
+            let applied = state
+                .apply(&spec.job, spec.partition, batch.next_offset, ops)
+                .await?;
+            lag.set(batch.end.saturating_sub(batch.next_offset) as i64);
+            processor.committed(applied).await;
+            Ok(())
+        };
+        match step.await {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(e) => {
+                tracing::warn!(job = %spec.job, partition = spec.partition, error = %e, retry = ?e.retry(), "job step failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Every error a client can see, and the one place that turns it into an
+//! HTTP response or an `error` frame (and counts it).
+
+use std::sync::LazyLock;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use parley_engines::EngineError;
+use parley_schemas::wire::{ErrorBody, ErrorCode, ErrorFrame, ServerFrame};
+use prometheus::{register_int_counter_vec, IntCounterVec};
+
+static ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_errors_total",
+        "Errors returned to clients, by code",
+        &["code"]
+    )
+    .expect("metric registers once")
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, m)
+    }
+    pub fn too_large(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooLarge, m)
+    }
+
+    /// The WebSocket form; `reference` is the `client_msg_id` it answers.
+    pub fn into_frame(self, reference: Option<String>) -> ServerFrame {
+        ERRORS.with_label_values(&[self.code.as_str()]).inc();
+        ServerFrame::Error(ErrorFrame {
+            code: self.code,
+            message: self.message,
+            reference,
+        })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e.retry() {
+            parley_engines::Retry::Later => {
+                ApiError::new(ErrorCode::Unavailable, format!("try again: {e}"))
+            }
+            parley_engines::Retry::Never => {
+                tracing::error!(error = %e, "engine error");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        ERRORS.with_label_values(&[self.code.as_str()]).inc();
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,187 @@
+//! HTTP routes of the protocol.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Query, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parley_schemas::wire::{
+    Ack, CreateSession, CreateUser, ErrorCode, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::edge::Edge;
+use crate::error::ApiError;
+use crate::ws;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub edge: Arc<Edge>,
+    /// Set once the pipeline's jobs run: `/readyz` answers 200 from then on.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/users", post(create_user))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/messages", post(send_message))
+        .route("/v1/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// JSON bodies whose errors are ours (`bad_request` with the reason), not
+/// axum's plain-text rejections.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::too_large(e.body_text()))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let from_header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        #[derive(Deserialize)]
+        struct TokenQuery {
+            token: Option<String>,
+        }
+        let from_query = Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.token);
+        let token = from_header
+            .map(str::to_owned)
+            .or(from_query)
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        state.edge.auth.verify(&token)
+    }
+}
+
+fn valid_username(u: &str) -> bool {
+    (3..=32).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    Body(req): Body<CreateUser>,
+) -> Result<Response, ApiError> {
+    if !valid_username(&req.username) {
+        return Err(ApiError::bad_request(
+            "username must be 3..32 of a-z, 0-9, '.', '_', '-'",
+        ));
+    }
+    let n = req.password.chars().count();
+    if !(8..=256).contains(&n) {
+        return Err(ApiError::bad_request("password must be 8..256 characters"));
+    }
+    let display = req.display_name.unwrap_or_else(|| req.username.clone());
+    if display.chars().count() > 64 {
+        return Err(ApiError::bad_request("display_name over 64 characters"));
+    }
+    let hash = s.edge.auth.hash_password(req.password).await?;
+    match s
+        .edge
+        .state
+        .create_account(&req.username, &hash, &display)
+        .await?
+    {
+        Some(user_id) => Ok((StatusCode::CREATED, Json(UserCreated { user_id })).into_response()),
+        None => Err(ApiError::new(ErrorCode::Conflict, "username is taken")),
+    }
+}
+
+async fn create_session(
+    State(s): State<AppState>,
+    Body(req): Body<CreateSession>,
+) -> Result<Json<Session>, ApiError> {
+    let bad = || ApiError::unauthorized("wrong username or password");
+    let account = s
+        .edge
+        .state
+        .account_by_name(&req.username)
+        .await?
+        .ok_or_else(bad)?;
+    if !s
+        .edge
+        .auth
+        .verify_password(req.password, account.password_hash)
+        .await
+    {
+        return Err(bad());
+    }
+    let device = match req.device_id {
+        Some(d) => d,
+        None => s.edge.state.new_device(account.user_id).await?,
+    };
+    let caller = Caller {
+        user: account.user_id,
+        device,
+    };
+    Ok(Json(Session {
+        token: s.edge.auth.issue(caller),
+        user_id: caller.user,
+        device_id: device,
+    }))
+}
+
+async fn send_message(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(frame): Body<SendFrame>,
+) -> Result<Json<Ack>, ApiError> {
+    Ok(Json(s.edge.send(caller, frame).await?))
+}
+
+/// Auth happens before the upgrade: a bad token is a 401, not a socket.
+async fn websocket(
+    State(s): State<AppState>,
+    caller: Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Frames up to 4x the limit are read and refused with an error frame;
+    // only larger ones close the socket, to bound memory.
+    upgrade
+        .max_message_size(4 * MAX_FRAME_BYTES)
+        .max_frame_size(4 * MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = futures::StreamExt::split(socket);
+            ws::serve(s.edge, caller, sink, stream)
+        })
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        "ready".into_response()
+    } else {
+        ApiError::new(ErrorCode::Unavailable, "starting").into_response()
+    }
+}
+
+async fn metrics() -> Response {
+    let body = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::gather())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,220 @@
+//! One WebSocket connection: a reader that handles the client's frames,
+//! and a writer that owns the socket's sink and this device's [`Feed`].
+//! Generic over `Sink`/`Stream`, so tests can drive it without a network.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use parley_delivery::feed::Feed;
+use parley_delivery::hub::Push;
+use parley_delivery::metrics;
+use parley_schemas::wire::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
+use tokio::sync::mpsc;
+
+use crate::auth::Caller;
+use crate::edge::Edge;
+use crate::error::ApiError;
+
+/// What the reader asks the writer to do.
+enum Out {
+    Frame(ServerFrame),
+    Sync(Option<u64>),
+}
+
+pub async fn serve<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+{
+    metrics::SOCKETS.inc();
+    // Register before the feed reads the inbox head, so no item falls
+    // between the two: an earlier one is below the head, a later one is pushed.
+    let (registration, pushes) = edge.hub.register(caller.user, caller.device);
+    let (out, out_rx) = mpsc::channel(256);
+    match Feed::open(edge.state.clone(), caller.user, caller.device).await {
+        Ok(feed) => {
+            let writer = tokio::spawn(write_loop(sink, out_rx, pushes, feed));
+            if let Err(e) = edge.heartbeat(caller, false, false).await {
+                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+            }
+            read_loop(&edge, caller, stream, &out).await;
+            // Closing both queues ends the writer once it has sent what is queued.
+            drop(registration);
+            drop(out);
+            let _ = writer.await;
+            let _ = edge.heartbeat(caller, false, true).await;
+        }
+        Err(e) => {
+            let mut sink = sink;
+            let _ = send(&mut sink, &ApiError::from(e).into_frame(None)).await;
+        }
+    }
+    metrics::SOCKETS.dec();
+}
+
+async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &mpsc::Sender<Out>)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    while let Some(msg) = stream.next().await {
+        let text = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Binary(_)) => {
+                let e = ApiError::bad_request(
+                    "binary frames are not part of the protocol; send JSON text",
+                );
+                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+                continue;
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue, // ping/pong: answered by the library
+        };
+        let (reference, result) = handle(edge, caller, text.as_str(), out).await;
+        if let Err(e) = result {
+            if out.send(Out::Frame(e.into_frame(reference))).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Handles one text frame; returns the `client_msg_id` it carried, for the
+/// `ref` of an error.
+async fn handle(
+    edge: &Edge,
+    caller: Caller,
+    text: &str,
+    out: &mpsc::Sender<Out>,
+) -> (Option<String>, Result<(), ApiError>) {
+    if text.len() > MAX_FRAME_BYTES {
+        let e = ApiError::too_large(format!(
+            "frame of {} bytes; the limit is {MAX_FRAME_BYTES}",
+            text.len()
+        ));
+        return (None, Err(e));
+    }
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                None,
+                Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
+            )
+        }
+    };
+    let reference = value
+        .get("client_msg_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let frame: ClientFrame = match serde_json::from_value(value) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                reference,
+                Err(ApiError::bad_request(format!("invalid frame: {e}"))),
+            )
+        }
+    };
+    let result = async {
+        match frame {
+            ClientFrame::Send(f) => {
+                let ack = edge.send(caller, f).await?;
+                let _ = out.send(Out::Frame(ServerFrame::Ack(ack))).await;
+            }
+            ClientFrame::Receipt(r) => edge.receipt(caller, r).await?,
+            ClientFrame::Sync(s) => {
+                let _ = out.send(Out::Sync(s.since)).await;
+            }
+            ClientFrame::Heartbeat(h) => edge.heartbeat(caller, h.active, false).await?,
+            ClientFrame::Typing(t) => edge.typing(caller, t.conversation_id)?,
+            ClientFrame::History(h) => {
+                edge.check_member(caller.user, &h.conversation_id)?;
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "scrollback is not built yet (issue 5)",
+                ));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    (reference, result)
+}
+
+async fn write_loop<W: Sink<Message> + Unpin>(
+    mut sink: W,
+    mut out: mpsc::Receiver<Out>,
+    mut pushes: mpsc::Receiver<Push>,
+    mut feed: Feed,
+) {
+    loop {
+        let ok = tokio::select! {
+            biased;
+            o = out.recv() => match o {
+                Some(Out::Frame(f)) => send(&mut sink, &f).await,
+                Some(Out::Sync(since)) => replay(&mut sink, &mut feed, since).await,
+                None => break,
+            },
+            p = pushes.recv() => match p {
+                Some(Push::Item { seq, frame }) => match feed.item(seq, frame).await {
+                    Ok(frames) => send_all(&mut sink, &frames).await,
+                    Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
+                },
+                Some(Push::Frame(f)) => send(&mut sink, &f).await,
+                None => break,
+            },
+        };
+        if !ok {
+            break;
+        }
+        if out.is_empty() && pushes.is_empty() {
+            if let Err(e) = feed.save_cursor().await {
+                tracing::warn!(error = %e, "saving a device cursor failed");
+            }
+        }
+    }
+    let _ = feed.save_cursor().await;
+}
+
+async fn replay<W: Sink<Message> + Unpin>(
+    sink: &mut W,
+    feed: &mut Feed,
+    since: Option<u64>,
+) -> bool {
+    if let Err(e) = feed.sync(since).await {
+        return send(sink, &ApiError::from(e).into_frame(None)).await;
+    }
+    while feed.catching_up() {
+        match feed.backlog().await {
+            Ok(frames) => {
+                if !send_all(sink, &frames).await {
+                    return false;
+                }
+            }
+            Err(e) => return send(sink, &ApiError::from(e).into_frame(None)).await,
+        }
+    }
+    true
+}
+
+async fn send_all<W: Sink<Message> + Unpin>(sink: &mut W, frames: &[Arc<ServerFrame>]) -> bool {
+    for f in frames {
+        if !send(sink, f).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes one frame; false once the socket is gone.
+async fn send<W: Sink<Message> + Unpin>(sink: &mut W, frame: &ServerFrame) -> bool {
+    let json = serde_json::to_string(frame).expect("server frames serialize");
+    if sink.send(Message::Text(json.into())).await.is_err() {
+        return false;
+    }
+    if let ServerFrame::Msg(m) = frame {
+        metrics::delivered(m.ts);
+    }
+    true
+}
