@@ -22,7 +22,12 @@ pub struct Feed {
     next: u64,
     /// Where the backlog being replayed ends (`None` when live).
     catch_up_to: Option<u64>,
+    /// During a replay: whether to leave out what this device sent itself
+    /// (a replay from the cursor does; one from an explicit `since` does not).
+    skip_own: bool,
     saved: u64,
+    /// Inbox items read from the store by this feed.
+    pub items_read: u64,
 }
 
 impl Feed {
@@ -35,7 +40,9 @@ impl Feed {
             device,
             next,
             catch_up_to: None,
+            skip_own: true,
             saved,
+            items_read: 0,
         })
     }
 
@@ -50,6 +57,7 @@ impl Feed {
         &mut self,
         seq: u64,
         frame: Arc<ServerFrame>,
+        origin: Option<DeviceId>,
     ) -> Result<Vec<Arc<ServerFrame>>> {
         if seq < self.next || self.catch_up_to.is_some() {
             // Already sent, or the replay in progress will reach it.
@@ -57,13 +65,18 @@ impl Feed {
         }
         let mut out = Vec::new();
         while self.next < seq {
-            let page = self.read(self.next - 1, (seq - self.next) as usize).await?;
-            if page.is_empty() {
+            let before = self.next;
+            out.extend(
+                self.read(self.next - 1, (seq - self.next) as usize, true)
+                    .await?,
+            );
+            if self.next == before {
                 break;
             }
-            out.extend(page);
         }
-        out.push(frame);
+        if origin != Some(self.device) {
+            out.push(frame);
+        }
         self.next = seq + 1;
         Ok(out)
     }
@@ -81,6 +94,7 @@ impl Feed {
         let head = self.state.inbox_seq(self.user).await?;
         self.next = from.min(head) + 1;
         self.catch_up_to = Some(head);
+        self.skip_own = since.is_none();
         Ok(())
     }
 
@@ -91,8 +105,10 @@ impl Feed {
         };
         // Items issued during the replay are read here too, so the switch
         // back to live misses nothing.
-        let page = self.read(self.next - 1, PAGE).await?;
-        if page.is_empty() || self.next > end && page.len() < PAGE {
+        let before = self.next;
+        let page = self.read(self.next - 1, PAGE, self.skip_own).await?;
+        let read = self.next - before;
+        if read == 0 || self.next > end && read < PAGE as u64 {
             self.catch_up_to = None;
         }
         Ok(page)
@@ -113,18 +129,29 @@ impl Feed {
         Ok(())
     }
 
-    async fn read(&mut self, after: u64, limit: usize) -> Result<Vec<Arc<ServerFrame>>> {
+    /// Reads items after `after`, moving `next` past them; with `skip_own`,
+    /// leaves out those this device sent.
+    async fn read(
+        &mut self,
+        after: u64,
+        limit: usize,
+        skip_own: bool,
+    ) -> Result<Vec<Arc<ServerFrame>>> {
         let items = self
             .state
             .inbox_range(self.user, after, limit.min(PAGE))
             .await?;
         metrics::CATCHUP_READS.inc_by(items.len() as u64);
+        self.items_read += items.len() as u64;
         let mut out = Vec::with_capacity(items.len());
         for (seq, bytes) in items {
             self.next = seq + 1;
             match codec::decode(&bytes) {
                 Ok(Event::InboxItem(InboxItem { message, .. })) => {
-                    out.push(Arc::new(ServerFrame::Msg(message.to_frame(Some(seq)))))
+                    let own = message.from == self.user && message.from_device == self.device;
+                    if !(skip_own && own) {
+                        out.push(Arc::new(ServerFrame::Msg(message.to_frame(Some(seq)))))
+                    }
                 }
                 Ok(_) | Err(_) => {
                     tracing::error!(user = %self.user, seq, "unreadable inbox item skipped")

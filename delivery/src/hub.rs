@@ -9,8 +9,14 @@ use tokio::sync::mpsc;
 /// What a device's writer receives.
 #[derive(Debug, Clone)]
 pub enum Push {
-    /// Inbox item `seq` of the user; the frame is a `msg`.
-    Item { seq: u64, frame: Arc<ServerFrame> },
+    /// Inbox item `seq` of the user; the frame is a `msg`. `origin` is the
+    /// device that sent it, when the item is in its sender's own inbox:
+    /// that device already has it.
+    Item {
+        seq: u64,
+        frame: Arc<ServerFrame>,
+        origin: Option<DeviceId>,
+    },
     /// A frame outside the inbox (`status`, `typing`, `presence`).
     Frame(Arc<ServerFrame>),
 }

@@ -102,7 +102,10 @@ impl Processor for Sequencer {
                         msg_id: message.msg_id,
                         item: Bytes::from(codec::encode(&item)),
                     });
-                    self.pending.pushes.push((user, Push::Item { seq, frame }));
+                    let origin = (user == message.from).then_some(message.from_device);
+                    self.pending
+                        .pushes
+                        .push((user, Push::Item { seq, frame, origin }));
                 }
                 Ok(Event::Status(s)) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame()));

@@ -25,6 +25,8 @@ use parley_schemas::wire::{
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
@@ -52,6 +54,10 @@ pub struct Edge {
     pub auth: AuthConfig,
     partitions: u32,
     appenders: Vec<mpsc::Sender<SendReq>>,
+    /// Every task that holds an engine: appenders and sockets.
+    pub tasks: TaskTracker,
+    /// Cancelled at shutdown: sockets close, appenders drain.
+    pub stop: CancellationToken,
 }
 
 struct SendReq {
@@ -71,6 +77,8 @@ impl Edge {
         ids: Arc<MessageIdGenerator>,
         partitions: u32,
     ) -> Arc<Edge> {
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
         let appenders = (0..partitions)
             .map(|p| {
                 let (tx, rx) = mpsc::channel(4096);
@@ -80,8 +88,9 @@ impl Edge {
                     ids: ids.clone(),
                     partition: p,
                     recent: Recent::default(),
+                    tasks: tasks.clone(),
                 };
-                tokio::spawn(task.run(rx));
+                tasks.spawn(task.run(rx, stop.clone()));
                 tx
             })
             .collect();
@@ -92,7 +101,17 @@ impl Edge {
             auth,
             partitions,
             appenders,
+            tasks,
+            stop,
         })
+    }
+
+    /// Closes every socket, lets the appenders answer what they hold, and
+    /// waits until no task of the edge holds an engine any more.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Validates and appends a message; the ack comes once it is durable.
@@ -253,6 +272,7 @@ struct Appender {
     ids: Arc<MessageIdGenerator>,
     partition: u32,
     recent: Recent,
+    tasks: TaskTracker,
 }
 
 fn ack_of(frame: &SendFrame, conversation: ConversationId, id: MessageId) -> Ack {
@@ -265,9 +285,20 @@ fn ack_of(frame: &SendFrame, conversation: ConversationId, id: MessageId) -> Ack
 }
 
 impl Appender {
-    async fn run(mut self, mut rx: mpsc::Receiver<SendReq>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<SendReq>, stop: CancellationToken) {
         let mut reqs = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut reqs, MAX_BATCH).await > 0 {
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut reqs, MAX_BATCH) => n,
+                _ = stop.cancelled() => {
+                    // No new sends; answer those already queued.
+                    rx.close();
+                    rx.recv_many(&mut reqs, usize::MAX).await
+                }
+            };
+            if n == 0 {
+                return;
+            }
             self.batch(std::mem::take(&mut reqs)).await;
         }
     }
@@ -349,7 +380,7 @@ impl Appender {
                 // After the acks: the router derives the same mappings from
                 // the log, so a crash here loses nothing.
                 let state = self.state.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     if let Err(e) = state.write(idem).await {
                         tracing::warn!(error = %e, "storing idempotency keys failed; the router will derive them");
                     }

@@ -27,6 +27,8 @@ where
     W: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
 {
+    // Shutdown waits for this socket to finish.
+    let _tracked = edge.tasks.token();
     metrics::SOCKETS.inc();
     // Register before the feed reads the inbox head, so no item falls
     // between the two: an earlier one is below the head, a later one is pushed.
@@ -57,7 +59,14 @@ async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &mpsc:
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
-    while let Some(msg) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = edge.stop.cancelled() => break,
+        };
         let text = match msg {
             Ok(Message::Text(t)) => t,
             Ok(Message::Binary(_)) => {
@@ -157,7 +166,7 @@ async fn write_loop<W: Sink<Message> + Unpin>(
                 None => break,
             },
             p = pushes.recv() => match p {
-                Some(Push::Item { seq, frame }) => match feed.item(seq, frame).await {
+                Some(Push::Item { seq, frame, origin }) => match feed.item(seq, frame, origin).await {
                     Ok(frames) => send_all(&mut sink, &frames).await,
                     Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
                 },

@@ -93,6 +93,9 @@ impl Topic {
 
 /// The embedded [`Log`]: see the module docs.
 pub struct SegmentLog {
+    /// Held open with an exclusive `flock`: two instances writing the same
+    /// files would corrupt them.
+    _lock: fs::File,
     root: PathBuf,
     opts: SegmentLogOptions,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -110,6 +113,7 @@ impl SegmentLog {
         fs::create_dir_all(&topics_dir).map_err(|e| EngineError::io(topics_dir.display(), e))?;
         fs::create_dir_all(root.join("groups")).map_err(|e| EngineError::io(root.display(), e))?;
         let log = SegmentLog {
+            _lock: lock_dir(&root)?,
             root,
             opts,
             topics: RwLock::new(HashMap::new()),
@@ -195,6 +199,25 @@ impl SegmentLog {
             .join(group)
             .join(format!("{topic}.{partition}")))
     }
+}
+
+fn lock_dir(root: &Path) -> Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = root.join("LOCK");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::io(path.display(), e))?;
+    // SAFETY: flock on a descriptor this function owns; no memory involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(EngineError::Unavailable(format!(
+            "{} is in use by another process (or another open log in this one)",
+            root.display()
+        )));
+    }
+    Ok(f)
 }
 
 fn retention_of(meta: &TopicMeta) -> Retention {

@@ -1,0 +1,219 @@
+//! A protocol-only harness: a real `parley up` (in process, or as a child
+//! process) on 127.0.0.1:0, HTTP through reqwest, WebSockets through
+//! tokio-tungstenite. Nothing here reaches inside the server.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub fn config(data_dir: &Path) -> parley::Config {
+    parley::Config {
+        data_dir: data_dir.to_path_buf(),
+        partitions: 4,
+        // Cheap hashing: the tests create many users.
+        argon2_memory_kib: 1024,
+        ..parley::Config::default()
+    }
+}
+
+/// `parley up` in this process.
+pub struct Server {
+    pub url: String,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cfg = config(data_dir);
+        let task = tokio::spawn(async move {
+            parley::up(&cfg, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let mut server = Server {
+            url,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if self.task.as_ref().unwrap().is_finished() {
+                let r = self.task.take().unwrap().await.unwrap();
+                panic!("parley up stopped before it was ready: {r:?}");
+            }
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.url)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Graceful stop: waits until every role has stopped.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
+pub async fn register(url: &str, name: &str) -> User {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/users"))
+        .json(&json!({"username": name, "password": "password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "register {name}");
+    let v: Value = r.json().await.unwrap();
+    User {
+        id: v["user_id"].as_str().unwrap().to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// A session; `device` reuses a device id (its cursor) when given.
+pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, String) {
+    let mut body = json!({"username": name, "password": "password-1"});
+    if let Some(d) = device {
+        body["device_id"] = json!(d);
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/sessions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    (
+        v["token"].as_str().unwrap().to_owned(),
+        v["device_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn direct(a: &str, b: &str) -> String {
+    let (x, y): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    format!("d:{}:{}", x.min(y), x.max(y))
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read while looking for another type, in order.
+    pub skipped: Vec<Value>,
+}
+
+impl Client {
+    pub async fn connect(url: &str, token: &str) -> Client {
+        let ws_url = format!("{}/v1/ws?token={token}", url.replace("http://", "ws://"));
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("websocket upgrade");
+        Client {
+            ws,
+            skipped: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_raw(v.to_string()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn send_binary(&mut self, data: Vec<u8>) {
+        self.ws.send(Message::Binary(data.into())).await.unwrap();
+    }
+
+    /// The next frame, whatever it is.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("the socket is open")
+                .expect("a readable frame");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `ty`; others are kept in `skipped`.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.next().await;
+            if v["type"] == ty {
+                return v;
+            }
+            self.skipped.push(v);
+        }
+    }
+
+    /// Whether any frame of type `ty` arrives within `wait`.
+    pub async fn quiet(&mut self, ty: &str, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == ty {
+                        return false;
+                    }
+                    self.skipped.push(v);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => panic!("socket closed"),
+            }
+        }
+    }
+
+    /// Sends a text message and returns its ack.
+    pub async fn say(&mut self, to: &str, cid: &str, text: &str) -> Value {
+        self.send(json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}}))
+            .await;
+        let ack = self.expect("ack").await;
+        assert_eq!(ack["client_msg_id"], cid);
+        ack
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
