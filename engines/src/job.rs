@@ -43,6 +43,9 @@ pub struct JobSpec {
     pub topic: String,
     pub partition: u32,
     pub batch: usize,
+    /// Fired once the job has applied everything the partition held when
+    /// the job started.
+    pub caught_up: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Runs until `shutdown` is cancelled. Failures are retried with backoff
@@ -54,6 +57,9 @@ pub async fn run_job<P: Processor>(
     mut processor: P,
     shutdown: CancellationToken,
 ) {
+    let mut spec = spec;
+    let mut caught_up = spec.caught_up.take();
+    let mut target: Option<u64> = None;
     let lag = LAG.with_label_values(&[&spec.job, &spec.partition.to_string()]);
     let mut backoff = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
@@ -63,6 +69,12 @@ pub async fn run_job<P: Processor>(
                 .await?
                 .unwrap_or(0);
             let bounds = log.bounds(&spec.topic, spec.partition).await?;
+            let target = *target.get_or_insert(bounds.end);
+            if from >= target {
+                if let Some(tx) = caught_up.take() {
+                    let _ = tx.send(());
+                }
+            }
             if from < bounds.start {
                 tracing::warn!(job = %spec.job, partition = spec.partition, from, start = bounds.start,
                     "records before the log start were removed by retention; resuming at the start");

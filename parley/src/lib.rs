@@ -112,17 +112,25 @@ pub async fn up(
 
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
+    let mut routers_caught_up = Vec::new();
     for p in 0..partitions {
         let spec = |job: &str, topic: &str| JobSpec {
             job: job.into(),
             topic: topic.into(),
             partition: p,
             batch: 1024,
+            caught_up: None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        routers_caught_up.push(rx);
+        let router_spec = JobSpec {
+            caught_up: Some(tx),
+            ..spec(router::JOB, topics::EVENTS)
         };
         jobs.spawn(run_job(
             log.clone(),
             state.clone(),
-            spec(router::JOB, topics::EVENTS),
+            router_spec,
             Router::new(log.clone(), partitions),
             stop.clone(),
         ));
@@ -140,6 +148,12 @@ pub async fn up(
             Sequencer::new(state.clone(), hub.clone()),
             stop.clone(),
         ));
+    }
+    // Serve only once the router has replayed what the log held at start:
+    // idempotency keys of sends appended just before a crash are derived
+    // by then, so a client's resend finds its first id.
+    for rx in routers_caught_up {
+        let _ = rx.await;
     }
     let ready = Arc::new(AtomicBool::new(true));
     let addr = listener.local_addr()?;

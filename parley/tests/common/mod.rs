@@ -153,6 +153,14 @@ impl Client {
         self.ws.send(Message::Text(text.into())).await.unwrap();
     }
 
+    /// Sends; false if the socket is gone.
+    pub async fn try_send(&mut self, v: Value) -> bool {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_binary(&mut self, data: Vec<u8>) {
         self.ws.send(Message::Binary(data.into())).await.unwrap();
     }
@@ -181,6 +189,28 @@ impl Client {
                 return v;
             }
             self.skipped.push(v);
+        }
+    }
+
+    /// As [`expect`](Self::expect), but `None` once the socket is gone
+    /// (the server was killed).
+    pub async fn try_expect(&mut self, ty: &str) -> Option<serde_json::Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .ok()??
+                .ok()?
+            {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).ok()?;
+                    if v["type"] == ty {
+                        return Some(v);
+                    }
+                    self.skipped.push(v);
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
         }
     }
 
