@@ -9,8 +9,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use parley_schemas::ids::UserId;
 use parley_schemas::wire::{
-    Ack, CreateSession, CreateUser, ErrorCode, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+    Ack, CreateSession, CreateUser, ErrorCode, PresenceFrame, SendFrame, Session, UserCreated,
+    MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -31,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", post(create_user))
         .route("/v1/sessions", post(create_session))
         .route("/v1/messages", post(send_message))
+        .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -169,6 +172,28 @@ async fn websocket(
             let (sink, stream) = futures::StreamExt::split(socket);
             ws::serve(s.edge, caller, sink, stream)
         })
+}
+
+/// Presence as derived from heartbeats. Privacy settings arrive with
+/// issue 6; until then every signed-in user may see it.
+async fn presence(
+    State(s): State<AppState>,
+    _caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<PresenceFrame>, ApiError> {
+    let user: UserId = id
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    if s.edge.state.account(user).await?.is_none() {
+        return Err(ApiError::not_found(format!("no user {user}")));
+    }
+    let p = s.edge.state.presence(user).await?.unwrap_or_default();
+    let now = parley_schemas::ids::now_ms();
+    Ok(Json(PresenceFrame {
+        user_id: user,
+        online: parley_processors::presence::is_online(&p, now),
+        last_seen: (p.last_seen > 0).then_some(p.last_seen),
+    }))
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {

@@ -89,6 +89,7 @@ async fn an_offline_user_gets_the_whole_backlog_in_order_after_sync() {
     for (i, id) in sent.iter().enumerate() {
         let m = b.expect("msg").await;
         assert_eq!(m["seq"], (i + 1) as u64, "dense seq");
+        assert_eq!(m["from"], alice.id.as_str());
         assert_eq!(m["msg_id"], id.as_str(), "in order");
         assert_eq!(m["body"]["text"], format!("message {i}"));
         last = Some(m);

@@ -1,0 +1,160 @@
+//! Delivery against a real embedded store: catch-up costs the backlog, not
+//! the inbox of everyone else; replays never issue a seq twice.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parley_delivery::feed::Feed;
+use parley_delivery::hub::{Hub, Push};
+use parley_delivery::sequencer::Sequencer;
+use parley_engines::job::Processor;
+use parley_engines::{Applied, Record, RedbState, StateOp, StateStore};
+use parley_schemas::codec;
+use parley_schemas::event::{Event, InboxItem, MessageSent};
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::wire::{Body, Recipient, ServerFrame};
+
+fn message(from: u64, to: u64, id: u64) -> MessageSent {
+    MessageSent {
+        msg_id: MessageId(id),
+        conversation: ConversationId::direct(UserId(from), UserId(to)),
+        from: UserId(from),
+        from_device: DeviceId(1),
+        to: Recipient::User(UserId(to)),
+        client_msg_id: format!("c{id}"),
+        body: Body::Text(format!("text {id}")),
+        ts: 1,
+    }
+}
+
+fn put(user: u64, seq: u64, m: MessageSent) -> StateOp {
+    StateOp::InboxPut {
+        user: UserId(user),
+        seq,
+        conversation: m.conversation,
+        msg_id: m.msg_id,
+        item: Bytes::from(codec::encode(&Event::InboxItem(InboxItem {
+            user: UserId(user),
+            seq,
+            message: m,
+        }))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_reads_only_the_backlog_among_100k_items_for_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: Arc<dyn StateStore> = Arc::new(RedbState::open(dir.path().join("s.redb")).unwrap());
+    const BOB: u64 = 500;
+    // 100,000 items for 1,000 other users, with Bob's 10 spread among them.
+    let mut id = 1_000;
+    let mut seqs = std::collections::HashMap::new();
+    for chunk in 0..100 {
+        let mut ops = Vec::new();
+        for i in 0..1_000u64 {
+            let user = if chunk % 10 == 0 && i == 500 {
+                BOB
+            } else {
+                1_000 + i
+            };
+            id += 1;
+            let seq = seqs.entry(user).and_modify(|s| *s += 1).or_insert(1u64);
+            ops.push(put(user, *seq, message(7, user, id)));
+        }
+        state.write(ops).await.unwrap();
+    }
+    assert_eq!(state.inbox_seq(UserId(BOB)).await.unwrap(), 10);
+
+    let mut feed = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
+        .await
+        .unwrap();
+    feed.sync(None).await.unwrap();
+    let mut got = Vec::new();
+    while feed.catching_up() {
+        got.extend(feed.backlog().await.unwrap());
+    }
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|f| match &**f {
+            ServerFrame::Msg(m) => m.seq.unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(feed.items_read, 10, "catch-up read exactly the backlog");
+
+    // After a cursor save, a reconnect reads nothing at all.
+    feed.save_cursor().await.unwrap();
+    let mut again = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
+        .await
+        .unwrap();
+    again.sync(None).await.unwrap();
+    while again.catching_up() {
+        assert!(again.backlog().await.unwrap().is_empty());
+    }
+    assert_eq!(again.items_read, 0);
+}
+
+fn record(offset: u64, e: &Event) -> Record {
+    Record {
+        offset,
+        timestamp: 1,
+        payload: Bytes::from(codec::encode(e)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: Arc<dyn StateStore> = Arc::new(RedbState::open(dir.path().join("s.redb")).unwrap());
+    let hub = Hub::new();
+    let (_reg, mut rx) = hub.register(UserId(2), DeviceId(1));
+    let item = |id| {
+        Event::InboxItem(InboxItem {
+            user: UserId(2),
+            seq: 0,
+            message: message(1, 2, id),
+        })
+    };
+    // 10, 11, then a replayed copy of 10 and 11, then 12.
+    let records: Vec<Record> = [10, 11, 10, 11, 12]
+        .iter()
+        .enumerate()
+        .map(|(o, id)| record(o as u64, &item(*id)))
+        .collect();
+    let mut seq = Sequencer::new(state.clone(), hub.clone());
+    let ops = seq.process(0, &records[..2]).await.unwrap();
+    let a = state.apply("deliver", 0, 2, ops).await.unwrap();
+    seq.committed(a).await;
+    let ops = seq.process(0, &records[2..]).await.unwrap();
+    let a = state.apply("deliver", 0, 5, ops).await.unwrap();
+    seq.committed(a).await;
+    assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 3);
+    let stored: Vec<u64> = state
+        .inbox_range(UserId(2), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(stored, vec![1, 2, 3]);
+    let mut pushed = Vec::new();
+    while let Ok(Push::Item { seq, .. }) = rx.try_recv() {
+        pushed.push(seq);
+    }
+    assert_eq!(pushed, vec![1, 2, 3]);
+
+    // A batch found already applied (a restart replaying it) pushes nothing
+    // and leaves the store alone; a fresh sequencer continues from the store.
+    let mut fresh = Sequencer::new(state.clone(), hub.clone());
+    let ops = fresh.process(0, &records[2..]).await.unwrap();
+    let a = state.apply("deliver", 0, 5, ops).await.unwrap();
+    assert!(matches!(a, Applied::Stale { .. }));
+    fresh.committed(a).await;
+    assert!(rx.try_recv().is_err());
+    let next = record(5, &item(13));
+    let ops = fresh.process(0, &[next]).await.unwrap();
+    let a = state.apply("deliver", 0, 6, ops).await.unwrap();
+    fresh.committed(a).await;
+    assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 4);
+}
