@@ -1,5 +1,6 @@
-//! The embedded [`StateStore`]: one redb file. Every write is one redb
-//! transaction, durable at commit, so `apply` gets its atomicity from redb.
+//! The embedded [`StateStore`]: one redb file. Every call is one redb
+//! transaction, so `apply` gets its atomicity from redb; see [`RedbState`]
+//! for which writes are durable at commit and which at the next checkpoint.
 //!
 //! Tables (all ids as `u64`, message id 0 meaning "none", since no real id
 //! is 0):
@@ -48,10 +49,60 @@ fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(e.to_string())
 }
 
+/// How long derived writes may stay in memory before a durable commit.
+const CHECKPOINT: Duration = Duration::from_secs(1);
+
 /// The embedded state store; cheap to clone.
+///
+/// Durability: accounts and devices are facts no log holds, so their
+/// writes commit durably. Everything else is derived from the log and
+/// stored together with the deriving job's offset, so those writes commit
+/// without fsync and a checkpoint thread makes them durable every
+/// [`CHECKPOINT`] (and on close). A crash loses at most that last second of
+/// derived state, offsets included, and the jobs derive it again from the
+/// log. Without this, every job batch would wait for an fsync, and redb
+/// allows one writer at a time.
 #[derive(Clone)]
 pub struct RedbState {
-    db: Arc<Database>,
+    db: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Inner {
+    /// Makes every earlier commit durable.
+    fn checkpoint(&self) -> Result<()> {
+        if self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            let tx = self.db.begin_write().map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "final state checkpoint failed");
+        }
+    }
+}
+
+/// Whether a write is a fact (durable at commit) or derived from the log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Fact,
+    Derived,
 }
 
 impl RedbState {
@@ -76,18 +127,47 @@ impl RedbState {
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(RedbState { db: Arc::new(db) })
+        let inner = Arc::new(Inner {
+            db,
+            dirty: Default::default(),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("redb-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(CHECKPOINT);
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = inner.checkpoint() {
+                    tracing::error!(error = %e, "state checkpoint failed");
+                }
+            })
+            .map_err(|e| EngineError::io("checkpoint thread", e))?;
+        Ok(RedbState { db: inner })
     }
 
     async fn write_tx<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write_kind(Kind::Derived, f).await
+    }
+
+    async fn write_kind<T: Send + 'static>(
+        &self,
+        kind: Kind,
+        f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let tx = db.begin_write().map_err(err)?;
+            let mut tx = db.begin_write().map_err(err)?;
+            if kind == Kind::Derived {
+                tx.set_durability(redb::Durability::None).map_err(err)?;
+            }
             let out = f(&tx)?;
             tx.commit().map_err(err)?;
+            if kind == Kind::Derived {
+                db.dirty.store(true, std::sync::atomic::Ordering::Release);
+            }
             Ok(out)
         })
         .await
@@ -243,7 +323,7 @@ impl StateStore for RedbState {
             password_hash.to_owned(),
             display_name.to_owned(),
         );
-        self.write_tx(move |tx| {
+        self.write_kind(Kind::Fact, move |tx| {
             let mut names = tx.open_table(USERNAMES).map_err(err)?;
             if names.get(name.as_str()).map_err(err)?.is_some() {
                 return Ok(None);
@@ -294,7 +374,7 @@ impl StateStore for RedbState {
     }
 
     async fn new_device(&self, user: UserId) -> Result<DeviceId> {
-        self.write_tx(move |tx| {
+        self.write_kind(Kind::Fact, move |tx| {
             let mut t = tx.open_table(DEVICES).map_err(err)?;
             let id = t.get(user.0).map_err(err)?.map_or(0, |v| v.value()) + 1;
             t.insert(user.0, id).map_err(err)?;

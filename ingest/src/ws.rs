@@ -27,8 +27,18 @@ where
     W: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
 {
-    // Shutdown waits for this socket to finish.
-    let _tracked = edge.tasks.token();
+    // Shutdown waits for this socket; the token is released only after
+    // everything the socket held (the edge, its engines) is dropped.
+    let tracked = edge.tasks.token();
+    serve_tracked(edge, caller, sink, stream).await;
+    drop(tracked);
+}
+
+async fn serve_tracked<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+{
     metrics::SOCKETS.inc();
     // Register before the feed reads the inbox head, so no item falls
     // between the two: an earlier one is below the head, a later one is pushed.

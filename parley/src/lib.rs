@@ -48,6 +48,22 @@ pub async fn migrate(log: &dyn Log, partitions: u32) -> Result<u32> {
     Ok(count)
 }
 
+/// Raises this process's open-files limit to the hard limit: every socket
+/// is a file, and 10,000 clients need more than the usual soft 1,024.
+pub fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
 /// The token key: from config, else generated once into the data dir.
 fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.jwt_secret {
@@ -161,18 +177,17 @@ pub async fn up(
     // A stable line on stdout for scripts and tests that start the binary.
     println!("parley listening on http://{addr}");
 
-    let served = parley_ingest::run(
-        listener,
-        AppState {
-            edge,
-            ready: ready.clone(),
-        },
-        shutdown,
-    )
-    .await;
+    let app = AppState {
+        edge: edge.clone(),
+        ready: ready.clone(),
+    };
+    let served = parley_ingest::run(listener, app, shutdown).await;
     ready.store(false, Ordering::Release);
+    edge.shutdown().await;
     stop.cancel();
     while jobs.join_next().await.is_some() {}
+    drop(edge);
+    debug_assert_eq!(Arc::strong_count(&log), 1, "a task still holds the log");
     tracing::info!("parley stopped");
     served.context("serving")
 }

@@ -60,6 +60,7 @@ async fn main() -> Result<()> {
     match Cli::parse().role {
         Role::Up(args) => {
             let cfg = args.load()?;
+            parley::raise_open_files_limit();
             let listener = tokio::net::TcpListener::bind(cfg.listen)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen))?;

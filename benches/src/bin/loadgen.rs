@@ -1,0 +1,282 @@
+//! Load generator for 1:1 chat over the client protocol.
+//!
+//! Opens `--pairs` pairs of WebSocket clients (a sender and a receiver
+//! each), sends at a fixed total `--rate` (open loop: sends are scheduled
+//! by the clock, not by acks) or flat out (`--rate 0`, with `--window`
+//! unacknowledged sends per sender), and records send → deliver latency in
+//! an HdrHistogram. Prints progress every second and a summary (or JSON
+//! with `--json`).
+//!
+//! Only talks to the address given (loopback in every documented run).
+//! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
+//! registering thousands of users does not dominate the run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Clone)]
+#[command(about = "Parley 1:1 load generator")]
+struct Args {
+    /// Server base URL
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sender/receiver pairs (2 × pairs sockets)
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Total messages per second; 0 = flat out
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Unacknowledged sends per sender when flat out
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Seconds of measurement
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds of warm-up before measuring
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Concurrent registrations/logins/connects during setup
+    #[arg(long, default_value_t = 64)]
+    setup_concurrency: usize,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    delivered: AtomicU64,
+    errors: AtomicU64,
+}
+
+async fn session(http: &reqwest::Client, url: &str, name: &str) -> Result<(String, String)> {
+    let body = json!({"username": name, "password": "loadgen-password"});
+    let r = http
+        .post(format!("{url}/v1/users"))
+        .json(&body)
+        .send()
+        .await?;
+    if !r.status().is_success() && r.status() != 409 {
+        bail!("register {name}: {}", r.status());
+    }
+    let v: Value = http
+        .post(format!("{url}/v1/sessions"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok((
+        v["user_id"].as_str().context("user_id")?.to_owned(),
+        v["token"].as_str().context("token")?.to_owned(),
+    ))
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, token: &str) -> Result<Ws> {
+    let ws = format!("{}/v1/ws?token={token}", url.replacen("http", "ws", 1));
+    Ok(tokio_tungstenite::connect_async(ws)
+        .await
+        .context("websocket connect")?
+        .0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    parley::raise_open_files_limit();
+    let run = format!("{:x}", rand_suffix());
+    let http = reqwest::Client::new();
+    let epoch = Instant::now();
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let counters = Arc::new(Counters::default());
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // Setup: users, sessions and sockets, a bounded number at a time.
+    eprintln!("setting up {} pairs ...", args.pairs);
+    let t = Instant::now();
+    let setup = Arc::new(Semaphore::new(args.setup_concurrency));
+    let mut pairs = Vec::new();
+    for i in 0..args.pairs {
+        let (http, url, run, setup) = (http.clone(), args.url.clone(), run.clone(), setup.clone());
+        pairs.push(tokio::spawn(async move {
+            let _p = setup.acquire().await?;
+            let (_, stoken) = session(&http, &url, &format!("lg{run}s{i}")).await?;
+            let (rid, rtoken) = session(&http, &url, &format!("lg{run}r{i}")).await?;
+            let sender = connect(&url, &stoken).await?;
+            let receiver = connect(&url, &rtoken).await?;
+            Ok::<_, anyhow::Error>((sender, receiver, rid))
+        }));
+    }
+    let mut sockets = Vec::new();
+    for p in pairs {
+        sockets.push(p.await??);
+    }
+    eprintln!(
+        "{} sockets open in {:.1}s",
+        2 * args.pairs,
+        t.elapsed().as_secs_f64()
+    );
+
+    let per_sender_interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(args.pairs as f64 / args.rate as f64));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for (i, (sender, receiver, rid)) in sockets.into_iter().enumerate() {
+        // Receiver: every msg carries its send time; reply nothing.
+        let (hist_r, counters_r, measuring_r) = (hist.clone(), counters.clone(), measuring.clone());
+        let (_rsink, mut rstream) = receiver.split();
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = rstream.next().await {
+                let Message::Text(t) = m else { continue };
+                let v: Value = match serde_json::from_str(&t) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                match v["type"].as_str() {
+                    Some("msg") => {
+                        let sent_us: u64 = v["body"]["text"]
+                            .as_str()
+                            .and_then(|s| s.split(' ').nth(1))
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        if measuring_r.load(Ordering::Relaxed) {
+                            let now_us = epoch.elapsed().as_micros() as u64;
+                            let _ = hist_r
+                                .lock()
+                                .unwrap()
+                                .record(now_us.saturating_sub(sent_us).max(1));
+                            counters_r.delivered.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some("error") => {
+                        counters_r.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+        // Sender: its own reader counts acks and frees the window.
+        let (mut ssink, mut sstream) = sender.split();
+        let window = Arc::new(Semaphore::new(args.window));
+        let (counters2, window2) = (counters.clone(), window.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = sstream.next().await {
+                let Message::Text(t) = m else { continue };
+                if t.contains("\"type\":\"ack\"") {
+                    counters2.acked.fetch_add(1, Ordering::Relaxed);
+                    window2.add_permits(1);
+                } else if t.contains("\"type\":\"error\"") {
+                    counters2.errors.fetch_add(1, Ordering::Relaxed);
+                    window2.add_permits(1);
+                }
+            }
+        }));
+        let (counters_s, stop) = (counters.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = per_sender_interval.map(|d| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d.mul_f64(i as f64 / 1000.0 % 1.0), d);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                t
+            });
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            for n in 0u64.. {
+                match &mut tick {
+                    Some(t) => tokio::select! { _ = t.tick() => {}, _ = &mut stopped => break },
+                    None => tokio::select! { p = window.acquire() => p.unwrap().forget(), _ = &mut stopped => break },
+                }
+                let now_us = epoch.elapsed().as_micros() as u64;
+                let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": format!("lg {now_us}")}});
+                if ssink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+                counters_s.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    // Warm up, then measure with a progress line per second.
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let base_sent = counters.sent.load(Ordering::Relaxed);
+    let mut last = 0;
+    for s in 1..=args.duration {
+        tokio::time::sleep_until((start + Duration::from_secs(s)).into()).await;
+        let d = counters.delivered.load(Ordering::Relaxed);
+        let p99 = hist.lock().unwrap().value_at_quantile(0.99);
+        eprintln!(
+            "[{s:>3}s] delivered {:>8}/s  sent {:>9}  acked {:>9}  errors {}  p99 so far {:.1} ms",
+            d - last,
+            counters.sent.load(Ordering::Relaxed),
+            counters.acked.load(Ordering::Relaxed),
+            counters.errors.load(Ordering::Relaxed),
+            p99 as f64 / 1000.0
+        );
+        last = d;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    measuring.store(false, Ordering::Relaxed);
+    stop.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h = hist.lock().unwrap().clone();
+    let delivered = counters.delivered.load(Ordering::Relaxed);
+    let summary = json!({
+        "pairs": args.pairs,
+        "sockets": 2 * args.pairs,
+        "target_rate": args.rate,
+        "seconds": elapsed,
+        "sent_per_s": (counters.sent.load(Ordering::Relaxed) - base_sent) as f64 / elapsed,
+        "delivered_per_s": delivered as f64 / elapsed,
+        "latency_ms": {
+            "p50": h.value_at_quantile(0.5) as f64 / 1000.0,
+            "p99": h.value_at_quantile(0.99) as f64 / 1000.0,
+            "p999": h.value_at_quantile(0.999) as f64 / 1000.0,
+            "max": h.max() as f64 / 1000.0,
+        },
+        "errors": counters.errors.load(Ordering::Relaxed),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} pairs, target {}/s: delivered {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, errors {}",
+            args.pairs,
+            if args.rate == 0 { "flat out".to_string() } else { args.rate.to_string() },
+            summary["delivered_per_s"].as_f64().unwrap(),
+            summary["latency_ms"]["p50"].as_f64().unwrap(),
+            summary["latency_ms"]["p99"].as_f64().unwrap(),
+            summary["latency_ms"]["p999"].as_f64().unwrap(),
+            summary["errors"]
+        );
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ std::process::id() as u64
+}
