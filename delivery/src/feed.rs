@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parley_engines::{Result, StateStore};
 use parley_schemas::codec;
@@ -8,24 +9,33 @@ use parley_schemas::wire::ServerFrame;
 
 use crate::metrics;
 
+/// How often a device's cursor is written while it streams.
+pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
+
 /// Items fetched from the store per read.
 pub const PAGE: usize = 256;
 
-/// One device's position in its user's inbox. A device starts live (it
-/// gets items issued from now on); `sync` rewinds it to its cursor or to
-/// `since` and replays from there.
+/// One device's position in its user's inbox.
+///
+/// A device starts live: it is sent the items issued from now on. `sync`
+/// replays from its cursor (or from `since`) and then goes live again.
+/// The cursor is the last seq up to which the device has been sent
+/// *everything*: it moves only over contiguous seqs, so a device that went
+/// live with a backlog it never synced keeps its cursor before that backlog.
 pub struct Feed {
     state: Arc<dyn StateStore>,
     pub user: UserId,
     pub device: DeviceId,
-    /// The next seq this device should get.
+    /// The next seq to consider for this device.
     next: u64,
+    cursor: u64,
     /// Where the backlog being replayed ends (`None` when live).
     catch_up_to: Option<u64>,
     /// During a replay: whether to leave out what this device sent itself
     /// (a replay from the cursor does; one from an explicit `since` does not).
     skip_own: bool,
     saved: u64,
+    saved_at: Instant,
     /// Inbox items read from the store by this feed.
     pub items_read: u64,
 }
@@ -39,16 +49,26 @@ impl Feed {
             user,
             device,
             next,
+            cursor: saved,
             catch_up_to: None,
             skip_own: true,
             saved,
+            saved_at: Instant::now(),
             items_read: 0,
         })
     }
 
-    /// The last seq this device was sent.
-    pub fn delivered(&self) -> u64 {
-        self.next - 1
+    /// Everything up to this seq has been sent to the device.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Seq `seq` went to the device (or needs not: it sent it itself).
+    fn covered(&mut self, seq: u64) {
+        self.next = self.next.max(seq + 1);
+        if seq == self.cursor + 1 {
+            self.cursor = seq;
+        }
     }
 
     /// A live item: the frames to send for it, in order, filling any gap
@@ -77,22 +97,19 @@ impl Feed {
         if origin != Some(self.device) {
             out.push(frame);
         }
-        self.next = seq + 1;
+        self.covered(seq);
         Ok(out)
     }
 
-    /// Starts replaying from after `since`, or after the stored cursor.
+    /// Starts replaying from after `since`, or after the cursor.
     pub async fn sync(&mut self, since: Option<u64>) -> Result<()> {
-        let from = match since {
-            Some(s) => s,
-            None => self
-                .state
-                .cursor(self.user, self.device)
-                .await?
-                .unwrap_or(0),
-        };
         let head = self.state.inbox_seq(self.user).await?;
-        self.next = from.min(head) + 1;
+        let from = since.unwrap_or(self.cursor).min(head);
+        if since.is_some() {
+            // The client says it holds everything up to `since`.
+            self.cursor = self.cursor.max(from);
+        }
+        self.next = from + 1;
         self.catch_up_to = Some(head);
         self.skip_own = since.is_none();
         Ok(())
@@ -118,18 +135,22 @@ impl Feed {
         self.catch_up_to.is_some()
     }
 
-    /// Stores the cursor if it moved. Called when the socket's queue is
-    /// drained, so one write covers a burst of frames.
-    pub async fn save_cursor(&mut self) -> Result<()> {
-        let d = self.delivered();
-        if d > self.saved {
-            self.state.advance_cursor(self.user, self.device, d).await?;
-            self.saved = d;
+    /// Stores the cursor if it moved and the last save is older than
+    /// [`CURSOR_EVERY`] (or `force`, at close). A cursor that lags only
+    /// means a reconnect resends a little, which clients drop by `msg_id`.
+    pub async fn save_cursor(&mut self, force: bool) -> Result<()> {
+        let due = force || self.saved_at.elapsed() >= CURSOR_EVERY;
+        if self.cursor > self.saved && due {
+            self.saved_at = Instant::now();
+            self.state
+                .advance_cursor(self.user, self.device, self.cursor)
+                .await?;
+            self.saved = self.cursor;
         }
         Ok(())
     }
 
-    /// Reads items after `after`, moving `next` past them; with `skip_own`,
+    /// Reads items after `after`, marking them covered; with `skip_own`,
     /// leaves out those this device sent.
     async fn read(
         &mut self,
@@ -145,7 +166,7 @@ impl Feed {
         self.items_read += items.len() as u64;
         let mut out = Vec::with_capacity(items.len());
         for (seq, bytes) in items {
-            self.next = seq + 1;
+            self.covered(seq);
             match codec::decode(&bytes) {
                 Ok(Event::InboxItem(InboxItem { message, .. })) => {
                     let own = message.from == self.user && message.from_device == self.device;

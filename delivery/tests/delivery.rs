@@ -84,7 +84,7 @@ async fn catch_up_reads_only_the_backlog_among_100k_items_for_others() {
     assert_eq!(feed.items_read, 10, "catch-up read exactly the backlog");
 
     // After a cursor save, a reconnect reads nothing at all.
-    feed.save_cursor().await.unwrap();
+    feed.save_cursor(true).await.unwrap();
     let mut again = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
         .await
         .unwrap();
@@ -157,4 +157,38 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
     let a = state.apply("deliver", 0, 6, ops).await.unwrap();
     fresh.committed(a).await;
     assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_never_synced_keeps_its_cursor_before_its_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let state: Arc<dyn StateStore> = Arc::new(RedbState::open(dir.path().join("s.redb")).unwrap());
+    let u = 9;
+    state
+        .write((1..=5).map(|s| put(u, s, message(1, u, 100 + s))).collect())
+        .await
+        .unwrap();
+    // Connects with 5 pending, gets item 6 live, leaves without syncing.
+    let mut feed = Feed::open(state.clone(), UserId(u), DeviceId(1))
+        .await
+        .unwrap();
+    state
+        .write(vec![put(u, 6, message(1, u, 106))])
+        .await
+        .unwrap();
+    let frame = Arc::new(ServerFrame::Msg(message(1, u, 106).to_frame(Some(6))));
+    assert_eq!(feed.item(6, frame, None).await.unwrap().len(), 1);
+    assert_eq!(feed.cursor(), 0, "1..5 were never sent");
+    feed.save_cursor(true).await.unwrap();
+    assert_eq!(state.cursor(UserId(u), DeviceId(1)).await.unwrap(), None);
+    // The next session's sync gets all six.
+    let mut next = Feed::open(state.clone(), UserId(u), DeviceId(1))
+        .await
+        .unwrap();
+    next.sync(None).await.unwrap();
+    let mut n = 0;
+    while next.catching_up() {
+        n += next.backlog().await.unwrap().len();
+    }
+    assert_eq!((n, next.cursor()), (6, 6));
 }

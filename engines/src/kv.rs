@@ -444,6 +444,23 @@ impl StateStore for RedbState {
         .await
     }
 
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
+        let now = now_ms();
+        self.read(move |tx| {
+            let t = tx.open_table(IDEM).map_err(err)?;
+            keys.iter()
+                .map(|(user, key)| {
+                    let v = t
+                        .get((user.0, key.as_str()))
+                        .map_err(err)?
+                        .map(|v| v.value());
+                    Ok(v.filter(|&(_, exp)| exp > now).map(|(id, _)| MessageId(id)))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn idem_release(
         &self,
         user: UserId,

@@ -141,6 +141,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// The live mapping of a `client_msg_id`, if any.
     async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>>;
 
+    /// [`idem_get`](Self::idem_get) for many keys in one call.
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>>;
+
     /// Removes a mapping if it still points at `msg_id`: for an append that
     /// failed after the claim, so a resend can try again.
     async fn idem_release(

@@ -54,6 +54,9 @@ pub struct Edge {
     pub auth: AuthConfig,
     partitions: u32,
     appenders: Vec<mpsc::Sender<SendReq>>,
+    /// Users known to exist (accounts are never deleted), so a send checks
+    /// its recipient without a store call.
+    known_users: std::sync::RwLock<std::collections::HashSet<UserId>>,
     /// Every task that holds an engine: appenders and sockets.
     pub tasks: TaskTracker,
     /// Cancelled at shutdown: sockets close, appenders drain.
@@ -101,6 +104,7 @@ impl Edge {
             auth,
             partitions,
             appenders,
+            known_users: Default::default(),
             tasks,
             stop,
         })
@@ -119,7 +123,7 @@ impl Edge {
         validate_send(&frame)?;
         let conversation = match frame.to {
             Recipient::User(to) => {
-                if self.state.account(to).await?.is_none() {
+                if !self.user_exists(to).await? {
                     return Err(ApiError::not_found(format!("no user {to}")));
                 }
                 ConversationId::direct(caller.user, to)
@@ -144,6 +148,26 @@ impl Edge {
             .await
             .map_err(|_| unavailable())?;
         rx.await.map_err(|_| unavailable())?
+    }
+
+    pub async fn user_exists(&self, user: UserId) -> Result<bool, ApiError> {
+        if self
+            .known_users
+            .read()
+            .expect("known users")
+            .contains(&user)
+        {
+            return Ok(true);
+        }
+        let exists = self.state.account(user).await?.is_some();
+        if exists {
+            let mut known = self.known_users.write().expect("known users");
+            // Bounded: past this, recipients are checked in the store again.
+            if known.len() < 1_000_000 {
+                known.insert(user);
+            }
+        }
+        Ok(exists)
     }
 
     /// A cumulative delivered/read receipt from a member of the conversation.
@@ -308,26 +332,37 @@ impl Appender {
         let mut idem = Vec::new();
         let mut in_batch: HashMap<(UserId, String), MessageId> = HashMap::new();
         let mut waiting = Vec::new();
+        // Keys this task has not seen lately: one store call for all of them.
+        let unknown: Vec<(UserId, String)> = reqs
+            .iter()
+            .map(|r| (r.caller.user, r.frame.client_msg_id.clone()))
+            .filter(|k| self.recent.get(k).is_none())
+            .collect();
+        let stored: HashMap<(UserId, String), MessageId> = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            match self.state.idem_get_many(unknown.clone()).await {
+                Ok(found) => unknown
+                    .into_iter()
+                    .zip(found)
+                    .filter_map(|(k, v)| Some((k, v?)))
+                    .collect(),
+                Err(e) => {
+                    let err = ApiError::from(e);
+                    for r in reqs {
+                        let _ = r.reply.send(Err(err.clone()));
+                    }
+                    return;
+                }
+            }
+        };
         for r in reqs {
             let key = (r.caller.user, r.frame.client_msg_id.clone());
-            let known = match self
+            let known = self
                 .recent
                 .get(&key)
                 .or_else(|| in_batch.get(&key).copied())
-            {
-                Some(id) => Some(id),
-                None => match self
-                    .state
-                    .idem_get(r.caller.user, &r.frame.client_msg_id)
-                    .await
-                {
-                    Ok(found) => found,
-                    Err(e) => {
-                        let _ = r.reply.send(Err(e.into()));
-                        continue;
-                    }
-                },
-            };
+                .or_else(|| stored.get(&key).copied());
             if let Some(id) = known {
                 // A resend: the same id, never a second message. If the
                 // first copy is in this batch, answer once it is durable.

@@ -188,12 +188,12 @@ async fn write_loop<W: Sink<Message> + Unpin>(
             break;
         }
         if out.is_empty() && pushes.is_empty() {
-            if let Err(e) = feed.save_cursor().await {
+            if let Err(e) = feed.save_cursor(false).await {
                 tracing::warn!(error = %e, "saving a device cursor failed");
             }
         }
     }
-    let _ = feed.save_cursor().await;
+    let _ = feed.save_cursor(true).await;
 }
 
 async fn replay<W: Sink<Message> + Unpin>(

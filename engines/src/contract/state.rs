@@ -172,6 +172,20 @@ async fn idempotency<S: StateStore>(s: &S) {
         "per user"
     );
 
+    let many = s
+        .idem_get_many(vec![
+            (u, key.clone()),
+            (other, unique("none")),
+            (u, key.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        many,
+        vec![Some(MessageId(11)), None, Some(MessageId(11))],
+        "in the order asked"
+    );
+
     // Release only removes the mapping it names.
     s.idem_release(u, &key, MessageId(99)).await.unwrap();
     assert_eq!(s.idem_get(u, &key).await.unwrap(), Some(MessageId(11)));
