@@ -48,7 +48,9 @@ impl Default for Config {
             state: None,
             history: None,
             durability: Durability::Fsync,
-            partitions: 16,
+            // Measured best for one 2-core machine (docs/benchmarks.md);
+            // a deployment that will scale out sets more.
+            partitions: 4,
             jwt_secret: None,
             token_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
