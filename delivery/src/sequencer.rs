@@ -3,12 +3,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_engines::job::Processor;
+use parley_engines::job::{events, Processor};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
-use parley_schemas::codec;
 use parley_schemas::event::{Event, InboxItem};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::ServerFrame;
+use parley_schemas::{codec, topics};
 
 use crate::hub::{Hub, Push};
 
@@ -73,9 +73,9 @@ impl Processor for Sequencer {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         self.pending = Pending::default();
         let mut ops = Vec::new();
-        for r in records {
-            match codec::decode(&r.payload) {
-                Ok(Event::InboxItem(InboxItem { user, message, .. })) => {
+        for (offset, event) in events(topics::INBOX, partition, records) {
+            match event {
+                Event::InboxItem(InboxItem { user, message, .. }) => {
                     let c = message.conversation;
                     // Within a conversation msg_ids rise in log order, so
                     // anything not newer than the head is a replayed copy.
@@ -107,20 +107,17 @@ impl Processor for Sequencer {
                         .pushes
                         .push((user, Push::Item { seq, frame, origin }));
                 }
-                Ok(Event::Status(s)) => {
+                Event::Status(s) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame()));
                     self.pending.pushes.push((s.to, Push::Frame(frame)));
                 }
-                Ok(other) => {
+                other => {
                     tracing::warn!(
                         partition,
-                        offset = r.offset,
+                        offset,
                         kind = other.kind(),
                         "unexpected event on inbox"
                     )
-                }
-                Err(e) => {
-                    tracing::error!(partition, offset = r.offset, error = %e, "undecodable inbox record skipped")
                 }
             }
         }

@@ -9,7 +9,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prometheus::{register_int_gauge_vec, IntGaugeVec};
+use parley_schemas::{codec, Event};
+use prometheus::{register_int_counter_vec, register_int_gauge_vec, IntCounterVec, IntGaugeVec};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{EngineError, Result};
@@ -24,6 +25,33 @@ static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+static UNDECODABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_undecodable_records_total",
+        "Log records no job could decode, skipped",
+        &["topic"]
+    )
+    .expect("metric registers once")
+});
+
+/// The events of `records` with their offsets, in order. A record that
+/// does not decode is logged, counted and skipped: one record nobody can
+/// read must not stall a partition, and the log keeps it for inspection.
+pub fn events<'a>(
+    topic: &'a str,
+    partition: u32,
+    records: &'a [Record],
+) -> impl Iterator<Item = (u64, Event)> + 'a {
+    records.iter().filter_map(move |r| match codec::decode(&r.payload) {
+        Ok(e) => Some((r.offset, e)),
+        Err(e) => {
+            UNDECODABLE.with_label_values(&[topic]).inc();
+            tracing::error!(topic, partition, offset = r.offset, error = %e, "undecodable record skipped");
+            None
+        }
+    })
+}
 
 /// One job's logic over a batch of records.
 #[async_trait]

@@ -21,7 +21,7 @@ use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
     Ack, Body, ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice,
-    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES,
+    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
@@ -39,8 +39,6 @@ static APPENDS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-/// How long a resend maps to the first send's id.
-pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 /// Sends gathered into one append at most.
 const MAX_BATCH: usize = 1024;
 /// Recent `client_msg_id`s an appender remembers before asking the store.
@@ -390,7 +388,7 @@ impl Appender {
                 user: r.caller.user,
                 client_msg_id: r.frame.client_msg_id.clone(),
                 msg_id: id,
-                expires_at: ts + IDEMPOTENCY_TTL_MS,
+                expires_at: ts + RESEND_WINDOW_MS,
             });
             in_batch.insert(key, id);
             waiting.push((r.reply, ack_of(&r.frame, r.conversation, id)));

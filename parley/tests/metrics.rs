@@ -18,10 +18,7 @@ fn value(text: &str, series: &str) -> f64 {
 async fn metrics_show_appends_deliveries_errors_sockets_latency_and_lag() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (_alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (_alice, bob) = alice_and_bob(&s.url).await;
     let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
     let mut b = Client::connect(&s.url, &login(&s.url, "bob", None).await.0).await;
     for i in 0..5 {

@@ -13,10 +13,7 @@ use serde_json::json;
 async fn online_chat_with_delivered_and_read_ticks() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (alice, bob) = alice_and_bob(&s.url).await;
     let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
     let mut b = Client::connect(&s.url, &login(&s.url, "bob", None).await.0).await;
 
@@ -71,10 +68,7 @@ async fn online_chat_with_delivered_and_read_ticks() {
 async fn an_offline_user_gets_the_whole_backlog_in_order_after_sync() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (alice, bob) = alice_and_bob(&s.url).await;
     let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
     let mut sent = Vec::new();
     for i in 0..100 {
@@ -114,10 +108,7 @@ async fn an_offline_user_gets_the_whole_backlog_in_order_after_sync() {
 async fn every_device_gets_every_message_and_catches_up_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (_alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (_alice, bob) = alice_and_bob(&s.url).await;
     let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
     let (phone_token, _) = login(&s.url, "bob", None).await;
     let (laptop_token, laptop_dev) = login(&s.url, "bob", None).await;
@@ -165,10 +156,7 @@ async fn every_device_gets_every_message_and_catches_up_on_its_own() {
 async fn a_resend_across_a_reconnect_gets_the_same_id_and_is_delivered_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (_alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (_alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &token).await;
     let first = a.say(&bob.id, "resend-me", "once").await;
@@ -201,10 +189,7 @@ async fn a_resend_across_a_reconnect_gets_the_same_id_and_is_delivered_once() {
 async fn bad_input_gets_an_error_frame_keeps_the_socket_and_appends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (alice, bob) = alice_and_bob(&s.url).await;
     register(&s.url, "carol").await;
     let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
     let mut b = Client::connect(&s.url, &login(&s.url, "bob", None).await.0).await;
@@ -304,10 +289,7 @@ async fn a_missing_bad_or_expired_token_is_refused_before_the_upgrade() {
 async fn http_send_acks_and_delivers() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (_alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (_alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
     let mut b = Client::connect(&s.url, &login(&s.url, "bob", None).await.0).await;
     let body =
@@ -343,10 +325,7 @@ async fn http_send_acks_and_delivers() {
 async fn a_graceful_restart_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (_alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (_alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &token).await;
     let mut acked = HashSet::new();

@@ -40,10 +40,7 @@ async fn until(url: &str, token: &str, user: &str, ok: impl Fn(&Value) -> bool) 
 async fn last_seen_moves_on_user_activity_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = (
-        register(&s.url, "alice").await,
-        register(&s.url, "bob").await,
-    );
+    let (alice, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
     let p = presence(&s.url, &at, &bob.id).await;

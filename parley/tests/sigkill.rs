@@ -43,7 +43,7 @@ fn spawn(data_dir: &Path) -> (Child, String) {
 async fn no_acknowledged_message_is_lost_when_the_process_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = spawn(dir.path());
-    let (_alice, bob) = (register(&url, "alice").await, register(&url, "bob").await);
+    let (_alice, bob) = alice_and_bob(&url).await;
     let (token, _) = login(&url, "alice", None).await;
 
     // client_msg_id -> msg_id of every ack Alice got before the kill.

@@ -16,7 +16,3 @@
 
 pub mod presence;
 pub mod router;
-
-/// How long an idempotency key lives: a resend later than this is a new
-/// message. Long enough for any client's retry after a reconnect.
-pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;

@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use parley_engines::job::Processor;
+use parley_engines::job::{events, Processor};
 use parley_engines::{Record, Result, StateOp};
-use parley_schemas::codec;
 use parley_schemas::event::Event;
 use parley_schemas::ids::{DeviceId, UserId};
+use parley_schemas::topics;
 
 pub const JOB: &str = "presence";
 
@@ -32,22 +32,15 @@ impl Processor for PresenceJob {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         // The last word per user in this batch: (online, last_seen, at).
         let mut latest: HashMap<UserId, (bool, Option<u64>, u64)> = HashMap::new();
-        for r in records {
-            let hb = match codec::decode(&r.payload) {
-                Ok(Event::Heartbeat(hb)) => hb,
-                Ok(other) => {
-                    tracing::warn!(
-                        partition,
-                        offset = r.offset,
-                        kind = other.kind(),
-                        "unexpected event on presence"
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(partition, offset = r.offset, error = %e, "undecodable event skipped");
-                    continue;
-                }
+        for (offset, event) in events(topics::PRESENCE, partition, records) {
+            let Event::Heartbeat(hb) = event else {
+                tracing::warn!(
+                    partition,
+                    offset,
+                    kind = event.kind(),
+                    "unexpected event on presence"
+                );
+                continue;
             };
             let devices = self.devices.entry(hb.user).or_default();
             devices.retain(|_, seen| hb.ts.saturating_sub(*seen) <= OFFLINE_AFTER_MS);

@@ -3,14 +3,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_engines::job::Processor;
+use parley_engines::job::{events, Processor};
 use parley_engines::{Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, InboxItem, StatusUpdate};
 use parley_schemas::partition::user_partition;
 use parley_schemas::wire::Recipient;
 use parley_schemas::{codec, topics};
 
-use crate::IDEMPOTENCY_TTL_MS;
+use parley_schemas::wire::RESEND_WINDOW_MS;
 
 /// The job name under which the router stores its offsets.
 pub const JOB: &str = "router";
@@ -40,15 +40,7 @@ impl Processor for Router {
                 .or_default()
                 .push(Bytes::from(codec::encode(event)));
         };
-        for r in records {
-            let event = match codec::decode(&r.payload) {
-                Ok(e) => e,
-                Err(e) => {
-                    // A record nobody can read must not stall the partition.
-                    tracing::error!(partition, offset = r.offset, error = %e, "undecodable event skipped");
-                    continue;
-                }
-            };
+        for (offset, event) in events(topics::EVENTS, partition, records) {
             match event {
                 Event::MessageSent(m) => {
                     let recipients = match m.to {
@@ -67,7 +59,7 @@ impl Processor for Router {
                         user: m.from,
                         client_msg_id: m.client_msg_id.clone(),
                         msg_id: m.msg_id,
-                        expires_at: m.ts + IDEMPOTENCY_TTL_MS,
+                        expires_at: m.ts + RESEND_WINDOW_MS,
                     });
                     ops.push(StateOp::TouchLastSeen {
                         user: m.from,
@@ -96,7 +88,7 @@ impl Processor for Router {
                 }
                 other => tracing::warn!(
                     partition,
-                    offset = r.offset,
+                    offset,
                     kind = other.kind(),
                     "unexpected event on events"
                 ),

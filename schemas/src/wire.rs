@@ -13,6 +13,10 @@ use crate::ids::{ConversationId, GroupId, MessageId, UserId};
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// How long a resend of a `client_msg_id` maps to its first `msg_id`;
+/// later, the same id is a new message. Long enough for any client's retry
+/// after a reconnect.
+pub const RESEND_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// `to: {user: id}` or `to: {group: id}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

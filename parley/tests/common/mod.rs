@@ -102,6 +102,11 @@ pub async fn register(url: &str, name: &str) -> User {
     }
 }
 
+/// The two users most tests need.
+pub async fn alice_and_bob(url: &str) -> (User, User) {
+    (register(url, "alice").await, register(url, "bob").await)
+}
+
 /// A session; `device` reuses a device id (its cursor) when given.
 pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, String) {
     let mut body = json!({"username": name, "password": "password-1"});
