@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use parley_engines::{Durability, Log, RedbState, SegmentLog, SegmentLogOptions, StateStore};
+use parley_engines::{
+    Durability, Log, RedbState, RedisState, SegmentLog, SegmentLogOptions, StateStore,
+};
 
 fn file_path(url: &str) -> Option<PathBuf> {
     url.strip_prefix("file://")
@@ -33,14 +35,22 @@ pub fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
     }
 }
 
-pub fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
+/// Key prefix of Parley's state in a shared Redis.
+pub const REDIS_PREFIX: &str = "parley";
+
+pub async fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
     if let Some(path) = file_path(url) {
         let store =
             RedbState::open(&path).with_context(|| format!("opening the state store at {url}"))?;
         return Ok(Arc::new(store));
     }
     match scheme(url) {
-        "redis" => bail!("the redis state backend is not built yet (issue 4); use file://PATH"),
+        "redis" | "rediss" => {
+            let store = RedisState::connect(url, REDIS_PREFIX)
+                .await
+                .with_context(|| format!("connecting to the state store at {url}"))?;
+            Ok(Arc::new(store))
+        }
         other => bail!(
             "unknown state backend {other:?} in {url:?}: use file://PATH or redis://HOST:PORT"
         ),
@@ -51,23 +61,26 @@ pub fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_pick_backends_and_bad_ones_say_why() {
+    #[tokio::test]
+    async fn urls_pick_backends_and_bad_ones_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let log_url = format!("file://{}", dir.path().join("log").display());
         assert!(open_log(&log_url, Durability::Fsync).is_ok());
         let state_url = format!("file://{}", dir.path().join("s.redb").display());
-        assert!(open_state(&state_url).is_ok());
+        assert!(open_state(&state_url).await.is_ok());
         let e = open_log("kafka://x:1", Durability::Fsync)
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("unknown log backend \"kafka\""), "{e}");
         assert!(open_log("file://", Durability::Fsync).is_err());
-        assert!(open_state("redis://127.0.0.1:1")
+        let redis = parley_engines::contract::redis_server::RedisServer::start();
+        assert!(open_state(&redis.url).await.is_ok());
+        let e = open_state("memcached://127.0.0.1:1")
+            .await
             .err()
             .unwrap()
-            .to_string()
-            .contains("not built yet"));
+            .to_string();
+        assert!(e.contains("unknown state backend"), "{e}");
     }
 }

@@ -108,7 +108,7 @@ pub async fn up(
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let log = backends::open_log(&cfg.log_url(), cfg.durability)?;
-    let state = backends::open_state(&cfg.state_url())?;
+    let state = backends::open_state(&cfg.state_url()).await?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
     let auth = AuthConfig {

@@ -90,7 +90,7 @@ async fn shutdown_signal() {
 async fn migrate(cfg: &Config) -> Result<()> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability)?;
     let partitions = parley::migrate(&*log, cfg.partitions).await?;
-    backends::open_state(&cfg.state_url())?;
+    backends::open_state(&cfg.state_url()).await?;
     // History (ClickHouse or embedded) joins with issue 5; its URL is only reported.
     tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions, "migrated");
     Ok(())

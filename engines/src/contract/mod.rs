@@ -4,6 +4,7 @@
 //! against a shared server.
 
 mod log;
+pub mod redis_server;
 mod state;
 
 pub use self::log::log_contract;

@@ -35,10 +35,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(data_dir: &Path) -> Server {
+        Server::start_with(config(data_dir)).await
+    }
+
+    pub async fn start_with(cfg: parley::Config) -> Server {
+        let data_dir = cfg.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let cfg = config(data_dir);
         let task = tokio::spawn(async move {
             parley::up(&cfg, listener, async move {
                 let _ = stopped.await;

@@ -1,0 +1,506 @@
+//! The [`StateStore`] on Redis (one instance, or a primary with replicas),
+//! through one multiplexed `ConnectionManager` that reconnects by itself.
+//!
+//! Keys (all under a configurable prefix `P`; `docs/redis-keys.md` lists
+//! sizes):
+//! - `P:u:{user}` hash: `seq` (last inbox seq), `dev` (last device id),
+//!   `cur:{device}` (cursor), `head:{conversation}` (newest msg_id placed in
+//!   the inbox from it), `on`/`seen`/`upd` (presence)
+//! - `P:in:{user}` sorted set: the inbox, score = seq, member = seq ++ item
+//! - `P:m:{conversation}` hash: `{user}:d`, `{user}:r` delivered/read marks
+//! - `P:i:{user}:{client_msg_id}` string: msg_id, expiring with the resend window
+//! - `P:j:{job}` hash: partition → next offset
+//! - `P:a:{user}` hash: `name`, `hash`, `display`; `P:n:{username}` → user;
+//!   `P:ctr` hash: `user` (last user id)
+//!
+//! Message ids are 63-bit and Lua numbers are doubles, so inside scripts ids
+//! are zero-padded 20-digit strings, whose string order is numeric order.
+//! Every write that must be atomic (`apply` with its offset, max-updates,
+//! account creation) is one Lua script. Scripts name keys they build from
+//! arguments, so this store needs a single Redis, not Redis Cluster.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::wire::ReceiptStatus;
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::error::{EngineError, Result};
+use crate::state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
+
+fn err(e: redis::RedisError) -> EngineError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+        EngineError::Unavailable(format!("redis: {e}"))
+    } else {
+        EngineError::State(format!("redis: {e}"))
+    }
+}
+
+fn pad(id: MessageId) -> String {
+    format!("{:020}", id.0)
+}
+
+fn unpad(s: Option<String>) -> Option<MessageId> {
+    s.and_then(|s| s.parse().ok())
+        .filter(|&v| v != 0)
+        .map(MessageId)
+}
+
+/// Applies ops (ARGV from 4 on, 5 values each) after an optional job-offset
+/// check. ARGV[1] prefix, ARGV[2] job ('' = none), ARGV[3] partition,
+/// ARGV[4] next offset. Returns -1 when written, else the stored offset.
+const APPLY: &str = r#"
+local p, job, part, nexto = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if job ~= '' then
+  local jk = p .. ':j:' .. job
+  local cur = redis.call('HGET', jk, part)
+  if cur and tonumber(cur) >= nexto then return tonumber(cur) end
+  redis.call('HSET', jk, part, ARGV[4])
+end
+local function smax(k, f, v)
+  local c = redis.call('HGET', k, f)
+  if (not c) or c < v then redis.call('HSET', k, f, v) end
+end
+local function nmax(k, f, v)
+  local c = tonumber(redis.call('HGET', k, f) or '0')
+  if c < tonumber(v) then redis.call('HSET', k, f, v) end
+end
+local i = 5
+while i <= #ARGV do
+  local op, a, b, c, d = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  if op == 'M' then -- conversation, user, status, up_to
+    local k = p .. ':m:' .. a
+    smax(k, b .. ':d', d)
+    if c == 'r' then smax(k, b .. ':r', d) end
+  elseif op == 'P' then -- user, online, last_seen or '', at
+    local k = p .. ':u:' .. a
+    redis.call('HSET', k, 'on', b, 'upd', d)
+    if c ~= '' then nmax(k, 'seen', c) end
+  elseif op == 'S' then -- user, seq
+    nmax(p .. ':u:' .. a, 'seq', b)
+  elseif op == 'I' then -- user, seq, conversation, msg_id, item
+    local k = p .. ':u:' .. a
+    nmax(k, 'seq', b)
+    smax(k, 'head:' .. c, d)
+    redis.call('ZADD', p .. ':in:' .. a, b, string.format('%020d', tonumber(b)) .. ARGV[i+5])
+    i = i + 1
+  elseif op == 'D' then -- user, client_msg_id, msg_id, expires_at ms
+    local ms = tonumber(redis.call('TIME')[1]) * 1000
+    if tonumber(d) > ms then
+      redis.call('SET', p .. ':i:' .. a .. ':' .. b, c, 'NX', 'PXAT', d)
+    end
+  elseif op == 'L' then -- user, at
+    nmax(p .. ':u:' .. a, 'seen', b)
+  end
+  i = i + 5
+end
+return -1
+"#;
+
+const CREATE_ACCOUNT: &str = r#"
+local p = ARGV[1]
+if redis.call('EXISTS', p .. ':n:' .. ARGV[2]) == 1 then return 0 end
+local id = redis.call('HINCRBY', p .. ':ctr', 'user', 1)
+redis.call('SET', p .. ':n:' .. ARGV[2], id)
+redis.call('HSET', p .. ':a:' .. id, 'name', ARGV[2], 'hash', ARGV[3], 'display', ARGV[4])
+return id
+"#;
+
+const CURSOR_MAX: &str = r#"
+local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+"#;
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The Redis [`StateStore`]; cheap to clone.
+#[derive(Clone)]
+pub struct RedisState {
+    con: ConnectionManager,
+    prefix: String,
+    apply: Script,
+    create_account: Script,
+    cursor_max: Script,
+    release: Script,
+}
+
+impl RedisState {
+    /// Connects to `url` (`redis://host:port/db`); every key starts with `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisState> {
+        let client = redis::Client::open(url).map_err(err)?;
+        let con = client.get_connection_manager().await.map_err(err)?;
+        Ok(RedisState {
+            con,
+            prefix: prefix.to_owned(),
+            apply: Script::new(APPLY),
+            create_account: Script::new(CREATE_ACCOUNT),
+            cursor_max: Script::new(CURSOR_MAX),
+            release: Script::new(RELEASE),
+        })
+    }
+
+    fn key(&self, parts: String) -> String {
+        format!("{}:{}", self.prefix, parts)
+    }
+
+    async fn run_apply(
+        &self,
+        job: &str,
+        partition: u32,
+        next_offset: u64,
+        ops: &[StateOp],
+    ) -> Result<i64> {
+        let mut inv = self.apply.prepare_invoke();
+        inv.arg(&self.prefix)
+            .arg(job)
+            .arg(partition)
+            .arg(next_offset);
+        for op in ops {
+            match op {
+                StateOp::AdvanceMark {
+                    conversation,
+                    user,
+                    status,
+                    up_to,
+                } => {
+                    let s = match status {
+                        ReceiptStatus::Delivered => "d",
+                        ReceiptStatus::Read => "r",
+                    };
+                    inv.arg("M")
+                        .arg(conversation.to_string())
+                        .arg(user.0)
+                        .arg(s)
+                        .arg(pad(*up_to));
+                }
+                StateOp::SetPresence {
+                    user,
+                    online,
+                    last_seen,
+                    at,
+                } => {
+                    let seen = last_seen.map(|s| s.to_string()).unwrap_or_default();
+                    inv.arg("P")
+                        .arg(user.0)
+                        .arg(u8::from(*online))
+                        .arg(seen)
+                        .arg(at);
+                }
+                StateOp::SetInboxSeq { user, seq } => {
+                    inv.arg("S").arg(user.0).arg(seq).arg("").arg("");
+                }
+                StateOp::InboxPut {
+                    user,
+                    seq,
+                    conversation,
+                    msg_id,
+                    item,
+                } => {
+                    inv.arg("I")
+                        .arg(user.0)
+                        .arg(seq)
+                        .arg(conversation.to_string())
+                        .arg(pad(*msg_id))
+                        .arg(item.as_ref());
+                }
+                StateOp::IdemPut {
+                    user,
+                    client_msg_id,
+                    msg_id,
+                    expires_at,
+                } => {
+                    inv.arg("D")
+                        .arg(user.0)
+                        .arg(client_msg_id)
+                        .arg(msg_id.0)
+                        .arg(expires_at);
+                }
+                StateOp::TouchLastSeen { user, at } => {
+                    inv.arg("L").arg(user.0).arg(at).arg("").arg("");
+                }
+            }
+        }
+        inv.invoke_async(&mut self.con.clone()).await.map_err(err)
+    }
+
+    async fn hget<T: redis::FromRedisValue>(
+        &self,
+        key: String,
+        field: String,
+    ) -> Result<Option<T>> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisState {
+    async fn create_account(
+        &self,
+        username: &str,
+        password_hash: &str,
+        display_name: &str,
+    ) -> Result<Option<UserId>> {
+        let id: u64 = self
+            .create_account
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(username)
+            .arg(password_hash)
+            .arg(display_name)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok((id != 0).then_some(UserId(id)))
+    }
+
+    async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
+        let id: Option<u64> = redis::cmd("GET")
+            .arg(self.key(format!("n:{username}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        match id {
+            Some(id) => self.account(UserId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn account(&self, user: UserId) -> Result<Option<Account>> {
+        let (name, hash, display): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.key(format!("a:{user}")))
+                .arg("name")
+                .arg("hash")
+                .arg("display")
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+        Ok(name.map(|username| Account {
+            user_id: user,
+            username,
+            password_hash: hash.unwrap_or_default(),
+            display_name: display.unwrap_or_default(),
+        }))
+    }
+
+    async fn new_device(&self, user: UserId) -> Result<DeviceId> {
+        let id: u64 = redis::cmd("HINCRBY")
+            .arg(self.key(format!("u:{user}")))
+            .arg("dev")
+            .arg(1)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(DeviceId(id))
+    }
+
+    async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
+        self.hget(self.key(format!("u:{user}")), format!("cur:{device}"))
+            .await
+    }
+
+    async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()> {
+        let _: i64 = self
+            .cursor_max
+            .key(self.key(format!("u:{user}")))
+            .arg(format!("cur:{device}"))
+            .arg(seq)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn idem_claim(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+        msg_id: MessageId,
+        ttl: Duration,
+    ) -> Result<Claim> {
+        let key = self.key(format!("i:{user}:{client_msg_id}"));
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        // SET NX, else read the winner; retried once in case it expired in between.
+        for _ in 0..2 {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(msg_id.0)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+            if set.is_some() {
+                return Ok(Claim::Claimed);
+            }
+            let existing: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+            if let Some(id) = existing {
+                return Ok(Claim::Existing(MessageId(id)));
+            }
+        }
+        Err(EngineError::Unavailable(
+            "idempotency key churned; retry".into(),
+        ))
+    }
+
+    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>> {
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(self.key(format!("i:{user}:{client_msg_id}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(v.map(MessageId))
+    }
+
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for (u, k) in &keys {
+            cmd.arg(self.key(format!("i:{u}:{k}")));
+        }
+        let v: Vec<Option<u64>> = cmd.query_async(&mut self.con.clone()).await.map_err(err)?;
+        Ok(v.into_iter().map(|o| o.map(MessageId)).collect())
+    }
+
+    async fn idem_release(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+        msg_id: MessageId,
+    ) -> Result<()> {
+        let _: i64 = self
+            .release
+            .key(self.key(format!("i:{user}:{client_msg_id}")))
+            .arg(msg_id.0)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks> {
+        let (d, r): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key(format!("m:{conversation}")))
+            .arg(format!("{user}:d"))
+            .arg(format!("{user}:r"))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(Marks {
+            delivered: unpad(d),
+            read: unpad(r),
+        })
+    }
+
+    async fn presence(&self, user: UserId) -> Result<Option<Presence>> {
+        let (on, seen, upd): (Option<u8>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.key(format!("u:{user}")))
+            .arg("on")
+            .arg("seen")
+            .arg("upd")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        if on.is_none() && seen.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Presence {
+            online: on == Some(1),
+            last_seen: seen.unwrap_or(0),
+            updated: upd.unwrap_or(0),
+        }))
+    }
+
+    async fn inbox_seq(&self, user: UserId) -> Result<u64> {
+        Ok(self
+            .hget(self.key(format!("u:{user}")), "seq".into())
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn inbox_range(
+        &self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>> {
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(self.key(format!("in:{user}")))
+            .arg(format!("({after}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        members
+            .into_iter()
+            .map(|m| {
+                let seq = std::str::from_utf8(m.get(..20).unwrap_or_default())
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| EngineError::State("malformed inbox member".into()))?;
+                Ok((seq, Bytes::copy_from_slice(&m[20..])))
+            })
+            .collect()
+    }
+
+    async fn inbox_head(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Option<MessageId>> {
+        let v: Option<String> = self
+            .hget(
+                self.key(format!("u:{user}")),
+                format!("head:{conversation}"),
+            )
+            .await?;
+        Ok(unpad(v))
+    }
+
+    async fn write(&self, ops: Vec<StateOp>) -> Result<()> {
+        self.run_apply("", 0, 0, &ops).await.map(|_| ())
+    }
+
+    async fn apply(
+        &self,
+        job: &str,
+        partition: u32,
+        next_offset: u64,
+        ops: Vec<StateOp>,
+    ) -> Result<Applied> {
+        match self.run_apply(job, partition, next_offset, &ops).await? {
+            -1 => Ok(Applied::Written),
+            committed => Ok(Applied::Stale {
+                committed: committed as u64,
+            }),
+        }
+    }
+
+    async fn job_offset(&self, job: &str, partition: u32) -> Result<Option<u64>> {
+        self.hget(self.key(format!("j:{job}")), partition.to_string())
+            .await
+    }
+}

@@ -1,0 +1,49 @@
+//! `parley up` with its state on a real redis-server (started for the
+//! test), through the protocol: backlog, ticks, and a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use parley_engines::contract::redis_server::RedisServer;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_runs_on_redis_state_and_survives_a_restart() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config { state: Some(redis.url.clone()), ..config(dir.path()) };
+    let s = Server::start_with(cfg.clone()).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let (token, _) = login(&s.url, "alice", None).await;
+    let mut a = Client::connect(&s.url, &token).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(a.say(&bob.id, &format!("r-{i}"), &format!("m{i}")).await["msg_id"].clone());
+    }
+    drop(a);
+    s.stop().await;
+
+    // Same Redis, same log: nothing lost, resends keep their ids.
+    let s = Server::start_with(cfg).await;
+    let mut a = Client::connect(&s.url, &token).await;
+    assert_eq!(a.say(&bob.id, "r-0", "m0").await["msg_id"], ids[0]);
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    b.send(json!({"type": "sync"})).await;
+    let mut last = None;
+    for (i, id) in ids.iter().enumerate() {
+        let m = b.expect("msg").await;
+        assert_eq!((&m["msg_id"], m["seq"].as_u64()), (id, Some(i as u64 + 1)));
+        last = Some(m);
+    }
+    assert!(b.quiet("msg", Duration::from_millis(300)).await);
+    let last = last.unwrap();
+    b.send(json!({"type": "receipt", "conversation_id": last["conversation_id"], "msg_id": last["msg_id"], "status": "read"}))
+        .await;
+    let st = a.expect("status").await;
+    assert_eq!((st["status"].as_str(), st["by"].as_str()), (Some("read"), Some(bob.id.as_str())));
+    assert_ne!(alice.id, bob.id);
+    s.stop().await;
+}
