@@ -13,7 +13,10 @@ use serde_json::json;
 async fn the_pipeline_runs_on_redis_state_and_survives_a_restart() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = parley::Config { state: Some(redis.url.clone()), ..config(dir.path()) };
+    let cfg = parley::Config {
+        state: Some(redis.url.clone()),
+        ..config(dir.path())
+    };
     let s = Server::start_with(cfg.clone()).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
@@ -43,7 +46,10 @@ async fn the_pipeline_runs_on_redis_state_and_survives_a_restart() {
     b.send(json!({"type": "receipt", "conversation_id": last["conversation_id"], "msg_id": last["msg_id"], "status": "read"}))
         .await;
     let st = a.expect("status").await;
-    assert_eq!((st["status"].as_str(), st["by"].as_str()), (Some("read"), Some(bob.id.as_str())));
+    assert_eq!(
+        (st["status"].as_str(), st["by"].as_str()),
+        (Some("read"), Some(bob.id.as_str()))
+    );
     assert_ne!(alice.id, bob.id);
     s.stop().await;
 }
