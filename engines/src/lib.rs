@@ -14,7 +14,8 @@
 //!   torn-tail recovery, retention by size and age.
 //! - [`kv::RedbState`]: a redb file.
 //!
-//! Real engines: [`redis_state::RedisState`] (state on Redis).
+//! Real engines: [`redis_state::RedisState`] (state on Redis) and
+//! [`redis_log::RedisLog`] (the log on Redis Streams).
 //!
 //! [`job::run_job`] is the consumer loop every processor runs on top of the
 //! two seams.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod job;
 pub mod kv;
 pub mod log;
+pub mod redis_log;
 pub mod redis_state;
 pub mod seglog;
 pub mod state;
@@ -37,6 +39,7 @@ pub mod contract;
 pub use error::{EngineError, Result, Retry};
 pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
+pub use redis_log::RedisLog;
 pub use redis_state::RedisState;
 pub use seglog::{Durability, SegmentLog, SegmentLogOptions};
 pub use state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use parley_engines::{
-    Durability, Log, RedbState, RedisState, SegmentLog, SegmentLogOptions, StateStore,
+    Durability, Log, RedbState, RedisLog, RedisState, SegmentLog, SegmentLogOptions, StateStore,
 };
 
 fn file_path(url: &str) -> Option<PathBuf> {
@@ -19,7 +19,7 @@ fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(s, _)| s)
 }
 
-pub fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
+pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
     if let Some(dir) = file_path(url) {
         let opts = SegmentLogOptions {
             durability,
@@ -30,7 +30,13 @@ pub fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
         return Ok(Arc::new(log));
     }
     match scheme(url) {
-        "fluvio" | "redis" => bail!("the {} log backend is not built yet (issue 4); use file://DIR", scheme(url)),
+        "redis" | "rediss" => {
+            let log = RedisLog::connect(url, REDIS_PREFIX)
+                .await
+                .with_context(|| format!("connecting to the log at {url}"))?;
+            Ok(Arc::new(log))
+        }
+        "fluvio" => bail!("the fluvio log backend is not built yet (issue 4); use file://DIR or redis://HOST:PORT"),
         other => bail!("unknown log backend {other:?} in {url:?}: use file://DIR, fluvio://HOST:PORT or redis://HOST:PORT"),
     }
 }
@@ -65,17 +71,19 @@ mod tests {
     async fn urls_pick_backends_and_bad_ones_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let log_url = format!("file://{}", dir.path().join("log").display());
-        assert!(open_log(&log_url, Durability::Fsync).is_ok());
+        assert!(open_log(&log_url, Durability::Fsync).await.is_ok());
         let state_url = format!("file://{}", dir.path().join("s.redb").display());
         assert!(open_state(&state_url).await.is_ok());
         let e = open_log("kafka://x:1", Durability::Fsync)
+            .await
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("unknown log backend \"kafka\""), "{e}");
-        assert!(open_log("file://", Durability::Fsync).is_err());
+        assert!(open_log("file://", Durability::Fsync).await.is_err());
         let redis = parley_engines::contract::redis_server::RedisServer::start();
         assert!(open_state(&redis.url).await.is_ok());
+        assert!(open_log(&redis.url, Durability::Fsync).await.is_ok());
         let e = open_state("memcached://127.0.0.1:1")
             .await
             .err()

@@ -107,7 +107,7 @@ pub async fn up(
 ) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let log = backends::open_log(&cfg.log_url(), cfg.durability)?;
+    let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);

@@ -1,5 +1,6 @@
-//! `parley up` with its state on a real redis-server (started for the
-//! test), through the protocol: backlog, ticks, and a restart.
+//! `parley up` on real redis-servers (started for the test), through the
+//! protocol: backlog, ticks and a restart, with the state on Redis, and
+//! with both the log (Redis Streams) and the state on Redis.
 
 mod common;
 
@@ -17,6 +18,22 @@ async fn the_pipeline_runs_on_redis_state_and_survives_a_restart() {
         state: Some(redis.url.clone()),
         ..config(dir.path())
     };
+    chat_restart_chat(cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_runs_on_redis_streams_and_redis_state() {
+    let (log, state) = (RedisServer::start(), RedisServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        log: Some(log.url.clone()),
+        state: Some(state.url.clone()),
+        ..config(dir.path())
+    };
+    chat_restart_chat(cfg).await;
+}
+
+async fn chat_restart_chat(cfg: parley::Config) {
     let s = Server::start_with(cfg.clone()).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
