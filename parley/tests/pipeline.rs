@@ -359,3 +359,46 @@ async fn a_graceful_restart_loses_nothing() {
     assert!(b.quiet("msg", Duration::from_millis(300)).await);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_comes_from_the_token_and_typing_is_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let mut a = Client::connect(&s.url, &login(&s.url, "alice", None).await.0).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    let cid = direct(&alice.id, &bob.id);
+
+    // A forged `from` is ignored: the message is Alice's.
+    a.send(json!({"type": "send", "client_msg_id": "f-1", "from": carol.id, "to": {"user": bob.id}, "body": {"text": "it's me"}}))
+        .await;
+    a.expect("ack").await;
+    assert_eq!(b.expect("msg").await["from"], alice.id.as_str());
+
+    // Typing reaches the other member at once...
+    a.send(json!({"type": "typing", "conversation_id": cid}))
+        .await;
+    let t = b.expect("typing").await;
+    assert_eq!(
+        t,
+        json!({"type": "typing", "conversation_id": cid, "user_id": alice.id})
+    );
+    // ...is refused outside one's conversations...
+    let other = direct(&bob.id, &carol.id);
+    a.send(json!({"type": "typing", "conversation_id": other}))
+        .await;
+    assert_eq!(a.expect("error").await["code"], "forbidden");
+    // ...and is never stored: a fresh sync replays the message, no typing.
+    b.close().await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    b.send(json!({"type": "sync", "since": 0})).await;
+    assert_eq!(b.expect("msg").await["body"]["text"], "it's me");
+    assert!(b.quiet("typing", Duration::from_millis(300)).await);
+    assert!(
+        b.skipped.iter().all(|f| f["type"] != "msg"),
+        "one message only"
+    );
+    s.stop().await;
+}
