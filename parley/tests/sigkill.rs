@@ -48,6 +48,8 @@ async fn no_acknowledged_message_is_lost_when_the_process_is_killed() {
 
     // client_msg_id -> msg_id of every ack Alice got before the kill.
     let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    // The number of acks so far, for the killer to wait on.
+    let (count_tx, mut count) = tokio::sync::watch::channel(0usize);
     let sender = {
         let (url, token, bob, acked) = (url.clone(), token.clone(), bob.id.clone(), acked.clone());
         tokio::spawn(async move {
@@ -66,14 +68,14 @@ async fn no_acknowledged_message_is_lost_when_the_process_is_killed() {
                     .lock()
                     .unwrap()
                     .insert(cid, ack["msg_id"].as_str().unwrap().to_owned());
+                count_tx.send_replace(i + 1);
             }
         })
     };
     // Kill at a random point in the stream.
     let kill_at = 150 + rand::random::<u64>() as usize % 600;
-    while acked.lock().unwrap().len() < kill_at && !sender.is_finished() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Ends early only if the sender stops (then the assertion below says why).
+    let _ = count.wait_for(|&n| n >= kill_at).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let _ = sender.await;
