@@ -12,7 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{check_name, EngineError, Result};
+
+/// The most partitions a topic may have.
+pub const MAX_PARTITIONS: u32 = 4096;
 
 /// Identifies one incarnation of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +45,19 @@ pub struct TopicSpec {
 }
 
 impl TopicSpec {
+    /// A valid name and 1..=[`MAX_PARTITIONS`] partitions.
+    pub fn validate(&self) -> Result<()> {
+        check_name(&self.name)?;
+        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
+            return Err(EngineError::TopicMismatch {
+                topic: self.name.clone(),
+                existing: 0,
+                requested: self.partitions,
+            });
+        }
+        Ok(())
+    }
+
     pub fn new(name: impl Into<String>, partitions: u32) -> Self {
         TopicSpec {
             name: name.into(),
@@ -98,6 +114,34 @@ pub struct Bounds {
     pub start: u64,
     pub end: u64,
     pub epoch: Epoch,
+}
+
+impl Bounds {
+    /// A read may start anywhere in `start..=end`.
+    pub fn check_read(&self, topic: &str, partition: u32, offset: u64) -> Result<()> {
+        if offset < self.start || offset > self.end {
+            return Err(self.out_of_range(topic, partition, offset));
+        }
+        Ok(())
+    }
+
+    /// A consumer may store any position up to `end`.
+    pub fn check_commit(&self, topic: &str, partition: u32, offset: u64) -> Result<()> {
+        if offset > self.end {
+            return Err(self.out_of_range(topic, partition, offset));
+        }
+        Ok(())
+    }
+
+    fn out_of_range(&self, topic: &str, partition: u32, requested: u64) -> EngineError {
+        EngineError::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            requested,
+            start: self.start,
+            end: self.end,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

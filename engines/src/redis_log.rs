@@ -24,19 +24,11 @@ use redis::{Script, Value};
 
 use crate::error::{check_name, EngineError, Result};
 use crate::log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, TopicSpec};
+use crate::redis_state::redis_err as err;
 
 const MAX_RECORD: usize = 4 << 20;
-const MAX_PARTITIONS: u32 = 4096;
 /// How long one blocking `XREAD` waits before the tail asks again.
 const BLOCK_MS: u64 = 5_000;
-
-fn err(e: redis::RedisError) -> EngineError {
-    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
-        EngineError::Unavailable(format!("redis: {e}"))
-    } else {
-        EngineError::State(format!("redis: {e}"))
-    }
-}
 
 /// KEYS: stream, next-offset key. ARGV: time ms, records. Returns the
 /// first offset.
@@ -179,14 +171,7 @@ fn fold_epoch(s: &str) -> u64 {
 #[async_trait]
 impl Log for RedisLog {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
-        check_name(&spec.name)?;
-        if spec.partitions == 0 || spec.partitions > MAX_PARTITIONS {
-            return Err(EngineError::TopicMismatch {
-                topic: spec.name.clone(),
-                existing: 0,
-                requested: spec.partitions,
-            });
-        }
+        spec.validate()?;
         let existing: u32 = self
             .ensure
             .key(format!("{}:t:{}", self.prefix, spec.name))
@@ -259,15 +244,7 @@ impl Log for RedisLog {
         limit: ReadLimit,
     ) -> Result<Batch> {
         let b = self.bounds(topic, partition).await?;
-        if from < b.start || from > b.end {
-            return Err(EngineError::OffsetOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                requested: from,
-                start: b.start,
-                end: b.end,
-            });
-        }
+        b.check_read(topic, partition, from)?;
         let entries: Vec<Value> = redis::cmd("XRANGE")
             .arg(self.key("s", topic, partition))
             .arg(format!("{from}-1"))
@@ -364,15 +341,7 @@ impl Log for RedisLog {
     ) -> Result<()> {
         check_name(group)?;
         let b = self.bounds(topic, partition).await?;
-        if next_offset > b.end {
-            return Err(EngineError::OffsetOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                requested: next_offset,
-                start: b.start,
-                end: b.end,
-            });
-        }
+        b.check_commit(topic, partition, next_offset)?;
         let _: () = redis::cmd("HSET")
             .arg(format!("{}:g:{group}", self.prefix))
             .arg(format!("{topic}:{partition}"))

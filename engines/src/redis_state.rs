@@ -31,13 +31,16 @@ use redis::Script;
 use crate::error::{EngineError, Result};
 use crate::state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
 
-fn err(e: redis::RedisError) -> EngineError {
+/// A Redis failure: connection trouble is worth a retry, the rest is not.
+pub(crate) fn redis_err(e: redis::RedisError) -> EngineError {
     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
         EngineError::Unavailable(format!("redis: {e}"))
     } else {
         EngineError::State(format!("redis: {e}"))
     }
 }
+
+use redis_err as err;
 
 fn pad(id: MessageId) -> String {
     format!("{:020}", id.0)

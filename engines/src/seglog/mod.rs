@@ -66,8 +66,6 @@ impl Default for SegmentLogOptions {
     }
 }
 
-const MAX_PARTITIONS: u32 = 4096;
-
 #[derive(Serialize, Deserialize)]
 struct TopicMeta {
     partitions: u32,
@@ -236,14 +234,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[async_trait]
 impl Log for SegmentLog {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
-        check_name(&spec.name)?;
-        if spec.partitions == 0 || spec.partitions > MAX_PARTITIONS {
-            return Err(EngineError::TopicMismatch {
-                topic: spec.name.clone(),
-                existing: 0,
-                requested: spec.partitions,
-            });
-        }
+        spec.validate()?;
         let meta = TopicMeta {
             partitions: spec.partitions,
             retention_bytes: spec.retention.max_bytes,
@@ -339,15 +330,7 @@ impl Log for SegmentLog {
     ) -> Result<()> {
         let path = self.group_path(group, topic, partition)?;
         let bounds = self.bounds(topic, partition).await?;
-        if next_offset > bounds.end {
-            return Err(EngineError::OffsetOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                requested: next_offset,
-                start: bounds.start,
-                end: bounds.end,
-            });
-        }
+        bounds.check_commit(topic, partition, next_offset)?;
         blocking(move || {
             let dir = path.parent().expect("group dir");
             fs::create_dir_all(dir).map_err(|e| EngineError::io(dir.display(), e))?;

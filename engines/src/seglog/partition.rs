@@ -190,15 +190,12 @@ impl Shared {
     pub fn read(&self, from: u64, limit: ReadLimit) -> Result<Batch> {
         let end = *self.end.borrow();
         let start = self.segs.read().expect("segs lock")[0].base;
-        if from < start || from > end {
-            return Err(EngineError::OffsetOutOfRange {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                requested: from,
-                start,
-                end,
-            });
+        Bounds {
+            start,
+            end,
+            epoch: self.epoch,
         }
+        .check_read(&self.topic, self.partition, from)?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut next = from;
