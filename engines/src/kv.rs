@@ -267,11 +267,9 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             expires_at,
         } => {
             let mut t = tx.open_table(IDEM).map_err(err)?;
-            let now = now_ms();
-            let key = (user.0, client_msg_id.as_str());
-            let live = t.get(key).map_err(err)?.is_some_and(|v| v.value().1 > now);
-            if !live {
-                t.insert(key, (msg_id.0, *expires_at)).map_err(err)?;
+            if live_idem(&t, *user, client_msg_id, now_ms())?.is_none() {
+                t.insert((user.0, client_msg_id.as_str()), (msg_id.0, *expires_at))
+                    .map_err(err)?;
             }
         }
         StateOp::TouchLastSeen { user, at } => {
@@ -286,6 +284,18 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The mapping of `(user, client_msg_id)` if it has not expired by `now`.
+fn live_idem(
+    t: &impl ReadableTable<(u64, &'static str), (u64, u64)>,
+    user: UserId,
+    key: &str,
+    now: u64,
+) -> Result<Option<MessageId>> {
+    let v = t.get((user.0, key)).map_err(err)?.map(|v| v.value());
+    Ok(v.filter(|&(_, expires)| expires > now)
+        .map(|(id, _)| MessageId(id)))
 }
 
 fn set_inbox_seq(tx: &WriteTransaction, user: UserId, seq: u64) -> Result<()> {
@@ -415,31 +425,12 @@ impl StateStore for RedbState {
         let expires = now + ttl.as_millis() as u64;
         self.write_tx(move |tx| {
             let mut t = tx.open_table(IDEM).map_err(err)?;
-            let live = t
-                .get((user.0, key.as_str()))
-                .map_err(err)?
-                .map(|v| v.value())
-                .filter(|&(_, exp)| exp > now);
-            if let Some((existing, _)) = live {
-                return Ok(Claim::Existing(MessageId(existing)));
+            if let Some(existing) = live_idem(&t, user, &key, now)? {
+                return Ok(Claim::Existing(existing));
             }
             t.insert((user.0, key.as_str()), (msg_id.0, expires))
                 .map_err(err)?;
             Ok(Claim::Claimed)
-        })
-        .await
-    }
-
-    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>> {
-        let key = client_msg_id.to_owned();
-        let now = now_ms();
-        self.read(move |tx| {
-            let t = tx.open_table(IDEM).map_err(err)?;
-            let v = t
-                .get((user.0, key.as_str()))
-                .map_err(err)?
-                .map(|v| v.value());
-            Ok(v.filter(|&(_, exp)| exp > now).map(|(id, _)| MessageId(id)))
         })
         .await
     }
@@ -449,13 +440,7 @@ impl StateStore for RedbState {
         self.read(move |tx| {
             let t = tx.open_table(IDEM).map_err(err)?;
             keys.iter()
-                .map(|(user, key)| {
-                    let v = t
-                        .get((user.0, key.as_str()))
-                        .map_err(err)?
-                        .map(|v| v.value());
-                    Ok(v.filter(|&(_, exp)| exp > now).map(|(id, _)| MessageId(id)))
-                })
+                .map(|(user, key)| live_idem(&t, *user, key, now))
                 .collect()
         })
         .await

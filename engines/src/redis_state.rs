@@ -363,15 +363,6 @@ impl StateStore for RedisState {
         ))
     }
 
-    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>> {
-        let v: Option<u64> = redis::cmd("GET")
-            .arg(self.key(format!("i:{user}:{client_msg_id}")))
-            .query_async(&mut self.con.clone())
-            .await
-            .map_err(err)?;
-        Ok(v.map(MessageId))
-    }
-
     async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
         if keys.is_empty() {
             return Ok(Vec::new());

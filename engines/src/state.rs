@@ -139,7 +139,12 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> Result<Claim>;
 
     /// The live mapping of a `client_msg_id`, if any.
-    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>>;
+    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>> {
+        let found = self
+            .idem_get_many(vec![(user, client_msg_id.to_owned())])
+            .await?;
+        Ok(found.into_iter().next().flatten())
+    }
 
     /// [`idem_get`](Self::idem_get) for many keys in one call.
     async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>>;
