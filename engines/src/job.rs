@@ -88,25 +88,33 @@ pub async fn run_job<P: Processor>(
     let mut spec = spec;
     let mut caught_up = spec.caught_up.take();
     let mut target: Option<u64> = None;
+    // Where to read next; `None` until asked of the store (at start and
+    // after a failure), since after each apply the loop knows it.
+    let mut position: Option<u64> = None;
     let lag = LAG.with_label_values(&[&spec.job, &spec.partition.to_string()]);
     let mut backoff = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
         let step = async {
-            let mut from = state
-                .job_offset(&spec.job, spec.partition)
-                .await?
-                .unwrap_or(0);
-            let bounds = log.bounds(&spec.topic, spec.partition).await?;
-            let target = *target.get_or_insert(bounds.end);
-            if from >= target {
+            let from = match position {
+                Some(p) => p,
+                None => {
+                    let from = state
+                        .job_offset(&spec.job, spec.partition)
+                        .await?
+                        .unwrap_or(0);
+                    let bounds = log.bounds(&spec.topic, spec.partition).await?;
+                    target.get_or_insert(bounds.end);
+                    if from < bounds.start {
+                        tracing::warn!(job = %spec.job, partition = spec.partition, from, start = bounds.start,
+                            "records before the log start were removed by retention; resuming at the start");
+                    }
+                    from.max(bounds.start)
+                }
+            };
+            if target.is_some_and(|t| from >= t) {
                 if let Some(tx) = caught_up.take() {
                     let _ = tx.send(());
                 }
-            }
-            if from < bounds.start {
-                tracing::warn!(job = %spec.job, partition = spec.partition, from, start = bounds.start,
-                    "records before the log start were removed by retention; resuming at the start");
-                from = bounds.start;
             }
             let limit = ReadLimit::records(spec.batch);
             let batch = tokio::select! {
@@ -118,12 +126,18 @@ pub async fn run_job<P: Processor>(
                 .apply(&spec.job, spec.partition, batch.next_offset, ops)
                 .await?;
             lag.set(batch.end.saturating_sub(batch.next_offset) as i64);
+            position = Some(match applied {
+                Applied::Written => batch.next_offset,
+                // Another run got further: continue from where it stopped.
+                Applied::Stale { committed } => committed,
+            });
             processor.committed(applied).await;
             Ok(())
         };
         match step.await {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => {
+                position = None;
                 tracing::warn!(job = %spec.job, partition = spec.partition, error = %e, retry = ?e.retry(), "job step failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
