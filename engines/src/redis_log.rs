@@ -202,24 +202,25 @@ impl Log for RedisLog {
     }
 
     async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended> {
-        self.check(topic, partition).await?;
         if let Some(p) = payloads.iter().find(|p| p.len() > MAX_RECORD) {
             return Err(EngineError::RecordTooLarge {
                 size: p.len(),
                 limit: MAX_RECORD,
             });
         }
-        let epoch = self.epoch(topic, partition).await?;
         let timestamp = parley_schemas::ids::now_ms();
         if payloads.is_empty() {
-            let end = self.bounds(topic, partition).await?.end;
+            // `bounds` checks the partition and reads the epoch itself.
+            let b = self.bounds(topic, partition).await?;
             return Ok(Appended {
-                first_offset: end,
+                first_offset: b.end,
                 count: 0,
                 timestamp,
-                epoch,
+                epoch: b.epoch,
             });
         }
+        self.check(topic, partition).await?;
+        let epoch = self.epoch(topic, partition).await?;
         let mut inv = self.append.prepare_invoke();
         inv.key(self.key("s", topic, partition))
             .key(self.key("n", topic, partition))
