@@ -17,6 +17,12 @@
 //! Real engines: [`redis_state::RedisState`] (state on Redis) and
 //! [`redis_log::RedisLog`] (the log on Redis Streams).
 //!
+//! A third seam, [`cluster::Cluster`], coordinates roles that run as
+//! several processes: membership, partition leases, the session registry
+//! and node mailboxes ([`cluster::LocalCluster`] in one process,
+//! [`redis_cluster::RedisCluster`] on Redis). [`ownership::run_owned`]
+//! shares a topic's partitions among a role's live nodes with it.
+//!
 //! [`job::run_job`] is the consumer loop every processor runs on top of the
 //! two seams.
 //!
@@ -24,10 +30,13 @@
 //! implementations must pass. [`error::EngineError`] is this crate's one
 //! error type; [`error::EngineError::retry`] says whether a retry can help.
 
+pub mod cluster;
 pub mod error;
 pub mod job;
 pub mod kv;
 pub mod log;
+pub mod ownership;
+pub mod redis_cluster;
 pub mod redis_log;
 pub mod redis_state;
 pub mod seglog;
@@ -36,9 +45,11 @@ pub mod state;
 #[cfg(feature = "contract")]
 pub mod contract;
 
+pub use cluster::{Cluster, LocalCluster, Mail, Member};
 pub use error::{EngineError, Result, Retry};
 pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
+pub use redis_cluster::RedisCluster;
 pub use redis_log::RedisLog;
 pub use redis_state::RedisState;
 pub use seglog::{Durability, SegmentLog, SegmentLogOptions};

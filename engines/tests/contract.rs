@@ -2,8 +2,13 @@
 
 use std::sync::Arc;
 
-use parley_engines::contract::{log_contract, state_contract};
-use parley_engines::{RedbState, SegmentLog, SegmentLogOptions};
+use parley_engines::contract::{cluster_contract, log_contract, state_contract};
+use parley_engines::{LocalCluster, RedbState, SegmentLog, SegmentLogOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cluster_passes_the_cluster_contract() {
+    cluster_contract(Arc::new(LocalCluster::new())).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_log_passes_the_log_contract() {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use parley_engines::contract::redis_server::RedisServer;
-use parley_engines::contract::{log_contract, state_contract};
-use parley_engines::{RedisLog, RedisState};
+use parley_engines::contract::{cluster_contract, log_contract, state_contract};
+use parley_engines::{RedisCluster, RedisLog, RedisState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_state_passes_the_state_contract() {
@@ -13,6 +13,15 @@ async fn redis_state_passes_the_state_contract() {
         .await
         .unwrap();
     state_contract(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_passes_the_cluster_contract() {
+    let server = RedisServer::start();
+    let cluster = RedisCluster::connect(&server.url, "parley-test")
+        .await
+        .unwrap();
+    cluster_contract(Arc::new(cluster)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,6 +292,15 @@ impl MessageIdGenerator {
         self.next_at(now_ms())
     }
 
+    /// Makes every id issued from now on larger than `id`, whichever node
+    /// issued it: a node taking over a partition from another continues
+    /// its order even if its own clock is behind.
+    pub fn issue_after(&self, id: MessageId) {
+        let ms = id.0 >> (NODE_BITS + SEQ_BITS);
+        self.state
+            .fetch_max(((ms + 1) << SEQ_BITS) - 1, Ordering::Relaxed);
+    }
+
     /// As [`next_id`](Self::next_id) with the wall clock given: tests drive
     /// it through clock steps.
     pub fn next_at(&self, unix_ms: u64) -> MessageId {
@@ -328,6 +337,22 @@ pub fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn issue_after_continues_another_nodes_order() {
+        let ahead = MessageIdGenerator::new(7).unwrap();
+        let behind = MessageIdGenerator::new(3).unwrap();
+        let t = ID_EPOCH_MS + 5_000_000;
+        let last = ahead.next_at(t + 2_000);
+        // A clock two seconds behind would issue a smaller id...
+        assert!(behind.next_at(t) < last);
+        behind.issue_after(last);
+        // ...but not after it saw the last id of the partition.
+        let next = behind.next_at(t);
+        assert!(next > last, "{next:?} <= {last:?}");
+        assert_eq!(next.node(), 3);
+        assert!(behind.next_at(t) > next);
+    }
 
     #[test]
     fn conversation_ids_have_one_canonical_form() {

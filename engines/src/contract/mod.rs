@@ -3,10 +3,12 @@
 //! the same behaviour. Each suite uses fresh random names, so it can run
 //! against a shared server.
 
+mod cluster;
 mod log;
 pub mod redis_server;
 mod state;
 
+pub use self::cluster::cluster_contract;
 pub use self::log::log_contract;
 pub use self::state::state_contract;
 
