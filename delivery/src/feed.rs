@@ -83,21 +83,37 @@ impl Feed {
             // Already sent, or the replay in progress will reach it.
             return Ok(Vec::new());
         }
+        let mut out = self.fill_before(seq).await?;
+        if origin != Some(self.device) {
+            out.push(frame);
+        }
+        self.covered(seq);
+        Ok(out)
+    }
+
+    /// Everything stored but not yet sent (pushes were lost on the way):
+    /// read up to the user's head now.
+    pub async fn fill(&mut self) -> Result<Vec<Arc<ServerFrame>>> {
+        if self.catch_up_to.is_some() {
+            return Ok(Vec::new());
+        }
+        let head = self.state.inbox_seq(self.user).await?;
+        self.fill_before(head + 1).await
+    }
+
+    /// Reads what this device has not been sent below `end`.
+    async fn fill_before(&mut self, end: u64) -> Result<Vec<Arc<ServerFrame>>> {
         let mut out = Vec::new();
-        while self.next < seq {
+        while self.next < end {
             let before = self.next;
             out.extend(
-                self.read(self.next - 1, (seq - self.next) as usize, true)
+                self.read(self.next - 1, (end - self.next) as usize, true)
                     .await?,
             );
             if self.next == before {
                 break;
             }
         }
-        if origin != Some(self.device) {
-            out.push(frame);
-        }
-        self.covered(seq);
         Ok(out)
     }
 

@@ -19,6 +19,8 @@ pub enum Push {
     },
     /// A frame outside the inbox (`status`, `typing`, `presence`).
     Frame(Arc<ServerFrame>),
+    /// Pushes may have been lost on the way here: check the store.
+    Resync,
 }
 
 /// Queue depth per device. A device that falls this far behind loses live
@@ -93,6 +95,14 @@ impl Hub {
                 // Full or closed: the device's feed recovers items from the store.
                 let _ = c.tx.try_send(push.clone());
             }
+        }
+    }
+
+    /// Every device checks the store for items it may have missed.
+    pub fn resync_all(&self) {
+        let conns = self.conns.read().expect("hub lock");
+        for c in conns.values().flatten() {
+            let _ = c.tx.try_send(Push::Resync);
         }
     }
 

@@ -10,10 +10,14 @@
 //! - [`feed::Feed`] is one device's view: it sends live items in order,
 //!   fills any gap from the store, and replays the backlog after `sync`
 //!   from the device's cursor, reading only that backlog.
+//! - [`route`]: pushes across processes. A [`route::Pusher`] is where a
+//!   sequencer's pushes go: the local hub, or [`route::ClusterPusher`],
+//!   which mails them to the edges the session registry names.
 //! - [`metrics`]: deliveries, connected sockets, catch-up reads and the
 //!   append-to-push latency.
 
 pub mod feed;
 pub mod hub;
 pub mod metrics;
+pub mod route;
 pub mod sequencer;

@@ -10,7 +10,8 @@ use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::ServerFrame;
 use parley_schemas::{codec, topics};
 
-use crate::hub::{Hub, Push};
+use crate::hub::Push;
+use crate::route::Pusher;
 
 pub const JOB: &str = "deliver";
 
@@ -22,7 +23,7 @@ pub const JOB: &str = "deliver";
 /// so a failed or stale batch leaves them as the store has them.
 pub struct Sequencer {
     state: Arc<dyn StateStore>,
-    hub: Arc<Hub>,
+    pusher: Arc<dyn Pusher>,
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
     pending: Pending,
@@ -36,10 +37,10 @@ struct Pending {
 }
 
 impl Sequencer {
-    pub fn new(state: Arc<dyn StateStore>, hub: Arc<Hub>) -> Self {
+    pub fn new(state: Arc<dyn StateStore>, pusher: Arc<dyn Pusher>) -> Self {
         Sequencer {
             state,
-            hub,
+            pusher,
             seqs: HashMap::new(),
             heads: HashMap::new(),
             pending: Pending::default(),
@@ -130,9 +131,7 @@ impl Processor for Sequencer {
             Applied::Written => {
                 self.seqs.extend(pending.seqs);
                 self.heads.extend(pending.heads);
-                for (user, push) in &pending.pushes {
-                    self.hub.push(*user, push, None);
-                }
+                self.pusher.deliver(pending.pushes);
             }
             // Someone else stored this batch: what we cached may be behind.
             Applied::Stale { .. } => {

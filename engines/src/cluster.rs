@@ -47,6 +47,9 @@ pub trait Cluster: Send + Sync {
     /// members, `member` included, ordered by node.
     async fn heartbeat(&self, group: &str, member: &Member, ttl: Duration) -> Result<Vec<Member>>;
 
+    /// The live members of `group`, ordered by node, without joining it.
+    async fn members(&self, group: &str) -> Result<Vec<Member>>;
+
     /// Leaves `group` at once (a clean stop), so others rebalance now.
     async fn leave(&self, group: &str, node: u32) -> Result<()>;
 
@@ -118,6 +121,24 @@ impl Cluster for LocalCluster {
             g.retain(|_, (until, _)| *until > now);
             let mut live: Vec<Member> = g
                 .iter()
+                .map(|(&node, (_, addr))| Member {
+                    node,
+                    addr: addr.clone(),
+                })
+                .collect();
+            live.sort_by_key(|m| m.node);
+            live
+        }))
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<Member>> {
+        Ok(self.with(|l, now| {
+            let mut live: Vec<Member> = l
+                .groups
+                .get(group)
+                .into_iter()
+                .flatten()
+                .filter(|(_, (until, _))| *until > now)
                 .map(|(&node, (_, addr))| Member {
                     node,
                     addr: addr.clone(),

@@ -24,10 +24,11 @@ use crate::redis_state::redis_err as err;
 const NOW: &str =
     "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
 
-/// ARGV: key, node, ttl_ms, addr. Returns the live `node|addr` list.
+/// ARGV: key, node, ttl_ms, addr; node '' only reads. Returns the live
+/// `node|addr` list.
 const HEARTBEAT: &str = r#"
 local k, node, ttl, addr = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-redis.call('HSET', k, node, (now + ttl) .. '|' .. addr)
+if node ~= '' then redis.call('HSET', k, node, (now + ttl) .. '|' .. addr) end
 local all = redis.call('HGETALL', k)
 local live = {}
 for i = 1, #all, 2 do
@@ -39,7 +40,7 @@ for i = 1, #all, 2 do
     redis.call('HDEL', k, all[i])
   end
 end
-redis.call('PEXPIRE', k, ttl * 10)
+if node ~= '' then redis.call('PEXPIRE', k, ttl * 10) end
 return live
 "#;
 
@@ -124,20 +125,22 @@ impl RedisCluster {
         format!("{}:{}", self.prefix, rest)
     }
 
-    fn channel(&self, node: u32) -> String {
-        self.key(&format!("node:{node}"))
-    }
-}
-
-#[async_trait]
-impl Cluster for RedisCluster {
-    async fn heartbeat(&self, group: &str, member: &Member, ttl: Duration) -> Result<Vec<Member>> {
+    /// Reads the live members of `group`, after heartbeating `me` if given.
+    async fn members_of(
+        &self,
+        group: &str,
+        me: Option<(&Member, Duration)>,
+    ) -> Result<Vec<Member>> {
+        let (node, ttl, addr) = match me {
+            Some((m, ttl)) => (m.node.to_string(), ms(ttl), m.addr.as_str()),
+            None => (String::new(), 0, ""),
+        };
         let live: Vec<String> = self
             .heartbeat
             .arg(self.key(&format!("mem:{group}")))
-            .arg(member.node)
-            .arg(ms(ttl))
-            .arg(&member.addr)
+            .arg(node)
+            .arg(ttl)
+            .arg(addr)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(err)?;
@@ -153,6 +156,21 @@ impl Cluster for RedisCluster {
             .collect();
         members.sort_by_key(|m| m.node);
         Ok(members)
+    }
+
+    fn channel(&self, node: u32) -> String {
+        self.key(&format!("node:{node}"))
+    }
+}
+
+#[async_trait]
+impl Cluster for RedisCluster {
+    async fn heartbeat(&self, group: &str, member: &Member, ttl: Duration) -> Result<Vec<Member>> {
+        self.members_of(group, Some((member, ttl))).await
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<Member>> {
+        self.members_of(group, None).await
     }
 
     async fn leave(&self, group: &str, node: u32) -> Result<()> {

@@ -7,20 +7,31 @@
 //! conversation), and a resend of a `client_msg_id` always finds the first
 //! send's id: either already appended (in the task's recent map or the
 //! state store) or in the batch being built.
+//!
+//! With several edges, each `events` partition has one appender in the
+//! whole cluster: the edge holding the partition's lease
+//! ([`APPEND_SCOPE`]). Another edge forwards the send to it over HTTP
+//! (`POST /v1/messages` with the caller's identity and [`FORWARDED`]), so
+//! the order above holds cluster-wide. An appender that takes a partition
+//! over first reads the log's tail: the previous owner's recent ids keep
+//! resends idempotent, and ids continue above the last one issued.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parley_delivery::hub::{Hub, Push};
-use parley_engines::{Log, StateOp, StateStore};
+use parley_delivery::route::Pusher;
+use parley_engines::cluster::lease_name;
+use parley_engines::{Cluster, EngineError, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{Event, Heartbeat, MessageSent, Receipt};
 use parley_schemas::ids::{now_ms, ConversationId, MessageId, MessageIdGenerator, UserId};
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
-    Ack, Body, ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice,
+    Ack, Body, ErrorBody, ErrorCode, ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice,
     MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
@@ -39,10 +50,37 @@ static APPENDS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// The group of edge nodes in the cluster.
+pub const GROUP: &str = "ingest";
+/// Leases on `events` partitions: the holder runs the partition's appender.
+pub const APPEND_SCOPE: &str = "append/events";
+/// Header of a send forwarded by another edge: never forwarded again.
+pub const FORWARDED: &str = "x-parley-forwarded";
+/// How long a session registry entry lives without a heartbeat.
+pub const SESSION_TTL: Duration = Duration::from_secs(90);
+/// Records at the end of a partition an appender reads when it takes
+/// over, besides what the router has not consumed yet.
+const TAIL_SCAN: u64 = 256;
+
 /// Sends gathered into one append at most.
 const MAX_BATCH: usize = 1024;
 /// Recent `client_msg_id`s an appender remembers before asking the store.
 const RECENT: usize = 100_000;
+
+/// What an edge is built from.
+pub struct EdgeParts {
+    pub log: Arc<dyn Log>,
+    pub state: Arc<dyn StateStore>,
+    pub hub: Arc<Hub>,
+    pub auth: AuthConfig,
+    pub ids: Arc<MessageIdGenerator>,
+    /// The partition count of every topic.
+    pub partitions: u32,
+    pub cluster: Arc<dyn Cluster>,
+    /// Where typing notices go: the local hub in one process, the session
+    /// registry in a cluster.
+    pub pusher: Arc<dyn Pusher>,
+}
 
 /// Shared state of the edge.
 pub struct Edge {
@@ -50,8 +88,17 @@ pub struct Edge {
     pub state: Arc<dyn StateStore>,
     pub hub: Arc<Hub>,
     pub auth: AuthConfig,
+    pub cluster: Arc<dyn Cluster>,
+    /// This node's id (that of its msg_id generator).
+    pub node: u32,
+    pusher: Arc<dyn Pusher>,
+    ids: Arc<MessageIdGenerator>,
     partitions: u32,
-    appenders: Vec<mpsc::Sender<SendReq>>,
+    /// The appenders of the `events` partitions this edge holds.
+    appenders: RwLock<HashMap<u32, mpsc::Sender<SendReq>>>,
+    /// Other edges' addresses, by node.
+    peers: RwLock<HashMap<u32, String>>,
+    http: reqwest::Client,
     /// Users known to exist (accounts are never deleted), so a send checks
     /// its recipient without a store call.
     known_users: std::sync::RwLock<std::collections::HashSet<UserId>>,
@@ -69,43 +116,56 @@ struct SendReq {
 }
 
 impl Edge {
-    /// `partitions` is the partition count of every topic.
-    pub fn new(
-        log: Arc<dyn Log>,
-        state: Arc<dyn StateStore>,
-        hub: Arc<Hub>,
-        auth: AuthConfig,
-        ids: Arc<MessageIdGenerator>,
-        partitions: u32,
-    ) -> Arc<Edge> {
-        let tasks = TaskTracker::new();
-        let stop = CancellationToken::new();
-        let appenders = (0..partitions)
-            .map(|p| {
-                let (tx, rx) = mpsc::channel(4096);
-                let task = Appender {
-                    log: log.clone(),
-                    state: state.clone(),
-                    ids: ids.clone(),
-                    partition: p,
-                    recent: Recent::default(),
-                    tasks: tasks.clone(),
-                };
-                tasks.spawn(task.run(rx, stop.clone()));
-                tx
-            })
-            .collect();
+    /// An edge with no appender yet: start them with [`Edge::run_appender`].
+    pub fn new(parts: EdgeParts) -> Arc<Edge> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("an HTTP client without TLS builds");
         Arc::new(Edge {
-            log,
-            state,
-            hub,
-            auth,
-            partitions,
-            appenders,
+            node: parts.ids.node() as u32,
+            log: parts.log,
+            state: parts.state,
+            hub: parts.hub,
+            auth: parts.auth,
+            cluster: parts.cluster,
+            pusher: parts.pusher,
+            ids: parts.ids,
+            partitions: parts.partitions,
+            appenders: Default::default(),
+            peers: Default::default(),
+            http,
             known_users: Default::default(),
-            tasks,
-            stop,
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// Runs the appender of `events` partition `p` until `stop` (or the
+    /// edge's shutdown), then answers what it holds. Fails only if the log
+    /// cannot be read at takeover.
+    pub async fn run_appender(
+        self: Arc<Self>,
+        p: u32,
+        stop: CancellationToken,
+    ) -> Result<(), EngineError> {
+        let mut task = Appender {
+            log: self.log.clone(),
+            state: self.state.clone(),
+            ids: self.ids.clone(),
+            partition: p,
+            recent: Recent::default(),
+            tasks: self.tasks.clone(),
+        };
+        task.recover().await?;
+        let (tx, mut rx) = mpsc::channel(4096);
+        self.appenders.write().expect("appenders").insert(p, tx);
+        task.run(&mut rx, &stop, &self.stop).await;
+        // New sends go elsewhere from now on; those queued are answered.
+        self.appenders.write().expect("appenders").remove(&p);
+        task.drain(rx).await;
+        Ok(())
     }
 
     /// Closes every socket, lets the appenders answer what they hold, and
@@ -118,6 +178,17 @@ impl Edge {
 
     /// Validates and appends a message; the ack comes once it is durable.
     pub async fn send(&self, caller: Caller, frame: SendFrame) -> Result<Ack, ApiError> {
+        self.send_with(caller, frame, true).await
+    }
+
+    /// As [`send`](Self::send); `may_forward` is false for a send another
+    /// edge forwarded here.
+    pub async fn send_with(
+        &self,
+        caller: Caller,
+        frame: SendFrame,
+        may_forward: bool,
+    ) -> Result<Ack, ApiError> {
         validate_send(&frame)?;
         let conversation = match frame.to {
             Recipient::User(to) => {
@@ -129,23 +200,118 @@ impl Edge {
             Recipient::Group(g) => return Err(ApiError::not_found(format!("no group {g}"))),
         };
         let p = conversation_partition(&conversation, self.partitions);
-        let (reply, rx) = oneshot::channel();
-        let unavailable = || {
+        let local = self.appenders.read().expect("appenders").get(&p).cloned();
+        let frame = match local {
+            Some(tx) => {
+                let (reply, rx) = oneshot::channel();
+                let req = SendReq {
+                    caller,
+                    conversation,
+                    frame,
+                    reply,
+                };
+                match tx.send(req).await {
+                    Ok(()) => {
+                        return rx.await.map_err(|_| {
+                            ApiError::new(ErrorCode::Unavailable, "the edge is shutting down")
+                        })?
+                    }
+                    // The partition left this edge just now.
+                    Err(mpsc::error::SendError(req)) => req.frame,
+                }
+            }
+            None => frame,
+        };
+        if !may_forward {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("partition {p} is moving between edges; retry"),
+            ));
+        }
+        self.forward(p, caller, frame).await
+    }
+
+    /// Hands a send to the edge that holds its partition, and returns that
+    /// edge's answer as if it were ours.
+    async fn forward(&self, p: u32, caller: Caller, frame: SendFrame) -> Result<Ack, ApiError> {
+        let moving = || {
             ApiError::new(
-                parley_schemas::wire::ErrorCode::Unavailable,
-                "the edge is shutting down",
+                ErrorCode::Unavailable,
+                format!("partition {p} is moving between edges; retry"),
             )
         };
-        self.appenders[p as usize]
-            .send(SendReq {
-                caller,
-                conversation,
-                frame,
-                reply,
-            })
+        let node = self
+            .cluster
+            .holder(&lease_name(APPEND_SCOPE, p))
+            .await?
+            .filter(|n| *n != self.node)
+            .ok_or_else(moving)?;
+        let addr = self.peer(node).await?.ok_or_else(moving)?;
+        let sent = self
+            .http
+            .post(format!("http://{addr}/v1/messages"))
+            .bearer_auth(self.auth.issue(caller))
+            .header(FORWARDED, "1")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&frame).expect("send frames serialize"))
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                // Its address may be stale; ask again next time.
+                self.peers.write().expect("peers").remove(&node);
+                return Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("edge {node} did not answer: {e}"),
+                ));
+            }
+        };
+        let ok = resp.status().is_success();
+        let body = resp
+            .bytes()
             .await
-            .map_err(|_| unavailable())?;
-        rx.await.map_err(|_| unavailable())?
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("edge {node}: {e}")))?;
+        if ok {
+            serde_json::from_slice(&body)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("edge {node}: {e}")))
+        } else {
+            let e: ErrorBody = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("edge {node}: {e}")))?;
+            Err(ApiError::new(e.code, e.message))
+        }
+    }
+
+    async fn peer(&self, node: u32) -> Result<Option<String>, ApiError> {
+        if let Some(a) = self.peers.read().expect("peers").get(&node) {
+            return Ok(Some(a.clone()));
+        }
+        let members = self.cluster.members(GROUP).await?;
+        let mut peers = self.peers.write().expect("peers");
+        for m in members.into_iter().filter(|m| !m.addr.is_empty()) {
+            peers.insert(m.node, m.addr);
+        }
+        Ok(peers.get(&node).cloned())
+    }
+
+    /// A socket of `user` opened on this edge: pushes find it from now on.
+    pub async fn session_open(&self, user: UserId) -> Result<(), ApiError> {
+        Ok(self
+            .cluster
+            .session_add(user, self.node, SESSION_TTL)
+            .await?)
+    }
+
+    /// A socket of `user` closed; the entry goes once none is left here.
+    pub async fn session_closed(&self, user: UserId) {
+        if self.hub.is_connected(user) {
+            return;
+        }
+        let _ = self.cluster.session_remove(user, self.node).await;
+        // A device that connected meanwhile keeps its entry.
+        if self.hub.is_connected(user) {
+            let _ = self.session_open(user).await;
+        }
     }
 
     pub async fn user_exists(&self, user: UserId) -> Result<bool, ApiError> {
@@ -213,7 +379,8 @@ impl Edge {
                 conversation_id: conversation,
                 user_id: caller.user,
             });
-            self.hub.push(peer, &Push::Frame(Arc::new(frame)), None);
+            self.pusher
+                .deliver(vec![(peer, Push::Frame(Arc::new(frame)))]);
         }
         Ok(())
     }
@@ -307,22 +474,71 @@ fn ack_of(frame: &SendFrame, conversation: ConversationId, id: MessageId) -> Ack
 }
 
 impl Appender {
-    async fn run(mut self, mut rx: mpsc::Receiver<SendReq>, stop: CancellationToken) {
+    /// Appends batches until `stop`, then answers what is queued.
+    async fn run(
+        &mut self,
+        rx: &mut mpsc::Receiver<SendReq>,
+        stop: &CancellationToken,
+        edge_stop: &CancellationToken,
+    ) {
         let mut reqs = Vec::with_capacity(MAX_BATCH);
         loop {
             let n = tokio::select! {
                 n = rx.recv_many(&mut reqs, MAX_BATCH) => n,
-                _ = stop.cancelled() => {
-                    // No new sends; answer those already queued.
-                    rx.close();
-                    rx.recv_many(&mut reqs, usize::MAX).await
-                }
+                _ = stop.cancelled() => return,
+                _ = edge_stop.cancelled() => return,
             };
             if n == 0 {
                 return;
             }
             self.batch(std::mem::take(&mut reqs)).await;
         }
+    }
+
+    /// No new sends; answers those already queued.
+    async fn drain(&mut self, mut rx: mpsc::Receiver<SendReq>) {
+        rx.close();
+        let mut reqs = Vec::new();
+        while rx.recv_many(&mut reqs, MAX_BATCH).await > 0 {
+            self.batch(std::mem::take(&mut reqs)).await;
+        }
+    }
+
+    /// Before the first send of a partition taken over: ids continue above
+    /// the last one in the log, and the sends the router has not consumed
+    /// yet (or the last [`TAIL_SCAN`]) answer resends with their first ids.
+    async fn recover(&mut self) -> Result<(), EngineError> {
+        let p = self.partition;
+        let bounds = self.log.bounds(topics::EVENTS, p).await?;
+        let routed = self
+            .state
+            .job_offset(parley_processors::router::JOB, p)
+            .await?
+            .unwrap_or(bounds.start);
+        let mut at = routed
+            .min(bounds.end.saturating_sub(TAIL_SCAN))
+            .max(bounds.start);
+        let limit = ReadLimit {
+            max_records: 1024,
+            max_bytes: 4 << 20,
+        };
+        let fresh_after = now_ms().saturating_sub(RESEND_WINDOW_MS);
+        while at < bounds.end {
+            let batch = self.log.read(topics::EVENTS, p, at, limit).await?;
+            if batch.records.is_empty() {
+                break;
+            }
+            for r in &batch.records {
+                if let Ok(Event::MessageSent(m)) = codec::decode(&r.payload) {
+                    self.ids.issue_after(m.msg_id);
+                    if m.ts > fresh_after {
+                        self.recent.insert((m.from, m.client_msg_id), m.msg_id);
+                    }
+                }
+            }
+            at = batch.next_offset;
+        }
+        Ok(())
     }
 
     async fn batch(&mut self, reqs: Vec<SendReq>) {

@@ -41,6 +41,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Health, readiness and metrics alone, for roles without a public API.
+pub fn ops_router() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/metrics", get(metrics))
+}
+
 /// JSON bodies whose errors are ours (`bad_request` with the reason), not
 /// axum's plain-text rejections.
 pub struct Body<T>(pub T);
@@ -152,9 +160,13 @@ async fn create_session(
 async fn send_message(
     State(s): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Body(frame): Body<SendFrame>,
 ) -> Result<Json<Ack>, ApiError> {
-    Ok(Json(s.edge.send(caller, frame).await?))
+    // A send another edge forwarded is never forwarded again (no loops
+    // while a partition moves).
+    let may_forward = !headers.contains_key(crate::edge::FORWARDED);
+    Ok(Json(s.edge.send_with(caller, frame, may_forward).await?))
 }
 
 /// Auth happens before the upgrade: a bad token is a 401, not a socket.

@@ -13,7 +13,7 @@ use parley_schemas::wire::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES}
 use tokio::sync::mpsc;
 
 use crate::auth::Caller;
-use crate::edge::Edge;
+use crate::edge::{Edge, SESSION_TTL};
 use crate::error::ApiError;
 
 /// What the reader asks the writer to do.
@@ -44,7 +44,15 @@ where
     // between the two: an earlier one is below the head, a later one is pushed.
     let (registration, pushes) = edge.hub.register(caller.user, caller.device);
     let (out, out_rx) = mpsc::channel(256);
-    match Feed::open(edge.state.clone(), caller.user, caller.device).await {
+    // Registered before the feed reads the head too: a delivery node that
+    // stores an item after that read finds this edge in the registry.
+    let opened = match edge.session_open(caller.user).await {
+        Ok(()) => Feed::open(edge.state.clone(), caller.user, caller.device)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match opened {
         Ok(feed) => {
             let writer = tokio::spawn(write_loop(sink, out_rx, pushes, feed));
             if let Err(e) = edge.heartbeat(caller, false, false).await {
@@ -58,10 +66,12 @@ where
             let _ = edge.heartbeat(caller, false, true).await;
         }
         Err(e) => {
+            drop(registration);
             let mut sink = sink;
-            let _ = send(&mut sink, &ApiError::from(e).into_frame(None)).await;
+            let _ = send(&mut sink, &e.into_frame(None)).await;
         }
     }
+    edge.session_closed(caller.user).await;
     metrics::SOCKETS.dec();
 }
 
@@ -69,12 +79,22 @@ async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &mpsc:
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
+    // The registry entry lives while the socket does, refreshed a few
+    // times per TTL whatever the client sends.
+    let mut refresh = tokio::time::interval(SESSION_TTL / 3);
+    refresh.reset();
     loop {
         let msg = tokio::select! {
             m = stream.next() => match m {
                 Some(m) => m,
                 None => break,
             },
+            _ = refresh.tick() => {
+                if let Err(e) = edge.session_open(caller.user).await {
+                    tracing::warn!(error = %e.message, "refreshing a session failed");
+                }
+                continue;
+            }
             _ = edge.stop.cancelled() => break,
         };
         let text = match msg {
@@ -181,6 +201,10 @@ async fn write_loop<W: Sink<Message> + Unpin>(
                     Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
                 },
                 Some(Push::Frame(f)) => send(&mut sink, &f).await,
+                Some(Push::Resync) => match feed.fill().await {
+                    Ok(frames) => send_all(&mut sink, &frames).await,
+                    Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
+                },
                 None => break,
             },
         };

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use parley_engines::{
-    Durability, Log, RedbState, RedisLog, RedisState, SegmentLog, SegmentLogOptions, StateStore,
+    Cluster, Durability, Log, RedbState, RedisCluster, RedisLog, RedisState, SegmentLog,
+    SegmentLogOptions, StateStore,
 };
 
 fn file_path(url: &str) -> Option<PathBuf> {
@@ -59,6 +60,21 @@ pub async fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
         }
         other => bail!(
             "unknown state backend {other:?} in {url:?}: use file://PATH or redis://HOST:PORT"
+        ),
+    }
+}
+
+/// The cluster store of roles run as separate processes: the state's Redis.
+pub async fn open_cluster(state_url: &str) -> Result<Arc<dyn Cluster>> {
+    match scheme(state_url) {
+        "redis" | "rediss" => {
+            let cluster = RedisCluster::connect(state_url, REDIS_PREFIX)
+                .await
+                .with_context(|| format!("connecting to the cluster store at {state_url}"))?;
+            Ok(Arc::new(cluster))
+        }
+        _ => bail!(
+            "roles run as separate processes share their state and leases: use --state redis://HOST:PORT (the embedded store serves `parley up` only)"
         ),
     }
 }

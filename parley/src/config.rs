@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the HTTP and WebSocket edge listens.
     pub listen: SocketAddr,
+    /// The address other edges reach this one at, for forwarded sends;
+    /// default: the address it listens on.
+    pub advertise: Option<String>,
     /// Home of the embedded engines and generated secrets.
     pub data_dir: PathBuf,
     /// This node's id (0..1024): part of every message id it issues.
@@ -42,6 +45,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            advertise: None,
             data_dir: PathBuf::from("./parley-data"),
             node_id: 0,
             log: None,
@@ -101,6 +105,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// Address other edges reach this one at [default: the listen address]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
     /// Data directory of the embedded engines [default: ./parley-data]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

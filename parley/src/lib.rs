@@ -4,7 +4,11 @@
 //! call [`up`] directly on a listener bound to port 0.
 //!
 //! Layout: [`config`] (layered settings), [`backends`] (URL → engine),
-//! [`up`] (every role in one process).
+//! [`up`] (every role in one process), and one function per role run as
+//! its own process: [`ingest`], [`process`], [`deliver`]. Those share the
+//! partitions of their topic with the other live nodes of their role
+//! through leases in the cluster store (Redis), and take over a dead
+//! node's partitions within 10 s.
 
 pub mod backends;
 pub mod config;
@@ -16,11 +20,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use parley_delivery::hub::Hub;
+use parley_delivery::route::{run_mailbox, ClusterPusher, Pusher};
 use parley_delivery::sequencer::{self, Sequencer};
 use parley_engines::job::{run_job, JobSpec};
-use parley_engines::{EngineError, Log, TopicSpec};
+use parley_engines::ownership::{run_owned, OwnershipSpec};
+use parley_engines::{Cluster, EngineError, LocalCluster, Log, Member, StateStore, TopicSpec};
 use parley_ingest::auth::AuthConfig;
-use parley_ingest::edge::Edge;
+use parley_ingest::edge::{Edge, EdgeParts};
 use parley_ingest::http::AppState;
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
@@ -96,6 +102,79 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The process role's group and lease scope: partition `p` of `events`
+/// and of `presence` go together.
+pub const PROCESS_GROUP: &str = "process";
+pub const PROCESS_SCOPE: &str = "process/events";
+/// The delivery role's group and lease scope (partitions of `inbox`).
+pub const DELIVER_GROUP: &str = "deliver";
+pub const DELIVER_SCOPE: &str = "deliver/inbox";
+
+fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
+    JobSpec {
+        job: job.into(),
+        topic: topic.into(),
+        partition,
+        batch: 1024,
+        caught_up: None,
+    }
+}
+
+/// The processor jobs of partition `p`: the router on `events` and the
+/// presence job on `presence`. `caught_up` fires once the router has
+/// applied what the partition held at start.
+async fn process_partition(
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    partitions: u32,
+    p: u32,
+    stop: CancellationToken,
+    caught_up: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let router_spec = JobSpec {
+        caught_up,
+        ..job_spec(router::JOB, topics::EVENTS, p)
+    };
+    let router = Router::new(log.clone(), partitions);
+    tokio::join!(
+        run_job(
+            log.clone(),
+            state.clone(),
+            router_spec,
+            router,
+            stop.clone()
+        ),
+        run_job(
+            log,
+            state,
+            job_spec(presence::JOB, topics::PRESENCE, p),
+            PresenceJob::default(),
+            stop,
+        ),
+    );
+}
+
+/// The sequencer of `inbox` partition `p`, pushing through `pusher`.
+async fn deliver_partition(
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    pusher: Arc<dyn Pusher>,
+    p: u32,
+    stop: CancellationToken,
+) {
+    let spec = job_spec(sequencer::JOB, topics::INBOX, p);
+    let job = Sequencer::new(state.clone(), pusher);
+    run_job(log, state, spec, job, stop).await
+}
+
+fn auth_config(cfg: &Config) -> Result<AuthConfig> {
+    Ok(AuthConfig {
+        secret: jwt_secret(cfg)?,
+        token_ttl_secs: cfg.token_ttl_secs,
+        argon2_memory_kib: cfg.argon2_memory_kib,
+    })
+}
+
 /// Every role in one process: the edge serves `listener`; the router,
 /// presence and delivery jobs run for every partition. Returns once
 /// `shutdown` resolves and everything has stopped. Every acknowledged
@@ -111,57 +190,37 @@ pub async fn up(
     let state = backends::open_state(&cfg.state_url()).await?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
-    let auth = AuthConfig {
-        secret: jwt_secret(cfg)?,
-        token_ttl_secs: cfg.token_ttl_secs,
-        argon2_memory_kib: cfg.argon2_memory_kib,
-    };
     let hub = Hub::new();
-    let edge = Edge::new(
-        log.clone(),
-        state.clone(),
-        hub.clone(),
-        auth,
+    let edge = Edge::new(EdgeParts {
+        log: log.clone(),
+        state: state.clone(),
+        hub: hub.clone(),
+        auth: auth_config(cfg)?,
         ids,
         partitions,
-    );
+        cluster: Arc::new(LocalCluster::new()),
+        pusher: hub.clone(),
+    });
 
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
     let mut routers_caught_up = Vec::new();
     for p in 0..partitions {
-        let spec = |job: &str, topic: &str| JobSpec {
-            job: job.into(),
-            topic: topic.into(),
-            partition: p,
-            batch: 1024,
-            caught_up: None,
-        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         routers_caught_up.push(rx);
-        let router_spec = JobSpec {
-            caught_up: Some(tx),
-            ..spec(router::JOB, topics::EVENTS)
-        };
-        jobs.spawn(run_job(
+        jobs.spawn(process_partition(
             log.clone(),
             state.clone(),
-            router_spec,
-            Router::new(log.clone(), partitions),
+            partitions,
+            p,
             stop.clone(),
+            Some(tx),
         ));
-        jobs.spawn(run_job(
+        jobs.spawn(deliver_partition(
             log.clone(),
             state.clone(),
-            spec(presence::JOB, topics::PRESENCE),
-            PresenceJob::default(),
-            stop.clone(),
-        ));
-        jobs.spawn(run_job(
-            log.clone(),
-            state.clone(),
-            spec(sequencer::JOB, topics::INBOX),
-            Sequencer::new(state.clone(), hub.clone()),
+            hub.clone(),
+            p,
             stop.clone(),
         ));
     }
@@ -170,6 +229,15 @@ pub async fn up(
     // by then, so a client's resend finds its first id.
     for rx in routers_caught_up {
         let _ = rx.await;
+    }
+    for p in 0..partitions {
+        let edge = edge.clone();
+        let appender = edge.clone().run_appender(p, edge.stop.clone());
+        edge.tasks.spawn(async move {
+            if let Err(e) = appender.await {
+                tracing::error!(error = %e, partition = p, "appender could not start");
+            }
+        });
     }
     let ready = Arc::new(AtomicBool::new(true));
     let addr = listener.local_addr()?;
@@ -189,5 +257,168 @@ pub async fn up(
     drop(edge);
     debug_assert_eq!(Arc::strong_count(&log), 1, "a task still holds the log");
     tracing::info!("parley stopped");
+    served.context("serving")
+}
+
+/// What every role of a cluster opens: the shared log and state, the
+/// cluster store, and the topics' partition count.
+struct Shared {
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    cluster: Arc<dyn Cluster>,
+    partitions: u32,
+    member: Member,
+}
+
+async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
+    let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
+    let state = backends::open_state(&cfg.state_url()).await?;
+    let cluster = backends::open_cluster(&cfg.state_url()).await?;
+    let partitions = migrate(&*log, cfg.partitions).await?;
+    let addr = match &cfg.advertise {
+        Some(a) => a.clone(),
+        None => listener.local_addr()?.to_string(),
+    };
+    Ok(Shared {
+        log,
+        state,
+        cluster,
+        partitions,
+        member: Member {
+            node: cfg.node_id as u32,
+            addr,
+        },
+    })
+}
+
+/// One edge of a cluster: HTTP + WebSocket on `listener`; the appenders of
+/// the `events` partitions it holds; pushes for its sockets from its
+/// mailbox.
+pub async fn ingest(
+    cfg: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if cfg.jwt_secret.is_none() {
+        anyhow::bail!(
+            "every edge of a cluster must share the token key: set jwt_secret (PARLEY__JWT_SECRET)"
+        );
+    }
+    let shared = open_shared(cfg, &listener).await?;
+    let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
+    let hub = Hub::new();
+    let edge = Edge::new(EdgeParts {
+        log: shared.log.clone(),
+        state: shared.state.clone(),
+        hub: hub.clone(),
+        auth: auth_config(cfg)?,
+        ids,
+        partitions: shared.partitions,
+        cluster: shared.cluster.clone(),
+        pusher: ClusterPusher::spawn(shared.cluster.clone()),
+    });
+    let mail = shared.cluster.subscribe(edge.node).await?;
+    let mailbox = tokio::spawn(run_mailbox(mail, hub));
+    let spec = OwnershipSpec::new(
+        parley_ingest::edge::GROUP,
+        parley_ingest::edge::APPEND_SCOPE,
+        shared.partitions,
+        shared.member.clone(),
+    );
+    let owner = edge.clone();
+    edge.tasks.spawn(run_owned(
+        shared.cluster.clone(),
+        spec,
+        edge.stop.clone(),
+        move |p, stop| {
+            let edge = owner.clone();
+            async move {
+                if let Err(e) = edge.run_appender(p, stop).await {
+                    tracing::error!(error = %e, partition = p, "appender could not start");
+                }
+            }
+        },
+    ));
+    let addr = listener.local_addr()?;
+    tracing::info!(node = edge.node, advertise = %shared.member.addr, "edge is up");
+    println!("parley ingest listening on http://{addr}");
+    let app = AppState {
+        edge: edge.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+    };
+    let served = parley_ingest::run(listener, app, shutdown).await;
+    edge.shutdown().await;
+    mailbox.abort();
+    served.context("serving")
+}
+
+/// One processor node: the router and presence jobs of the partitions it
+/// holds. `listener` serves `/healthz`, `/readyz` and `/metrics`.
+pub async fn process(
+    cfg: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let shared = open_shared(cfg, &listener).await?;
+    let spec = OwnershipSpec::new(
+        PROCESS_GROUP,
+        PROCESS_SCOPE,
+        shared.partitions,
+        shared.member.clone(),
+    );
+    let (log, state, partitions) = (shared.log.clone(), shared.state.clone(), shared.partitions);
+    run_role("process", listener, shutdown, move |stop| {
+        run_owned(shared.cluster, spec, stop, move |p, stop| {
+            process_partition(log.clone(), state.clone(), partitions, p, stop, None)
+        })
+    })
+    .await
+}
+
+/// One delivery node: the sequencers of the `inbox` partitions it holds,
+/// pushing through the session registry to the edges holding the sockets.
+pub async fn deliver(
+    cfg: &Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let shared = open_shared(cfg, &listener).await?;
+    let spec = OwnershipSpec::new(
+        DELIVER_GROUP,
+        DELIVER_SCOPE,
+        shared.partitions,
+        shared.member.clone(),
+    );
+    let pusher: Arc<dyn Pusher> = ClusterPusher::spawn(shared.cluster.clone());
+    let (log, state) = (shared.log.clone(), shared.state.clone());
+    run_role("deliver", listener, shutdown, move |stop| {
+        run_owned(shared.cluster, spec, stop, move |p, stop| {
+            deliver_partition(log.clone(), state.clone(), pusher.clone(), p, stop)
+        })
+    })
+    .await
+}
+
+/// Runs a headless role's work next to its operations endpoints until
+/// `shutdown`, then stops the work and waits for it (leases are freed).
+async fn run_role<W, F>(
+    role: &str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    work: W,
+) -> Result<()>
+where
+    W: FnOnce(CancellationToken) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(work(stop.clone()));
+    let addr = listener.local_addr()?;
+    println!("parley {role} listening on http://{addr}");
+    let served = axum::serve(listener, parley_ingest::http::ops_router())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    stop.cancel();
+    task.await.context("the role's task")?;
     served.context("serving")
 }

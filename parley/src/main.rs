@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use parley::{backends, Config, Overrides};
 
@@ -59,19 +59,33 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().role {
         Role::Up(args) => {
-            let cfg = args.load()?;
+            let (cfg, listener) = bind(&args).await?;
             parley::raise_open_files_limit();
-            let listener = tokio::net::TcpListener::bind(cfg.listen)
-                .await
-                .with_context(|| format!("binding {}", cfg.listen))?;
             parley::up(&cfg, listener, shutdown_signal()).await
         }
         Role::Migrate(args) => migrate(&args.load()?).await,
-        Role::Ingest(args) | Role::Process(args) | Role::Deliver(args) => {
-            args.load()?;
-            bail!("running one role per process arrives with issue 4; use `parley up`")
+        Role::Ingest(args) => {
+            let (cfg, listener) = bind(&args).await?;
+            parley::raise_open_files_limit();
+            parley::ingest(&cfg, listener, shutdown_signal()).await
+        }
+        Role::Process(args) => {
+            let (cfg, listener) = bind(&args).await?;
+            parley::process(&cfg, listener, shutdown_signal()).await
+        }
+        Role::Deliver(args) => {
+            let (cfg, listener) = bind(&args).await?;
+            parley::deliver(&cfg, listener, shutdown_signal()).await
         }
     }
+}
+
+async fn bind(args: &RoleArgs) -> Result<(Config, tokio::net::TcpListener)> {
+    let cfg = args.load()?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    Ok((cfg, listener))
 }
 
 /// SIGTERM or Ctrl-C.

@@ -40,7 +40,10 @@ pub async fn cluster_contract(c: Arc<dyn Cluster>) {
         vec![member(1)]
     );
     c.heartbeat(&g, &member(3), ttl).await.unwrap();
+    assert_eq!(c.members(&g).await.unwrap(), vec![member(1), member(3)]);
     c.leave(&g, 1).await.unwrap();
+    assert_eq!(c.members(&g).await.unwrap(), vec![member(3)]);
+    assert!(c.members(&unique("nobody")).await.unwrap().is_empty());
     assert_eq!(
         c.heartbeat(&g, &member(3), ttl).await.unwrap(),
         vec![member(3)]

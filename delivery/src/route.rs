@@ -1,0 +1,201 @@
+//! Pushes that cross processes. A sequencer runs on a delivery node; the
+//! sockets it pushes to live on edge nodes. [`ClusterPusher`] looks the
+//! users up in the session registry and mails each edge the pushes for its
+//! sockets; [`run_mailbox`] on the edge hands them to its [`Hub`].
+//!
+//! Mail is best effort (Redis pub/sub). Nothing is lost by that: every
+//! item is stored before it is pushed, a feed fills a gap from the store
+//! when the next item arrives, and a lost subscription ([`Mail::Gap`])
+//! makes every socket of the edge check the store at once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+use parley_engines::{Cluster, Mail};
+use parley_schemas::ids::{DeviceId, UserId};
+use parley_schemas::wire::ServerFrame;
+use prometheus::{register_int_counter, IntCounter};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::hub::{Hub, Push};
+
+static MAIL_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_mail_pushes_total",
+        "Pushes mailed to other nodes for their sockets"
+    )
+    .expect("metric registers once")
+});
+
+static MAIL_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_mail_failures_total",
+        "Push batches that could not be routed or mailed (devices recover them from the store)"
+    )
+    .expect("metric registers once")
+});
+
+/// Where a job's pushes go.
+pub trait Pusher: Send + Sync {
+    fn deliver(&self, pushes: Vec<(UserId, Push)>);
+}
+
+/// In one process: straight to the local sockets.
+impl Pusher for Hub {
+    fn deliver(&self, pushes: Vec<(UserId, Push)>) {
+        for (user, push) in &pushes {
+            self.push(*user, push, None);
+        }
+    }
+}
+
+/// A push as mailed between nodes.
+#[derive(Serialize, Deserialize)]
+struct Mailed {
+    user: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<DeviceId>,
+    frame: ServerFrame,
+}
+
+pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
+    let mailed: Vec<Mailed> = pushes
+        .iter()
+        .filter_map(|(user, push)| {
+            let (seq, origin, frame) = match push {
+                Push::Item { seq, frame, origin } => (Some(*seq), *origin, frame),
+                Push::Frame(frame) => (None, None, frame),
+                Push::Resync => return None,
+            };
+            Some(Mailed {
+                user: *user,
+                seq,
+                origin,
+                frame: (**frame).clone(),
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::to_vec(&mailed).expect("pushes serialize"))
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Vec<(UserId, Push)>, serde_json::Error> {
+    let mailed: Vec<Mailed> = serde_json::from_slice(bytes)?;
+    Ok(mailed
+        .into_iter()
+        .map(|m| {
+            let frame = Arc::new(m.frame);
+            let push = match m.seq {
+                Some(seq) => Push::Item {
+                    seq,
+                    frame,
+                    origin: m.origin,
+                },
+                None => Push::Frame(frame),
+            };
+            (m.user, push)
+        })
+        .collect())
+}
+
+/// Routes pushes through the session registry, in the order given, on one
+/// background task (a job's commit never waits for the network).
+pub struct ClusterPusher {
+    tx: mpsc::UnboundedSender<Vec<(UserId, Push)>>,
+}
+
+impl ClusterPusher {
+    pub fn spawn(cluster: Arc<dyn Cluster>) -> Arc<ClusterPusher> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<(UserId, Push)>>();
+        tokio::spawn(async move {
+            let mut batches = Vec::new();
+            while rx.recv_many(&mut batches, 64).await > 0 {
+                let pushes: Vec<(UserId, Push)> = batches.drain(..).flatten().collect();
+                if let Err(e) = route(&*cluster, pushes).await {
+                    MAIL_FAILED.inc();
+                    tracing::warn!(error = %e, "routing pushes failed; devices recover them from the store");
+                }
+            }
+        });
+        Arc::new(ClusterPusher { tx })
+    }
+}
+
+impl Pusher for ClusterPusher {
+    fn deliver(&self, pushes: Vec<(UserId, Push)>) {
+        if !pushes.is_empty() {
+            let _ = self.tx.send(pushes);
+        }
+    }
+}
+
+async fn route(cluster: &dyn Cluster, pushes: Vec<(UserId, Push)>) -> parley_engines::Result<()> {
+    let mut users: Vec<UserId> = pushes.iter().map(|(u, _)| *u).collect();
+    users.sort_unstable();
+    users.dedup();
+    let nodes = cluster.session_nodes(&users).await?;
+    let nodes_of: BTreeMap<UserId, Vec<u32>> = users.into_iter().zip(nodes).collect();
+    let mut per_node: BTreeMap<u32, Vec<(UserId, Push)>> = BTreeMap::new();
+    for (user, push) in pushes {
+        for node in &nodes_of[&user] {
+            per_node
+                .entry(*node)
+                .or_default()
+                .push((user, push.clone()));
+        }
+    }
+    for (node, pushes) in per_node {
+        MAIL_SENT.inc_by(pushes.len() as u64);
+        cluster.publish(node, encode(&pushes)).await?;
+    }
+    Ok(())
+}
+
+/// An edge's side: hands its mail to its sockets until the mailbox closes.
+pub async fn run_mailbox(mut mail: mpsc::Receiver<Mail>, hub: Arc<Hub>) {
+    while let Some(m) = mail.recv().await {
+        match m {
+            Mail::Message(bytes) => match decode(&bytes) {
+                Ok(pushes) => hub.deliver(pushes),
+                Err(e) => tracing::error!(error = %e, "undecodable mail dropped"),
+            },
+            Mail::Gap => hub.resync_all(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_schemas::ids::ConversationId;
+    use parley_schemas::wire::TypingNotice;
+
+    #[test]
+    fn mail_round_trips() {
+        let typing = Arc::new(ServerFrame::Typing(TypingNotice {
+            conversation_id: ConversationId::direct(UserId(1), UserId(2)),
+            user_id: UserId(1),
+        }));
+        let pushes = vec![
+            (
+                UserId(2),
+                Push::Item {
+                    seq: 7,
+                    frame: typing.clone(),
+                    origin: Some(DeviceId(3)),
+                },
+            ),
+            (UserId(2), Push::Frame(typing.clone())),
+            (UserId(5), Push::Resync),
+        ];
+        let back = decode(&encode(&pushes)).unwrap();
+        assert_eq!(back.len(), 2, "resync is local only");
+        assert!(
+            matches!(&back[0], (UserId(2), Push::Item { seq: 7, origin: Some(DeviceId(3)), frame }) if **frame == *typing)
+        );
+        assert!(matches!(&back[1], (UserId(2), Push::Frame(f)) if **f == *typing));
+    }
+}
