@@ -59,6 +59,8 @@ return tonumber(ARGV[1])
 pub struct RedisLog {
     client: redis::Client,
     con: ConnectionManager,
+    /// Idle connections for blocking reads.
+    blocking: std::sync::Mutex<Vec<redis::aio::MultiplexedConnection>>,
     prefix: String,
     append: Script,
     ensure: Script,
@@ -112,6 +114,7 @@ impl RedisLog {
         Ok(RedisLog {
             client,
             con,
+            blocking: Default::default(),
             prefix: prefix.to_owned(),
             append: Script::new(APPEND),
             ensure: Script::new(ENSURE),
@@ -294,11 +297,22 @@ impl Log for RedisLog {
             } else {
                 format!("{}-1", from - 1)
             };
-            let mut con = self
-                .client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(err)?;
+            // XREAD BLOCK holds its connection: one per waiting tailer,
+            // kept for the next wait, with no response timeout shorter
+            // than the block.
+            let pooled = self.blocking.lock().expect("pool").pop();
+            let mut con = match pooled {
+                Some(c) => c,
+                None => {
+                    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(
+                        std::time::Duration::from_millis(BLOCK_MS + 5_000),
+                    ));
+                    self.client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await
+                        .map_err(err)?
+                }
+            };
             let _: Value = redis::cmd("XREAD")
                 .arg("BLOCK")
                 .arg(BLOCK_MS)
@@ -310,6 +324,7 @@ impl Log for RedisLog {
                 .query_async(&mut con)
                 .await
                 .map_err(err)?;
+            self.blocking.lock().expect("pool").push(con);
         }
     }
 

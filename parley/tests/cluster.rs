@@ -1,0 +1,304 @@
+//! Every role as its own process: 2 edges, 2 processors and 2 delivery
+//! nodes on the Redis Streams log and the Redis state store, each Redis a
+//! private redis-server. Clients use the protocol only; the test reads the
+//! nodes' `/metrics` to see who owns what, and SIGKILLs nodes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use parley_engines::contract::redis_server::RedisServer;
+use parley_schemas::ids::{ConversationId, UserId};
+use parley_schemas::partition::{conversation_partition, user_partition};
+use serde_json::{json, Value};
+
+const PARTITIONS: u32 = 4;
+const SECRET: &str = "a-test-cluster-secret-of-more-than-32-bytes";
+
+struct Node {
+    role: &'static str,
+    node: u16,
+    child: Child,
+    url: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parley(args: &[&str], log: &str, state: &str, dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_parley"));
+    c.args(args)
+        .args(["--log", log, "--state", state, "--data-dir"])
+        .arg(dir)
+        .env("PARLEY__JWT_SECRET", SECRET)
+        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
+        .env("PARLEY__PARTITIONS", PARTITIONS.to_string())
+        .env("PARLEY_LOG", "warn");
+    c
+}
+
+fn spawn(role: &'static str, node: u16, log: &str, state: &str, dir: &Path) -> Node {
+    let id = node.to_string();
+    let mut child = parley(
+        &[role, "--listen", "127.0.0.1:0", "--node-id", &id],
+        log,
+        state,
+        dir,
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("start parley");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let prefix = format!("parley {role} listening on ");
+    let url = loop {
+        let line = lines.next().expect("parley printed its address").unwrap();
+        if let Some(url) = line.strip_prefix(&prefix) {
+            break url.to_owned();
+        }
+    };
+    // Its log, tagged, shows with a failing test's output.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[{role} {node}] {line}");
+        }
+    });
+    Node {
+        role,
+        node,
+        child,
+        url,
+    }
+}
+
+/// Partitions held per scope, read from a node's `/metrics`.
+async fn owned(node: &Node) -> BTreeMap<String, Vec<u32>> {
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("parley_partition_owned{") else {
+            continue;
+        };
+        let (labels, value) = rest.split_once("} ").unwrap();
+        if value.trim() != "1" {
+            continue;
+        }
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            labels[start..].split('"').next().unwrap().to_owned()
+        };
+        out.entry(label("scope"))
+            .or_default()
+            .push(label("partition").parse().unwrap());
+    }
+    out
+}
+
+/// Waits until the nodes of one role hold every partition of `scope`
+/// exactly once between them, each node a share; returns partition → node.
+async fn settled(nodes: &[&Node], scope: &str, within: Duration) -> BTreeMap<u32, u16> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut holders: BTreeMap<u32, Vec<u16>> = BTreeMap::new();
+        for n in nodes {
+            for p in owned(n).await.remove(scope).unwrap_or_default() {
+                holders.entry(p).or_default().push(n.node);
+            }
+        }
+        let shared = nodes
+            .iter()
+            .all(|n| holders.values().any(|h| h.contains(&n.node)));
+        if holders.len() == PARTITIONS as usize && holders.values().all(|h| h.len() == 1) && shared
+        {
+            return holders.into_iter().map(|(p, h)| (p, h[0])).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{scope} not held exactly once within {within:?}: {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads `msg` frames until `n` arrived; returns them.
+async fn messages(c: &mut Client, n: usize) -> Vec<Value> {
+    // Those read while waiting for acks first.
+    let (mut got, rest): (Vec<Value>, Vec<Value>) =
+        c.skipped.drain(..).partition(|v| v["type"] == "msg");
+    c.skipped = rest;
+    while got.len() < n {
+        got.push(c.expect("msg").await);
+    }
+    got
+}
+
+fn id(v: &Value) -> u64 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_processes_chat_and_survive_sigkills() {
+    let log_redis = RedisServer::start();
+    let state_redis = RedisServer::start();
+    let (log, state) = (log_redis.url.clone(), state_redis.url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let status = parley(&["migrate"], &log, &state, dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let e1 = spawn("ingest", 1, &log, &state, dir.path());
+    let e2 = spawn("ingest", 2, &log, &state, dir.path());
+    let mut procs = vec![
+        spawn("process", 11, &log, &state, dir.path()),
+        spawn("process", 12, &log, &state, dir.path()),
+    ];
+    let mut delivs = vec![
+        spawn("deliver", 21, &log, &state, dir.path()),
+        spawn("deliver", 22, &log, &state, dir.path()),
+    ];
+    let settle = Duration::from_secs(20);
+    settled(&[&e1, &e2], "append/events", settle).await;
+    settled(&[&procs[0], &procs[1]], "process/events", settle).await;
+    let inbox_owner = settled(&[&delivs[0], &delivs[1]], "deliver/inbox", settle).await;
+    // Alice on one edge, Bob on the other.
+    let (alice, bob) = alice_and_bob(&e1.url).await;
+    let (ta, _) = login(&e1.url, "alice", None).await;
+    let (tb, bob_device) = login(&e2.url, "bob", None).await;
+    let mut a = Client::connect(&e1.url, &ta).await;
+    let mut b = Client::connect(&e2.url, &tb).await;
+    let cid = direct(&alice.id, &bob.id);
+
+    // Interleaved both ways: acks carry rising ids, whichever edge took the
+    // send (half of them are forwarded to the partition's owner).
+    let mut last_id = 0;
+    for i in 0..10 {
+        for (c, to, who) in [(&mut a, &bob.id, "a"), (&mut b, &alice.id, "b")] {
+            let ack = c
+                .say(to, &format!("{who}-{i}"), &format!("{who} says {i}"))
+                .await;
+            let m = id(&ack["msg_id"]);
+            assert!(m > last_id, "ids rise across edges within a conversation");
+            last_id = m;
+        }
+    }
+    let to_bob = messages(&mut b, 10).await;
+    let to_alice = messages(&mut a, 10).await;
+    for (got, who) in [(&to_bob, "a"), (&to_alice, "b")] {
+        let texts: Vec<&str> = got
+            .iter()
+            .map(|m| m["body"]["text"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (0..10).map(|i| format!("{who} says {i}")).collect();
+        assert_eq!(texts, want);
+    }
+    // Ticks both ways.
+    let last_to_bob = to_bob.last().unwrap()["msg_id"].clone();
+    b.send(
+        json!({"type": "receipt", "conversation_id": cid, "msg_id": last_to_bob, "status": "read"}),
+    )
+    .await;
+    let st = a.expect("status").await;
+    assert_eq!(
+        (st["msg_id"].clone(), st["status"].as_str()),
+        (last_to_bob, Some("read"))
+    );
+    let last_to_alice = to_alice.last().unwrap()["msg_id"].clone();
+    a.send(json!({"type": "receipt", "conversation_id": cid, "msg_id": last_to_alice, "status": "delivered"}))
+        .await;
+    let st = b.expect("status").await;
+    assert_eq!(st["msg_id"], last_to_alice);
+    // Bob's seqs from here on: only Alice sends, so they must be dense.
+    let mut bob_seqs: Vec<u64> = Vec::new();
+
+    // SIGKILL the delivery node that sequences Bob's inbox. Bob leaves and
+    // comes back on the other edge; everything sent meanwhile reaches him.
+    let bob_uid = UserId(bob.id.parse().unwrap());
+    let victim = inbox_owner[&user_partition(bob_uid, PARTITIONS)];
+    let i = delivs.iter().position(|n| n.node == victim).unwrap();
+    let killed = delivs.remove(i);
+    let t0 = Instant::now();
+    drop(killed); // SIGKILL
+    b.close().await;
+    for i in 0..10 {
+        a.say(
+            &bob.id,
+            &format!("d-{i}"),
+            &format!("while delivery died {i}"),
+        )
+        .await;
+    }
+    let (tb, _) = login(&e1.url, "bob", Some(&bob_device)).await;
+    let mut b = Client::connect(&e1.url, &tb).await;
+    b.send(json!({"type": "sync"})).await;
+    let got = messages(&mut b, 10).await;
+    let took = t0.elapsed();
+    let texts: Vec<&str> = got
+        .iter()
+        .map(|m| m["body"]["text"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..10)
+        .map(|i| format!("while delivery died {i}"))
+        .collect();
+    assert_eq!(texts, want, "Bob's backlog, in order, after the takeover");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    bob_seqs.extend(got.iter().map(|m| m["seq"].as_u64().unwrap()));
+    settled(&[&delivs[0]], "deliver/inbox", Duration::from_secs(1)).await;
+
+    // SIGKILL the processor that routes this conversation. Another takes
+    // its partitions within 10 s; nothing is lost or applied twice.
+    let conv: ConversationId = cid.parse().unwrap();
+    let proc_owner = settled(&[&procs[0], &procs[1]], "process/events", settle).await;
+    let victim = proc_owner[&conversation_partition(&conv, PARTITIONS)];
+    let i = procs.iter().position(|n| n.node == victim).unwrap();
+    let killed = procs.remove(i);
+    let t0 = Instant::now();
+    drop(killed);
+    for i in 0..10 {
+        a.say(
+            &bob.id,
+            &format!("p-{i}"),
+            &format!("while routing died {i}"),
+        )
+        .await;
+    }
+    settled(&[&procs[0]], "process/events", Duration::from_secs(10)).await;
+    let takeover = t0.elapsed();
+    assert!(
+        takeover < Duration::from_secs(10),
+        "takeover took {takeover:?}"
+    );
+    let got = messages(&mut b, 10).await;
+    let texts: Vec<&str> = got
+        .iter()
+        .map(|m| m["body"]["text"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..10).map(|i| format!("while routing died {i}")).collect();
+    assert_eq!(texts, want);
+    bob_seqs.extend(got.iter().map(|m| m["seq"].as_u64().unwrap()));
+    // Applied once: Bob's inbox seqs are dense, one per message.
+    let first = bob_seqs[0];
+    assert_eq!(
+        bob_seqs,
+        (first..first + 20).collect::<Vec<_>>(),
+        "one inbox item per message"
+    );
+    assert!(
+        b.quiet("msg", Duration::from_millis(500)).await,
+        "no copy arrives"
+    );
+    println!("delivery takeover + backlog: {took:?}; processor takeover: {takeover:?}");
+}
