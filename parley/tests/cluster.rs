@@ -127,7 +127,11 @@ async fn settled(nodes: &[&Node], scope: &str, within: Duration) -> BTreeMap<u32
         }
         assert!(
             Instant::now() < deadline,
-            "{scope} not held exactly once within {within:?}: {holders:?}"
+            "{scope} not held exactly once by {:?} within {within:?}: {holders:?}",
+            nodes
+                .iter()
+                .map(|n| format!("{} {}", n.role, n.node))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
