@@ -124,10 +124,10 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
         .collect();
     let mut seq = Sequencer::new(state.clone(), hub.clone());
     let ops = seq.process(0, &records[..2]).await.unwrap();
-    let a = state.apply("deliver", 0, 2, ops).await.unwrap();
+    let a = state.apply("deliver", 0, None, 2, ops).await.unwrap();
     seq.committed(a).await;
     let ops = seq.process(0, &records[2..]).await.unwrap();
-    let a = state.apply("deliver", 0, 5, ops).await.unwrap();
+    let a = state.apply("deliver", 0, Some(2), 5, ops).await.unwrap();
     seq.committed(a).await;
     assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 3);
     let stored: Vec<u64> = state
@@ -148,13 +148,13 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
     // and leaves the store alone; a fresh sequencer continues from the store.
     let mut fresh = Sequencer::new(state.clone(), hub.clone());
     let ops = fresh.process(0, &records[2..]).await.unwrap();
-    let a = state.apply("deliver", 0, 5, ops).await.unwrap();
+    let a = state.apply("deliver", 0, Some(2), 5, ops).await.unwrap();
     assert!(matches!(a, Applied::Stale { .. }));
     fresh.committed(a).await;
     assert!(rx.try_recv().is_err());
     let next = record(5, &item(13));
     let ops = fresh.process(0, &[next]).await.unwrap();
-    let a = state.apply("deliver", 0, 6, ops).await.unwrap();
+    let a = state.apply("deliver", 0, Some(5), 6, ops).await.unwrap();
     fresh.committed(a).await;
     assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 4);
 }

@@ -61,8 +61,8 @@ pub trait Processor: Send {
     /// their consumers must tolerate duplicates.
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>>;
 
-    /// After the writes and offset are stored (`Written`) or found already
-    /// stored by an earlier run (`Stale`).
+    /// After the writes and offset are stored (`Written`), or refused
+    /// because the stored offset moved (`Stale`): caches must be dropped.
     async fn committed(&mut self, _applied: Applied) {}
 }
 
@@ -91,6 +91,9 @@ pub async fn run_job<P: Processor>(
     // Where to read next; `None` until asked of the store (at start and
     // after a failure), since after each apply the loop knows it.
     let mut position: Option<u64> = None;
+    // The offset the store holds for this job, as last read or written:
+    // `apply` writes only if it is still that.
+    let mut stored: Option<u64> = None;
     let lag = LAG.with_label_values(&[&spec.job, &spec.partition.to_string()]);
     let mut backoff = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
@@ -98,10 +101,8 @@ pub async fn run_job<P: Processor>(
             let from = match position {
                 Some(p) => p,
                 None => {
-                    let from = state
-                        .job_offset(&spec.job, spec.partition)
-                        .await?
-                        .unwrap_or(0);
+                    stored = state.job_offset(&spec.job, spec.partition).await?;
+                    let from = stored.unwrap_or(0);
                     let bounds = log.bounds(&spec.topic, spec.partition).await?;
                     target.get_or_insert(bounds.end);
                     if from < bounds.start {
@@ -123,14 +124,23 @@ pub async fn run_job<P: Processor>(
             };
             let ops = processor.process(spec.partition, &batch.records).await?;
             let applied = state
-                .apply(&spec.job, spec.partition, batch.next_offset, ops)
+                .apply(&spec.job, spec.partition, stored, batch.next_offset, ops)
                 .await?;
             lag.set(batch.end.saturating_sub(batch.next_offset) as i64);
-            position = Some(match applied {
-                Applied::Written => batch.next_offset,
-                // Another run got further: continue from where it stopped.
-                Applied::Stale { committed } => committed,
-            });
+            position = match applied {
+                Applied::Written => {
+                    stored = Some(batch.next_offset);
+                    stored
+                }
+                // Another run moved the offset, or the store was wiped:
+                // resume from what it holds (a wiped store replays the
+                // log from its start, rebuilding what was lost).
+                Applied::Stale { committed } => {
+                    tracing::warn!(job = %spec.job, partition = spec.partition, expected = ?stored, found = ?committed,
+                        "the stored offset moved under this job; resuming from it");
+                    None
+                }
+            };
             processor.committed(applied).await;
             Ok(())
         };

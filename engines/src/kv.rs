@@ -551,6 +551,7 @@ impl StateStore for RedbState {
         &self,
         job: &str,
         partition: u32,
+        prev: Option<u64>,
         next_offset: u64,
         ops: Vec<StateOp>,
     ) -> Result<Applied> {
@@ -561,8 +562,8 @@ impl StateStore for RedbState {
                 .get((job.as_str(), partition))
                 .map_err(err)?
                 .map(|v| v.value());
-            if let Some(c) = committed.filter(|&c| c >= next_offset) {
-                return Ok(Applied::Stale { committed: c });
+            if committed != prev {
+                return Ok(Applied::Stale { committed });
             }
             jobs.insert((job.as_str(), partition), next_offset)
                 .map_err(err)?;

@@ -52,15 +52,17 @@ fn unpad(s: Option<String>) -> Option<MessageId> {
         .map(MessageId)
 }
 
-/// Applies ops (ARGV from 4 on, 5 values each) after an optional job-offset
-/// check. ARGV[1] prefix, ARGV[2] job ('' = none), ARGV[3] partition,
-/// ARGV[4] next offset. Returns -1 when written, else the stored offset.
+/// Applies ops (ARGV from 6 on, 5 values each) after an optional job-offset
+/// compare-and-set. ARGV[1] prefix, ARGV[2] job ('' = none), ARGV[3]
+/// partition, ARGV[4] next offset, ARGV[5] the expected stored offset
+/// ('' = none). Returns -1 when written, -2 when stale with no stored
+/// offset, else the stored offset.
 const APPLY: &str = r#"
-local p, job, part, nexto = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local p, job, part = ARGV[1], ARGV[2], ARGV[3]
 if job ~= '' then
   local jk = p .. ':j:' .. job
   local cur = redis.call('HGET', jk, part)
-  if cur and tonumber(cur) >= nexto then return tonumber(cur) end
+  if (cur or '') ~= ARGV[5] then return cur and tonumber(cur) or -2 end
   redis.call('HSET', jk, part, ARGV[4])
 end
 local function smax(k, f, v)
@@ -71,7 +73,7 @@ local function nmax(k, f, v)
   local c = tonumber(redis.call('HGET', k, f) or '0')
   if c < tonumber(v) then redis.call('HSET', k, f, v) end
 end
-local i = 5
+local i = 6
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
   if op == 'M' then -- conversation, user, status, up_to
@@ -157,6 +159,7 @@ impl RedisState {
         &self,
         job: &str,
         partition: u32,
+        prev: Option<u64>,
         next_offset: u64,
         ops: &[StateOp],
     ) -> Result<i64> {
@@ -164,7 +167,8 @@ impl RedisState {
         inv.arg(&self.prefix)
             .arg(job)
             .arg(partition)
-            .arg(next_offset);
+            .arg(next_offset)
+            .arg(prev.map(|p| p.to_string()).unwrap_or_default());
         for op in ops {
             match op {
                 StateOp::AdvanceMark {
@@ -475,20 +479,25 @@ impl StateStore for RedisState {
     }
 
     async fn write(&self, ops: Vec<StateOp>) -> Result<()> {
-        self.run_apply("", 0, 0, &ops).await.map(|_| ())
+        self.run_apply("", 0, None, 0, &ops).await.map(|_| ())
     }
 
     async fn apply(
         &self,
         job: &str,
         partition: u32,
+        prev: Option<u64>,
         next_offset: u64,
         ops: Vec<StateOp>,
     ) -> Result<Applied> {
-        match self.run_apply(job, partition, next_offset, &ops).await? {
+        match self
+            .run_apply(job, partition, prev, next_offset, &ops)
+            .await?
+        {
             -1 => Ok(Applied::Written),
+            -2 => Ok(Applied::Stale { committed: None }),
             committed => Ok(Applied::Stale {
-                committed: committed as u64,
+                committed: Some(committed as u64),
             }),
         }
     }

@@ -98,9 +98,11 @@ pub enum StateOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Written,
-    /// The job had already consumed past this offset: nothing was written.
+    /// The stored offset was not the one the job expected, so nothing was
+    /// written: another run got further (`Some` past it), or the store was
+    /// wiped (`None`), and the job must resume from what is stored.
     Stale {
-        committed: u64,
+        committed: Option<u64>,
     },
 }
 
@@ -185,12 +187,15 @@ pub trait StateStore: Send + Sync + 'static {
     async fn write(&self, ops: Vec<StateOp>) -> Result<()>;
 
     /// Writes `ops` and records that `job` consumed `partition` up to
-    /// `next_offset`, atomically. If the job's stored offset is already at
-    /// or past `next_offset`, nothing is written ([`Applied::Stale`]).
+    /// `next_offset`, atomically, if the stored offset is still `prev`
+    /// (what the job read or last wrote; `None`: nothing yet). Otherwise
+    /// nothing is written ([`Applied::Stale`]): a compare-and-set, so a
+    /// replay, a second runner and a wiped store are all refused.
     async fn apply(
         &self,
         job: &str,
         partition: u32,
+        prev: Option<u64>,
         next_offset: u64,
         ops: Vec<StateOp>,
     ) -> Result<Applied>;

@@ -225,9 +225,15 @@ async fn marks<S: StateStore>(s: &S) {
     let g = ConversationId::group(GroupId(a.0));
     let job = unique("marks");
     assert_eq!(s.marks(c, b).await.unwrap(), Marks::default());
-    s.apply(&job, 0, 1, vec![mark(c, b, ReceiptStatus::Delivered, 100)])
-        .await
-        .unwrap();
+    s.apply(
+        &job,
+        0,
+        None,
+        1,
+        vec![mark(c, b, ReceiptStatus::Delivered, 100)],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.marks(c, b).await.unwrap(),
         Marks {
@@ -235,9 +241,15 @@ async fn marks<S: StateStore>(s: &S) {
             read: None
         }
     );
-    s.apply(&job, 0, 2, vec![mark(c, b, ReceiptStatus::Read, 150)])
-        .await
-        .unwrap();
+    s.apply(
+        &job,
+        0,
+        Some(1),
+        2,
+        vec![mark(c, b, ReceiptStatus::Read, 150)],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.marks(c, b).await.unwrap(),
         Marks {
@@ -249,6 +261,7 @@ async fn marks<S: StateStore>(s: &S) {
     s.apply(
         &job,
         0,
+        Some(2),
         3,
         vec![
             mark(c, b, ReceiptStatus::Delivered, 120),
@@ -284,31 +297,43 @@ async fn presence_and_seq<S: StateStore>(s: &S) {
         last_seen,
         at,
     };
-    s.apply(&job, 0, 1, vec![set(true, Some(1_000), 1_000)])
+    s.apply(&job, 0, None, 1, vec![set(true, Some(1_000), 1_000)])
         .await
         .unwrap();
     let p = s.presence(u).await.unwrap().unwrap();
     assert!(p.online);
     assert_eq!((p.last_seen, p.updated), (1_000, 1_000));
     // A background heartbeat: online, last seen unchanged.
-    s.apply(&job, 0, 2, vec![set(true, None, 2_000)])
+    s.apply(&job, 0, Some(1), 2, vec![set(true, None, 2_000)])
         .await
         .unwrap();
     let p = s.presence(u).await.unwrap().unwrap();
     assert_eq!((p.online, p.last_seen, p.updated), (true, 1_000, 2_000));
     // Offline, with a stale last-seen that must not move it back.
-    s.apply(&job, 0, 3, vec![set(false, Some(500), 3_000)])
+    s.apply(&job, 0, Some(2), 3, vec![set(false, Some(500), 3_000)])
         .await
         .unwrap();
     let p = s.presence(u).await.unwrap().unwrap();
     assert_eq!((p.online, p.last_seen, p.updated), (false, 1_000, 3_000));
 
-    s.apply(&job, 0, 4, vec![StateOp::SetInboxSeq { user: u, seq: 7 }])
-        .await
-        .unwrap();
-    s.apply(&job, 0, 5, vec![StateOp::SetInboxSeq { user: u, seq: 3 }])
-        .await
-        .unwrap();
+    s.apply(
+        &job,
+        0,
+        Some(3),
+        4,
+        vec![StateOp::SetInboxSeq { user: u, seq: 7 }],
+    )
+    .await
+    .unwrap();
+    s.apply(
+        &job,
+        0,
+        Some(4),
+        5,
+        vec![StateOp::SetInboxSeq { user: u, seq: 3 }],
+    )
+    .await
+    .unwrap();
     assert_eq!(s.inbox_seq(u).await.unwrap(), 7, "seq never moves back");
 }
 
@@ -321,7 +346,7 @@ async fn apply_is_atomic_and_idempotent<S: StateStore>(s: &S) {
         StateOp::SetInboxSeq { user: v, seq: 1 },
     ];
     assert_eq!(
-        s.apply(&job, 0, 10, ops.clone()).await.unwrap(),
+        s.apply(&job, 0, None, 10, ops.clone()).await.unwrap(),
         Applied::Written
     );
     assert_eq!(s.job_offset(&job, 0).await.unwrap(), Some(10));
@@ -330,16 +355,35 @@ async fn apply_is_atomic_and_idempotent<S: StateStore>(s: &S) {
         (1, 1)
     );
 
-    // A replay of the same or an older batch writes nothing.
+    // A replay of the same or an older batch writes nothing, nor does a
+    // second runner that expects another offset, nor one that expects an
+    // offset where none is stored (a wiped store).
     let replay = vec![StateOp::SetInboxSeq { user: u, seq: 5 }];
     assert_eq!(
-        s.apply(&job, 0, 10, replay.clone()).await.unwrap(),
-        Applied::Stale { committed: 10 }
+        s.apply(&job, 0, None, 10, replay.clone()).await.unwrap(),
+        Applied::Stale {
+            committed: Some(10)
+        }
     );
     assert_eq!(
-        s.apply(&job, 0, 4, replay).await.unwrap(),
-        Applied::Stale { committed: 10 }
+        s.apply(&job, 0, Some(3), 4, replay.clone()).await.unwrap(),
+        Applied::Stale {
+            committed: Some(10)
+        }
     );
+    assert_eq!(
+        s.apply(&job, 0, Some(12), 20, replay.clone())
+            .await
+            .unwrap(),
+        Applied::Stale {
+            committed: Some(10)
+        }
+    );
+    assert_eq!(
+        s.apply(&job, 2, Some(10), 11, replay).await.unwrap(),
+        Applied::Stale { committed: None }
+    );
+    assert_eq!(s.job_offset(&job, 2).await.unwrap(), None);
     assert_eq!(
         s.inbox_seq(u).await.unwrap(),
         1,
@@ -349,13 +393,22 @@ async fn apply_is_atomic_and_idempotent<S: StateStore>(s: &S) {
 
     // Offsets are per job and partition.
     assert_eq!(s.job_offset(&job, 1).await.unwrap(), None);
-    assert_eq!(s.apply(&job, 1, 3, vec![]).await.unwrap(), Applied::Written);
+    assert_eq!(
+        s.apply(&job, 1, None, 3, vec![]).await.unwrap(),
+        Applied::Written
+    );
     assert_eq!(s.job_offset(&job, 1).await.unwrap(), Some(3));
     assert_eq!(s.job_offset(&unique("other"), 0).await.unwrap(), None);
     assert_eq!(
-        s.apply(&job, 0, 11, vec![StateOp::SetInboxSeq { user: u, seq: 2 }])
-            .await
-            .unwrap(),
+        s.apply(
+            &job,
+            0,
+            Some(10),
+            11,
+            vec![StateOp::SetInboxSeq { user: u, seq: 2 }]
+        )
+        .await
+        .unwrap(),
         Applied::Written
     );
     assert_eq!(
