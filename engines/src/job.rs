@@ -78,6 +78,9 @@ pub struct JobSpec {
 
 /// Runs until `shutdown` is cancelled. Failures are retried with backoff
 /// (the batch is never skipped: skipping would lose messages).
+/// How long a job waits for records before it checks its stored offset.
+const IDLE_CHECK: Duration = Duration::from_secs(2);
+
 pub async fn run_job<P: Processor>(
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
@@ -121,6 +124,19 @@ pub async fn run_job<P: Processor>(
             let batch = tokio::select! {
                 b = log.tail(&spec.topic, spec.partition, from, limit) => b?,
                 _ = shutdown.cancelled() => return Ok::<_, EngineError>(()),
+                // Idle: check that the store still holds our offset. If it
+                // was wiped, replay now, not when the next record comes.
+                _ = tokio::time::sleep(IDLE_CHECK) => {
+                    let now = state.job_offset(&spec.job, spec.partition).await?;
+                    if now != stored {
+                        tracing::warn!(job = %spec.job, partition = spec.partition, expected = ?stored, found = ?now,
+                            "the stored offset moved under this idle job; resuming from it");
+                        position = None;
+                        // Caches of what the store held are wrong now.
+                        processor.committed(Applied::Stale { committed: now }).await;
+                    }
+                    return Ok(());
+                }
             };
             let ops = processor.process(spec.partition, &batch.records).await?;
             let applied = state

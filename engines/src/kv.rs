@@ -282,6 +282,48 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
                 t.insert(user.0, (online, *at, updated)).map_err(err)?;
             }
         }
+        StateOp::RestoreAccount {
+            user,
+            username,
+            password_hash,
+            display_name,
+        } => {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+            if accounts.get(user.0).map_err(err)?.is_none() {
+                let row = (
+                    username.as_str(),
+                    password_hash.as_str(),
+                    display_name.as_str(),
+                );
+                accounts.insert(user.0, row).map_err(err)?;
+                let mut names = tx.open_table(USERNAMES).map_err(err)?;
+                if names.get(username.as_str()).map_err(err)?.is_none() {
+                    names.insert(username.as_str(), user.0).map_err(err)?;
+                }
+            }
+            raise(
+                &mut tx.open_table(COUNTERS).map_err(err)?,
+                "user_id",
+                user.0,
+            )?;
+        }
+        StateOp::RestoreDevice { user, device } => {
+            raise(&mut tx.open_table(DEVICES).map_err(err)?, user.0, device.0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a counter up to `value` (never down).
+fn raise<K: redb::Key + 'static>(
+    t: &mut redb::Table<K, u64>,
+    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+    value: u64,
+) -> Result<()> {
+    let key = key.borrow();
+    let old = t.get(key).map_err(err)?.map_or(0, |v| v.value());
+    if value > old {
+        t.insert(key, value).map_err(err)?;
     }
     Ok(())
 }

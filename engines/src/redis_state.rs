@@ -99,6 +99,14 @@ while i <= #ARGV do
     end
   elseif op == 'L' then -- user, at
     nmax(p .. ':u:' .. a, 'seen', b)
+  elseif op == 'A' then -- user, username, hash, display
+    if redis.call('EXISTS', p .. ':a:' .. a) == 0 then
+      redis.call('HSET', p .. ':a:' .. a, 'name', b, 'hash', c, 'display', d)
+      redis.call('SET', p .. ':n:' .. b, a, 'NX')
+    end
+    nmax(p .. ':ctr', 'user', a)
+  elseif op == 'V' then -- user, device
+    nmax(p .. ':u:' .. a, 'dev', b)
   end
   i = i + 5
 end
@@ -231,6 +239,21 @@ impl RedisState {
                 }
                 StateOp::TouchLastSeen { user, at } => {
                     inv.arg("L").arg(user.0).arg(at).arg("").arg("");
+                }
+                StateOp::RestoreAccount {
+                    user,
+                    username,
+                    password_hash,
+                    display_name,
+                } => {
+                    inv.arg("A")
+                        .arg(user.0)
+                        .arg(username)
+                        .arg(password_hash)
+                        .arg(display_name);
+                }
+                StateOp::RestoreDevice { user, device } => {
+                    inv.arg("V").arg(user.0).arg(device.0).arg("").arg("");
                 }
             }
         }

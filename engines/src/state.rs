@@ -92,6 +92,16 @@ pub enum StateOp {
     },
     /// User activity: `last_seen` moves to `max(last_seen, at)`.
     TouchLastSeen { user: UserId, at: u64 },
+    /// An account as the log recorded it: restored if missing (a wiped
+    /// store), and user ids issued later stay above it.
+    RestoreAccount {
+        user: UserId,
+        username: String,
+        password_hash: String,
+        display_name: String,
+    },
+    /// Device ids issued to `user` later stay above `device`.
+    RestoreDevice { user: UserId, device: DeviceId },
 }
 
 /// Whether `apply` wrote.

@@ -26,8 +26,10 @@ use parley_delivery::route::Pusher;
 use parley_engines::cluster::lease_name;
 use parley_engines::{Cluster, EngineError, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
-use parley_schemas::event::{Event, Heartbeat, MessageSent, Receipt};
-use parley_schemas::ids::{now_ms, ConversationId, MessageId, MessageIdGenerator, UserId};
+use parley_schemas::event::{AccountCreated, DeviceAdded, Event, Heartbeat, MessageSent, Receipt};
+use parley_schemas::ids::{
+    now_ms, ConversationId, DeviceId, MessageId, MessageIdGenerator, UserId,
+};
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
@@ -292,6 +294,55 @@ impl Edge {
             peers.insert(m.node, m.addr);
         }
         Ok(peers.get(&node).cloned())
+    }
+
+    /// Registers a user: the store takes the username (unique at once),
+    /// then the log records the account, so a lost store gets it back.
+    /// `None` if the username is taken.
+    pub async fn create_account(
+        &self,
+        username: &str,
+        password_hash: String,
+        display_name: String,
+    ) -> Result<Option<UserId>, ApiError> {
+        let Some(user) = self
+            .state
+            .create_account(username, &password_hash, &display_name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let event = Event::AccountCreated(AccountCreated {
+            user,
+            username: username.to_owned(),
+            password_hash,
+            display_name,
+            ts: now_ms(),
+        });
+        self.append(
+            topics::ACCOUNTS,
+            user_partition(user, self.partitions),
+            &event,
+        )
+        .await?;
+        Ok(Some(user))
+    }
+
+    /// A new device id for `user`, recorded in the log as well.
+    pub async fn new_device(&self, user: UserId) -> Result<DeviceId, ApiError> {
+        let device = self.state.new_device(user).await?;
+        let event = Event::DeviceAdded(DeviceAdded {
+            user,
+            device,
+            ts: now_ms(),
+        });
+        self.append(
+            topics::ACCOUNTS,
+            user_partition(user, self.partitions),
+            &event,
+        )
+        .await?;
+        Ok(device)
     }
 
     /// A socket of `user` opened on this edge: pushes find it from now on.

@@ -112,12 +112,7 @@ async fn create_user(
         return Err(ApiError::bad_request("display_name over 64 characters"));
     }
     let hash = s.edge.auth.hash_password(req.password).await?;
-    match s
-        .edge
-        .state
-        .create_account(&req.username, &hash, &display)
-        .await?
-    {
+    match s.edge.create_account(&req.username, hash, display).await? {
         Some(user_id) => Ok((StatusCode::CREATED, Json(UserCreated { user_id })).into_response()),
         None => Err(ApiError::new(ErrorCode::Conflict, "username is taken")),
     }
@@ -144,7 +139,7 @@ async fn create_session(
     }
     let device = match req.device_id {
         Some(d) => d,
-        None => s.edge.state.new_device(account.user_id).await?,
+        None => s.edge.new_device(account.user_id).await?,
     };
     let caller = Caller {
         user: account.user_id,

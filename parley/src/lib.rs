@@ -28,6 +28,7 @@ use parley_engines::{Cluster, EngineError, LocalCluster, Log, Member, StateStore
 use parley_ingest::auth::AuthConfig;
 use parley_ingest::edge::{Edge, EdgeParts};
 use parley_ingest::http::AppState;
+use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
 use parley_schemas::ids::MessageIdGenerator;
@@ -102,8 +103,8 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The process role's group and lease scope: partition `p` of `events`
-/// and of `presence` go together.
+/// The process role's group and lease scope: partition `p` of `events`,
+/// `presence` and `accounts` go together.
 pub const PROCESS_GROUP: &str = "process";
 pub const PROCESS_SCOPE: &str = "process/events";
 /// The delivery role's group and lease scope (partitions of `inbox`).
@@ -120,8 +121,8 @@ fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
     }
 }
 
-/// The processor jobs of partition `p`: the router on `events` and the
-/// presence job on `presence`. `caught_up` fires once the router has
+/// The processor jobs of partition `p`: the router on `events`, the
+/// presence job on `presence` and the accounts job on `accounts`. `caught_up` fires once the router has
 /// applied what the partition held at start.
 async fn process_partition(
     log: Arc<dyn Log>,
@@ -145,10 +146,17 @@ async fn process_partition(
             stop.clone()
         ),
         run_job(
-            log,
-            state,
+            log.clone(),
+            state.clone(),
             job_spec(presence::JOB, topics::PRESENCE, p),
             PresenceJob::default(),
+            stop.clone(),
+        ),
+        run_job(
+            log,
+            state,
+            job_spec(accounts::JOB, topics::ACCOUNTS, p),
+            AccountsJob,
             stop,
         ),
     );

@@ -189,6 +189,8 @@ async fn six_processes_chat_and_survive_sigkills() {
     // Interleaved both ways: acks carry rising ids, whichever edge took the
     // send (half of them are forwarded to the partition's owner).
     let mut last_id = 0;
+    // Every msg_id Alice was acked for a message to Bob, in order.
+    let mut alice_to_bob: Vec<u64> = Vec::new();
     for i in 0..10 {
         for (c, to, who) in [(&mut a, &bob.id, "a"), (&mut b, &alice.id, "b")] {
             let ack = c
@@ -197,6 +199,9 @@ async fn six_processes_chat_and_survive_sigkills() {
             let m = id(&ack["msg_id"]);
             assert!(m > last_id, "ids rise across edges within a conversation");
             last_id = m;
+            if who == "a" {
+                alice_to_bob.push(m);
+            }
         }
     }
     let to_bob = messages(&mut b, 10).await;
@@ -238,12 +243,10 @@ async fn six_processes_chat_and_survive_sigkills() {
     drop(killed); // SIGKILL
     b.close().await;
     for i in 0..10 {
-        a.say(
-            &bob.id,
-            &format!("d-{i}"),
-            &format!("while delivery died {i}"),
-        )
-        .await;
+        let ack = a
+            .say(&bob.id, &format!("d-{i}"), &format!("while delivery died {i}"))
+            .await;
+        alice_to_bob.push(id(&ack["msg_id"]));
     }
     let (tb, _) = login(&e1.url, "bob", Some(&bob_device)).await;
     let mut b = Client::connect(&e1.url, &tb).await;
@@ -272,12 +275,10 @@ async fn six_processes_chat_and_survive_sigkills() {
     let t0 = Instant::now();
     drop(killed);
     for i in 0..10 {
-        a.say(
-            &bob.id,
-            &format!("p-{i}"),
-            &format!("while routing died {i}"),
-        )
-        .await;
+        let ack = a
+            .say(&bob.id, &format!("p-{i}"), &format!("while routing died {i}"))
+            .await;
+        alice_to_bob.push(id(&ack["msg_id"]));
     }
     settled(&[&procs[0]], "process/events", Duration::from_secs(10)).await;
     let takeover = t0.elapsed();
@@ -305,4 +306,58 @@ async fn six_processes_chat_and_survive_sigkills() {
         "no copy arrives"
     );
     println!("delivery takeover + backlog: {took:?}; processor takeover: {takeover:?}");
+    a.close().await;
+    b.close().await;
+
+    // FLUSHALL on the state Redis: accounts, inboxes, marks, offsets,
+    // leases, sessions, all gone. The jobs notice their offsets vanished and
+    // replay the log; the accounts come back and Bob's inbox is rebuilt.
+    let t0 = Instant::now();
+    let flushed = Command::new("redis-cli")
+        .args(["-p", &state_redis.port.to_string(), "FLUSHALL"])
+        .output()
+        .unwrap();
+    assert!(flushed.status.success(), "{flushed:?}");
+    let tb = loop {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/sessions", e2.url))
+            .json(&json!({"username": "bob", "password": "password-1", "device_id": bob_device}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break r.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "Bob's account was not restored: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let restored = t0.elapsed();
+    // Alice's old token still works: tokens are signed, not stored.
+    let mut a = Client::connect(&e2.url, &ta).await;
+    for i in 0..5 {
+        let ack = a
+            .say(&bob.id, &format!("f-{i}"), &format!("after the flush {i}"))
+            .await;
+        alice_to_bob.push(id(&ack["msg_id"]));
+    }
+    // Bob's cursor is gone too, so a sync replays his whole inbox.
+    let mut b = Client::connect(&e1.url, &tb).await;
+    b.send(json!({"type": "sync"})).await;
+    let got = messages(&mut b, alice_to_bob.len()).await;
+    let ids: Vec<u64> = got.iter().map(|m| id(&m["msg_id"])).collect();
+    assert_eq!(ids, alice_to_bob, "every message to Bob, once, in order");
+    let seqs: Vec<u64> = got.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(
+        b.quiet("msg", Duration::from_millis(500)).await,
+        "no copy arrives"
+    );
+    println!("accounts restored {restored:?} after FLUSHALL");
 }

@@ -13,6 +13,10 @@
 //! - [`presence::PresenceJob`] consumes `presence` (by user): heartbeats
 //!   mean online, `active` heartbeats move last seen, a closing socket or
 //!   15 s of silence mean offline.
+//! - [`accounts::AccountsJob`] consumes `accounts` (by user) and restores
+//!   accounts and device counters that the state store lacks: with it, the
+//!   whole state store can be rebuilt from the log.
 
+pub mod accounts;
 pub mod presence;
 pub mod router;

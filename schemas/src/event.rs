@@ -22,6 +22,8 @@ pub enum Event {
     InboxItem(InboxItem),
     Status(StatusUpdate),
     Presence(PresenceChanged),
+    AccountCreated(AccountCreated),
+    DeviceAdded(DeviceAdded),
     // Profile, contact and group events are appended here (issue 6).
 }
 
@@ -35,6 +37,8 @@ impl Event {
             Event::InboxItem(_) => "inbox_item",
             Event::Status(_) => "status",
             Event::Presence(_) => "presence",
+            Event::AccountCreated(_) => "account_created",
+            Event::DeviceAdded(_) => "device_added",
         }
     }
 }
@@ -103,6 +107,25 @@ pub struct PresenceChanged {
     pub user: UserId,
     pub online: bool,
     pub last_seen: u64,
+    pub ts: u64,
+}
+
+/// A registration, as the state store accepted it. The password is only
+/// ever stored as its argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    pub user: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub display_name: String,
+    pub ts: u64,
+}
+
+/// A device id issued to a user at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAdded {
+    pub user: UserId,
+    pub device: DeviceId,
     pub ts: u64,
 }
 

@@ -10,4 +10,8 @@ pub const PRESENCE: &str = "presence";
 /// ([`crate::partition::user_partition`]): what delivery tails.
 pub const INBOX: &str = "inbox";
 
-pub const ALL: [&str; 3] = [EVENTS, PRESENCE, INBOX];
+/// Accounts and devices as they are created, partitioned by user: the
+/// state store holds them too, and rebuilds them from here if it is lost.
+pub const ACCOUNTS: &str = "accounts";
+
+pub const ALL: [&str; 4] = [EVENTS, PRESENCE, INBOX, ACCOUNTS];

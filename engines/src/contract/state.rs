@@ -5,7 +5,7 @@ use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 
 use super::unique;
-use crate::state::{Applied, Claim, Marks, StateOp, StateStore};
+use crate::state::{Account, Applied, Claim, Marks, StateOp, StateStore};
 
 /// Users no other run touches, so the suite can share a server.
 fn fresh_user() -> UserId {
@@ -22,6 +22,59 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     accounts_and_devices(&*store).await;
     inbox_items(&*store).await;
     derived_idempotency_and_last_seen(&*store).await;
+    accounts_restore_from_the_log(&*store).await;
+}
+
+/// What the accounts job writes when it replays the log into an empty
+/// (wiped) store: the account comes back, and new ids stay above it.
+async fn accounts_restore_from_the_log<S: StateStore>(s: &S) {
+    let first = s
+        .create_account(&unique("first"), "$argon2id$f", "F")
+        .await
+        .unwrap()
+        .unwrap();
+    let user = UserId(first.0 + 10);
+    let name = unique("restored");
+    let restore = |username: &str, display: &str| StateOp::RestoreAccount {
+        user,
+        username: username.to_owned(),
+        password_hash: "$argon2id$r".into(),
+        display_name: display.into(),
+    };
+    s.write(vec![restore(&name, "Restored")]).await.unwrap();
+    let want = Account {
+        user_id: user,
+        username: name.clone(),
+        password_hash: "$argon2id$r".into(),
+        display_name: "Restored".into(),
+    };
+    assert_eq!(s.account(user).await.unwrap(), Some(want.clone()));
+    assert_eq!(s.account_by_name(&name).await.unwrap(), Some(want.clone()));
+    // A replay again changes nothing, not even with other values.
+    s.write(vec![restore(&unique("other"), "Other")])
+        .await
+        .unwrap();
+    assert_eq!(s.account(user).await.unwrap(), Some(want));
+    let next = s
+        .create_account(&unique("next"), "$argon2id$n", "N")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, UserId(user.0 + 1), "ids continue above restored ones");
+
+    s.write(vec![StateOp::RestoreDevice {
+        user,
+        device: DeviceId(7),
+    }])
+    .await
+    .unwrap();
+    s.write(vec![StateOp::RestoreDevice {
+        user,
+        device: DeviceId(3),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.new_device(user).await.unwrap(), DeviceId(8));
 }
 
 async fn accounts_and_devices<S: StateStore>(s: &S) {

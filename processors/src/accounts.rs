@@ -1,0 +1,42 @@
+use async_trait::async_trait;
+use parley_engines::job::{events, Processor};
+use parley_engines::{Record, Result, StateOp};
+use parley_schemas::event::Event;
+use parley_schemas::topics;
+
+pub const JOB: &str = "accounts";
+
+/// Replays accounts and device ids from the log into the state store.
+/// The edge writes both to the store first (a username must be unique the
+/// moment it is taken) and then to the log, so normally this restores
+/// nothing; after the store is lost it brings every account back.
+#[derive(Default)]
+pub struct AccountsJob;
+
+#[async_trait]
+impl Processor for AccountsJob {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        let mut ops = Vec::new();
+        for (offset, event) in events(topics::ACCOUNTS, partition, records) {
+            match event {
+                Event::AccountCreated(a) => ops.push(StateOp::RestoreAccount {
+                    user: a.user,
+                    username: a.username,
+                    password_hash: a.password_hash,
+                    display_name: a.display_name,
+                }),
+                Event::DeviceAdded(d) => ops.push(StateOp::RestoreDevice {
+                    user: d.user,
+                    device: d.device,
+                }),
+                other => tracing::warn!(
+                    partition,
+                    offset,
+                    kind = other.kind(),
+                    "unexpected event on accounts"
+                ),
+            }
+        }
+        Ok(ops)
+    }
+}
