@@ -61,6 +61,8 @@ pub enum EngineError {
     State(String),
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl EngineError {

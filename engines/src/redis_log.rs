@@ -59,6 +59,7 @@ return tonumber(ARGV[1])
 pub struct RedisLog {
     client: redis::Client,
     con: ConnectionManager,
+    wait: Option<ReplicaWait>,
     /// Idle connections for blocking reads.
     blocking: std::sync::Mutex<Vec<redis::aio::MultiplexedConnection>>,
     prefix: String,
@@ -107,14 +108,54 @@ fn records(entries: &[Value]) -> Result<Vec<Record>> {
         .collect()
 }
 
+/// Replicas that must confirm an append before it counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    pub replicas: u32,
+    pub timeout_ms: u64,
+}
+
+/// Splits Parley's own query parameters off a Redis URL: `replicas=N`
+/// (default 0: no WAIT) and `replica_timeout_ms=T` (default 250).
+pub fn split_url(url: &str) -> Result<(String, Option<ReplicaWait>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let (mut replicas, mut timeout_ms, mut rest) = (0u32, 250u64, Vec::new());
+    let bad = |k: &str, v: &str| EngineError::Config(format!("bad {k}={v:?} in the Redis URL"));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("replicas", v)) => replicas = v.parse().map_err(|_| bad("replicas", v))?,
+            Some(("replica_timeout_ms", v)) => {
+                timeout_ms = v.parse().map_err(|_| bad("replica_timeout_ms", v))?
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    let wait = (replicas > 0).then_some(ReplicaWait {
+        replicas,
+        timeout_ms,
+    });
+    Ok((url, wait))
+}
+
 impl RedisLog {
+    /// Connects to `url`; `?replicas=N&replica_timeout_ms=T` makes every
+    /// append wait for N replicas (Redis `WAIT`) before it is acknowledged.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisLog> {
-        let client = redis::Client::open(url).map_err(err)?;
+        let (url, wait) = split_url(url)?;
+        let client = redis::Client::open(url.as_str()).map_err(err)?;
         let con = client.get_connection_manager().await.map_err(err)?;
         Ok(RedisLog {
             client,
             con,
             blocking: Default::default(),
+            wait,
             prefix: prefix.to_owned(),
             append: Script::new(APPEND),
             ensure: Script::new(ENSURE),
@@ -232,6 +273,21 @@ impl Log for RedisLog {
             inv.arg(p.as_ref());
         }
         let first: u64 = inv.invoke_async(&mut self.con.clone()).await.map_err(err)?;
+        if let Some(w) = self.wait {
+            // WAIT covers every earlier write of this connection, ours too.
+            let reached: u32 = redis::cmd("WAIT")
+                .arg(w.replicas)
+                .arg(w.timeout_ms)
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+            if reached < w.replicas {
+                return Err(EngineError::Unavailable(format!(
+                    "the append reached {reached} of {} replicas within {} ms; a failover could lose it, so it is not acknowledged",
+                    w.replicas, w.timeout_ms
+                )));
+            }
+        }
         Ok(Appended {
             first_offset: first,
             count: payloads.len() as u32,

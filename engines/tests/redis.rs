@@ -62,3 +62,50 @@ async fn a_wiped_stream_partition_gets_a_new_epoch_and_forgets_offsets() {
     assert_eq!((after.start, after.end), (0, 0));
     assert_eq!(log.committed("g", "t", 0).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_wait_for_replicas_when_asked() {
+    use bytes::Bytes;
+    use parley_engines::{EngineError, Log, TopicSpec};
+    let primary = RedisServer::start();
+    // Asked for a replica that does not exist: not acknowledged.
+    let url = format!("{}?replicas=1&replica_timeout_ms=100", primary.url);
+    let log = RedisLog::connect(&url, "w").await.unwrap();
+    log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    let e = log
+        .append("t", 0, vec![Bytes::from_static(b"a")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, EngineError::Unavailable(m) if m.contains("reached 0 of 1 replicas")),
+        "{e}"
+    );
+    // With a replica attached, the same append is acknowledged.
+    let port = primary.port.to_string();
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match log.append("t", 0, vec![Bytes::from_static(b"b")]).await {
+            Ok(a) => {
+                assert_eq!(a.count, 1);
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the replica never confirmed: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(parley_engines::redis_log::split_url("redis://h:1/?replicas=x").is_err());
+    assert_eq!(
+        parley_engines::redis_log::split_url("redis://h:1/?protocol=resp3&replicas=2").unwrap(),
+        (
+            "redis://h:1/?protocol=resp3".to_owned(),
+            Some(parley_engines::redis_log::ReplicaWait {
+                replicas: 2,
+                timeout_ms: 250
+            })
+        )
+    );
+}

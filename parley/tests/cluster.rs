@@ -244,7 +244,11 @@ async fn six_processes_chat_and_survive_sigkills() {
     b.close().await;
     for i in 0..10 {
         let ack = a
-            .say(&bob.id, &format!("d-{i}"), &format!("while delivery died {i}"))
+            .say(
+                &bob.id,
+                &format!("d-{i}"),
+                &format!("while delivery died {i}"),
+            )
             .await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }
@@ -276,7 +280,11 @@ async fn six_processes_chat_and_survive_sigkills() {
     drop(killed);
     for i in 0..10 {
         let ack = a
-            .say(&bob.id, &format!("p-{i}"), &format!("while routing died {i}"))
+            .say(
+                &bob.id,
+                &format!("p-{i}"),
+                &format!("while routing died {i}"),
+            )
             .await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }

@@ -17,6 +17,12 @@ impl RedisServer {
     /// Starts one and waits until it answers `PING`. Panics with the reason
     /// if `redis-server` is missing (CI installs it: see `.ci/run`).
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// As [`start`](Self::start), with more `redis-server` arguments
+    /// (`["--replicaof", "127.0.0.1", "PORT"]` for a replica).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -37,6 +43,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
