@@ -14,8 +14,9 @@
 //!   torn-tail recovery, retention by size and age.
 //! - [`kv::RedbState`]: a redb file.
 //!
-//! Real engines: [`redis_state::RedisState`] (state on Redis) and
-//! [`redis_log::RedisLog`] (the log on Redis Streams).
+//! Real engines: [`redis_state::RedisState`] (state on Redis),
+//! [`redis_log::RedisLog`] (the log on Redis Streams) and
+//! [`fluvio_log::FluvioLog`] (the log on Fluvio).
 //!
 //! A third seam, [`cluster::Cluster`], coordinates roles that run as
 //! several processes: membership, partition leases, the session registry
@@ -32,6 +33,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod fluvio_log;
 pub mod job;
 pub mod kv;
 pub mod log;
@@ -47,6 +49,7 @@ pub mod contract;
 
 pub use cluster::{Cluster, LocalCluster, Mail, Member};
 pub use error::{EngineError, Result, Retry};
+pub use fluvio_log::FluvioLog;
 pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
 pub use redis_cluster::RedisCluster;

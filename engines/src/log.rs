@@ -17,6 +17,9 @@ use crate::error::{check_name, EngineError, Result};
 /// The most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 4096;
 
+/// The largest record the networked logs accept (Redis, Fluvio).
+pub const MAX_RECORD: usize = 4 << 20;
+
 /// Identifies one incarnation of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Epoch(pub u64);

@@ -26,7 +26,7 @@ use crate::error::{check_name, EngineError, Result};
 use crate::log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, TopicSpec};
 use crate::redis_state::redis_err as err;
 
-const MAX_RECORD: usize = 4 << 20;
+use crate::log::MAX_RECORD;
 /// How long one blocking `XREAD` waits before the tail asks again.
 const BLOCK_MS: u64 = 5_000;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use parley_engines::{
-    Cluster, Durability, Log, RedbState, RedisCluster, RedisLog, RedisState, SegmentLog,
+    Cluster, Durability, FluvioLog, Log, RedbState, RedisCluster, RedisLog, RedisState, SegmentLog,
     SegmentLogOptions, StateStore,
 };
 
@@ -37,7 +37,12 @@ pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>>
                 .with_context(|| format!("connecting to the log at {url}"))?;
             Ok(Arc::new(log))
         }
-        "fluvio" => bail!("the fluvio log backend is not built yet (issue 4); use file://DIR or redis://HOST:PORT"),
+        "fluvio" => {
+            let log = FluvioLog::connect(url)
+                .await
+                .with_context(|| format!("connecting to the log at {url}"))?;
+            Ok(Arc::new(log))
+        }
         other => bail!("unknown log backend {other:?} in {url:?}: use file://DIR, fluvio://HOST:PORT or redis://HOST:PORT"),
     }
 }

@@ -1,0 +1,479 @@
+//! The [`Log`] on Fluvio, through the `fluvio` crate.
+//!
+//! - Topics are created with `partitions` partitions and the configured
+//!   replication factor (`fluvio://HOST:PORT?replication=3`).
+//! - Appends go through one producer per partition
+//!   (`set_specific_partitioner`), with `Isolation::ReadCommitted`, so the
+//!   SPU answers once every in-sync replica has the batch, and
+//!   `AtLeastOnce` delivery; an append returns only after every record's
+//!   metadata is back. A batch from one producer is sent as one produce
+//!   request, so its offsets are contiguous.
+//! - Bounds come from the partition's status (base offset, high
+//!   watermark); reads are a fetch from an absolute offset that stops at the
+//!   high watermark (`disable_continuous`), tails the same without it.
+//! - Consumer-group offsets are Fluvio's own consumer offsets
+//!   (`{group}` as consumer id). Fluvio stores the last *consumed* offset;
+//!   the seam's is the next offset, so they differ by one.
+//! - Fluvio has no partition epoch. The epoch here is a hash of the
+//!   partition's base offset and the topic's replica spec, which is the
+//!   best a client can see; a topic deleted and recreated with the same
+//!   spec and an empty history keeps its epoch (documented in
+//!   `docs/fluvio.md`).
+//!
+//! Its contract tests run against a cluster when `PARLEY_FLUVIO_ADDR` is
+//! set (`engines/tests/fluvio.rs`); no Fluvio server can be installed on
+//! the CI machines, so CI compiles this and tests its pure parts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fluvio::consumer::{ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy};
+use fluvio::metadata::partition::PartitionSpec;
+use fluvio::metadata::topic::TopicSpec as FluvioTopicSpec;
+use fluvio::{
+    DeliverySemantic, Fluvio, FluvioClusterConfig, Isolation, Offset, RecordKey, RetryPolicy,
+    TopicProducerConfigBuilder, TopicProducerPool,
+};
+use futures::StreamExt;
+use tokio::sync::Mutex;
+
+use crate::error::{EngineError, Result};
+use crate::log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, TopicSpec};
+
+/// Parley's settings in a `fluvio://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FluvioUrl {
+    /// The SC's address, `HOST:PORT`.
+    pub addr: String,
+    /// Replicas per partition for topics Parley creates.
+    pub replication: u32,
+}
+
+impl FluvioUrl {
+    /// `fluvio://HOST:PORT[?replication=N]` (replication 1 by default).
+    pub fn parse(url: &str) -> Result<FluvioUrl> {
+        let bad = |why: &str| EngineError::Config(format!("{why} in {url:?}"));
+        let rest = url
+            .strip_prefix("fluvio://")
+            .ok_or_else(|| bad("not a fluvio:// URL"))?;
+        let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let addr = addr.trim_end_matches('/');
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no HOST:PORT"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad("no HOST:PORT"));
+        }
+        let mut replication = 1;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("replication", v)) => {
+                    replication = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| bad("bad replication"))?
+                }
+                _ => return Err(bad(&format!("unknown parameter {pair:?}"))),
+            }
+        }
+        Ok(FluvioUrl {
+            addr: addr.to_owned(),
+            replication,
+        })
+    }
+}
+
+/// Fluvio's stored consumer offset (the last record consumed) for the
+/// seam's next offset, and back.
+pub fn to_fluvio_consumed(next_offset: u64) -> Option<i64> {
+    next_offset.checked_sub(1).map(|o| o as i64)
+}
+
+pub fn from_fluvio_consumed(consumed: i64) -> u64 {
+    (consumed + 1).max(0) as u64
+}
+
+/// An epoch from what a client can see of a partition.
+pub fn epoch_of(topic: &str, partition: u32, base_offset: i64, spec: &str) -> Epoch {
+    let key = format!("{topic}/{partition}/{base_offset}/{spec}");
+    Epoch(xxhash_rust::xxh3::xxh3_64(key.as_bytes()) >> 1)
+}
+
+fn fluvio_err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(format!("fluvio: {e}"))
+}
+
+pub struct FluvioLog {
+    client: Fluvio,
+    replication: u32,
+    producers: Mutex<HashMap<(String, u32), Arc<TopicProducerPool>>>,
+    partition_counts: std::sync::RwLock<HashMap<String, u32>>,
+}
+
+impl FluvioLog {
+    pub async fn connect(url: &str) -> Result<FluvioLog> {
+        let u = FluvioUrl::parse(url)?;
+        let config = FluvioClusterConfig::new(u.addr.clone());
+        let client = Fluvio::connect_with_config(&config)
+            .await
+            .map_err(fluvio_err)?;
+        Ok(FluvioLog {
+            client,
+            replication: u.replication,
+            producers: Mutex::new(HashMap::new()),
+            partition_counts: Default::default(),
+        })
+    }
+
+    async fn topic(&self, topic: &str) -> Result<Option<FluvioTopicSpec>> {
+        let admin = self.client.admin().await;
+        let found = admin
+            .list::<FluvioTopicSpec, _>(vec![topic.to_owned()])
+            .await
+            .map_err(fluvio_err)?;
+        Ok(found.into_iter().find(|m| m.name == topic).map(|m| m.spec))
+    }
+
+    async fn check(&self, topic: &str, partition: u32) -> Result<()> {
+        let n = self.partitions(topic).await?;
+        if partition >= n {
+            return Err(EngineError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: n,
+            });
+        }
+        Ok(())
+    }
+
+    async fn producer(&self, topic: &str, partition: u32) -> Result<Arc<TopicProducerPool>> {
+        let mut producers = self.producers.lock().await;
+        if let Some(p) = producers.get(&(topic.to_owned(), partition)) {
+            return Ok(p.clone());
+        }
+        let config = TopicProducerConfigBuilder::default()
+            .set_specific_partitioner(partition)
+            .isolation(Isolation::ReadCommitted)
+            .delivery_semantic(DeliverySemantic::AtLeastOnce(RetryPolicy::default()))
+            .linger(Duration::ZERO)
+            .build()
+            .map_err(|e| EngineError::Config(format!("fluvio producer: {e}")))?;
+        let producer = Arc::new(
+            self.client
+                .topic_producer_with_config(topic, config)
+                .await
+                .map_err(fluvio_err)?,
+        );
+        producers.insert((topic.to_owned(), partition), producer.clone());
+        Ok(producer)
+    }
+
+    /// Reads from `from` until `limit` or the high watermark; with
+    /// `wait`, blocks until at least one record exists.
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: ReadLimit,
+        wait: bool,
+    ) -> Result<Batch> {
+        let bounds = self.bounds(topic, partition).await?;
+        bounds.check_read(topic, partition, from)?;
+        if !wait && from >= bounds.end {
+            return Ok(Batch {
+                records: Vec::new(),
+                next_offset: from,
+                end: bounds.end,
+                epoch: bounds.epoch,
+            });
+        }
+        let config = ConsumerConfigExtBuilder::default()
+            .topic(topic.to_owned())
+            .partition(partition)
+            .offset_start(Offset::absolute(from as i64).map_err(fluvio_err)?)
+            .disable_continuous(!wait)
+            .max_bytes(limit.max_bytes.min(i32::MAX as usize) as i32)
+            .build()
+            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+        let mut stream = self
+            .client
+            .consumer_with_config(config)
+            .await
+            .map_err(fluvio_err)?;
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        let mut next = from;
+        while records.len() < limit.max_records.max(1) {
+            // After the first record, take only what is already there.
+            let item = if records.is_empty() {
+                stream.next().await
+            } else {
+                match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
+                    Ok(item) => item,
+                    Err(_) => break,
+                }
+            };
+            let Some(item) = item else { break };
+            let r = item.map_err(fluvio_err)?;
+            let payload = Bytes::copy_from_slice(r.value());
+            if !records.is_empty() && bytes + payload.len() > limit.max_bytes {
+                break;
+            }
+            bytes += payload.len();
+            next = r.offset() as u64 + 1;
+            records.push(Record {
+                offset: r.offset() as u64,
+                timestamp: r.timestamp().max(0) as u64,
+                payload,
+            });
+        }
+        Ok(Batch {
+            records,
+            next_offset: next,
+            end: bounds.end.max(next),
+            epoch: bounds.epoch,
+        })
+    }
+}
+
+#[async_trait]
+impl Log for FluvioLog {
+    async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
+        spec.validate()?;
+        if let Some(existing) = self.topic(&spec.name).await? {
+            let n = existing.partitions();
+            if n != spec.partitions {
+                return Err(EngineError::TopicMismatch {
+                    topic: spec.name.clone(),
+                    existing: n,
+                    requested: spec.partitions,
+                });
+            }
+            return Ok(());
+        }
+        let topic = FluvioTopicSpec::new_computed(spec.partitions, self.replication, None);
+        let admin = self.client.admin().await;
+        match admin.create(spec.name.clone(), false, topic).await {
+            Ok(()) => Ok(()),
+            // Created meanwhile by another node: fine if it matches.
+            Err(e) => match self.topic(&spec.name).await? {
+                Some(t) if t.partitions() == spec.partitions => Ok(()),
+                _ => Err(fluvio_err(e)),
+            },
+        }
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<u32> {
+        if let Some(n) = self.partition_counts.read().expect("counts").get(topic) {
+            return Ok(*n);
+        }
+        let n = self
+            .topic(topic)
+            .await?
+            .ok_or_else(|| EngineError::UnknownTopic(topic.to_owned()))?
+            .partitions();
+        self.partition_counts
+            .write()
+            .expect("counts")
+            .insert(topic.to_owned(), n);
+        Ok(n)
+    }
+
+    async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended> {
+        if let Some(p) = payloads.iter().find(|p| p.len() > crate::log::MAX_RECORD) {
+            return Err(EngineError::RecordTooLarge {
+                size: p.len(),
+                limit: crate::log::MAX_RECORD,
+            });
+        }
+        self.check(topic, partition).await?;
+        let timestamp = parley_schemas::ids::now_ms();
+        let epoch = self.bounds(topic, partition).await?.epoch;
+        if payloads.is_empty() {
+            let end = self.bounds(topic, partition).await?.end;
+            return Ok(Appended {
+                first_offset: end,
+                count: 0,
+                timestamp,
+                epoch,
+            });
+        }
+        let producer = self.producer(topic, partition).await?;
+        let count = payloads.len() as u32;
+        let mut outputs = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            outputs.push(
+                producer
+                    .send(RecordKey::NULL, p.to_vec())
+                    .await
+                    .map_err(fluvio_err)?,
+            );
+        }
+        producer.flush().await.map_err(fluvio_err)?;
+        let mut first = u64::MAX;
+        for o in outputs {
+            let meta = o.wait().await.map_err(fluvio_err)?;
+            first = first.min(meta.offset() as u64);
+        }
+        Ok(Appended {
+            first_offset: first,
+            count,
+            timestamp,
+            epoch,
+        })
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: ReadLimit,
+    ) -> Result<Batch> {
+        self.fetch(topic, partition, from, limit, false).await
+    }
+
+    async fn tail(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: ReadLimit,
+    ) -> Result<Batch> {
+        self.fetch(topic, partition, from, limit, true).await
+    }
+
+    async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds> {
+        self.check(topic, partition).await?;
+        let admin = self.client.admin().await;
+        let key = format!("{topic}-{partition}");
+        let found = admin
+            .list::<PartitionSpec, _>(vec![key.clone()])
+            .await
+            .map_err(fluvio_err)?;
+        let p = found
+            .into_iter()
+            .find(|m| m.name == key)
+            .ok_or_else(|| EngineError::Unavailable(format!("fluvio: no status for {key}")))?;
+        let start = p.status.base_offset.max(0) as u64;
+        let end = p.status.leader.hw.max(0) as u64;
+        let spec = format!("{:?}", p.spec.replicas);
+        Ok(Bounds {
+            start,
+            end: end.max(start),
+            epoch: epoch_of(topic, partition, p.status.base_offset, &spec),
+        })
+    }
+
+    async fn commit(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next_offset: u64,
+    ) -> Result<()> {
+        crate::error::check_name(group)?;
+        let b = self.bounds(topic, partition).await?;
+        b.check_commit(topic, partition, next_offset)?;
+        let Some(consumed) = to_fluvio_consumed(next_offset) else {
+            return self
+                .client
+                .delete_consumer_offset(group, (topic.to_owned(), partition))
+                .await
+                .or(Ok(()));
+        };
+        // Fluvio commits what a stream consumed: consume that one record.
+        let config = ConsumerConfigExtBuilder::default()
+            .topic(topic.to_owned())
+            .partition(partition)
+            .offset_consumer(group.to_owned())
+            .offset_start(Offset::absolute(consumed).map_err(fluvio_err)?)
+            .offset_strategy(OffsetManagementStrategy::Manual)
+            .disable_continuous(true)
+            .build()
+            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+        let mut stream = self
+            .client
+            .consumer_with_config(config)
+            .await
+            .map_err(fluvio_err)?;
+        match stream.next().await {
+            Some(Ok(r)) if r.offset() == consumed => {}
+            other => {
+                return Err(fluvio_err(format!(
+                    "could not position {group} at {consumed}: {:?}",
+                    other.map(|r| r.map(|r| r.offset()))
+                )))
+            }
+        }
+        stream.offset_commit().await.map_err(fluvio_err)?;
+        stream.offset_flush().await.map_err(fluvio_err)?;
+        Ok(())
+    }
+
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>> {
+        crate::error::check_name(group)?;
+        let offsets = self.client.consumer_offsets().await.map_err(fluvio_err)?;
+        Ok(offsets
+            .into_iter()
+            .find(|o| o.consumer_id == group && o.topic == topic && o.partition == partition)
+            .map(|o| from_fluvio_consumed(o.offset)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_their_settings_and_bad_ones_say_why() {
+        assert_eq!(
+            FluvioUrl::parse("fluvio://127.0.0.1:9003").unwrap(),
+            FluvioUrl {
+                addr: "127.0.0.1:9003".into(),
+                replication: 1
+            }
+        );
+        assert_eq!(
+            FluvioUrl::parse("fluvio://sc.fluvio.svc:9003/?replication=3")
+                .unwrap()
+                .replication,
+            3
+        );
+        for bad in [
+            "redis://x:1",
+            "fluvio://",
+            "fluvio://host",
+            "fluvio://host:port",
+            "fluvio://h:1?replication=0",
+            "fluvio://h:1?replicas=2",
+        ] {
+            let e = FluvioUrl::parse(bad).unwrap_err();
+            assert!(matches!(e, EngineError::Config(_)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn consumer_offsets_map_next_to_consumed() {
+        assert_eq!(to_fluvio_consumed(0), None);
+        assert_eq!(to_fluvio_consumed(10), Some(9));
+        assert_eq!(from_fluvio_consumed(9), 10);
+        assert_eq!(from_fluvio_consumed(-1), 0);
+        for n in [1u64, 2, 1000, 1 << 40] {
+            assert_eq!(from_fluvio_consumed(to_fluvio_consumed(n).unwrap()), n);
+        }
+    }
+
+    #[test]
+    fn epochs_change_with_what_identifies_a_partition() {
+        let e = epoch_of("events", 0, 0, "c3");
+        assert_eq!(e, epoch_of("events", 0, 0, "c3"));
+        assert_ne!(e, epoch_of("events", 1, 0, "c3"));
+        assert_ne!(e, epoch_of("events", 0, 5, "c3"));
+        assert_ne!(e, epoch_of("inbox", 0, 0, "c3"));
+        assert!(e.0 < 1 << 63);
+    }
+}
