@@ -1,0 +1,190 @@
+//! The deployment files (deploy/) against the real binary and config: every
+//! role, flag, env name and value, port and probe they use must be one the
+//! binary has, so they cannot rot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use parley_deploy::Invocation;
+
+const ROLES: [&str; 5] = ["up", "ingest", "process", "deliver", "migrate"];
+
+fn help(role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([role, "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "parley {role} --help failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The config keys `PARLEY__*` may set.
+fn config_keys() -> BTreeSet<String> {
+    let v = serde_json::to_value(parley::Config::default()).unwrap();
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+/// Loads the config an invocation would get from its environment (with
+/// platform-provided values filled in), through the binary's own loader.
+fn load(inv: &Invocation) -> parley::Config {
+    let mut cfg = None;
+    figment::Jail::expect_with(|jail| {
+        for (k, v) in &inv.env {
+            let v = match v {
+                // Filled in by the platform: a pod index, a secret.
+                None if k.ends_with("NODE_ID") => "0".to_owned(),
+                None => "a-secret-from-the-platform-of-32+bytes".to_owned(),
+                Some(v) if v.contains("${") => {
+                    "a-secret-from-the-environment-of-32+bytes".to_owned()
+                }
+                Some(v) => v.replace("$(POD_IP)", "10.0.0.7"),
+            };
+            jail.set_env(k, v);
+        }
+        let c = parley::Config::load(None, &parley::Overrides::default()).map_err(|e| *e)?;
+        cfg = Some(c);
+        Ok(())
+    });
+    cfg.unwrap()
+}
+
+#[test]
+fn deploy_files_match_the_binary() {
+    let all = parley_deploy::all();
+    let count = |prefix: &str| all.iter().filter(|i| i.source.starts_with(prefix)).count();
+    assert_eq!(count("docker-compose.yml"), 7, "migrate + 2 of each role");
+    assert_eq!(count("k8s/"), 4, "migrate job + 3 StatefulSets");
+    assert_eq!(count("local/run.sh"), 7, "migrate + 2 of each role");
+
+    let keys = config_keys();
+    let mut helps = BTreeMap::new();
+    // (file, role) -> node ids, which must be unique per role.
+    let mut nodes: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for inv in &all {
+        let role = inv.role();
+        assert!(
+            ROLES.contains(&role),
+            "{}: unknown role {role:?}",
+            inv.source
+        );
+        let help = helps.entry(role.to_owned()).or_insert_with(|| help(role));
+
+        // Flags: each one the role has, each with a value.
+        let mut args = inv.args[1..].iter();
+        while let Some(flag) = args.next() {
+            assert!(
+                flag.starts_with("--"),
+                "{}: stray argument {flag:?}",
+                inv.source
+            );
+            assert!(
+                help.contains(&format!("{flag} <")),
+                "{}: `parley {role}` has no flag {flag}",
+                inv.source
+            );
+            assert!(
+                args.next().is_some(),
+                "{}: {flag} without a value",
+                inv.source
+            );
+        }
+
+        // Environment: names the config has, values it accepts.
+        for k in inv.env.keys() {
+            match k.strip_prefix("PARLEY__") {
+                Some(key) => assert!(
+                    keys.contains(&key.to_lowercase()),
+                    "{}: {k} is not a config key (keys: {keys:?})",
+                    inv.source
+                ),
+                None => assert!(
+                    ["PARLEY_LOG", "PARLEY_CONFIG", "POD_IP"].contains(&k.as_str()),
+                    "{}: unknown variable {k}",
+                    inv.source
+                ),
+            }
+        }
+        let cfg = load(inv);
+        for url in [cfg.log_url(), cfg.state_url(), cfg.history_url()] {
+            let scheme = url.split("://").next().unwrap();
+            assert!(
+                ["file", "redis", "rediss", "fluvio", "clickhouse"].contains(&scheme),
+                "{}: backend {url:?}",
+                inv.source
+            );
+        }
+        if cfg.log_url().starts_with("fluvio://") {
+            parley_engines::fluvio_log::FluvioUrl::parse(&cfg.log_url()).unwrap();
+        }
+
+        // Ports and probes: what the platform checks is what the role serves.
+        let listen: std::net::SocketAddr = inv
+            .setting("listen")
+            .map(|l| l.parse().unwrap())
+            .unwrap_or(cfg.listen);
+        for (port, path) in &inv.served {
+            assert_eq!(
+                *port,
+                listen.port(),
+                "{}: port {port} is not the listen port",
+                inv.source
+            );
+            if let Some(p) = path {
+                assert!(
+                    ["/readyz", "/healthz", "/metrics"].contains(&p.as_str()),
+                    "{}: no endpoint {p}",
+                    inv.source
+                );
+            }
+        }
+        if role == "migrate" {
+            continue;
+        }
+        assert!(
+            !inv.served.is_empty(),
+            "{}: nothing checks it is up",
+            inv.source
+        );
+        if role == "ingest" {
+            assert!(
+                inv.source.starts_with("local/") || cfg.jwt_secret.is_some(),
+                "{}: edges must share jwt_secret",
+                inv.source
+            );
+            if listen.ip().is_unspecified() {
+                assert!(
+                    inv.setting("advertise").is_some(),
+                    "{}: an edge on {listen} must --advertise a reachable address",
+                    inv.source
+                );
+            }
+        }
+        let file = inv.source.split(' ').next().unwrap().to_owned();
+        if let Some(n) = inv.setting("node-id") {
+            nodes.entry((file, role.to_owned())).or_default().push(n);
+        }
+    }
+    for ((file, role), ids) in nodes {
+        let unique: BTreeSet<_> = ids.iter().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "{file}: {role} node ids repeat: {ids:?}"
+        );
+    }
+}
+
+#[test]
+fn the_local_script_is_valid_bash() {
+    let script = parley_deploy::dir().join("local/run.sh");
+    let out = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
