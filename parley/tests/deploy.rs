@@ -26,6 +26,8 @@ fn config_keys() -> BTreeSet<String> {
 
 /// Loads the config an invocation would get from its environment (with
 /// platform-provided values filled in), through the binary's own loader.
+// figment's Jail closures return its (large) error type by design.
+#[allow(clippy::result_large_err)]
 fn load(inv: &Invocation) -> parley::Config {
     let mut cfg = None;
     figment::Jail::expect_with(|jail| {
