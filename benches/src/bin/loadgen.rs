@@ -26,9 +26,11 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Parser, Clone)]
 #[command(about = "Parley 1:1 load generator")]
 struct Args {
-    /// Server base URL
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// Server base URL; several, comma-separated, for a cluster's edges:
+    /// pair i's sender uses edge i and its receiver edge i + 1 (mod n), so
+    /// pairs span edges
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    url: Vec<String>,
     /// Sender/receiver pairs (2 × pairs sockets)
     #[arg(long, default_value_t = 100)]
     pairs: usize,
@@ -114,13 +116,15 @@ async fn main() -> Result<()> {
     let setup = Arc::new(Semaphore::new(args.setup_concurrency));
     let mut pairs = Vec::new();
     for i in 0..args.pairs {
-        let (http, url, run, setup) = (http.clone(), args.url.clone(), run.clone(), setup.clone());
+        let n = args.url.len();
+        let (surl, rurl) = (args.url[i % n].clone(), args.url[(i + 1) % n].clone());
+        let (http, run, setup) = (http.clone(), run.clone(), setup.clone());
         pairs.push(tokio::spawn(async move {
             let _p = setup.acquire().await?;
-            let (_, stoken) = session(&http, &url, &format!("lg{run}s{i}")).await?;
-            let (rid, rtoken) = session(&http, &url, &format!("lg{run}r{i}")).await?;
-            let sender = connect(&url, &stoken).await?;
-            let receiver = connect(&url, &rtoken).await?;
+            let (_, stoken) = session(&http, &surl, &format!("lg{run}s{i}")).await?;
+            let (rid, rtoken) = session(&http, &rurl, &format!("lg{run}r{i}")).await?;
+            let sender = connect(&surl, &stoken).await?;
+            let receiver = connect(&rurl, &rtoken).await?;
             Ok::<_, anyhow::Error>((sender, receiver, rid))
         }));
     }
