@@ -160,9 +160,21 @@ impl Edge {
             recent: Recent::default(),
             tasks: self.tasks.clone(),
         };
-        task.recover().await?;
+        // Listed first, so sends queue while the tail is read rather than
+        // being turned away.
         let (tx, mut rx) = mpsc::channel(4096);
         self.appenders.write().expect("appenders").insert(p, tx);
+        if let Err(e) = task.recover().await {
+            self.appenders.write().expect("appenders").remove(&p);
+            rx.close();
+            let err = ApiError::from(EngineError::Unavailable(format!(
+                "partition {p} could not be taken over: {e}"
+            )));
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Err(err.clone()));
+            }
+            return Err(e);
+        }
         task.run(&mut rx, &stop, &self.stop).await;
         // New sends go elsewhere from now on; those queued are answered.
         self.appenders.write().expect("appenders").remove(&p);
