@@ -32,15 +32,28 @@ const BLOCK_MS: u64 = 5_000;
 
 /// KEYS: stream, next-offset key. ARGV: time ms, records. Returns the
 /// first offset.
+/// One round trip per append: checks the partition exists, reads (or, for
+/// a wiped partition, makes) its epoch, and appends. KEYS: stream, next
+/// offset, epoch, topic meta. ARGV: timestamp, partition, a fresh epoch,
+/// then the payloads. Returns {first offset, epoch}, or {-1, 0} for an
+/// unknown topic and {-2, partitions} for an unknown partition.
 const APPEND: &str = r#"
+local parts = redis.call('HGET', KEYS[4], 'partitions')
+if not parts then return {-1, '0'} end
+if tonumber(ARGV[2]) >= tonumber(parts) then return {-2, parts} end
+local e = redis.call('GET', KEYS[3])
+if not e then
+  redis.call('SET', KEYS[3], ARGV[3])
+  e = ARGV[3]
+end
 local n = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = n
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   redis.call('XADD', KEYS[1], n .. '-1', 't', ARGV[1], 'd', ARGV[i])
   n = n + 1
 end
 redis.call('SET', KEYS[2], n)
-return first
+return {first, e}
 "#;
 
 /// Creates a topic or checks its partition count. KEYS: meta. ARGV:
@@ -263,16 +276,31 @@ impl Log for RedisLog {
                 epoch: b.epoch,
             });
         }
-        self.check(topic, partition).await?;
-        let epoch = self.epoch(topic, partition).await?;
         let mut inv = self.append.prepare_invoke();
         inv.key(self.key("s", topic, partition))
             .key(self.key("n", topic, partition))
-            .arg(timestamp);
+            .key(self.key("e", topic, partition))
+            .key(format!("{}:t:{topic}", self.prefix))
+            .arg(timestamp)
+            .arg(partition)
+            .arg(rand::random::<u64>() >> 1);
         for p in &payloads {
             inv.arg(p.as_ref());
         }
-        let first: u64 = inv.invoke_async(&mut self.con.clone()).await.map_err(err)?;
+        let (first, epoch): (i64, String) =
+            inv.invoke_async(&mut self.con.clone()).await.map_err(err)?;
+        let first = match first {
+            -1 => return Err(EngineError::UnknownTopic(topic.to_owned())),
+            -2 => {
+                return Err(EngineError::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    partitions: epoch.parse().unwrap_or(0),
+                })
+            }
+            f => f as u64,
+        };
+        let epoch = Epoch(fold_epoch(&epoch));
         if let Some(w) = self.wait {
             // WAIT covers every earlier write of this connection, ours too.
             let reached: u32 = redis::cmd("WAIT")
