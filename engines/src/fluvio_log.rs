@@ -158,6 +158,9 @@ impl FluvioLog {
             .isolation(Isolation::ReadCommitted)
             .delivery_semantic(DeliverySemantic::AtLeastOnce(RetryPolicy::default()))
             .linger(Duration::ZERO)
+            // Room for the largest record the seam accepts.
+            .max_request_size(crate::log::MAX_RECORD + (64 << 10))
+            .batch_size(crate::log::MAX_RECORD + (64 << 10))
             .build()
             .map_err(|e| EngineError::Config(format!("fluvio producer: {e}")))?;
         let producer = Arc::new(
@@ -168,6 +171,27 @@ impl FluvioLog {
         );
         producers.insert((topic.to_owned(), partition), producer.clone());
         Ok(producer)
+    }
+
+    /// The offset of the partition's last record, as its leader SPU sees it.
+    async fn last_offset(&self, topic: &str, partition: u32) -> Result<Option<u64>> {
+        let config = ConsumerConfigExtBuilder::default()
+            .topic(topic.to_owned())
+            .partition(partition)
+            .offset_start(Offset::from_end(1))
+            .disable_continuous(true)
+            .build()
+            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+        let mut stream = self
+            .client
+            .consumer_with_config(config)
+            .await
+            .map_err(fluvio_err)?;
+        let mut last = None;
+        while let Some(r) = stream.next().await {
+            last = Some(r.map_err(fluvio_err)?.offset() as u64);
+        }
+        Ok(last)
     }
 
     /// Reads from `from` until `limit` or the high watermark; with
@@ -195,7 +219,8 @@ impl FluvioLog {
             .partition(partition)
             .offset_start(Offset::absolute(from as i64).map_err(fluvio_err)?)
             .disable_continuous(!wait)
-            .max_bytes(limit.max_bytes.min(i32::MAX as usize) as i32)
+            // A fetch must hold at least one whole record.
+            .max_bytes(limit.max_bytes.max(crate::log::MAX_RECORD + (64 << 10)) as i32)
             .build()
             .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
         let mut stream = self
@@ -359,8 +384,13 @@ impl Log for FluvioLog {
             .find(|m| m.name == key)
             .ok_or_else(|| EngineError::Unavailable(format!("fluvio: no status for {key}")))?;
         let start = p.status.base_offset.max(0) as u64;
-        let end = p.status.leader.hw.max(0) as u64;
         let spec = format!("{:?}", p.spec.replicas);
+        // The SC's status lags the SPU; the end comes from the SPU itself:
+        // the offset after the last record (read from one before the end).
+        let end = match self.last_offset(topic, partition).await? {
+            Some(last) => last + 1,
+            None => start,
+        };
         Ok(Bounds {
             start,
             end: end.max(start),
