@@ -8,9 +8,11 @@
 //!   `AtLeastOnce` delivery; an append returns only after every record's
 //!   metadata is back. A batch from one producer is sent as one produce
 //!   request, so its offsets are contiguous.
-//! - Bounds come from the partition's status (base offset, high
-//!   watermark); reads are a fetch from an absolute offset that stops at the
-//!   high watermark (`disable_continuous`), tails the same without it.
+//! - Bounds: the start and the epoch from the partition's status on the
+//!   SC; the end from the leader SPU (the offset after the last record),
+//!   since the SC's status lags. Reads are a stream from an absolute offset
+//!   that stops at the high watermark (`disable_continuous`); tails keep a
+//!   continuous stream open per partition between calls.
 //! - Consumer-group offsets are Fluvio's own consumer offsets
 //!   (`{group}` as consumer id). Fluvio stores the last *consumed* offset;
 //!   the seam's is the next offset, so they differ by one.
@@ -25,6 +27,7 @@
 //! the CI machines, so CI compiles this and tests its pure parts.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +40,7 @@ use fluvio::{
     DeliverySemantic, Fluvio, FluvioClusterConfig, Isolation, Offset, RecordKey, RetryPolicy,
     TopicProducerConfigBuilder, TopicProducerPool,
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::Mutex;
 
 use crate::error::{EngineError, Result};
@@ -101,6 +104,55 @@ pub fn epoch_of(topic: &str, partition: u32, base_offset: i64, spec: &str) -> Ep
     Epoch(xxhash_rust::xxh3::xxh3_64(key.as_bytes()) >> 1)
 }
 
+type RecordStream = Pin<Box<dyn Stream<Item = Result<Record>> + Send>>;
+
+/// A tail's open stream, and where it stands.
+struct Tail {
+    next: u64,
+    stream: RecordStream,
+    /// A record read past the last batch's byte limit: the next batch's first.
+    pending: Option<Record>,
+    epoch: Epoch,
+    end: u64,
+}
+
+/// Up to `limit` records: waits for the first, then takes only what is
+/// already there. A record over the byte limit is kept in `pending`.
+async fn take(
+    stream: &mut RecordStream,
+    pending: &mut Option<Record>,
+    limit: ReadLimit,
+) -> Result<Vec<Record>> {
+    let mut records: Vec<Record> = Vec::new();
+    let mut bytes = 0;
+    while records.len() < limit.max_records.max(1) {
+        let r = match pending.take() {
+            Some(r) => r,
+            None => {
+                let item = if records.is_empty() {
+                    stream.next().await
+                } else {
+                    match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
+                        Ok(item) => item,
+                        Err(_) => break,
+                    }
+                };
+                match item {
+                    Some(r) => r?,
+                    None => break,
+                }
+            }
+        };
+        if !records.is_empty() && bytes + r.payload.len() > limit.max_bytes {
+            *pending = Some(r);
+            break;
+        }
+        bytes += r.payload.len();
+        records.push(r);
+    }
+    Ok(records)
+}
+
 fn fluvio_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("fluvio: {e}"))
 }
@@ -110,6 +162,8 @@ pub struct FluvioLog {
     replication: u32,
     producers: Mutex<HashMap<(String, u32), Arc<TopicProducerPool>>>,
     partition_counts: std::sync::RwLock<HashMap<String, u32>>,
+    tails: Mutex<HashMap<(String, u32), Tail>>,
+    epochs: std::sync::RwLock<HashMap<(String, u32), Epoch>>,
 }
 
 impl FluvioLog {
@@ -124,6 +178,8 @@ impl FluvioLog {
             replication: u.replication,
             producers: Mutex::new(HashMap::new()),
             partition_counts: Default::default(),
+            tails: Mutex::new(HashMap::new()),
+            epochs: Default::default(),
         })
     }
 
@@ -194,19 +250,90 @@ impl FluvioLog {
         Ok(last)
     }
 
-    /// Reads from `from` until `limit` or the high watermark; with
-    /// `wait`, blocks until at least one record exists.
+    /// Opens a stream of our records from `from`; `continuous` keeps it
+    /// open at the end for new records.
+    async fn open_stream(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        continuous: bool,
+    ) -> Result<RecordStream> {
+        let config = ConsumerConfigExtBuilder::default()
+            .topic(topic.to_owned())
+            .partition(partition)
+            .offset_start(Offset::absolute(from as i64).map_err(fluvio_err)?)
+            .disable_continuous(!continuous)
+            // A fetch must hold at least one whole record.
+            .max_bytes((crate::log::MAX_RECORD + (64 << 10)) as i32)
+            .build()
+            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+        let stream = self
+            .client
+            .consumer_with_config(config)
+            .await
+            .map_err(fluvio_err)?;
+        Ok(Box::pin(stream.map(|item| {
+            let r = item.map_err(fluvio_err)?;
+            Ok(Record {
+                offset: r.offset() as u64,
+                timestamp: r.timestamp().max(0) as u64,
+                payload: Bytes::copy_from_slice(r.value()),
+            })
+        })))
+    }
+
+    /// Tails through a stream kept open between calls: a job reading on
+    /// from where it stopped costs no new stream, no bounds look-up.
+    async fn tail_cached(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: ReadLimit,
+    ) -> Result<Batch> {
+        let key = (topic.to_owned(), partition);
+        let cached = self.tails.lock().await.remove(&key);
+        let mut tail = match cached {
+            Some(t) if t.next == from => t,
+            _ => {
+                let bounds = self.bounds(topic, partition).await?;
+                bounds.check_read(topic, partition, from)?;
+                Tail {
+                    next: from,
+                    stream: self.open_stream(topic, partition, from, true).await?,
+                    pending: None,
+                    epoch: bounds.epoch,
+                    end: bounds.end,
+                }
+            }
+        };
+        let records = take(&mut tail.stream, &mut tail.pending, limit).await?;
+        if let Some(r) = records.last() {
+            tail.next = r.offset + 1;
+        }
+        tail.end = tail.end.max(tail.next);
+        let batch = Batch {
+            records,
+            next_offset: tail.next,
+            end: tail.end,
+            epoch: tail.epoch,
+        };
+        self.tails.lock().await.insert(key, tail);
+        Ok(batch)
+    }
+
+    /// Reads from `from` until `limit` or the high watermark.
     async fn fetch(
         &self,
         topic: &str,
         partition: u32,
         from: u64,
         limit: ReadLimit,
-        wait: bool,
     ) -> Result<Batch> {
         let bounds = self.bounds(topic, partition).await?;
         bounds.check_read(topic, partition, from)?;
-        if !wait && from >= bounds.end {
+        if from >= bounds.end {
             return Ok(Batch {
                 records: Vec::new(),
                 next_offset: from,
@@ -214,47 +341,9 @@ impl FluvioLog {
                 epoch: bounds.epoch,
             });
         }
-        let config = ConsumerConfigExtBuilder::default()
-            .topic(topic.to_owned())
-            .partition(partition)
-            .offset_start(Offset::absolute(from as i64).map_err(fluvio_err)?)
-            .disable_continuous(!wait)
-            // A fetch must hold at least one whole record.
-            .max_bytes(limit.max_bytes.max(crate::log::MAX_RECORD + (64 << 10)) as i32)
-            .build()
-            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
-        let mut stream = self
-            .client
-            .consumer_with_config(config)
-            .await
-            .map_err(fluvio_err)?;
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        let mut next = from;
-        while records.len() < limit.max_records.max(1) {
-            // After the first record, take only what is already there.
-            let item = if records.is_empty() {
-                stream.next().await
-            } else {
-                match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
-                    Ok(item) => item,
-                    Err(_) => break,
-                }
-            };
-            let Some(item) = item else { break };
-            let r = item.map_err(fluvio_err)?;
-            let payload = Bytes::copy_from_slice(r.value());
-            if !records.is_empty() && bytes + payload.len() > limit.max_bytes {
-                break;
-            }
-            bytes += payload.len();
-            next = r.offset() as u64 + 1;
-            records.push(Record {
-                offset: r.offset() as u64,
-                timestamp: r.timestamp().max(0) as u64,
-                payload,
-            });
-        }
+        let mut stream = self.open_stream(topic, partition, from, false).await?;
+        let records = take(&mut stream, &mut None, limit).await?;
+        let next = records.last().map_or(from, |r| r.offset + 1);
         Ok(Batch {
             records,
             next_offset: next,
@@ -316,16 +405,26 @@ impl Log for FluvioLog {
         }
         self.check(topic, partition).await?;
         let timestamp = parley_schemas::ids::now_ms();
-        let epoch = self.bounds(topic, partition).await?.epoch;
         if payloads.is_empty() {
-            let end = self.bounds(topic, partition).await?.end;
+            let b = self.bounds(topic, partition).await?;
             return Ok(Appended {
-                first_offset: end,
+                first_offset: b.end,
                 count: 0,
                 timestamp,
-                epoch,
+                epoch: b.epoch,
             });
         }
+        // The epoch changes only when the partition is recreated: read once.
+        let cached = self
+            .epochs
+            .read()
+            .expect("epochs")
+            .get(&(topic.to_owned(), partition))
+            .copied();
+        let epoch = match cached {
+            Some(e) => e,
+            None => self.bounds(topic, partition).await?.epoch,
+        };
         let producer = self.producer(topic, partition).await?;
         let count = payloads.len() as u32;
         let mut outputs = Vec::with_capacity(payloads.len());
@@ -358,7 +457,7 @@ impl Log for FluvioLog {
         from: u64,
         limit: ReadLimit,
     ) -> Result<Batch> {
-        self.fetch(topic, partition, from, limit, false).await
+        self.fetch(topic, partition, from, limit).await
     }
 
     async fn tail(
@@ -368,7 +467,7 @@ impl Log for FluvioLog {
         from: u64,
         limit: ReadLimit,
     ) -> Result<Batch> {
-        self.fetch(topic, partition, from, limit, true).await
+        self.tail_cached(topic, partition, from, limit).await
     }
 
     async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds> {
@@ -391,10 +490,15 @@ impl Log for FluvioLog {
             Some(last) => last + 1,
             None => start,
         };
+        let epoch = epoch_of(topic, partition, p.status.base_offset, &spec);
+        self.epochs
+            .write()
+            .expect("epochs")
+            .insert((topic.to_owned(), partition), epoch);
         Ok(Bounds {
             start,
             end: end.max(start),
-            epoch: epoch_of(topic, partition, p.status.base_offset, &spec),
+            epoch,
         })
     }
 
