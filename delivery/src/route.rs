@@ -114,9 +114,21 @@ impl ClusterPusher {
             let mut batches = Vec::new();
             while rx.recv_many(&mut batches, 64).await > 0 {
                 let pushes: Vec<(UserId, Push)> = batches.drain(..).flatten().collect();
-                if let Err(e) = route(&*cluster, pushes).await {
-                    MAIL_FAILED.inc();
-                    tracing::warn!(error = %e, "routing pushes failed; devices recover them from the store");
+                // A short outage is retried; past that, devices recover the
+                // items from the store when their next push arrives.
+                let mut wait = std::time::Duration::from_millis(100);
+                for attempt in 1..=3 {
+                    match route(&*cluster, pushes.clone()).await {
+                        Ok(()) => break,
+                        Err(e) if attempt == 3 => {
+                            MAIL_FAILED.inc();
+                            tracing::warn!(error = %e, "routing pushes failed; devices recover them from the store");
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(wait).await;
+                            wait *= 2;
+                        }
+                    }
                 }
             }
         });

@@ -71,6 +71,25 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// Stops a partition's task and waits for it, at most `wait`: a task stuck
+/// (say, on a hung append) must not hold up the renewal of the others.
+/// Returns whether it finished; if not, it is aborted and its lease is left
+/// to lapse rather than released, since it may still act until then.
+async fn finish(r: Running, wait: Duration) -> bool {
+    r.stop.cancel();
+    let abort = r.task.abort_handle();
+    match tokio::time::timeout(wait, r.task).await {
+        Ok(_) => true,
+        Err(_) => {
+            tracing::warn!(
+                "a partition task did not stop in {wait:?}; aborted, its lease will lapse"
+            );
+            abort.abort();
+            false
+        }
+    }
+}
+
 /// Holds this node's share of the partitions until `stop`, running
 /// `start(partition, stop)` for each partition while held.
 pub async fn run_owned<F, Fut>(
@@ -164,9 +183,9 @@ pub async fn run_owned<F, Fut>(
         // once its task has finished.
         while held.len() > fair {
             let (p, r) = held.pop_last().expect("non-empty");
-            r.stop.cancel();
-            let _ = r.task.await;
-            let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
+            if finish(r, spec.ttl / 3).await {
+                let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
+            }
             gauge(p, 0);
             tracing::info!(scope = %spec.scope, partition = p, "partition handed back");
         }
@@ -206,9 +225,9 @@ pub async fn run_owned<F, Fut>(
     }
     // A clean stop: finish every task, then free its lease for the others.
     for (p, r) in std::mem::take(&mut held) {
-        r.stop.cancel();
-        let _ = r.task.await;
-        let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
+        if finish(r, spec.ttl / 3).await {
+            let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
+        }
         gauge(p, 0);
     }
     let _ = cluster.leave(&spec.group, node).await;
