@@ -33,7 +33,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use fluvio::consumer::{ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy};
+use fluvio::consumer::{
+    ConsumerConfigExt, ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy,
+};
 use fluvio::metadata::partition::PartitionSpec;
 use fluvio::metadata::topic::TopicSpec as FluvioTopicSpec;
 use fluvio::{
@@ -153,6 +155,32 @@ async fn take(
     Ok(records)
 }
 
+/// A consumer of one partition from `start`, which stops at the end unless
+/// `continuous`. Every fetch has room for the largest record.
+fn consumer(
+    topic: &str,
+    partition: u32,
+    start: Offset,
+    continuous: bool,
+) -> ConsumerConfigExtBuilder {
+    let mut b = ConsumerConfigExtBuilder::default();
+    b.topic(topic.to_owned())
+        .partition(partition)
+        .offset_start(start)
+        .disable_continuous(!continuous)
+        .max_bytes((crate::log::MAX_RECORD + (64 << 10)) as i32);
+    b
+}
+
+fn build(b: &ConsumerConfigExtBuilder) -> Result<ConsumerConfigExt> {
+    b.build()
+        .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))
+}
+
+fn at(offset: u64) -> Result<Offset> {
+    Offset::absolute(offset as i64).map_err(fluvio_err)
+}
+
 fn fluvio_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("fluvio: {e}"))
 }
@@ -192,18 +220,6 @@ impl FluvioLog {
         Ok(found.into_iter().find(|m| m.name == topic).map(|m| m.spec))
     }
 
-    async fn check(&self, topic: &str, partition: u32) -> Result<()> {
-        let n = self.partitions(topic).await?;
-        if partition >= n {
-            return Err(EngineError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-                partitions: n,
-            });
-        }
-        Ok(())
-    }
-
     async fn producer(&self, topic: &str, partition: u32) -> Result<Arc<TopicProducerPool>> {
         let mut producers = self.producers.lock().await;
         if let Some(p) = producers.get(&(topic.to_owned(), partition)) {
@@ -231,43 +247,26 @@ impl FluvioLog {
 
     /// The offset of the partition's last record, as its leader SPU sees it.
     async fn last_offset(&self, topic: &str, partition: u32) -> Result<Option<u64>> {
-        let config = ConsumerConfigExtBuilder::default()
-            .topic(topic.to_owned())
-            .partition(partition)
-            .offset_start(Offset::from_end(1))
-            .disable_continuous(true)
-            .build()
-            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
         let mut stream = self
-            .client
-            .consumer_with_config(config)
-            .await
-            .map_err(fluvio_err)?;
+            .open_stream(topic, partition, Offset::from_end(1), false)
+            .await?;
         let mut last = None;
         while let Some(r) = stream.next().await {
-            last = Some(r.map_err(fluvio_err)?.offset() as u64);
+            last = Some(r?.offset);
         }
         Ok(last)
     }
 
-    /// Opens a stream of our records from `from`; `continuous` keeps it
+    /// Opens a stream of our records from `start`; `continuous` keeps it
     /// open at the end for new records.
     async fn open_stream(
         &self,
         topic: &str,
         partition: u32,
-        from: u64,
+        start: Offset,
         continuous: bool,
     ) -> Result<RecordStream> {
-        let config = ConsumerConfigExtBuilder::default()
-            .topic(topic.to_owned())
-            .partition(partition)
-            .offset_start(Offset::absolute(from as i64).map_err(fluvio_err)?)
-            .disable_continuous(!continuous)
-            // A fetch must hold at least one whole record.
-            .max_bytes((crate::log::MAX_RECORD + (64 << 10)) as i32)
-            .build()
-            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+        let config = build(&consumer(topic, partition, start, continuous))?;
         let stream = self
             .client
             .consumer_with_config(config)
@@ -301,7 +300,7 @@ impl FluvioLog {
                 bounds.check_read(topic, partition, from)?;
                 Tail {
                     next: from,
-                    stream: self.open_stream(topic, partition, from, true).await?,
+                    stream: self.open_stream(topic, partition, at(from)?, true).await?,
                     pending: None,
                     epoch: bounds.epoch,
                     end: bounds.end,
@@ -341,7 +340,7 @@ impl FluvioLog {
                 epoch: bounds.epoch,
             });
         }
-        let mut stream = self.open_stream(topic, partition, from, false).await?;
+        let mut stream = self.open_stream(topic, partition, at(from)?, false).await?;
         let records = take(&mut stream, &mut None, limit).await?;
         let next = records.last().map_or(from, |r| r.offset + 1);
         Ok(Batch {
@@ -403,7 +402,7 @@ impl Log for FluvioLog {
                 limit: crate::log::MAX_RECORD,
             });
         }
-        self.check(topic, partition).await?;
+        self.check_partition(topic, partition).await?;
         let timestamp = parley_schemas::ids::now_ms();
         if payloads.is_empty() {
             let b = self.bounds(topic, partition).await?;
@@ -471,7 +470,7 @@ impl Log for FluvioLog {
     }
 
     async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds> {
-        self.check(topic, partition).await?;
+        self.check_partition(topic, partition).await?;
         let admin = self.client.admin().await;
         let key = format!("{topic}-{partition}");
         let found = admin
@@ -520,15 +519,11 @@ impl Log for FluvioLog {
                 .or(Ok(()));
         };
         // Fluvio commits what a stream consumed: consume that one record.
-        let config = ConsumerConfigExtBuilder::default()
-            .topic(topic.to_owned())
-            .partition(partition)
+        let mut config = consumer(topic, partition, at(consumed as u64)?, false);
+        config
             .offset_consumer(group.to_owned())
-            .offset_start(Offset::absolute(consumed).map_err(fluvio_err)?)
-            .offset_strategy(OffsetManagementStrategy::Manual)
-            .disable_continuous(true)
-            .build()
-            .map_err(|e| EngineError::Config(format!("fluvio consumer: {e}")))?;
+            .offset_strategy(OffsetManagementStrategy::Manual);
+        let config = build(&config)?;
         let mut stream = self
             .client
             .consumer_with_config(config)

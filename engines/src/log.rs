@@ -166,6 +166,20 @@ pub trait Log: Send + Sync + 'static {
     /// The partition count of a topic.
     async fn partitions(&self, topic: &str) -> Result<u32>;
 
+    /// `Ok` if `topic` has `partition`; else `UnknownTopic` or
+    /// `UnknownPartition`.
+    async fn check_partition(&self, topic: &str, partition: u32) -> Result<()> {
+        let n = self.partitions(topic).await?;
+        if partition >= n {
+            return Err(EngineError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: n,
+            });
+        }
+        Ok(())
+    }
+
     /// Appends a batch; returns only once every record is durable, with
     /// consecutive offsets in the order given.
     async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended>;

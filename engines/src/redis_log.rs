@@ -179,18 +179,6 @@ impl RedisLog {
         format!("{}:{kind}:{topic}:{partition}", self.prefix)
     }
 
-    async fn check(&self, topic: &str, partition: u32) -> Result<()> {
-        let n = self.partitions(topic).await?;
-        if partition >= n {
-            return Err(EngineError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-                partitions: n,
-            });
-        }
-        Ok(())
-    }
-
     async fn epoch(&self, topic: &str, partition: u32) -> Result<Epoch> {
         let e: Option<String> = redis::cmd("GET")
             .arg(self.key("e", topic, partition))
@@ -413,7 +401,7 @@ impl Log for RedisLog {
     }
 
     async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds> {
-        self.check(topic, partition).await?;
+        self.check_partition(topic, partition).await?;
         let epoch = self.epoch(topic, partition).await?;
         let (next, first): (Option<u64>, Vec<Value>) = redis::pipe()
             .cmd("GET")
