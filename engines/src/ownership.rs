@@ -109,6 +109,11 @@ pub async fn run_owned<F, Fut>(
             .with_label_values(&[&spec.scope, &p.to_string()])
             .set(v)
     };
+    let spawn = |p: u32| {
+        let token = stop.child_token();
+        let task = tokio::spawn(start(p, token.clone()));
+        Running { stop: token, task }
+    };
     let mut tick = tokio::time::interval(spec.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -124,9 +129,7 @@ pub async fn run_owned<F, Fut>(
             .collect();
         for p in ended {
             tracing::warn!(scope = %spec.scope, partition = p, "partition task ended; restarting it");
-            let token = stop.child_token();
-            let task = tokio::spawn(start(p, token.clone()));
-            held.insert(p, Running { stop: token, task });
+            held.insert(p, spawn(p));
         }
 
         let started = Instant::now();
@@ -209,9 +212,7 @@ pub async fn run_owned<F, Fut>(
                 {
                     Ok(true) => {
                         tracing::info!(scope = %spec.scope, partition = p, node, "partition taken");
-                        let token = stop.child_token();
-                        let task = tokio::spawn(start(p, token.clone()));
-                        held.insert(p, Running { stop: token, task });
+                        held.insert(p, spawn(p));
                         gauge(p, 1);
                     }
                     Ok(false) => {}

@@ -35,17 +35,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(send_message))
         .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/ws", get(websocket))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(health_and_metrics())
 }
 
-/// Health, readiness and metrics alone, for roles without a public API.
+/// Health, readiness and metrics alone, for roles without a public API:
+/// ready as soon as they serve.
 pub fn ops_router() -> Router {
+    health_and_metrics().route("/readyz", get(|| async { "ready" }))
+}
+
+fn health_and_metrics() -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
         .route("/metrics", get(metrics))
 }
 

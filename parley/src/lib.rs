@@ -368,17 +368,10 @@ pub async fn process(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let shared = open_shared(cfg, &listener).await?;
-    let spec = OwnershipSpec::new(
-        PROCESS_GROUP,
-        PROCESS_SCOPE,
-        shared.partitions,
-        shared.member.clone(),
-    );
     let (log, state, partitions) = (shared.log.clone(), shared.state.clone(), shared.partitions);
-    run_role("process", listener, shutdown, move |stop| {
-        run_owned(shared.cluster, spec, stop, move |p, stop| {
-            process_partition(log.clone(), state.clone(), partitions, p, stop, None)
-        })
+    let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
+    run_role(role, shared, listener, shutdown, move |p, stop| {
+        process_partition(log.clone(), state.clone(), partitions, p, stop, None)
     })
     .await
 }
@@ -391,36 +384,32 @@ pub async fn deliver(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let shared = open_shared(cfg, &listener).await?;
-    let spec = OwnershipSpec::new(
-        DELIVER_GROUP,
-        DELIVER_SCOPE,
-        shared.partitions,
-        shared.member.clone(),
-    );
     let pusher: Arc<dyn Pusher> = ClusterPusher::spawn(shared.cluster.clone());
     let (log, state) = (shared.log.clone(), shared.state.clone());
-    run_role("deliver", listener, shutdown, move |stop| {
-        run_owned(shared.cluster, spec, stop, move |p, stop| {
-            deliver_partition(log.clone(), state.clone(), pusher.clone(), p, stop)
-        })
+    let role = ("deliver", DELIVER_GROUP, DELIVER_SCOPE);
+    run_role(role, shared, listener, shutdown, move |p, stop| {
+        deliver_partition(log.clone(), state.clone(), pusher.clone(), p, stop)
     })
     .await
 }
 
-/// Runs a headless role's work next to its operations endpoints until
-/// `shutdown`, then stops the work and waits for it (leases are freed).
-async fn run_role<W, F>(
-    role: &str,
+/// Runs a headless role, `(name, group, lease scope)`: holds its share of
+/// the partitions, running `start` for each, next to its operations
+/// endpoints until `shutdown`; then stops and waits (leases are freed).
+async fn run_role<F, Fut>(
+    (role, group, scope): (&str, &str, &str),
+    shared: Shared,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    work: W,
+    start: F,
 ) -> Result<()>
 where
-    W: FnOnce(CancellationToken) -> F,
-    F: Future<Output = ()> + Send + 'static,
+    F: Fn(u32, CancellationToken) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
+    let spec = OwnershipSpec::new(group, scope, shared.partitions, shared.member);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(work(stop.clone()));
+    let task = tokio::spawn(run_owned(shared.cluster, spec, stop.clone(), start));
     let addr = listener.local_addr()?;
     println!("parley {role} listening on http://{addr}");
     let served = axum::serve(listener, parley_ingest::http::ops_router())
