@@ -118,7 +118,7 @@ impl ClusterPusher {
                 // items from the store when their next push arrives.
                 let mut wait = std::time::Duration::from_millis(100);
                 for attempt in 1..=3 {
-                    match route(&*cluster, pushes.clone()).await {
+                    match route(&*cluster, &pushes).await {
                         Ok(()) => break,
                         Err(e) if attempt == 3 => {
                             MAIL_FAILED.inc();
@@ -144,7 +144,7 @@ impl Pusher for ClusterPusher {
     }
 }
 
-async fn route(cluster: &dyn Cluster, pushes: Vec<(UserId, Push)>) -> parley_engines::Result<()> {
+async fn route(cluster: &dyn Cluster, pushes: &[(UserId, Push)]) -> parley_engines::Result<()> {
     let mut users: Vec<UserId> = pushes.iter().map(|(u, _)| *u).collect();
     users.sort_unstable();
     users.dedup();
@@ -152,11 +152,11 @@ async fn route(cluster: &dyn Cluster, pushes: Vec<(UserId, Push)>) -> parley_eng
     let nodes_of: BTreeMap<UserId, Vec<u32>> = users.into_iter().zip(nodes).collect();
     let mut per_node: BTreeMap<u32, Vec<(UserId, Push)>> = BTreeMap::new();
     for (user, push) in pushes {
-        for node in &nodes_of[&user] {
+        for node in &nodes_of[user] {
             per_node
                 .entry(*node)
                 .or_default()
-                .push((user, push.clone()));
+                .push((*user, push.clone()));
         }
     }
     for (node, pushes) in per_node {

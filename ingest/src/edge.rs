@@ -331,12 +331,7 @@ impl Edge {
             display_name,
             ts: now_ms(),
         });
-        self.append(
-            topics::ACCOUNTS,
-            user_partition(user, self.partitions),
-            &event,
-        )
-        .await?;
+        self.append_account(user, &event).await?;
         Ok(Some(user))
     }
 
@@ -348,12 +343,7 @@ impl Edge {
             device,
             ts: now_ms(),
         });
-        self.append(
-            topics::ACCOUNTS,
-            user_partition(user, self.partitions),
-            &event,
-        )
-        .await?;
+        self.append_account(user, &event).await?;
         Ok(device)
     }
 
@@ -462,6 +452,12 @@ impl Edge {
             }
             ConversationId::Group(g) => Err(ApiError::not_found(format!("no group {g}"))),
         }
+    }
+
+    /// Accounts and devices go to the user's `accounts` partition.
+    async fn append_account(&self, user: UserId, event: &Event) -> Result<(), ApiError> {
+        let p = user_partition(user, self.partitions);
+        self.append(topics::ACCOUNTS, p, event).await
     }
 
     async fn append(&self, topic: &str, partition: u32, event: &Event) -> Result<(), ApiError> {
