@@ -71,6 +71,10 @@ pub struct JobSpec {
     pub topic: String,
     pub partition: u32,
     pub batch: usize,
+    /// How long to keep collecting records after the first ones arrive,
+    /// until `batch` are in hand: sinks that want few large writes (the
+    /// history store) set it; zero hands each read over at once.
+    pub linger: Duration,
     /// Fired once the job has applied everything the partition held when
     /// the job started.
     pub caught_up: Option<tokio::sync::oneshot::Sender<()>>,
@@ -121,7 +125,7 @@ pub async fn run_job<P: Processor>(
                 }
             }
             let limit = ReadLimit::records(spec.batch);
-            let batch = tokio::select! {
+            let mut batch = tokio::select! {
                 b = log.tail(&spec.topic, spec.partition, from, limit) => b?,
                 _ = shutdown.cancelled() => return Ok::<_, EngineError>(()),
                 // Idle: check that the store still holds our offset. If it
@@ -138,6 +142,21 @@ pub async fn run_job<P: Processor>(
                     return Ok(());
                 }
             };
+            let deadline = tokio::time::Instant::now() + spec.linger;
+            while !spec.linger.is_zero() && batch.records.len() < spec.batch {
+                let limit = ReadLimit::records(spec.batch - batch.records.len());
+                let more = tokio::select! {
+                    b = log.tail(&spec.topic, spec.partition, batch.next_offset, limit) => b?,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shutdown.cancelled() => break,
+                };
+                batch.records.extend(more.records);
+                batch.next_offset = more.next_offset;
+                batch.end = more.end;
+            }
+            // Set before processing too, so a sink that keeps failing
+            // shows its lag growing.
+            lag.set(batch.end.saturating_sub(from) as i64);
             let ops = processor.process(spec.partition, &batch.records).await?;
             let applied = state
                 .apply(&spec.job, spec.partition, stored, batch.next_offset, ops)

@@ -1,6 +1,6 @@
 //! The engine seams of Parley and their embedded implementations.
 //!
-//! Every role talks to storage through two traits defined here, never
+//! Every role talks to storage through three traits defined here, never
 //! through a concrete backend (only the `parley` binary picks one, by URL):
 //! - [`log::Log`]: a partitioned log of named topics, with durable batch
 //!   appends, reads from an offset, notified tails, consumer-group offsets
@@ -8,11 +8,16 @@
 //! - [`state::StateStore`]: cursors, idempotency keys, delivered/read marks,
 //!   presence, inbox sequence numbers, and job offsets written atomically
 //!   with job output.
+//! - [`history::History`]: every message, for scrollback and conversation
+//!   lists, and the receipt and presence rows analysts query. Written only
+//!   by the history writer, idempotently.
 //!
 //! Embedded implementations, for one machine with no servers:
 //! - [`seglog::SegmentLog`]: CRC-framed segment files, group commit,
 //!   torn-tail recovery, retention by size and age.
 //! - [`kv::RedbState`]: a redb file.
+//! - [`history_redb::RedbHistory`]: another redb file. (The ClickHouse
+//!   history lives in `parley-analytics`, next to its schema.)
 //!
 //! Real engines: [`redis_state::RedisState`] (state on Redis),
 //! [`redis_log::RedisLog`] (the log on Redis Streams) and
@@ -34,6 +39,8 @@
 pub mod cluster;
 pub mod error;
 pub mod fluvio_log;
+pub mod history;
+pub mod history_redb;
 pub mod job;
 pub mod kv;
 pub mod log;
@@ -50,6 +57,8 @@ pub mod contract;
 pub use cluster::{Cluster, LocalCluster, Mail, Member};
 pub use error::{EngineError, Result, Retry};
 pub use fluvio_log::FluvioLog;
+pub use history::{ConversationSummary, History, HistoryBatch, MessageReceipt, PresenceSession};
+pub use history_redb::RedbHistory;
 pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
 pub use redis_cluster::RedisCluster;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use parley_engines::contract::{cluster_contract, log_contract, state_contract};
-use parley_engines::{LocalCluster, RedbState, SegmentLog, SegmentLogOptions};
+use parley_engines::contract::{cluster_contract, history_contract, log_contract, state_contract};
+use parley_engines::{LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_cluster_passes_the_cluster_contract() {
@@ -36,4 +36,11 @@ async fn redb_state_passes_the_state_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbState::open(dir.path().join("state.redb")).unwrap();
     state_contract(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_history_passes_the_history_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = RedbHistory::open(dir.path().join("history.redb")).unwrap();
+    history_contract(Arc::new(history)).await;
 }

@@ -117,6 +117,7 @@ fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
         topic: topic.into(),
         partition,
         batch: 1024,
+        linger: Duration::ZERO,
         caught_up: None,
     }
 }

@@ -3,12 +3,15 @@
 //! the same behaviour. Each suite uses fresh random names, so it can run
 //! against a shared server.
 
+pub mod clickhouse_server;
 mod cluster;
+mod history;
 mod log;
 pub mod redis_server;
 mod state;
 
 pub use self::cluster::cluster_contract;
+pub use self::history::{history_contract, message};
 pub use self::log::log_contract;
 pub use self::state::state_contract;
 

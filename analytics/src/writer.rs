@@ -1,0 +1,330 @@
+//! The history writer: two processor jobs that turn the log into history
+//! rows, in batches (the job loop lingers until it has a batch's worth of
+//! records or the linger time passed).
+//!
+//! - [`HistoryWriter`] on `events`: messages, read marks, and receipts
+//!   expanded to one row per message with its latency.
+//! - [`SessionWriter`] on `presence`: heartbeats folded into sessions.
+//!
+//! Each job's offset is stored (by the job loop) only after
+//! [`History::write`] returned, so a crash or a history outage replays the
+//! batch; the history's tables make the replay a no-op.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession};
+use parley_engines::job::{events, Processor};
+use parley_engines::{Applied, Record, Result, StateOp};
+use parley_processors::presence::OFFLINE_AFTER_MS;
+use parley_schemas::event::{Event, Heartbeat, Receipt};
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::topics;
+use parley_schemas::wire::ReceiptStatus;
+use prometheus::{register_int_counter_vec, IntCounterVec};
+
+pub const JOB: &str = "history";
+pub const SESSIONS_JOB: &str = "history-sessions";
+
+/// Messages per conversation kept for expanding receipts; older ones are
+/// loaded back from the history when a receipt reaches them.
+const PENDING_PER_CONVERSATION: usize = 1_000;
+/// Conversations kept in memory before the quiet ones are dropped.
+const PENDING_CONVERSATIONS: usize = 100_000;
+
+static ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_history_rows_total",
+        "Rows the history writer handed to the history store, by table",
+        &["table"]
+    )
+    .expect("metric registers once")
+});
+
+static FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_history_write_failures_total",
+        "History batches the store refused or could not take (retried)",
+        &["job"]
+    )
+    .expect("metric registers once")
+});
+
+/// Writes a batch and emits the telemetry of it: rows counted by table on
+/// success, a failure counted and logged otherwise.
+async fn write(history: &dyn History, job: &str, batch: &HistoryBatch) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    match history.write(batch).await {
+        Ok(()) => {
+            for (table, n) in [
+                ("messages", batch.messages.len()),
+                ("read_marks", batch.marks.len()),
+                ("receipts", batch.receipts.len()),
+                ("presence_sessions", batch.sessions.len()),
+            ] {
+                ROWS.with_label_values(&[table]).inc_by(n as u64);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            FAILURES.with_label_values(&[job]).inc();
+            tracing::warn!(job, rows = batch.rows(), error = %e, "history write failed; the batch will be retried");
+            Err(e)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Whether older messages were loaded from the history already.
+    loaded: bool,
+    /// msg_id → (sender, sent ts)
+    messages: BTreeMap<MessageId, (UserId, u64)>,
+    /// How far receipts were expanded, per reader and status.
+    marks: HashMap<(UserId, ReceiptStatus), MessageId>,
+}
+
+pub struct HistoryWriter {
+    history: Arc<dyn History>,
+    pending: HashMap<ConversationId, Pending>,
+}
+
+impl HistoryWriter {
+    pub fn new(history: Arc<dyn History>) -> Self {
+        HistoryWriter {
+            history,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// One row per message the receipt newly covers: the other side's
+    /// messages above what this reader's earlier receipts covered.
+    async fn expand(&mut self, rc: &Receipt, out: &mut Vec<MessageReceipt>) -> Result<()> {
+        let p = self.pending.entry(rc.conversation).or_default();
+        if !p.loaded {
+            let before = MessageId(rc.up_to.0.saturating_add(1));
+            for m in self
+                .history
+                .page(
+                    rc.conversation,
+                    Some(before),
+                    parley_engines::history::MAX_PAGE,
+                )
+                .await?
+            {
+                p.messages.entry(m.msg_id).or_insert((m.from, m.ts));
+            }
+            p.loaded = true;
+        }
+        let mark = p.marks.entry((rc.by, rc.status)).or_insert(MessageId(0));
+        if rc.up_to <= *mark {
+            return Ok(());
+        }
+        let from = MessageId(mark.0 + 1);
+        for (&msg_id, &(sender, sent_ts)) in p.messages.range(from..=rc.up_to) {
+            if sender != rc.by {
+                out.push(MessageReceipt {
+                    conversation: rc.conversation,
+                    msg_id,
+                    sender,
+                    by: rc.by,
+                    status: rc.status,
+                    sent_ts,
+                    ts: rc.ts,
+                });
+            }
+        }
+        *mark = rc.up_to;
+        // In a 1:1 chat, messages the other side has read need no more
+        // receipts. (Groups keep theirs until the cap; issue 6.)
+        if rc.status == ReceiptStatus::Read && rc.conversation.peer_of(rc.by).is_some() {
+            let up_to = rc.up_to;
+            p.messages
+                .retain(|id, (sender, _)| *id > up_to || *sender == rc.by);
+        }
+        Ok(())
+    }
+
+    fn trim(&mut self) {
+        for p in self.pending.values_mut() {
+            while p.messages.len() > PENDING_PER_CONVERSATION {
+                p.messages.pop_first();
+                // What was dropped may be needed again: reload on demand.
+                p.loaded = false;
+            }
+        }
+        if self.pending.len() > PENDING_CONVERSATIONS {
+            self.pending.retain(|_, p| !p.messages.is_empty());
+            if self.pending.len() > PENDING_CONVERSATIONS {
+                self.pending.clear();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for HistoryWriter {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        let mut batch = HistoryBatch::default();
+        let built: Result<()> = async {
+            for (offset, event) in events(topics::EVENTS, partition, records) {
+                match event {
+                    Event::MessageSent(m) => {
+                        self.pending
+                            .entry(m.conversation)
+                            .or_default()
+                            .messages
+                            .insert(m.msg_id, (m.from, m.ts));
+                        batch.messages.push(m);
+                    }
+                    Event::Receipt(rc) => {
+                        self.expand(&rc, &mut batch.receipts).await?;
+                        batch.marks.push(rc);
+                    }
+                    other => tracing::warn!(
+                        partition,
+                        offset,
+                        kind = other.kind(),
+                        "unexpected event on events"
+                    ),
+                }
+            }
+            write(&*self.history, JOB, &batch).await
+        }
+        .await;
+        if let Err(e) = built {
+            // The batch comes again; what it did to the memory must not
+            // count twice (marks moved, messages added): start over.
+            self.pending.clear();
+            return Err(e);
+        }
+        self.trim();
+        Ok(Vec::new())
+    }
+
+    async fn committed(&mut self, applied: Applied) {
+        if matches!(applied, Applied::Stale { .. }) {
+            self.pending.clear();
+        }
+    }
+}
+
+struct Open {
+    session: PresenceSession,
+    devices: HashMap<DeviceId, u64>,
+    /// The user's last device closed: the next heartbeat starts anew.
+    closed: bool,
+}
+
+pub struct SessionWriter {
+    history: Arc<dyn History>,
+    open: HashMap<UserId, Open>,
+}
+
+impl SessionWriter {
+    pub fn new(history: Arc<dyn History>) -> Self {
+        SessionWriter {
+            history,
+            open: HashMap::new(),
+        }
+    }
+
+    fn observe(&mut self, hb: &Heartbeat) {
+        let fresh = || Open {
+            session: PresenceSession {
+                user: hb.user,
+                start: hb.ts,
+                end: hb.ts,
+                active_beats: 0,
+            },
+            devices: HashMap::new(),
+            closed: false,
+        };
+        let open = self.open.entry(hb.user).or_insert_with(fresh);
+        if open.closed || hb.ts.saturating_sub(open.session.end) > OFFLINE_AFTER_MS {
+            *open = fresh();
+        }
+        open.devices
+            .retain(|_, seen| hb.ts.saturating_sub(*seen) <= OFFLINE_AFTER_MS);
+        if hb.closing {
+            open.devices.remove(&hb.device);
+            open.closed = open.devices.is_empty();
+        } else {
+            open.devices.insert(hb.device, hb.ts);
+        }
+        // A heartbeat at or before the stored end was counted before a
+        // restart; a replay must not count it again.
+        if hb.ts > open.session.end || open.session.active_beats == 0 {
+            if hb.active && !hb.closing {
+                open.session.active_beats += 1;
+            }
+            open.session.end = open.session.end.max(hb.ts);
+        }
+    }
+}
+
+#[async_trait]
+impl Processor for SessionWriter {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        let beats: Vec<Heartbeat> = events(topics::PRESENCE, partition, records)
+            .filter_map(|(_, e)| match e {
+                Event::Heartbeat(hb) => Some(hb),
+                _ => None,
+            })
+            .collect();
+        // Users seen for the first time since start may be in a session
+        // that began before: continue it if it is still live.
+        let mut unknown: Vec<UserId> = beats
+            .iter()
+            .map(|hb| hb.user)
+            .filter(|u| !self.open.contains_key(u))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        let first_ts: HashMap<UserId, u64> =
+            beats.iter().rev().map(|hb| (hb.user, hb.ts)).collect();
+        for s in self.history.last_sessions(&unknown).await? {
+            let ts = first_ts[&s.user];
+            if ts.saturating_sub(s.end) <= OFFLINE_AFTER_MS {
+                self.open.insert(
+                    s.user,
+                    Open {
+                        session: s,
+                        devices: HashMap::new(),
+                        closed: false,
+                    },
+                );
+            }
+        }
+        let mut touched = Vec::new();
+        for hb in &beats {
+            self.observe(hb);
+            touched.push(hb.user);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let batch = HistoryBatch {
+            sessions: touched.iter().map(|u| self.open[u].session).collect(),
+            ..Default::default()
+        };
+        if let Err(e) = write(&*self.history, SESSIONS_JOB, &batch).await {
+            // Replayed next: forget what this batch did.
+            self.open.clear();
+            return Err(e);
+        }
+        // Sessions that ended are written; keep only live ones in memory.
+        let newest = beats.iter().map(|hb| hb.ts).max().unwrap_or(0);
+        self.open
+            .retain(|_, o| !o.closed && newest.saturating_sub(o.session.end) <= OFFLINE_AFTER_MS);
+        Ok(Vec::new())
+    }
+
+    async fn committed(&mut self, applied: Applied) {
+        if matches!(applied, Applied::Stale { .. }) {
+            self.open.clear();
+        }
+    }
+}

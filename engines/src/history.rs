@@ -1,0 +1,114 @@
+//! The history seam: every message ever sent, for scrollback and the
+//! conversation list, plus the receipt and presence rows analysts query.
+//!
+//! The history writer (`parley-analytics`) is its only writer. It derives
+//! batches from the log and may write a batch again after a crash (it
+//! records its offset only after the history accepted the batch), so
+//! [`History::write`] must be idempotent: a row written twice reads as one.
+
+use async_trait::async_trait;
+use parley_schemas::event::{MessageSent, Receipt};
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::wire::{ReceiptStatus, Recipient};
+
+use crate::error::Result;
+
+/// One cumulative receipt expanded to one message: what delivered and read
+/// latencies are computed from. Keyed by `(msg_id, by, status)`; if it is
+/// written twice with different `ts`, the earliest counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageReceipt {
+    pub conversation: ConversationId,
+    pub msg_id: MessageId,
+    /// The message's sender.
+    pub sender: UserId,
+    pub by: UserId,
+    pub status: ReceiptStatus,
+    /// When the message was sent.
+    pub sent_ts: u64,
+    /// When the receipt was appended.
+    pub ts: u64,
+}
+
+/// A user's time online: from the first heartbeat after being offline to
+/// the last one (or the closing one). Keyed by `(user, start)`; a session
+/// is written again each time it grows, and the largest `end` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceSession {
+    pub user: UserId,
+    pub start: u64,
+    pub end: u64,
+    /// Heartbeats with `active: true` seen in the session so far.
+    pub active_beats: u64,
+}
+
+/// What the history writer hands over in one call.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryBatch {
+    pub messages: Vec<MessageSent>,
+    /// Cumulative receipts as clients sent them: the read marks behind
+    /// unread counts.
+    pub marks: Vec<Receipt>,
+    pub receipts: Vec<MessageReceipt>,
+    pub sessions: Vec<PresenceSession>,
+}
+
+impl HistoryBatch {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.marks.is_empty()
+            && self.receipts.is_empty()
+            && self.sessions.is_empty()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.messages.len() + self.marks.len() + self.receipts.len() + self.sessions.len()
+    }
+}
+
+/// One entry of a user's conversation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    pub conversation: ConversationId,
+    pub last: MessageSent,
+    /// Messages from others after the user's read mark.
+    pub unread: u64,
+}
+
+/// The users whose conversation list a message belongs to. A 1:1 chat
+/// names both; a group message is listed for its sender here, and for the
+/// other members once groups keep member lists (issue 6).
+pub fn participants(m: &MessageSent) -> Vec<UserId> {
+    match (m.conversation, m.to) {
+        (ConversationId::Direct { low, high }, _) if low == high => vec![low],
+        (ConversationId::Direct { low, high }, _) => vec![low, high],
+        (_, Recipient::User(u)) if u != m.from => vec![m.from, u],
+        _ => vec![m.from],
+    }
+}
+
+/// Newest first, at most this many messages per page.
+pub const MAX_PAGE: usize = 200;
+
+#[async_trait]
+pub trait History: Send + Sync + 'static {
+    /// Stores a batch. Idempotent: rows already stored are not duplicated.
+    async fn write(&self, batch: &HistoryBatch) -> Result<()>;
+
+    /// A conversation's messages with `msg_id < before` (all if `None`),
+    /// newest first, at most `limit`. Passing the last id of a page as the
+    /// next `before` walks the whole conversation once.
+    async fn page(
+        &self,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageSent>>;
+
+    /// The user's conversations, newest activity first, at most `limit`.
+    async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>>;
+
+    /// The latest session of each of `users` that has one, so a restarted
+    /// writer can extend a session that began before its restart.
+    async fn last_sessions(&self, users: &[UserId]) -> Result<Vec<PresenceSession>>;
+}
