@@ -7,6 +7,9 @@
 //! `max`, `uniqExact`). ClickHouse 18.16 deduplicates repeated inserts only
 //! on replicated tables, so the table engines are what makes replays safe.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use parley_engines::history::{
@@ -226,6 +229,9 @@ fn placeholders(n: usize) -> String {
 pub struct ClickHouseHistory {
     client: Client,
     url: ClickHouseUrl,
+    /// Set once the schema is known to exist: every call makes sure of it
+    /// first, so a role may start while ClickHouse is down.
+    migrated: Arc<AtomicBool>,
 }
 
 impl ClickHouseHistory {
@@ -244,7 +250,11 @@ impl ClickHouseHistory {
         if let Some(password) = &url.password {
             client = client.with_password(password);
         }
-        Ok(ClickHouseHistory { client, url })
+        Ok(ClickHouseHistory {
+            client,
+            url,
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -264,7 +274,19 @@ impl ClickHouseHistory {
         for statement in statements(SCHEMA) {
             self.client.query(&statement).execute().await?;
         }
+        self.migrated.store(true, Ordering::Release);
         Ok(())
+    }
+
+    async fn ensure_schema(&self) -> Result<()> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.migrate().await.map_err(|e| match e {
+            AnalyticsError::ClickHouse(e) => engine_err(e),
+            AnalyticsError::Engine(e) => e,
+            other => EngineError::Config(other.to_string()),
+        })
     }
 
     async fn insert<T>(&self, table: &str, rows: Vec<T>) -> Result<()>
@@ -301,6 +323,7 @@ pub fn statements(schema: &str) -> Vec<String> {
 #[async_trait]
 impl History for ClickHouseHistory {
     async fn write(&self, batch: &HistoryBatch) -> Result<()> {
+        self.ensure_schema().await?;
         // Messages first: the list and marks refer to them.
         self.insert(
             "messages",
@@ -380,6 +403,7 @@ impl History for ClickHouseHistory {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<MessageSent>> {
+        self.ensure_schema().await?;
         let limit = limit.min(MAX_PAGE);
         // The primary key (conversation, msg_id) bounds the read to this
         // conversation's granules below `before`; `LIMIT 1 BY` drops
@@ -400,6 +424,7 @@ impl History for ClickHouseHistory {
     }
 
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {
+        self.ensure_schema().await?;
         let newest = self
             .client
             .query(
@@ -465,6 +490,7 @@ impl History for ClickHouseHistory {
         if users.is_empty() {
             return Ok(Vec::new());
         }
+        self.ensure_schema().await?;
         let mut q = self.client.query(&format!(
             "SELECT user, start_ts, max(end_ts) AS end_ts, max(active_beats) AS active_beats \
              FROM presence_sessions WHERE user IN ({}) \

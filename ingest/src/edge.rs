@@ -24,7 +24,8 @@ use bytes::Bytes;
 use parley_delivery::hub::{Hub, Push};
 use parley_delivery::route::Pusher;
 use parley_engines::cluster::lease_name;
-use parley_engines::{Cluster, EngineError, Log, ReadLimit, StateOp, StateStore};
+use parley_engines::history::MAX_PAGE;
+use parley_engines::{Cluster, EngineError, History, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{AccountCreated, DeviceAdded, Event, Heartbeat, MessageSent, Receipt};
 use parley_schemas::ids::{
@@ -33,8 +34,9 @@ use parley_schemas::ids::{
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
-    Ack, Body, ErrorBody, ErrorCode, ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice,
-    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
+    Ack, Body, ConversationEntry, ErrorBody, ErrorCode, MsgFrame, ReceiptFrame, Recipient,
+    SendFrame, ServerFrame, TypingNotice, DEFAULT_PAGE, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES,
+    RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
@@ -79,6 +81,8 @@ pub struct EdgeParts {
     /// The partition count of every topic.
     pub partitions: u32,
     pub cluster: Arc<dyn Cluster>,
+    /// Scrollback and conversation lists.
+    pub history: Arc<dyn History>,
     /// Where typing notices go: the local hub in one process, the session
     /// registry in a cluster.
     pub pusher: Arc<dyn Pusher>,
@@ -91,6 +95,7 @@ pub struct Edge {
     pub hub: Arc<Hub>,
     pub auth: AuthConfig,
     pub cluster: Arc<dyn Cluster>,
+    pub history: Arc<dyn History>,
     /// This node's id (that of its msg_id generator).
     pub node: u32,
     pusher: Arc<dyn Pusher>,
@@ -132,6 +137,7 @@ impl Edge {
             hub: parts.hub,
             auth: parts.auth,
             cluster: parts.cluster,
+            history: parts.history,
             pusher: parts.pusher,
             ids: parts.ids,
             partitions: parts.partitions,
@@ -452,6 +458,48 @@ impl Edge {
             }
             ConversationId::Group(g) => Err(ApiError::not_found(format!("no group {g}"))),
         }
+    }
+
+    /// A page of scrollback for a member: newest first, below `before`.
+    /// `limit` is 1..=200, 50 if not given.
+    pub async fn history_page(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<MsgFrame>, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1..={MAX_PAGE}"
+            )));
+        }
+        self.check_member(user, &conversation)?;
+        let page = self.history.page(conversation, before, limit).await?;
+        Ok(page.iter().map(|m| m.to_frame(None)).collect())
+    }
+
+    /// The caller's conversations, newest activity first, `limit` 1..=500
+    /// (100 if not given).
+    pub async fn conversations(
+        &self,
+        user: UserId,
+        limit: Option<u32>,
+    ) -> Result<Vec<ConversationEntry>, ApiError> {
+        let limit = limit.unwrap_or(100) as usize;
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request("limit must be 1..=500"));
+        }
+        let list = self.history.conversations(user, limit).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| ConversationEntry {
+                conversation_id: s.conversation,
+                last_message: s.last.to_frame(None),
+                unread: s.unread,
+            })
+            .collect())
     }
 
     /// Accounts and devices go to the user's `accounts` partition.

@@ -9,10 +9,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use parley_schemas::ids::UserId;
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, CreateSession, CreateUser, ErrorCode, PresenceFrame, SendFrame, Session, UserCreated,
-    MAX_FRAME_BYTES,
+    Ack, ConversationsPage, CreateSession, CreateUser, ErrorCode, MessagesPage, PresenceFrame,
+    SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(create_session))
         .route("/v1/messages", post(send_message))
         .route("/v1/users/{id}/presence", get(presence))
+        .route("/v1/conversations", get(conversations))
+        .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -204,6 +206,68 @@ async fn presence(
         online: parley_processors::presence::is_online(&p, now),
         last_seen: (p.last_seen > 0).then_some(p.last_seen),
     }))
+}
+
+/// `?before=&limit=` as text, so a bad value gets our `bad_request` with
+/// the reason rather than axum's rejection.
+#[derive(Deserialize)]
+struct PageQuery {
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+fn parse_param<T: std::str::FromStr>(name: &str, v: Option<String>) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    match v.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("{name}={v:?}: {e}"))),
+    }
+}
+
+fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// Scrollback: newest first, members only.
+async fn messages(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(cid): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Json<MessagesPage>, ApiError> {
+    let conversation: ConversationId = cid
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("conversation {cid:?}: {e}")))?;
+    let q: PageQuery = query(&uri)?;
+    let before = parse_param::<MessageId>("before", q.before)?;
+    let limit = parse_param::<u32>("limit", q.limit)?;
+    let messages = s
+        .edge
+        .history_page(caller.user, conversation, before, limit)
+        .await?;
+    Ok(Json(MessagesPage { messages }))
+}
+
+async fn conversations(
+    State(s): State<AppState>,
+    caller: Caller,
+    uri: axum::http::Uri,
+) -> Result<Json<ConversationsPage>, ApiError> {
+    #[derive(Deserialize)]
+    struct ListQuery {
+        limit: Option<String>,
+    }
+    let q: ListQuery = query(&uri)?;
+    let limit = parse_param::<u32>("limit", q.limit)?;
+    let conversations = s.edge.conversations(caller.user, limit).await?;
+    Ok(Json(ConversationsPage { conversations }))
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {

@@ -9,7 +9,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use parley_delivery::feed::Feed;
 use parley_delivery::hub::Push;
 use parley_delivery::metrics;
-use parley_schemas::wire::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
+use parley_schemas::wire::{ClientFrame, HistoryPage, ServerFrame, MAX_FRAME_BYTES};
 use tokio::sync::mpsc;
 
 use crate::auth::Caller;
@@ -168,11 +168,14 @@ async fn handle(
             ClientFrame::Heartbeat(h) => edge.heartbeat(caller, h.active, false).await?,
             ClientFrame::Typing(t) => edge.typing(caller, t.conversation_id)?,
             ClientFrame::History(h) => {
-                edge.check_member(caller.user, &h.conversation_id)?;
-                return Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    "scrollback is not built yet (issue 5)",
-                ));
+                let messages = edge
+                    .history_page(caller.user, h.conversation_id, h.before, h.limit)
+                    .await?;
+                let page = HistoryPage {
+                    conversation_id: h.conversation_id,
+                    messages,
+                };
+                let _ = out.send(Out::Frame(ServerFrame::History(page))).await;
             }
         }
         Ok(())

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use parley_analytics::ClickHouseHistory;
 use parley_engines::{
-    Cluster, Durability, FluvioLog, Log, RedbState, RedisCluster, RedisLog, RedisState, SegmentLog,
-    SegmentLogOptions, StateStore,
+    Cluster, Durability, FluvioLog, History, Log, RedbHistory, RedbState, RedisCluster, RedisLog,
+    RedisState, SegmentLog, SegmentLogOptions, StateStore,
 };
 
 fn file_path(url: &str) -> Option<PathBuf> {
@@ -69,6 +70,26 @@ pub async fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
     }
 }
 
+/// The history store. A ClickHouse one creates its schema at its first
+/// write, so a role starts even while ClickHouse is down.
+pub fn open_history(url: &str) -> Result<Arc<dyn History>> {
+    if let Some(path) = file_path(url) {
+        let history =
+            RedbHistory::open(&path).with_context(|| format!("opening the history at {url}"))?;
+        return Ok(Arc::new(history));
+    }
+    match scheme(url) {
+        "clickhouse" => Ok(Arc::new(open_clickhouse(url)?)),
+        other => bail!(
+            "unknown history backend {other:?} in {url:?}: use file://PATH or clickhouse://HOST:PORT/DATABASE"
+        ),
+    }
+}
+
+pub fn open_clickhouse(url: &str) -> Result<ClickHouseHistory> {
+    ClickHouseHistory::connect(url).with_context(|| format!("the history URL {url}"))
+}
+
 /// The cluster store of roles run as separate processes: the state's Redis.
 pub async fn open_cluster(state_url: &str) -> Result<Arc<dyn Cluster>> {
     match scheme(state_url) {
@@ -111,5 +132,12 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("unknown state backend"), "{e}");
+        let history_url = format!("file://{}", dir.path().join("h.redb").display());
+        assert!(open_history(&history_url).is_ok());
+        assert!(open_history("clickhouse://127.0.0.1:1/parley").is_ok());
+        let e = open_history("postgres://x").err().unwrap().to_string();
+        assert!(e.contains("unknown history backend"), "{e}");
+        let e = open_history("clickhouse://h:1/bad-name").err().unwrap();
+        assert!(format!("{e:#}").contains("[A-Za-z0-9_]"), "{e:#}");
     }
 }

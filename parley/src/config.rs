@@ -90,7 +90,7 @@ impl Config {
     pub fn history_url(&self) -> String {
         self.history
             .clone()
-            .unwrap_or_else(|| file_url(&self.data_dir, "history"))
+            .unwrap_or_else(|| file_url(&self.data_dir, "history.redb"))
     }
 }
 

@@ -17,14 +17,18 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use parley_analytics::writer::{self as history_writer, HistoryWriter, SessionWriter};
 use parley_delivery::hub::Hub;
 use parley_delivery::route::{run_mailbox, ClusterPusher, Pusher};
 use parley_delivery::sequencer::{self, Sequencer};
 use parley_engines::job::{run_job, JobSpec};
 use parley_engines::ownership::{run_owned, OwnershipSpec};
-use parley_engines::{Cluster, EngineError, LocalCluster, Log, Member, StateStore, TopicSpec};
+use parley_engines::{
+    Cluster, EngineError, History, LocalCluster, Log, Member, StateStore, TopicSpec,
+};
 use parley_ingest::auth::AuthConfig;
 use parley_ingest::edge::{Edge, EdgeParts};
 use parley_ingest::http::AppState;
@@ -122,12 +126,27 @@ fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
     }
 }
 
+/// The history writers collect up to this many records, or for up to
+/// [`HISTORY_LINGER`], per write: ClickHouse wants few large inserts.
+const HISTORY_BATCH: usize = 10_000;
+const HISTORY_LINGER: Duration = Duration::from_millis(500);
+
+fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
+    JobSpec {
+        batch: HISTORY_BATCH,
+        linger: HISTORY_LINGER,
+        ..job_spec(job, topic, p)
+    }
+}
+
 /// The processor jobs of partition `p`: the router on `events`, the
-/// presence job on `presence` and the accounts job on `accounts`. `caught_up` fires once the router has
+/// presence job on `presence`, the accounts job on `accounts`, and the
+/// history writers on `events` and `presence`. `caught_up` fires once the router has
 /// applied what the partition held at start.
 async fn process_partition(
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
+    history: Arc<dyn History>,
     partitions: u32,
     p: u32,
     stop: CancellationToken,
@@ -154,10 +173,24 @@ async fn process_partition(
             stop.clone(),
         ),
         run_job(
-            log,
-            state,
+            log.clone(),
+            state.clone(),
             job_spec(accounts::JOB, topics::ACCOUNTS, p),
             AccountsJob,
+            stop.clone(),
+        ),
+        run_job(
+            log.clone(),
+            state.clone(),
+            history_spec(history_writer::JOB, topics::EVENTS, p),
+            HistoryWriter::new(history.clone()),
+            stop.clone(),
+        ),
+        run_job(
+            log,
+            state,
+            history_spec(history_writer::SESSIONS_JOB, topics::PRESENCE, p),
+            SessionWriter::new(history),
             stop,
         ),
     );
@@ -197,12 +230,14 @@ pub async fn up(
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
+    let history = backends::open_history(&cfg.history_url())?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
     let hub = Hub::new();
     let edge = Edge::new(EdgeParts {
         log: log.clone(),
         state: state.clone(),
+        history: history.clone(),
         hub: hub.clone(),
         auth: auth_config(cfg)?,
         ids,
@@ -220,6 +255,7 @@ pub async fn up(
         jobs.spawn(process_partition(
             log.clone(),
             state.clone(),
+            history.clone(),
             partitions,
             p,
             stop.clone(),
@@ -275,6 +311,7 @@ struct Shared {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
     cluster: Arc<dyn Cluster>,
+    history: Arc<dyn History>,
     partitions: u32,
     member: Member,
 }
@@ -283,6 +320,7 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let cluster = backends::open_cluster(&cfg.state_url()).await?;
+    let history = backends::open_history(&cfg.history_url())?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let addr = match &cfg.advertise {
         Some(a) => a.clone(),
@@ -292,6 +330,7 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
         log,
         state,
         cluster,
+        history,
         partitions,
         member: Member {
             node: cfg.node_id as u32,
@@ -319,6 +358,7 @@ pub async fn ingest(
     let edge = Edge::new(EdgeParts {
         log: shared.log.clone(),
         state: shared.state.clone(),
+        history: shared.history.clone(),
         hub: hub.clone(),
         auth: auth_config(cfg)?,
         ids,
@@ -370,9 +410,11 @@ pub async fn process(
 ) -> Result<()> {
     let shared = open_shared(cfg, &listener).await?;
     let (log, state, partitions) = (shared.log.clone(), shared.state.clone(), shared.partitions);
+    let history = shared.history.clone();
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
     run_role(role, shared, listener, shutdown, move |p, stop| {
-        process_partition(log.clone(), state.clone(), partitions, p, stop, None)
+        let (log, state, history) = (log.clone(), state.clone(), history.clone());
+        process_partition(log, state, history, partitions, p, stop, None)
     })
     .await
 }

@@ -32,6 +32,17 @@ enum Role {
     Deliver(RoleArgs),
     /// Create the log's topics and the stores' schemas, then exit
     Migrate(RoleArgs),
+    /// Run one of the analysts' ready queries on the ClickHouse history and
+    /// print a table; without a name, list them
+    Analytics(AnalyticsArgs),
+}
+
+#[derive(clap::Args)]
+struct AnalyticsArgs {
+    /// The query's name (`analytics/queries/<name>.sql`)
+    name: Option<String>,
+    #[command(flatten)]
+    role: RoleArgs,
 }
 
 #[derive(clap::Args)]
@@ -64,6 +75,7 @@ async fn main() -> Result<()> {
             parley::up(&cfg, listener, shutdown_signal()).await
         }
         Role::Migrate(args) => migrate(&args.load()?).await,
+        Role::Analytics(args) => analytics(&args).await,
         Role::Ingest(args) => {
             let (cfg, listener) = bind(&args).await?;
             parley::raise_open_files_limit();
@@ -105,7 +117,39 @@ async fn migrate(cfg: &Config) -> Result<()> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let partitions = parley::migrate(&*log, cfg.partitions).await?;
     backends::open_state(&cfg.state_url()).await?;
-    // History (ClickHouse or embedded) joins with issue 5; its URL is only reported.
+    let history = cfg.history_url();
+    if history.starts_with("clickhouse://") {
+        backends::open_clickhouse(&history)?
+            .migrate()
+            .await
+            .with_context(|| format!("creating the history schema at {history}"))?;
+    } else {
+        backends::open_history(&history)?;
+    }
     tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions, "migrated");
+    Ok(())
+}
+
+async fn analytics(args: &AnalyticsArgs) -> Result<()> {
+    use parley_analytics::queries;
+    let Some(name) = &args.name else {
+        println!("queries (parley analytics <name>):");
+        for (name, about, _) in queries::QUERIES {
+            println!("  {name:<20} {about}");
+        }
+        return Ok(());
+    };
+    queries::query(name)?;
+    let cfg = args.role.load()?;
+    let url = cfg.history_url();
+    anyhow::ensure!(
+        url.starts_with("clickhouse://"),
+        "the ready queries run on ClickHouse; set --history clickhouse://HOST:PORT/DATABASE (history is {url})"
+    );
+    let history = backends::open_clickhouse(&url)?;
+    let table = queries::run(history.client(), name)
+        .await
+        .with_context(|| format!("running {name} on {url}"))?;
+    print!("{}", table.render());
     Ok(())
 }

@@ -355,6 +355,24 @@ pub struct MessagesPage {
     pub messages: Vec<MsgFrame>,
 }
 
+/// Messages in a scrollback page when the client names no `limit`.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// The answer of `GET /v1/conversations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationsPage {
+    pub conversations: Vec<ConversationEntry>,
+}
+
+/// One conversation of the caller's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationEntry {
+    pub conversation_id: ConversationId,
+    pub last_message: MsgFrame,
+    /// Messages from others after the caller's last `read` receipt.
+    pub unread: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaUploaded {
     pub media_id: String,
