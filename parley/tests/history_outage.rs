@@ -1,0 +1,113 @@
+//! ClickHouse goes down under load and comes back: sends keep being
+//! acknowledged (the log has them), the history writer's lag and failures
+//! show on /metrics, and once ClickHouse is back every acknowledged message
+//! is in history exactly once. (Its own test binary: the metrics registry
+//! is per process.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use parley_engines::contract::clickhouse_server::ClickHouseServer;
+
+/// The sum of a metric's series on /metrics (0 if absent).
+async fn metric(url: &str, name: &str, label: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends `n` messages to `to`; returns their msg_ids.
+async fn send(a: &mut Client, to: &str, n: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let client_msg_id = format!("o-{:x}", rand_id());
+        let ack = a.say(to, &client_msg_id, "during the outage?").await;
+        out.push(ack["msg_id"].as_str().unwrap().parse().unwrap());
+    }
+    out
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn sql(ch: &ClickHouseServer, q: &str) -> String {
+    tokio::task::block_in_place(|| ch.sql(q)).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage() {
+    let mut ch = ClickHouseServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        history: Some(ch.url.clone()),
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg).await;
+    let (_alice, bob) = alice_and_bob(&s.url).await;
+    let (token, _) = login(&s.url, "alice", None).await;
+    let mut a = Client::connect(&s.url, &token).await;
+    let mut ids = send(&mut a, &bob.id, 100).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let count = |ch: &ClickHouseServer| {
+        tokio::task::block_in_place(|| ch.try_sql("SELECT count() FROM parley.messages"))
+    };
+    while count(&ch).map(|c| c.trim().to_owned()) != Ok("100".to_owned()) {
+        assert!(tokio::time::Instant::now() < deadline, "the first 100 never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Down: sends are still acknowledged; the writer falls behind.
+    ch.stop();
+    ids.extend(send(&mut a, &bob.id, 200).await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
+        let failed = metric(&s.url, "parley_history_write_failures_total", "job=\"history\"").await;
+        if lag >= 1.0 && failed >= 1.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lag {lag}, failures {failed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ids.extend(send(&mut a, &bob.id, 100).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Back: the writer catches up, and nothing is doubled.
+    tokio::task::block_in_place(|| ch.resume());
+    ids.extend(send(&mut a, &bob.id, 100).await);
+    assert_eq!(ids.len(), 500);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sql(&ch, "SELECT uniqExact(msg_id) FROM parley.messages") != "500" {
+        assert!(tokio::time::Instant::now() < deadline, "history never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sql(&ch, "SELECT count() FROM parley.messages FINAL"), "500");
+    sql(&ch, "OPTIMIZE TABLE parley.messages FINAL");
+    assert_eq!(
+        sql(&ch, "SELECT count() FROM parley.messages"),
+        "500",
+        "exactly once after merging"
+    );
+    let stored: Vec<u64> = sql(&ch, "SELECT msg_id FROM parley.messages ORDER BY msg_id")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(stored, ids, "the acknowledged messages, no others");
+    let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
+    assert_eq!(lag, 0.0, "caught up");
+    s.stop().await;
+}
