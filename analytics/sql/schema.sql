@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS user_conversations (
 ) ENGINE = ReplacingMergeTree(last_msg_id)
 ORDER BY (user, conversation)
 ;
+CREATE TABLE IF NOT EXISTS conversation_heads (
+    conversation String,
+    last_msg_id UInt64
+) ENGINE = ReplacingMergeTree(last_msg_id)
+ORDER BY conversation
+;
 CREATE TABLE IF NOT EXISTS read_marks (
     user UInt64,
     conversation String,

@@ -176,6 +176,12 @@ struct ConversationRow {
 }
 
 #[derive(Debug, Row, Serialize)]
+struct HeadRow {
+    conversation: String,
+    last_msg_id: u64,
+}
+
+#[derive(Debug, Row, Serialize)]
 struct ReadMarkRow {
     user: u64,
     conversation: String,
@@ -219,6 +225,12 @@ fn engine_err(e: clickhouse::error::Error) -> EngineError {
         other => EngineError::State(format!("clickhouse: {other}")),
     }
 }
+
+/// Scrollback's first window below `before`, and how much each further
+/// one grows: 1 min, 32 min, 17 h, 23 days, 2 years, then everything; at
+/// most six reads for the sparsest conversation, one for a busy one.
+const FIRST_WINDOW_MS: u64 = 60_000;
+const WINDOW_GROWTH: u64 = 32;
 
 /// `?, ?, ?` for `n` bound values.
 fn placeholders(n: usize) -> String {
@@ -330,13 +342,28 @@ impl History for ClickHouseHistory {
             batch.messages.iter().map(MessageRow::from).collect(),
         )
         .await?;
+        let mut heads = std::collections::BTreeMap::new();
+        for m in &batch.messages {
+            let e = heads.entry(m.conversation).or_insert(m.msg_id);
+            *e = (*e).max(m.msg_id);
+        }
         let mut newest = std::collections::BTreeMap::new();
         for m in &batch.messages {
             for user in participants(m) {
-                let e = newest.entry((user, m.conversation)).or_insert(m.msg_id);
-                *e = (*e).max(m.msg_id);
+                newest.insert((user, m.conversation), heads[&m.conversation]);
             }
         }
+        self.insert(
+            "conversation_heads",
+            heads
+                .iter()
+                .map(|(c, id)| HeadRow {
+                    conversation: c.to_string(),
+                    last_msg_id: id.0,
+                })
+                .collect(),
+        )
+        .await?;
         self.insert(
             "user_conversations",
             newest
@@ -405,22 +432,55 @@ impl History for ClickHouseHistory {
     ) -> Result<Vec<MessageSent>> {
         self.ensure_schema().await?;
         let limit = limit.min(MAX_PAGE);
-        // The primary key (conversation, msg_id) bounds the read to this
-        // conversation's granules below `before`; `LIMIT 1 BY` drops
-        // copies a replay inserted and no merge has collapsed yet.
-        let rows = self
-            .client
-            .query(
-                "SELECT ?fields FROM messages WHERE conversation = ? AND msg_id < ? \
-                 ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
-            )
-            .bind(conversation.to_string())
-            .bind(before.map_or(u64::MAX, |b| b.0))
-            .bind(limit as u64)
-            .fetch_all::<MessageRow>()
-            .await
-            .map_err(engine_err)?;
-        rows.into_iter().map(MessageSent::try_from).collect()
+        let cid = conversation.to_string();
+        let before = match before {
+            Some(b) => b,
+            // The first page ends at the conversation's newest message,
+            // which may be long ago: ask for it (a key look-up).
+            None => {
+                let head = self
+                    .client
+                    .query("SELECT max(last_msg_id) FROM conversation_heads WHERE conversation = ?")
+                    .bind(&cid)
+                    .fetch_one::<u64>()
+                    .await
+                    .map_err(engine_err)?;
+                if head == 0 {
+                    return Ok(Vec::new());
+                }
+                MessageId(head.saturating_add(1))
+            }
+        };
+        let (upper, top) = (before.0, before.unix_ms());
+        // ClickHouse 18.16 cannot stop reading early in key order, so an
+        // unbounded `ORDER BY msg_id DESC LIMIT 50` reads and sorts the
+        // whole conversation. Ids begin with their time: read a window
+        // below `before` and widen it until it holds a page. Each read
+        // touches only the conversation's granules in the window (the key
+        // is (conversation, msg_id)); `LIMIT 1 BY` drops copies a replay
+        // inserted and no merge has collapsed yet.
+        let mut window = FIRST_WINDOW_MS;
+        loop {
+            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
+            let rows = self
+                .client
+                .query(
+                    "SELECT ?fields FROM messages \
+                     WHERE conversation = ? AND msg_id >= ? AND msg_id < ? \
+                     ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
+                )
+                .bind(&cid)
+                .bind(lower)
+                .bind(upper)
+                .bind(limit as u64)
+                .fetch_all::<MessageRow>()
+                .await
+                .map_err(engine_err)?;
+            if rows.len() >= limit || lower == 0 {
+                return rows.into_iter().map(MessageSent::try_from).collect();
+            }
+            window = window.saturating_mul(WINDOW_GROWTH);
+        }
     }
 
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {

@@ -64,7 +64,10 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
         tokio::task::block_in_place(|| ch.try_sql("SELECT count() FROM parley.messages"))
     };
     while count(&ch).map(|c| c.trim().to_owned()) != Ok("100".to_owned()) {
-        assert!(tokio::time::Instant::now() < deadline, "the first 100 never arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first 100 never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -74,11 +77,19 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
-        let failed = metric(&s.url, "parley_history_write_failures_total", "job=\"history\"").await;
+        let failed = metric(
+            &s.url,
+            "parley_history_write_failures_total",
+            "job=\"history\"",
+        )
+        .await;
         if lag >= 1.0 && failed >= 1.0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "lag {lag}, failures {failed}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag {lag}, failures {failed}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     ids.extend(send(&mut a, &bob.id, 100).await);
@@ -90,7 +101,10 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
     assert_eq!(ids.len(), 500);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sql(&ch, "SELECT uniqExact(msg_id) FROM parley.messages") != "500" {
-        assert!(tokio::time::Instant::now() < deadline, "history never caught up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

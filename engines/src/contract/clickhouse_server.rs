@@ -127,7 +127,8 @@ impl ClickHouseServer {
 
     /// Runs one statement over HTTP and returns its output; panics on error.
     pub fn sql(&self, query: &str) -> String {
-        self.try_sql(query).unwrap_or_else(|e| panic!("{query}: {e}"))
+        self.try_sql(query)
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
     }
 
     /// As [`sql`](Self::sql), returning the server's error instead.
