@@ -27,7 +27,7 @@ pub struct Config {
     pub log: Option<String>,
     /// State backend URL; default `file://<data_dir>/state.redb`.
     pub state: Option<String>,
-    /// History backend URL; default `file://<data_dir>/history`.
+    /// History backend URL; default `file://<data_dir>/history.redb`.
     pub history: Option<String>,
     /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
     pub durability: Durability,
@@ -125,7 +125,7 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// History backend: file://DIR | clickhouse://HOST:PORT
+    /// History backend: file://PATH | clickhouse://HOST:PORT/DATABASE
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<String>,

@@ -317,6 +317,11 @@ struct Shared {
 }
 
 async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
+    if cfg.history_url().starts_with("file://") {
+        anyhow::bail!(
+            "roles run as separate processes share one history: use --history clickhouse://HOST:PORT/DATABASE (the embedded history serves `parley up` only)"
+        );
+    }
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let cluster = backends::open_cluster(&cfg.state_url()).await?;

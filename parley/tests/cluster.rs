@@ -1,6 +1,6 @@
 //! Every role as its own process: 2 edges, 2 processors and 2 delivery
-//! nodes on the Redis Streams log and the Redis state store, each Redis a
-//! private redis-server. Clients use the protocol only; the test reads the
+//! nodes on the Redis Streams log, the Redis state store and a ClickHouse
+//! history, each a private server. Clients use the protocol only; the test reads the
 //! nodes' `/metrics` to see who owns what, and SIGKILLs nodes.
 
 mod common;
@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use parley_engines::contract::clickhouse_server::ClickHouseServer;
 use parley_engines::contract::redis_server::RedisServer;
 use parley_schemas::ids::{ConversationId, UserId};
 use parley_schemas::partition::{conversation_partition, user_partition};
@@ -34,10 +35,25 @@ impl Drop for Node {
     }
 }
 
-fn parley(args: &[&str], log: &str, state: &str, dir: &Path) -> Command {
+/// Where the cluster's log, state and history are.
+struct Backends {
+    log: String,
+    state: String,
+    history: String,
+}
+
+fn parley(args: &[&str], b: &Backends, dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_parley"));
     c.args(args)
-        .args(["--log", log, "--state", state, "--data-dir"])
+        .args([
+            "--log",
+            &b.log,
+            "--state",
+            &b.state,
+            "--history",
+            &b.history,
+        ])
+        .arg("--data-dir")
         .arg(dir)
         .env("PARLEY__JWT_SECRET", SECRET)
         .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
@@ -46,17 +62,12 @@ fn parley(args: &[&str], log: &str, state: &str, dir: &Path) -> Command {
     c
 }
 
-fn spawn(role: &'static str, node: u16, log: &str, state: &str, dir: &Path) -> Node {
+fn spawn(role: &'static str, node: u16, b: &Backends, dir: &Path) -> Node {
     let id = node.to_string();
-    let mut child = parley(
-        &[role, "--listen", "127.0.0.1:0", "--node-id", &id],
-        log,
-        state,
-        dir,
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("start parley");
+    let mut child = parley(&[role, "--listen", "127.0.0.1:0", "--node-id", &id], b, dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start parley");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let prefix = format!("parley {role} listening on ");
     let url = loop {
@@ -157,22 +168,25 @@ fn id(v: &Value) -> u64 {
 async fn six_processes_chat_and_survive_sigkills() {
     let log_redis = RedisServer::start();
     let state_redis = RedisServer::start();
-    let (log, state) = (log_redis.url.clone(), state_redis.url.clone());
+    let clickhouse = ClickHouseServer::start();
+    let urls = Backends {
+        log: log_redis.url.clone(),
+        state: state_redis.url.clone(),
+        history: clickhouse.url.clone(),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let status = parley(&["migrate"], &log, &state, dir.path())
-        .status()
-        .unwrap();
+    let status = parley(&["migrate"], &urls, dir.path()).status().unwrap();
     assert!(status.success());
 
-    let e1 = spawn("ingest", 1, &log, &state, dir.path());
-    let e2 = spawn("ingest", 2, &log, &state, dir.path());
+    let e1 = spawn("ingest", 1, &urls, dir.path());
+    let e2 = spawn("ingest", 2, &urls, dir.path());
     let mut procs = vec![
-        spawn("process", 11, &log, &state, dir.path()),
-        spawn("process", 12, &log, &state, dir.path()),
+        spawn("process", 11, &urls, dir.path()),
+        spawn("process", 12, &urls, dir.path()),
     ];
     let mut delivs = vec![
-        spawn("deliver", 21, &log, &state, dir.path()),
-        spawn("deliver", 22, &log, &state, dir.path()),
+        spawn("deliver", 21, &urls, dir.path()),
+        spawn("deliver", 22, &urls, dir.path()),
     ];
     let settle = Duration::from_secs(20);
     settled(&[&e1, &e2], "append/events", settle).await;
@@ -191,6 +205,8 @@ async fn six_processes_chat_and_survive_sigkills() {
     let mut last_id = 0;
     // Every msg_id Alice was acked for a message to Bob, in order.
     let mut alice_to_bob: Vec<u64> = Vec::new();
+    // And every msg_id of the conversation, for scrollback at the end.
+    let mut all_ids: Vec<u64> = Vec::new();
     for i in 0..10 {
         for (c, to, who) in [(&mut a, &bob.id, "a"), (&mut b, &alice.id, "b")] {
             let ack = c
@@ -199,6 +215,7 @@ async fn six_processes_chat_and_survive_sigkills() {
             let m = id(&ack["msg_id"]);
             assert!(m > last_id, "ids rise across edges within a conversation");
             last_id = m;
+            all_ids.push(m);
             if who == "a" {
                 alice_to_bob.push(m);
             }
@@ -368,4 +385,38 @@ async fn six_processes_chat_and_survive_sigkills() {
         "no copy arrives"
     );
     println!("accounts restored {restored:?} after FLUSHALL");
+
+    // History: the writers (on the processors, one of them SIGKILLed, and
+    // replaying everything after the FLUSHALL wiped their offsets) put
+    // every message in ClickHouse once; an edge pages through it.
+    all_ids.extend(alice_to_bob[10..].iter().copied());
+    all_ids.sort_unstable();
+    all_ids.reverse();
+    let path = format!("{}/v1/conversations/{cid}/messages?limit=200", e2.url);
+    let t0 = Instant::now();
+    loop {
+        let page: Value = reqwest::Client::new()
+            .get(&path)
+            .bearer_auth(&tb)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<u64> = page["messages"]
+            .as_array()
+            .map(|ms| ms.iter().map(|m| id(&m["msg_id"])).collect())
+            .unwrap_or_default();
+        if ids == all_ids {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "scrollback has {} of {} messages: {page}",
+            ids.len(),
+            all_ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -118,6 +118,9 @@ fn deploy_files_match_the_binary() {
         if cfg.log_url().starts_with("fluvio://") {
             parley_engines::fluvio_log::FluvioUrl::parse(&cfg.log_url()).unwrap();
         }
+        if cfg.history_url().starts_with("clickhouse://") {
+            parley_analytics::ClickHouseUrl::parse(&cfg.history_url()).unwrap();
+        }
 
         // Ports and probes: what the platform checks is what the role serves.
         let listen: std::net::SocketAddr = inv

@@ -192,4 +192,27 @@ async fn scrollback_on_clickhouse() {
         ..config(dir.path())
     };
     scrollback_and_conversations(cfg).await;
+
+    // `parley analytics` runs a ready query on the same history.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["analytics", "top_conversations", "--history", &ch.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("conversation  messages  senders"),
+        "{text}"
+    );
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(&row[..3], ["d:1:2", "121", "2"], "{text}");
+    assert_eq!(lines.last(), Some(&"(1 rows)"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["analytics", "no_such_query", "--history", &ch.url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no query named \"no_such_query\""), "{err}");
 }
