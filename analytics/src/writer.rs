@@ -232,7 +232,8 @@ impl SessionWriter {
         }
     }
 
-    fn observe(&mut self, hb: &Heartbeat) {
+    /// Folds one heartbeat in; a session it ends goes to `ended`.
+    fn observe(&mut self, hb: &Heartbeat, ended: &mut Vec<PresenceSession>) {
         let fresh = || Open {
             session: PresenceSession {
                 user: hb.user,
@@ -245,6 +246,7 @@ impl SessionWriter {
         };
         let open = self.open.entry(hb.user).or_insert_with(fresh);
         if open.closed || hb.ts.saturating_sub(open.session.end) > OFFLINE_AFTER_MS {
+            ended.push(open.session);
             *open = fresh();
         }
         open.devices
@@ -300,14 +302,16 @@ impl Processor for SessionWriter {
             }
         }
         let mut touched = Vec::new();
+        let mut sessions = Vec::new();
         for hb in &beats {
-            self.observe(hb);
+            self.observe(hb, &mut sessions);
             touched.push(hb.user);
         }
         touched.sort_unstable();
         touched.dedup();
+        sessions.extend(touched.iter().map(|u| self.open[u].session));
         let batch = HistoryBatch {
-            sessions: touched.iter().map(|u| self.open[u].session).collect(),
+            sessions,
             ..Default::default()
         };
         if let Err(e) = write(&*self.history, SESSIONS_JOB, &batch).await {
@@ -315,10 +319,12 @@ impl Processor for SessionWriter {
             self.open.clear();
             return Err(e);
         }
-        // Sessions that ended are written; keep only live ones in memory.
+        // Sessions silent for longer than the timeout are over and written.
+        // A closed one stays a while: a heartbeat soon after the last
+        // device closed starts a new session, not the old one again.
         let newest = beats.iter().map(|hb| hb.ts).max().unwrap_or(0);
         self.open
-            .retain(|_, o| !o.closed && newest.saturating_sub(o.session.end) <= OFFLINE_AFTER_MS);
+            .retain(|_, o| newest.saturating_sub(o.session.end) <= OFFLINE_AFTER_MS);
         Ok(Vec::new())
     }
 

@@ -43,11 +43,7 @@ pub struct RedbHistory {
 
 impl RedbHistory {
     pub fn open(path: impl AsRef<Path>) -> Result<RedbHistory> {
-        let path = path.as_ref();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir.display(), e))?;
-        }
-        let db = Database::create(path).map_err(err)?;
+        let db = crate::kv::create_database(path.as_ref())?;
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(MESSAGES).map_err(err)?;
         tx.open_table(CONVERSATIONS).map_err(err)?;

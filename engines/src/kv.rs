@@ -105,13 +105,17 @@ enum Kind {
     Derived,
 }
 
+/// Opens (or creates) a redb file, making its directory first.
+pub(crate) fn create_database(path: &Path) -> Result<Database> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir.display(), e))?;
+    }
+    Database::create(path).map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
 impl RedbState {
     pub fn open(path: impl AsRef<Path>) -> Result<RedbState> {
-        let path = path.as_ref();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir.display(), e))?;
-        }
-        let db = Database::create(path).map_err(err)?;
+        let db = create_database(path.as_ref())?;
         // Create every table up front so readers never meet a missing one.
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(CURSORS).map_err(err)?;

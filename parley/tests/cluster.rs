@@ -392,18 +392,10 @@ async fn six_processes_chat_and_survive_sigkills() {
     all_ids.extend(alice_to_bob[10..].iter().copied());
     all_ids.sort_unstable();
     all_ids.reverse();
-    let path = format!("{}/v1/conversations/{cid}/messages?limit=200", e2.url);
+    let path = format!("/v1/conversations/{cid}/messages?limit=200");
     let t0 = Instant::now();
     loop {
-        let page: Value = reqwest::Client::new()
-            .get(&path)
-            .bearer_auth(&tb)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = get(&e2.url, &tb, &path).await;
         let ids: Vec<u64> = page["messages"]
             .as_array()
             .map(|ms| ms.iter().map(|m| id(&m["msg_id"])).collect())

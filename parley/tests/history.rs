@@ -9,17 +9,6 @@ use common::*;
 use parley_engines::contract::clickhouse_server::ClickHouseServer;
 use serde_json::{json, Value};
 
-async fn get(url: &str, token: &str, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(format!("{url}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Polls `f` until it returns `Some`, for what the history writer makes
 /// visible a moment after the ack.
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T

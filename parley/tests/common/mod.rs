@@ -131,6 +131,19 @@ pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, Stri
     )
 }
 
+/// `GET url+path` with a bearer token: the status and the JSON body
+/// (`null` if there is none).
+pub async fn get(url: &str, token: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 pub fn direct(a: &str, b: &str) -> String {
     let (x, y): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     format!("d:{}:{}", x.min(y), x.max(y))
