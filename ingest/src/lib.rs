@@ -2,11 +2,13 @@
 //! frames and appends every message, receipt and heartbeat to the log,
 //! acknowledging a send only once its append is durable. In this design the
 //! edge also hosts delivery for the devices connected to it (see
-//! ARCHITECTURE.md, "Where sockets live").
+//! ARCHITECTURE.md, "Where sockets live"), and answers scrollback and the
+//! conversation list from the history store.
 //!
 //! Layout:
-//! - [`edge`]: validation and the per-partition appenders that issue
-//!   `msg_id`s in log order and make resends idempotent.
+//! - [`edge`]: validation, the per-partition appenders that issue
+//!   `msg_id`s in log order and make resends idempotent, and the members-
+//!   only history reads.
 //! - [`http`]: the protocol's HTTP routes; [`ws`]: one socket's reader and
 //!   writer tasks, generic over `Sink`/`Stream`.
 //! - [`auth`]: argon2id passwords and HS256 session tokens.
