@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
-use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession};
+use futures::StreamExt;
+use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession, MAX_PAGE};
 use parley_engines::job::{events, Processor};
 use parley_engines::{Applied, Record, Result, StateOp};
 use parley_processors::presence::OFFLINE_AFTER_MS;
@@ -30,6 +31,8 @@ pub const SESSIONS_JOB: &str = "history-sessions";
 /// Messages per conversation kept for expanding receipts; older ones are
 /// loaded back from the history when a receipt reaches them.
 const PENDING_PER_CONVERSATION: usize = 1_000;
+/// History reads in flight at once when receipts need older messages.
+const LOADS_AT_ONCE: usize = 16;
 /// Conversations kept in memory before the quiet ones are dropped.
 const PENDING_CONVERSATIONS: usize = 100_000;
 
@@ -102,26 +105,44 @@ impl HistoryWriter {
 
     /// One row per message the receipt newly covers: the other side's
     /// messages above what this reader's earlier receipts covered.
-    async fn expand(&mut self, rc: &Receipt, out: &mut Vec<MessageReceipt>) -> Result<()> {
-        let p = self.pending.entry(rc.conversation).or_default();
-        if !p.loaded {
-            let before = MessageId(rc.up_to.0.saturating_add(1));
-            for m in self
-                .history
-                .page(
-                    rc.conversation,
-                    Some(before),
-                    parley_engines::history::MAX_PAGE,
-                )
-                .await?
-            {
+    /// Loads, for each conversation a receipt of `events` names and whose
+    /// older messages are not in memory, the newest messages the receipts
+    /// reach from the history: several reads at a time, not one per
+    /// receipt in turn.
+    async fn load_for(&mut self, events: &[(u64, Event)]) -> Result<()> {
+        let mut reach: HashMap<ConversationId, MessageId> = HashMap::new();
+        for (_, e) in events {
+            if let Event::Receipt(rc) = e {
+                if !self.pending.get(&rc.conversation).is_some_and(|p| p.loaded) {
+                    let r = reach.entry(rc.conversation).or_insert(rc.up_to);
+                    *r = (*r).max(rc.up_to);
+                }
+            }
+        }
+        let history = &self.history;
+        let pages: Vec<_> = futures::stream::iter(reach)
+            .map(|(c, up_to)| async move {
+                let before = MessageId(up_to.0.saturating_add(1));
+                (c, history.page(c, Some(before), MAX_PAGE).await)
+            })
+            .buffer_unordered(LOADS_AT_ONCE)
+            .collect()
+            .await;
+        for (c, page) in pages {
+            let p = self.pending.entry(c).or_default();
+            for m in page? {
                 p.messages.entry(m.msg_id).or_insert((m.from, m.ts));
             }
             p.loaded = true;
         }
+        Ok(())
+    }
+
+    fn expand(&mut self, rc: &Receipt, out: &mut Vec<MessageReceipt>) {
+        let p = self.pending.entry(rc.conversation).or_default();
         let mark = p.marks.entry((rc.by, rc.status)).or_insert(MessageId(0));
         if rc.up_to <= *mark {
-            return Ok(());
+            return;
         }
         let from = MessageId(mark.0 + 1);
         for (&msg_id, &(sender, sent_ts)) in p.messages.range(from..=rc.up_to) {
@@ -145,7 +166,6 @@ impl HistoryWriter {
             p.messages
                 .retain(|id, (sender, _)| *id > up_to || *sender == rc.by);
         }
-        Ok(())
     }
 
     fn trim(&mut self) {
@@ -169,8 +189,10 @@ impl HistoryWriter {
 impl Processor for HistoryWriter {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         let mut batch = HistoryBatch::default();
+        let events: Vec<(u64, Event)> = events(topics::EVENTS, partition, records).collect();
         let built: Result<()> = async {
-            for (offset, event) in events(topics::EVENTS, partition, records) {
+            self.load_for(&events).await?;
+            for (offset, event) in events {
                 match event {
                     Event::MessageSent(m) => {
                         self.pending
@@ -181,7 +203,7 @@ impl Processor for HistoryWriter {
                         batch.messages.push(m);
                     }
                     Event::Receipt(rc) => {
-                        self.expand(&rc, &mut batch.receipts).await?;
+                        self.expand(&rc, &mut batch.receipts);
                         batch.marks.push(rc);
                     }
                     other => tracing::warn!(
