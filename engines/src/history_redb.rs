@@ -20,7 +20,7 @@ use parley_schemas::codec;
 use parley_schemas::event::{Event, MessageSent};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::error::{EngineError, Result};
 use crate::history::{
@@ -57,10 +57,7 @@ impl RedbHistory {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?))
-            .await
-            .map_err(|_| EngineError::Closed)?
+        crate::kv::read_blocking(self.db.clone(), |db| db, f).await
     }
 }
 

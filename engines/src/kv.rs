@@ -113,6 +113,18 @@ pub(crate) fn create_database(path: &Path) -> Result<Database> {
     Database::create(path).map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
+/// Runs `f` on a read transaction of the database `get` finds in `db`, on
+/// the blocking pool (redb calls block on disk).
+pub(crate) async fn read_blocking<D: Send + Sync + 'static, T: Send + 'static>(
+    db: Arc<D>,
+    get: fn(&D) -> &Database,
+    f: impl FnOnce(&redb::ReadTransaction) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || f(&get(&db).begin_read().map_err(err)?))
+        .await
+        .map_err(|_| EngineError::Closed)?
+}
+
 impl RedbState {
     pub fn open(path: impl AsRef<Path>) -> Result<RedbState> {
         let db = create_database(path.as_ref())?;
@@ -182,10 +194,7 @@ impl RedbState {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db.begin_read().map_err(err)?))
-            .await
-            .map_err(|_| EngineError::Closed)?
+        read_blocking(self.db.clone(), |inner| &inner.db, f).await
     }
 
     /// Drops expired idempotency entries; Redis expires keys itself, the
