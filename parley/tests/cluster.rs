@@ -372,6 +372,18 @@ async fn six_processes_chat_and_survive_sigkills() {
             .await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }
+    // The delivery node rebuilds Bob's inbox while the processors replay
+    // the log (history writers too). Until it is done, a device that
+    // connects is also sent items live as they are rebuilt, before its
+    // sync replay; so let another device of Bob see every message first.
+    let (tx, _) = login(&e1.url, "bob", None).await;
+    let mut x = Client::connect(&e1.url, &tx).await;
+    x.send(json!({"type": "sync"})).await;
+    let mut seen = std::collections::HashSet::new();
+    while !alice_to_bob.iter().all(|i| seen.contains(i)) {
+        seen.insert(id(&x.expect("msg").await["msg_id"]));
+    }
+    x.close().await;
     // Bob's cursor is gone too, so a sync replays his whole inbox.
     let mut b = Client::connect(&e1.url, &tb).await;
     b.send(json!({"type": "sync"})).await;
