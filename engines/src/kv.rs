@@ -13,6 +13,8 @@
 //! - `accounts`: `user` → `(username, password_hash, display_name)`;
 //!   `usernames`: `username` → `user`; `counters`: name → last id issued
 //! - `devices`: `user` → last device id issued
+//! - `profiles`: `user` → `(about, avatar media id)` (the display name is
+//!   in `accounts`)
 //! - `inbox`: `(user, seq)` → encoded item; `heads`: `(user, conversation)`
 //!   → newest msg_id placed in that inbox from that conversation
 
@@ -42,6 +44,7 @@ const ACCOUNTS: TableDefinition<u64, (&str, &str, &str)> = TableDefinition::new(
 const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const DEVICES: TableDefinition<u64, u64> = TableDefinition::new("devices");
+const PROFILES: TableDefinition<u64, (&str, &str)> = TableDefinition::new("profiles");
 const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
 const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
 
@@ -140,6 +143,7 @@ impl RedbState {
         tx.open_table(USERNAMES).map_err(err)?;
         tx.open_table(COUNTERS).map_err(err)?;
         tx.open_table(DEVICES).map_err(err)?;
+        tx.open_table(PROFILES).map_err(err)?;
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;
         tx.commit().map_err(err)?;
@@ -320,6 +324,35 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
                 user.0,
             )?;
         }
+        StateOp::SetProfile {
+            user,
+            display_name,
+            about,
+            avatar_media_id,
+        } => {
+            let mut accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+            let row = accounts
+                .get(user.0)
+                .map_err(err)?
+                .map(|v| (v.value().0.to_owned(), v.value().1.to_owned()));
+            // As in Redis: a change for an unknown user creates nothing.
+            let Some((username, hash)) = row else {
+                return Ok(());
+            };
+            if let Some(name) = display_name {
+                let row = (username.as_str(), hash.as_str(), name.as_str());
+                accounts.insert(user.0, row).map_err(err)?;
+            }
+            let mut profiles = tx.open_table(PROFILES).map_err(err)?;
+            let (old_about, old_avatar) = profiles
+                .get(user.0)
+                .map_err(err)?
+                .map(|v| (v.value().0.to_owned(), v.value().1.to_owned()))
+                .unwrap_or_default();
+            let about = about.as_deref().unwrap_or(&old_about);
+            let avatar = avatar_media_id.as_deref().unwrap_or(&old_avatar);
+            profiles.insert(user.0, (about, avatar)).map_err(err)?;
+        }
         StateOp::RestoreDevice { user, device } => {
             raise(&mut tx.open_table(DEVICES).map_err(err)?, user.0, device.0)?;
         }
@@ -362,13 +395,26 @@ fn set_inbox_seq(tx: &WriteTransaction, user: UserId, seq: u64) -> Result<()> {
     Ok(())
 }
 
-fn account_of(user: u64, v: (&str, &str, &str)) -> Account {
-    Account {
+fn account_in(tx: &redb::ReadTransaction, user: u64) -> Result<Option<Account>> {
+    let accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+    let Some(row) = accounts.get(user).map_err(err)? else {
+        return Ok(None);
+    };
+    let (username, hash, display) = row.value();
+    let profile = tx
+        .open_table(PROFILES)
+        .map_err(err)?
+        .get(user)
+        .map_err(err)?;
+    let (about, avatar) = profile.as_ref().map_or(("", ""), |v| v.value());
+    Ok(Some(Account {
         user_id: UserId(user),
-        username: v.0.to_owned(),
-        password_hash: v.1.to_owned(),
-        display_name: v.2.to_owned(),
-    }
+        username: username.to_owned(),
+        password_hash: hash.to_owned(),
+        display_name: display.to_owned(),
+        about: about.to_owned(),
+        avatar_media_id: (!avatar.is_empty()).then(|| avatar.to_owned()),
+    }))
 }
 
 fn opt_id(v: u64) -> Option<MessageId> {
@@ -422,20 +468,13 @@ impl StateStore for RedbState {
             else {
                 return Ok(None);
             };
-            let t = tx.open_table(ACCOUNTS).map_err(err)?;
-            Ok(t.get(id).map_err(err)?.map(|v| account_of(id, v.value())))
+            account_in(tx, id)
         })
         .await
     }
 
     async fn account(&self, user: UserId) -> Result<Option<Account>> {
-        self.read(move |tx| {
-            let t = tx.open_table(ACCOUNTS).map_err(err)?;
-            Ok(t.get(user.0)
-                .map_err(err)?
-                .map(|v| account_of(user.0, v.value())))
-        })
-        .await
+        self.read(move |tx| account_in(tx, user.0)).await
     }
 
     async fn new_device(&self, user: UserId) -> Result<DeviceId> {

@@ -107,6 +107,13 @@ while i <= #ARGV do
     nmax(p .. ':ctr', 'user', a)
   elseif op == 'V' then -- user, device
     nmax(p .. ':u:' .. a, 'dev', b)
+  elseif op == 'F' then -- user, display, about, avatar; NUL = unchanged
+    local k = p .. ':a:' .. a
+    if redis.call('EXISTS', k) == 1 then
+      if b ~= '\0' then redis.call('HSET', k, 'display', b) end
+      if c ~= '\0' then redis.call('HSET', k, 'about', c) end
+      if d ~= '\0' then redis.call('HSET', k, 'avatar', d) end
+    end
   end
   i = i + 5
 end
@@ -255,6 +262,20 @@ impl RedisState {
                 StateOp::RestoreDevice { user, device } => {
                     inv.arg("V").arg(user.0).arg(device.0).arg("").arg("");
                 }
+                StateOp::SetProfile {
+                    user,
+                    display_name,
+                    about,
+                    avatar_media_id,
+                } => {
+                    // NUL marks a field left as it is (no text field may hold one).
+                    let or_keep = |v: &Option<String>| v.clone().unwrap_or_else(|| "\0".into());
+                    inv.arg("F")
+                        .arg(user.0)
+                        .arg(or_keep(display_name))
+                        .arg(or_keep(about))
+                        .arg(or_keep(avatar_media_id));
+                }
             }
         }
         inv.invoke_async(&mut self.con.clone()).await.map_err(err)
@@ -308,20 +329,30 @@ impl StateStore for RedisState {
     }
 
     async fn account(&self, user: UserId) -> Result<Option<Account>> {
-        let (name, hash, display): (Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(self.key(format!("a:{user}")))
-                .arg("name")
-                .arg("hash")
-                .arg("display")
-                .query_async(&mut self.con.clone())
-                .await
-                .map_err(err)?;
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (name, hash, display, about, avatar): Row = redis::cmd("HMGET")
+            .arg(self.key(format!("a:{user}")))
+            .arg("name")
+            .arg("hash")
+            .arg("display")
+            .arg("about")
+            .arg("avatar")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
         Ok(name.map(|username| Account {
             user_id: user,
             username,
             password_hash: hash.unwrap_or_default(),
             display_name: display.unwrap_or_default(),
+            about: about.unwrap_or_default(),
+            avatar_media_id: avatar.filter(|a| !a.is_empty()),
         }))
     }
 

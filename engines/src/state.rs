@@ -42,6 +42,9 @@ pub struct Account {
     /// An argon2id PHC string; never the password.
     pub password_hash: String,
     pub display_name: String,
+    /// The profile's free text; empty until set.
+    pub about: String,
+    pub avatar_media_id: Option<String>,
 }
 
 /// What `idem_claim` found.
@@ -102,6 +105,14 @@ pub enum StateOp {
     },
     /// Device ids issued to `user` later stay above `device`.
     RestoreDevice { user: UserId, device: DeviceId },
+    /// A profile change, applied in log order (the last one wins); `None`
+    /// leaves a field, an empty `avatar_media_id` removes the avatar.
+    SetProfile {
+        user: UserId,
+        display_name: Option<String>,
+        about: Option<String>,
+        avatar_media_id: Option<String>,
+    },
 }
 
 /// Whether `apply` wrote.

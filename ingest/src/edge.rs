@@ -27,16 +27,18 @@ use parley_engines::cluster::lease_name;
 use parley_engines::history::MAX_PAGE;
 use parley_engines::{Cluster, EngineError, History, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
-use parley_schemas::event::{AccountCreated, DeviceAdded, Event, Heartbeat, MessageSent, Receipt};
+use parley_schemas::event::{
+    AccountCreated, DeviceAdded, Event, Heartbeat, MessageSent, ProfileUpdated, Receipt,
+};
 use parley_schemas::ids::{
     now_ms, ConversationId, DeviceId, MessageId, MessageIdGenerator, UserId,
 };
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
-    Ack, Body, ConversationEntry, ErrorBody, ErrorCode, MsgFrame, ReceiptFrame, Recipient,
-    SendFrame, ServerFrame, TypingNotice, DEFAULT_PAGE, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES,
-    RESEND_WINDOW_MS,
+    Ack, Body, ConversationEntry, ErrorBody, ErrorCode, MsgFrame, Profile, ProfilePatch,
+    ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice, DEFAULT_PAGE,
+    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
@@ -351,6 +353,52 @@ impl Edge {
         });
         self.append_account(user, &event).await?;
         Ok(device)
+    }
+
+    /// Changes `user`'s profile: the change goes to the log (from which the
+    /// accounts job derives profiles) and, once durable, to the store, so
+    /// the caller reads its own change at once. Returns the new profile.
+    pub async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> Result<Profile, ApiError> {
+        validate_profile(&patch)?;
+        let event = Event::ProfileUpdated(ProfileUpdated {
+            user,
+            display_name: patch.display_name,
+            about: patch.about,
+            avatar_media_id: patch.avatar_media_id,
+            ts: now_ms(),
+        });
+        self.append_account(user, &event).await?;
+        let Event::ProfileUpdated(u) = event else {
+            unreachable!("built above")
+        };
+        self.state
+            .write(vec![StateOp::SetProfile {
+                user,
+                display_name: u.display_name,
+                about: u.about,
+                avatar_media_id: u.avatar_media_id,
+            }])
+            .await?;
+        self.profile(user).await
+    }
+
+    pub async fn profile(&self, user: UserId) -> Result<Profile, ApiError> {
+        let a = self
+            .state
+            .account(user)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+        Ok(Profile {
+            user_id: a.user_id,
+            username: a.username,
+            display_name: a.display_name,
+            about: a.about,
+            avatar_media_id: a.avatar_media_id,
+        })
     }
 
     /// A socket of `user` opened on this edge: pushes find it from now on.
@@ -750,4 +798,46 @@ impl Appender {
             }
         }
     }
+}
+
+/// Longest display name and "about" text, in characters (WhatsApp allows
+/// 25 and 139; names here may be longer, as at sign-up).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+pub const MAX_ABOUT_CHARS: usize = 140;
+
+/// A profile change must change something, and every field must fit.
+fn validate_profile(p: &ProfilePatch) -> Result<(), ApiError> {
+    if p.display_name.is_none() && p.about.is_none() && p.avatar_media_id.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give display_name, about or avatar_media_id",
+        ));
+    }
+    let no_controls = |s: &str| !s.chars().any(char::is_control);
+    if let Some(name) = &p.display_name {
+        let n = name.chars().count();
+        if name.trim().is_empty() || n > MAX_DISPLAY_NAME_CHARS || !no_controls(name) {
+            return Err(ApiError::bad_request(format!(
+                "display_name must be 1..{MAX_DISPLAY_NAME_CHARS} characters, not blank, without control characters"
+            )));
+        }
+    }
+    if let Some(about) = &p.about {
+        if about.chars().count() > MAX_ABOUT_CHARS || !no_controls(about) {
+            return Err(ApiError::bad_request(format!(
+                "about must be at most {MAX_ABOUT_CHARS} characters, without control characters"
+            )));
+        }
+    }
+    if let Some(media) = &p.avatar_media_id {
+        let ok = media.len() <= 128
+            && media
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(ApiError::bad_request(
+                "avatar_media_id must be a media id (up to 128 of A-Z a-z 0-9 - _), or empty to remove the avatar",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{
     Ack, ConversationsPage, CreateSession, CreateUser, ErrorCode, MessagesPage, PresenceFrame,
-    SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+    Profile, ProfilePatch, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(create_session))
         .route("/v1/messages", post(send_message))
         .route("/v1/users/{id}/presence", get(presence))
+        .route("/v1/users/{id}", get(profile))
+        .route("/v1/users/me", get(my_profile).patch(update_profile))
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
@@ -206,6 +208,29 @@ async fn presence(
         online: parley_processors::presence::is_online(&p, now),
         last_seen: (p.last_seen > 0).then_some(p.last_seen),
     }))
+}
+
+async fn profile(
+    State(s): State<AppState>,
+    _caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Profile>, ApiError> {
+    let user: UserId = id
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("user id {id:?}: {e}")))?;
+    Ok(Json(s.edge.profile(user).await?))
+}
+
+async fn my_profile(State(s): State<AppState>, caller: Caller) -> Result<Json<Profile>, ApiError> {
+    Ok(Json(s.edge.profile(caller.user).await?))
+}
+
+async fn update_profile(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(patch): Body<ProfilePatch>,
+) -> Result<Json<Profile>, ApiError> {
+    Ok(Json(s.edge.update_profile(caller.user, patch).await?))
 }
 
 /// `?before=&limit=` as text, so a bad value gets our `bad_request` with

@@ -6,7 +6,8 @@ use parley_schemas::topics;
 
 pub const JOB: &str = "accounts";
 
-/// Replays accounts and device ids from the log into the state store.
+/// Replays accounts and device ids from the log into the state store, and
+/// derives profiles from their changes (those are written nowhere else).
 /// The edge writes both to the store first (a username must be unique the
 /// moment it is taken) and then to the log, so normally this restores
 /// nothing; after the store is lost it brings every account back.
@@ -28,6 +29,12 @@ impl Processor for AccountsJob {
                 Event::DeviceAdded(d) => ops.push(StateOp::RestoreDevice {
                     user: d.user,
                     device: d.device,
+                }),
+                Event::ProfileUpdated(u) => ops.push(StateOp::SetProfile {
+                    user: u.user,
+                    display_name: u.display_name,
+                    about: u.about,
+                    avatar_media_id: u.avatar_media_id,
                 }),
                 other => tracing::warn!(
                     partition,

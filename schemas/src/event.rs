@@ -24,7 +24,8 @@ pub enum Event {
     Presence(PresenceChanged),
     AccountCreated(AccountCreated),
     DeviceAdded(DeviceAdded),
-    // Profile, contact and group events are appended here (issue 6).
+    ProfileUpdated(ProfileUpdated),
+    // Contact and group events are appended here (issue 6).
 }
 
 impl Event {
@@ -39,6 +40,7 @@ impl Event {
             Event::Presence(_) => "presence",
             Event::AccountCreated(_) => "account_created",
             Event::DeviceAdded(_) => "device_added",
+            Event::ProfileUpdated(_) => "profile_updated",
         }
     }
 }
@@ -126,6 +128,17 @@ pub struct AccountCreated {
 pub struct DeviceAdded {
     pub user: UserId,
     pub device: DeviceId,
+    pub ts: u64,
+}
+
+/// A user changed their profile; `None` leaves a field as it was, and an
+/// empty `avatar_media_id` removes the avatar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileUpdated {
+    pub user: UserId,
+    pub display_name: Option<String>,
+    pub about: Option<String>,
+    pub avatar_media_id: Option<String>,
     pub ts: u64,
 }
 

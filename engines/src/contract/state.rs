@@ -47,6 +47,8 @@ async fn accounts_restore_from_the_log<S: StateStore>(s: &S) {
         username: name.clone(),
         password_hash: "$argon2id$r".into(),
         display_name: "Restored".into(),
+        about: String::new(),
+        avatar_media_id: None,
     };
     assert_eq!(s.account(user).await.unwrap(), Some(want.clone()));
     assert_eq!(s.account_by_name(&name).await.unwrap(), Some(want.clone()));
@@ -75,6 +77,51 @@ async fn accounts_restore_from_the_log<S: StateStore>(s: &S) {
     .await
     .unwrap();
     assert_eq!(s.new_device(user).await.unwrap(), DeviceId(8));
+
+    // Profile changes apply in order; `None` keeps a field, an empty
+    // avatar removes it; the user is found by name with the new profile.
+    let set =
+        |display: Option<&str>, about: Option<&str>, avatar: Option<&str>| StateOp::SetProfile {
+            user,
+            display_name: display.map(str::to_owned),
+            about: about.map(str::to_owned),
+            avatar_media_id: avatar.map(str::to_owned),
+        };
+    s.write(vec![
+        set(Some("New name"), Some("hello there"), Some("m-1")),
+        set(None, Some("busy"), None),
+    ])
+    .await
+    .unwrap();
+    let a = s.account(user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            a.display_name.as_str(),
+            a.about.as_str(),
+            a.avatar_media_id.as_deref()
+        ),
+        ("New name", "busy", Some("m-1"))
+    );
+    assert_eq!(a.username, name, "the name and hash stay");
+    assert_eq!(a.password_hash, "$argon2id$r");
+    s.write(vec![set(None, None, Some(""))]).await.unwrap();
+    let a = s.account_by_name(&name).await.unwrap().unwrap();
+    assert_eq!(
+        (a.display_name.as_str(), a.about.as_str()),
+        ("New name", "busy")
+    );
+    assert_eq!(a.avatar_media_id, None, "an empty avatar removes it");
+    // A change for a user the store does not know creates nothing.
+    let ghost = UserId(user.0 + 1_000_000);
+    s.write(vec![StateOp::SetProfile {
+        user: ghost,
+        display_name: Some("Ghost".into()),
+        about: None,
+        avatar_media_id: None,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.account(ghost).await.unwrap(), None);
 }
 
 async fn accounts_and_devices<S: StateStore>(s: &S) {
