@@ -195,9 +195,7 @@ async fn presence(
     _caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<PresenceFrame>, ApiError> {
-    let user: UserId = id
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    let user = user_id(&id)?;
     if s.edge.state.account(user).await?.is_none() {
         return Err(ApiError::not_found(format!("no user {user}")));
     }
@@ -215,10 +213,13 @@ async fn profile(
     _caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Profile>, ApiError> {
-    let user: UserId = id
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("user id {id:?}: {e}")))?;
-    Ok(Json(s.edge.profile(user).await?))
+    Ok(Json(s.edge.profile(user_id(&id)?).await?))
+}
+
+/// A user id from a path, or `bad_request` saying why not.
+fn user_id(id: &str) -> Result<UserId, ApiError> {
+    id.parse()
+        .map_err(|e| ApiError::bad_request(format!("user id {id:?}: {e}")))
 }
 
 async fn my_profile(State(s): State<AppState>, caller: Caller) -> Result<Json<Profile>, ApiError> {
