@@ -3,28 +3,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use parley_engines::contract::clickhouse_server::ClickHouseServer;
 use serde_json::{json, Value};
-
-/// Polls `f` until it returns `Some`, for what the history writer makes
-/// visible a moment after the ack.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn ids(messages: &Value) -> Vec<String> {
     messages
@@ -58,7 +39,7 @@ async fn scrollback_and_conversations(cfg: parley::Config) {
     // Once the writer has the reply, pages of 50 walk everything, newest
     // first, each message once.
     let newest = sent.last().unwrap().clone();
-    eventually("the reply in history", || async {
+    eventually("the reply in history", WAIT, || async {
         let (_, page) = get(&url, &at, &format!("{path}?limit=1")).await;
         (ids(&page["messages"]) == [newest.clone()]).then_some(())
     })
@@ -154,7 +135,7 @@ async fn scrollback_and_conversations(cfg: parley::Config) {
         json!({"type": "receipt", "conversation_id": cid, "msg_id": sent[99], "status": "read"}),
     )
     .await;
-    eventually("unread after a read receipt", || async {
+    eventually("unread after a read receipt", WAIT, || async {
         let (_, list) = get(&url, &bt, "/v1/conversations").await;
         (list["conversations"][0]["unread"] == 20).then_some(())
     })

@@ -59,39 +59,31 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
     let (token, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &token).await;
     let mut ids = send(&mut a, &bob.id, 100).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let count = |ch: &ClickHouseServer| {
-        tokio::task::block_in_place(|| ch.try_sql("SELECT count() FROM parley.messages"))
-    };
-    while count(&ch).map(|c| c.trim().to_owned()) != Ok("100".to_owned()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first 100 never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the first 100 in history", WAIT, || async {
+        let count =
+            tokio::task::block_in_place(|| ch.try_sql("SELECT count() FROM parley.messages"));
+        (count.map(|c| c.trim().to_owned()) == Ok("100".to_owned())).then_some(())
+    })
+    .await;
 
     // Down: sends are still acknowledged; the writer falls behind.
     ch.stop();
     ids.extend(send(&mut a, &bob.id, 200).await);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
-        let failed = metric(
-            &s.url,
-            "parley_history_write_failures_total",
-            "job=\"history\"",
-        )
-        .await;
-        if lag >= 1.0 && failed >= 1.0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "lag {lag}, failures {failed}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the writer's lag and failures on /metrics",
+        WAIT,
+        || async {
+            let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
+            let failed = metric(
+                &s.url,
+                "parley_history_write_failures_total",
+                "job=\"history\"",
+            )
+            .await;
+            (lag >= 1.0 && failed >= 1.0).then_some(())
+        },
+    )
+    .await;
     ids.extend(send(&mut a, &bob.id, 100).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -99,15 +91,17 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
     tokio::task::block_in_place(|| ch.resume());
     ids.extend(send(&mut a, &bob.id, 100).await);
     assert_eq!(ids.len(), 500);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while sql(&ch, "SELECT uniqExact(msg_id) FROM parley.messages") != "500" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "history never caught up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually("history caught up", Duration::from_secs(60), || async {
+        (sql(&ch, "SELECT uniqExact(msg_id) FROM parley.messages") == "500").then_some(())
+    })
+    .await;
+    // Wait for the writer to have stored its offset past everything, so no
+    // insert is still in flight when the table is merged below.
+    eventually("the writer's lag back to 0", WAIT, || async {
+        let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
+        (lag == 0.0).then_some(())
+    })
+    .await;
     assert_eq!(sql(&ch, "SELECT count() FROM parley.messages FINAL"), "500");
     sql(&ch, "OPTIMIZE TABLE parley.messages FINAL");
     assert_eq!(

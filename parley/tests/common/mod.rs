@@ -131,6 +131,23 @@ pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, Stri
     )
 }
 
+/// Polls `f` until it returns `Some`, for what the server makes visible a
+/// moment later (history, rebuilt state); panics after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `GET url+path` with a bearer token: the status and the JSON body
 /// (`null` if there is none).
 pub async fn get(url: &str, token: &str, path: &str) -> (u16, Value) {
