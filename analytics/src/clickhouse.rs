@@ -353,75 +353,65 @@ impl History for ClickHouseHistory {
                 newest.insert((user, m.conversation), heads[&m.conversation]);
             }
         }
-        self.insert(
-            "conversation_heads",
-            heads
-                .iter()
-                .map(|(c, id)| HeadRow {
-                    conversation: c.to_string(),
-                    last_msg_id: id.0,
-                })
-                .collect(),
-        )
-        .await?;
-        self.insert(
-            "user_conversations",
-            newest
-                .into_iter()
-                .map(|((user, c), id)| ConversationRow {
-                    user: user.0,
-                    conversation: c.to_string(),
-                    last_msg_id: id.0,
-                })
-                .collect(),
-        )
-        .await?;
-        self.insert(
-            "read_marks",
-            batch
-                .marks
-                .iter()
-                .filter(|r| r.status == ReceiptStatus::Read)
-                .map(|r| ReadMarkRow {
-                    user: r.by.0,
-                    conversation: r.conversation.to_string(),
-                    up_to: r.up_to.0,
-                    ts: r.ts,
-                })
-                .collect(),
-        )
-        .await?;
-        self.insert(
-            "receipts",
-            batch
-                .receipts
-                .iter()
-                .map(|r| ReceiptRow {
-                    msg_id: r.msg_id.0,
-                    conversation: r.conversation.to_string(),
-                    sender: r.sender.0,
-                    reader: r.by.0,
-                    status: status_name(r.status),
-                    sent_ts: r.sent_ts,
-                    ts: r.ts,
-                })
-                .collect(),
-        )
-        .await?;
-        self.insert(
-            "presence_sessions",
-            batch
-                .sessions
-                .iter()
-                .map(|s| SessionRow {
-                    user: s.user.0,
-                    start_ts: s.start,
-                    end_ts: s.end,
-                    active_beats: s.active_beats,
-                })
-                .collect(),
-        )
-        .await
+        let heads = heads
+            .iter()
+            .map(|(c, id)| HeadRow {
+                conversation: c.to_string(),
+                last_msg_id: id.0,
+            })
+            .collect();
+        let lists = newest
+            .into_iter()
+            .map(|((user, c), id)| ConversationRow {
+                user: user.0,
+                conversation: c.to_string(),
+                last_msg_id: id.0,
+            })
+            .collect();
+        let marks = batch
+            .marks
+            .iter()
+            .filter(|r| r.status == ReceiptStatus::Read)
+            .map(|r| ReadMarkRow {
+                user: r.by.0,
+                conversation: r.conversation.to_string(),
+                up_to: r.up_to.0,
+                ts: r.ts,
+            })
+            .collect();
+        let receipts = batch
+            .receipts
+            .iter()
+            .map(|r| ReceiptRow {
+                msg_id: r.msg_id.0,
+                conversation: r.conversation.to_string(),
+                sender: r.sender.0,
+                reader: r.by.0,
+                status: status_name(r.status),
+                sent_ts: r.sent_ts,
+                ts: r.ts,
+            })
+            .collect();
+        let sessions = batch
+            .sessions
+            .iter()
+            .map(|s| SessionRow {
+                user: s.user.0,
+                start_ts: s.start,
+                end_ts: s.end,
+                active_beats: s.active_beats,
+            })
+            .collect();
+        // The other tables do not depend on each other: one round trip for
+        // all of them rather than one after another.
+        futures::try_join!(
+            self.insert("conversation_heads", heads),
+            self.insert("user_conversations", lists),
+            self.insert("read_marks", marks),
+            self.insert("receipts", receipts),
+            self.insert("presence_sessions", sessions),
+        )?;
+        Ok(())
     }
 
     async fn page(
