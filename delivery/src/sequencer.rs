@@ -109,7 +109,11 @@ impl Processor for Sequencer {
                         .push((user, Push::Item { seq, frame, origin }));
                 }
                 Event::Status(s) => {
-                    let frame = Arc::new(ServerFrame::Status(s.to_frame()));
+                    let frame = Arc::new(ServerFrame::Status(s.to_frame(false)));
+                    self.pending.pushes.push((s.to, Push::Frame(frame)));
+                }
+                Event::StatusAll(s) => {
+                    let frame = Arc::new(ServerFrame::Status(s.to_frame(true)));
                     self.pending.pushes.push((s.to, Push::Frame(frame)));
                 }
                 other => {

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_schemas::ids::{now_ms, ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::group::GroupState;
+use parley_schemas::ids::{now_ms, ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -47,6 +48,7 @@ const DEVICES: TableDefinition<u64, u64> = TableDefinition::new("devices");
 const PROFILES: TableDefinition<u64, (&str, &str)> = TableDefinition::new("profiles");
 const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
 const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
+const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(e.to_string())
@@ -146,6 +148,7 @@ impl RedbState {
         tx.open_table(PROFILES).map_err(err)?;
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;
+        tx.open_table(GROUPS).map_err(err)?;
         tx.commit().map_err(err)?;
         let inner = Arc::new(Inner {
             db,
@@ -356,6 +359,10 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         StateOp::RestoreDevice { user, device } => {
             raise(&mut tx.open_table(DEVICES).map_err(err)?, user.0, device.0)?;
         }
+        StateOp::PutGroup { group, state } => {
+            let mut t = tx.open_table(GROUPS).map_err(err)?;
+            t.insert(group.0, state.encode().as_slice()).map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -475,6 +482,19 @@ impl StateStore for RedbState {
 
     async fn account(&self, user: UserId) -> Result<Option<Account>> {
         self.read(move |tx| account_in(tx, user.0)).await
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupState>> {
+        self.read(move |tx| {
+            let t = tx.open_table(GROUPS).map_err(err)?;
+            let Some(v) = t.get(group.0).map_err(err)? else {
+                return Ok(None);
+            };
+            GroupState::decode(v.value())
+                .map(Some)
+                .map_err(|e| err(format!("group {group}: {e}")))
+        })
+        .await
     }
 
     async fn new_device(&self, user: UserId) -> Result<DeviceId> {

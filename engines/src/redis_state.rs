@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::group::GroupState;
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -114,6 +115,8 @@ while i <= #ARGV do
       if c ~= '\0' then redis.call('HSET', k, 'about', c) end
       if d ~= '\0' then redis.call('HSET', k, 'avatar', d) end
     end
+  elseif op == 'G' then -- group, state
+    redis.call('SET', p .. ':g:' .. a, b)
   end
   i = i + 5
 end
@@ -275,6 +278,13 @@ impl RedisState {
                         .arg(or_keep(display_name))
                         .arg(or_keep(about))
                         .arg(or_keep(avatar_media_id));
+                }
+                StateOp::PutGroup { group, state } => {
+                    inv.arg("G")
+                        .arg(group.0)
+                        .arg(state.encode())
+                        .arg("")
+                        .arg("");
                 }
             }
         }
@@ -461,6 +471,17 @@ impl StateStore for RedisState {
             delivered: unpad(d),
             read: unpad(r),
         })
+    }
+
+    async fn group(&self, group: GroupId) -> Result<Option<GroupState>> {
+        let blob: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(format!("g:{group}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        blob.map(|b| GroupState::decode(&b))
+            .transpose()
+            .map_err(|e| EngineError::State(format!("group {group}: {e}")))
     }
 
     async fn presence(&self, user: UserId) -> Result<Option<Presence>> {

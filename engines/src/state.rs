@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::group::GroupState;
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::ReceiptStatus;
 
 use crate::error::Result;
@@ -113,6 +114,9 @@ pub enum StateOp {
         about: Option<String>,
         avatar_media_id: Option<String>,
     },
+    /// A group's whole derived state, as the router last computed it (it is
+    /// the one writer of each group, so the last write is the truth).
+    PutGroup { group: GroupId, state: GroupState },
 }
 
 /// Whether `apply` wrote.
@@ -203,6 +207,9 @@ pub trait StateStore: Send + Sync + 'static {
         user: UserId,
         conversation: ConversationId,
     ) -> Result<Option<MessageId>>;
+
+    /// A group's state as the router derived it; `None` if no such group.
+    async fn group(&self, group: GroupId) -> Result<Option<GroupState>>;
 
     /// Writes `ops` atomically, outside any job.
     async fn write(&self, ops: Vec<StateOp>) -> Result<()>;

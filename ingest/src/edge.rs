@@ -28,17 +28,18 @@ use parley_engines::history::MAX_PAGE;
 use parley_engines::{Cluster, EngineError, History, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{
-    AccountCreated, DeviceAdded, Event, Heartbeat, MessageSent, ProfileUpdated, Receipt,
+    AccountCreated, DeviceAdded, Event, GroupEvent, Heartbeat, MessageSent, ProfileUpdated, Receipt,
 };
+use parley_schemas::group::{GroupChange, GroupState, Refused};
 use parley_schemas::ids::{
-    now_ms, ConversationId, DeviceId, MessageId, MessageIdGenerator, UserId,
+    now_ms, ConversationId, DeviceId, GroupId, MessageId, MessageIdGenerator, UserId,
 };
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
-    Ack, Body, ConversationEntry, ErrorBody, ErrorCode, MsgFrame, Profile, ProfilePatch,
-    ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice, DEFAULT_PAGE,
-    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
+    Ack, Body, ConversationEntry, CreateGroup, ErrorBody, ErrorCode, GroupCreated, GroupInfo,
+    GroupMember, MsgFrame, Profile, ProfilePatch, ReceiptFrame, Recipient, SendFrame, ServerFrame,
+    TypingNotice, DEFAULT_PAGE, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
@@ -111,6 +112,8 @@ pub struct Edge {
     /// Users known to exist (accounts are never deleted), so a send checks
     /// its recipient without a store call.
     known_users: std::sync::RwLock<std::collections::HashSet<UserId>>,
+    typing_limit: KeyedLimiter,
+    typing_checks: std::sync::atomic::AtomicU64,
     /// Every task that holds an engine: appenders and sockets.
     pub tasks: TaskTracker,
     /// Cancelled at shutdown: sockets close, appenders drain.
@@ -147,6 +150,8 @@ impl Edge {
             peers: Default::default(),
             http,
             known_users: Default::default(),
+            typing_limit: typing_limiter(),
+            typing_checks: Default::default(),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         })
@@ -219,7 +224,11 @@ impl Edge {
                 }
                 ConversationId::direct(caller.user, to)
             }
-            Recipient::Group(g) => return Err(ApiError::not_found(format!("no group {g}"))),
+            Recipient::Group(g) => {
+                let c = ConversationId::group(g);
+                self.access(caller.user, &c, true).await?;
+                c
+            }
         };
         let p = conversation_partition(&conversation, self.partitions);
         let local = self.appenders.read().expect("appenders").get(&p).cloned();
@@ -443,7 +452,7 @@ impl Edge {
 
     /// A cumulative delivered/read receipt from a member of the conversation.
     pub async fn receipt(&self, caller: Caller, r: ReceiptFrame) -> Result<(), ApiError> {
-        self.check_member(caller.user, &r.conversation_id)?;
+        self.access(caller.user, &r.conversation_id, true).await?;
         let event = Event::Receipt(Receipt {
             conversation: r.conversation_id,
             by: caller.user,
@@ -477,35 +486,175 @@ impl Edge {
         .await
     }
 
-    /// Ephemeral: straight to the other member's connected devices, never
-    /// to the log.
-    pub fn typing(&self, caller: Caller, conversation: ConversationId) -> Result<(), ApiError> {
-        self.check_member(caller.user, &conversation)?;
-        if let Some(peer) = conversation.peer_of(caller.user) {
-            let frame = ServerFrame::Typing(TypingNotice {
-                conversation_id: conversation,
-                user_id: caller.user,
-            });
-            self.pusher
-                .deliver(vec![(peer, Push::Frame(Arc::new(frame)))]);
+    /// Ephemeral: straight to the other members' connected devices, never
+    /// to the log. Limited per user ([`TYPING_PER_SECOND`]).
+    pub async fn typing(
+        &self,
+        caller: Caller,
+        conversation: ConversationId,
+    ) -> Result<(), ApiError> {
+        // Users who stopped typing are forgotten now and then, so the
+        // limiter's memory follows the users typing lately.
+        if self
+            .typing_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 10_000
+            == 9_999
+        {
+            self.typing_limit.retain_recent();
         }
+        if self.typing_limit.check_key(&caller.user).is_err() {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("at most {TYPING_PER_SECOND} typing frames a second"),
+            ));
+        }
+        let frame = Arc::new(ServerFrame::Typing(TypingNotice {
+            conversation_id: conversation,
+            user_id: caller.user,
+        }));
+        let to: Vec<UserId> = match self.access(caller.user, &conversation, true).await? {
+            Access::Direct => conversation.peer_of(caller.user).into_iter().collect(),
+            Access::Group(state) => state
+                .current_members()
+                .map(|m| m.user)
+                .filter(|u| *u != caller.user)
+                .collect(),
+        };
+        let pushes = to
+            .into_iter()
+            .map(|u| (u, Push::Frame(frame.clone())))
+            .collect();
+        self.pusher.deliver(pushes);
         Ok(())
     }
 
-    /// Whether `user` may act in `conversation`. Groups arrive with issue 6;
-    /// until then no group exists.
-    pub fn check_member(
+    /// What `user` may see of `conversation`, or why not: `forbidden` to
+    /// a non-member (and, with `now`, to a former member), `not_found` for
+    /// a group that does not exist.
+    pub async fn access(
         &self,
         user: UserId,
         conversation: &ConversationId,
-    ) -> Result<(), ApiError> {
+        now: bool,
+    ) -> Result<Access, ApiError> {
         match conversation {
-            ConversationId::Direct { .. } if conversation.is_direct_member(user) => Ok(()),
+            ConversationId::Direct { .. } if conversation.is_direct_member(user) => {
+                Ok(Access::Direct)
+            }
             ConversationId::Direct { .. } => {
                 Err(ApiError::forbidden("not a member of this conversation"))
             }
-            ConversationId::Group(g) => Err(ApiError::not_found(format!("no group {g}"))),
+            ConversationId::Group(g) => {
+                let state = self.group_state(*g).await?;
+                match state.entry(user) {
+                    Some(m) if m.is_current() || !now => Ok(Access::Group(state)),
+                    Some(_) => Err(ApiError::forbidden("no longer a member of this group")),
+                    None => Err(ApiError::forbidden("not a member of this group")),
+                }
+            }
         }
+    }
+
+    async fn group_state(&self, g: GroupId) -> Result<GroupState, ApiError> {
+        self.state
+            .group(g)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no group {g}")))
+    }
+
+    /// Creates a group with the caller as its admin.
+    pub async fn create_group(
+        &self,
+        caller: Caller,
+        req: CreateGroup,
+    ) -> Result<GroupCreated, ApiError> {
+        for u in &req.members {
+            if !self.user_exists(*u).await? {
+                return Err(ApiError::not_found(format!("no user {u}")));
+            }
+        }
+        let ts = now_ms();
+        GroupState::create(caller.user, &req.name, &req.members, ts).map_err(refusal)?;
+        let group = GroupId(self.ids.next_id().0);
+        let change = GroupChange::Created {
+            name: req.name,
+            members: req.members,
+        };
+        self.log_group_change(group, caller.user, change, ts)
+            .await?;
+        Ok(GroupCreated {
+            group_id: group,
+            conversation_id: ConversationId::group(group),
+        })
+    }
+
+    /// Adds, removes (or leaves) or renames, if the caller may; returns
+    /// the group as it is after the change.
+    pub async fn change_group(
+        &self,
+        caller: Caller,
+        group: GroupId,
+        change: GroupChange,
+    ) -> Result<GroupInfo, ApiError> {
+        if let GroupChange::Added(u) = &change {
+            if !self.user_exists(*u).await? {
+                return Err(ApiError::not_found(format!("no user {u}")));
+            }
+        }
+        let mut state = self.group_state(group).await?;
+        if state.entry(caller.user).is_none() {
+            return Err(ApiError::forbidden("not a member of this group"));
+        }
+        state.apply(caller.user, &change).map_err(refusal)?;
+        self.log_group_change(group, caller.user, change, now_ms())
+            .await?;
+        Ok(group_info(group, &state))
+    }
+
+    /// The group and its current members, to a current member.
+    pub async fn group_info(&self, caller: Caller, group: GroupId) -> Result<GroupInfo, ApiError> {
+        match self
+            .access(caller.user, &ConversationId::group(group), true)
+            .await?
+        {
+            Access::Group(state) => Ok(group_info(group, &state)),
+            Access::Direct => unreachable!("a group conversation"),
+        }
+    }
+
+    /// Appends a group change to the group's partition and waits (up to
+    /// [`ROUTED_WAIT`]) until the router has applied it, so the caller's
+    /// next call sees it. Past that it is still durable and applies later.
+    async fn log_group_change(
+        &self,
+        group: GroupId,
+        by: UserId,
+        change: GroupChange,
+        ts: u64,
+    ) -> Result<(), ApiError> {
+        let c = ConversationId::group(group);
+        let p = conversation_partition(&c, self.partitions);
+        let event = Event::Group(GroupEvent {
+            group,
+            by,
+            change,
+            ts,
+        });
+        let offset = self.append_at(topics::EVENTS, p, &event).await?;
+        let deadline = tokio::time::Instant::now() + ROUTED_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let routed = self
+                .state
+                .job_offset(parley_processors::router::JOB, p)
+                .await?;
+            if routed.is_some_and(|r| r > offset) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tracing::warn!(%group, "group change durable but not applied yet");
+        Ok(())
     }
 
     /// A page of scrollback for a member: newest first, below `before`.
@@ -523,9 +672,27 @@ impl Edge {
                 "limit must be 1..={MAX_PAGE}"
             )));
         }
-        self.check_member(user, &conversation)?;
+        // A group member reads the span they were in: nothing before they
+        // joined, nothing after they left.
+        let (mut before, mut after) = (before, None);
+        if let Access::Group(state) = self.access(user, &conversation, false).await? {
+            let m = state.entry(user).expect("access found the member");
+            after = m.joined;
+            match m.left {
+                Some(None) => return Ok(Vec::new()),
+                Some(Some(last)) => {
+                    let end = MessageId(last.0 + 1);
+                    before = Some(before.map_or(end, |b| b.min(end)));
+                }
+                None => {}
+            }
+        }
         let page = self.history.page(conversation, before, limit).await?;
-        Ok(page.iter().map(|m| m.to_frame(None)).collect())
+        Ok(page
+            .iter()
+            .filter(|m| Some(m.msg_id) > after)
+            .map(|m| m.to_frame(None))
+            .collect())
     }
 
     /// The caller's conversations, newest activity first, `limit` 1..=500
@@ -557,11 +724,17 @@ impl Edge {
     }
 
     async fn append(&self, topic: &str, partition: u32, event: &Event) -> Result<(), ApiError> {
-        self.log
+        self.append_at(topic, partition, event).await.map(|_| ())
+    }
+
+    /// Appends one event; returns its offset.
+    async fn append_at(&self, topic: &str, partition: u32, event: &Event) -> Result<u64, ApiError> {
+        let at = self
+            .log
             .append(topic, partition, vec![Bytes::from(codec::encode(event))])
             .await?;
         APPENDS.inc();
-        Ok(())
+        Ok(at.first_offset)
     }
 }
 
@@ -797,6 +970,47 @@ impl Appender {
                 }
             }
         }
+    }
+}
+
+/// Typing frames a user may send a second, and in a burst: clients send
+/// one every few seconds while typing; more is noise to every member.
+pub const TYPING_PER_SECOND: u32 = 2;
+pub const TYPING_BURST: u32 = 5;
+/// How long a group change waits for the router to apply it.
+const ROUTED_WAIT: Duration = Duration::from_secs(5);
+
+type KeyedLimiter = governor::DefaultKeyedRateLimiter<UserId>;
+
+fn typing_limiter() -> KeyedLimiter {
+    let per_second = std::num::NonZeroU32::new(TYPING_PER_SECOND).expect("non-zero");
+    let burst = std::num::NonZeroU32::new(TYPING_BURST).expect("non-zero");
+    governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
+}
+
+/// What a member may see of a conversation.
+pub enum Access {
+    Direct,
+    /// The group's state; the member's span is in it.
+    Group(GroupState),
+}
+
+fn refusal(r: Refused) -> ApiError {
+    ApiError::new(r.code, r.reason)
+}
+
+fn group_info(group: GroupId, state: &GroupState) -> GroupInfo {
+    GroupInfo {
+        group_id: group,
+        conversation_id: ConversationId::group(group),
+        name: state.name.clone(),
+        members: state
+            .current_members()
+            .map(|m| GroupMember {
+                user_id: m.user,
+                admin: m.admin,
+            })
+            .collect(),
     }
 }
 

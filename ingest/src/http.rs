@@ -7,12 +7,14 @@ use axum::extract::{FromRequestParts, Query, State, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::group::GroupChange;
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, ConversationsPage, CreateSession, CreateUser, ErrorCode, MessagesPage, PresenceFrame,
-    Profile, ProfilePatch, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+    Ack, AddMember, ConversationsPage, CreateGroup, CreateSession, CreateUser, ErrorCode,
+    GroupCreated, GroupInfo, MessagesPage, PresenceFrame, Profile, ProfilePatch, RenameGroup,
+    SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -36,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/users/{id}", get(profile))
         .route("/v1/users/me", get(my_profile).patch(update_profile))
+        .route("/v1/groups", post(create_group))
+        .route("/v1/groups/{id}", get(group_info).patch(rename_group))
+        .route("/v1/groups/{id}/members", post(add_member))
+        .route("/v1/groups/{id}/members/{user_id}", delete(remove_member))
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
@@ -232,6 +238,62 @@ async fn update_profile(
     Body(patch): Body<ProfilePatch>,
 ) -> Result<Json<Profile>, ApiError> {
     Ok(Json(s.edge.update_profile(caller.user, patch).await?))
+}
+
+fn group_id(id: &str) -> Result<GroupId, ApiError> {
+    id.parse()
+        .map_err(|e| ApiError::bad_request(format!("group id {id:?}: {e}")))
+}
+
+async fn create_group(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<CreateGroup>,
+) -> Result<(StatusCode, Json<GroupCreated>), ApiError> {
+    let created = s.edge.create_group(caller, req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn group_info(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    Ok(Json(s.edge.group_info(caller, group_id(&id)?).await?))
+}
+
+async fn rename_group(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Body(req): Body<RenameGroup>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    let change = GroupChange::Renamed(req.name);
+    Ok(Json(
+        s.edge.change_group(caller, group_id(&id)?, change).await?,
+    ))
+}
+
+async fn add_member(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Body(req): Body<AddMember>,
+) -> Result<StatusCode, ApiError> {
+    let change = GroupChange::Added(req.user_id);
+    s.edge.change_group(caller, group_id(&id)?, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a member (admins), or leaves (anyone, with their own id).
+async fn remove_member(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let change = GroupChange::Removed(user_id(&user)?);
+    s.edge.change_group(caller, group_id(&id)?, change).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `?before=&limit=` as text, so a bad value gets our `bad_request` with

@@ -166,7 +166,7 @@ async fn handle(
                 let _ = out.send(Out::Sync(s.since)).await;
             }
             ClientFrame::Heartbeat(h) => edge.heartbeat(caller, h.active, false).await?,
-            ClientFrame::Typing(t) => edge.typing(caller, t.conversation_id)?,
+            ClientFrame::Typing(t) => edge.typing(caller, t.conversation_id).await?,
             ClientFrame::History(h) => {
                 let messages = edge
                     .history_page(caller.user, h.conversation_id, h.before, h.limit)

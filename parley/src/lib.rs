@@ -156,7 +156,7 @@ async fn process_partition(
         caught_up,
         ..job_spec(router::JOB, topics::EVENTS, p)
     };
-    let router = Router::new(log.clone(), partitions);
+    let router = Router::new(log.clone(), state.clone(), partitions);
     tokio::join!(
         run_job(
             log.clone(),

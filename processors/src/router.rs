@@ -1,42 +1,97 @@
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
-use parley_engines::{Log, Record, Result, StateOp};
-use parley_schemas::event::{Event, InboxItem, StatusUpdate};
+use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
+use parley_schemas::event::{Event, GroupEvent, InboxItem, StatusUpdate};
+use parley_schemas::group::{GroupChange, GroupState, Tick};
+use parley_schemas::ids::{ConversationId, GroupId, UserId};
 use parley_schemas::partition::user_partition;
-use parley_schemas::wire::Recipient;
+use parley_schemas::wire::{Recipient, RESEND_WINDOW_MS};
 use parley_schemas::{codec, topics};
-
-use parley_schemas::wire::RESEND_WINDOW_MS;
+use prometheus::{register_int_counter_vec, IntCounterVec};
 
 /// The job name under which the router stores its offsets.
 pub const JOB: &str = "router";
 
+/// Groups whose state the router keeps in memory between batches.
+const GROUP_CACHE: usize = 100_000;
+
+static GROUP_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_group_refused_records_total",
+        "Group records the router refused in log order (a race the edge's check could not see)",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Routes `events`: each message to its recipients' inboxes, each receipt
+/// to the senders it acknowledges, and each group change into the group's
+/// state. It is the one writer of the groups of its partition, so it
+/// keeps their state in memory (`groups`); a batch's changes go to
+/// `pending` and reach the cache only once stored, as in the sequencer.
 pub struct Router {
     log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
     inbox_partitions: u32,
+    groups: HashMap<GroupId, GroupState>,
+    pending: HashMap<GroupId, Option<GroupState>>,
 }
 
 impl Router {
-    pub fn new(log: Arc<dyn Log>, inbox_partitions: u32) -> Self {
+    pub fn new(log: Arc<dyn Log>, state: Arc<dyn StateStore>, inbox_partitions: u32) -> Self {
         Router {
             log,
+            state,
             inbox_partitions,
+            groups: HashMap::new(),
+            pending: HashMap::new(),
         }
+    }
+
+    /// The group as of the records processed so far; `None` if it does
+    /// not exist.
+    async fn group(&mut self, g: GroupId) -> Result<Option<&mut GroupState>> {
+        if !self.pending.contains_key(&g) {
+            let state = match self.groups.get(&g) {
+                Some(s) => Some(s.clone()),
+                None => self.state.group(g).await?,
+            };
+            self.pending.insert(g, state);
+        }
+        Ok(self.pending.get_mut(&g).and_then(Option::as_mut))
+    }
+}
+
+fn status(to: UserId, c: ConversationId, rc_by: UserId, t: &Tick, ts: u64) -> Event {
+    let s = StatusUpdate {
+        to,
+        conversation: c,
+        msg_id: t.msg_id,
+        status: t.status,
+        by: rc_by,
+        ts,
+    };
+    if t.all {
+        Event::StatusAll(s)
+    } else {
+        Event::Status(s)
     }
 }
 
 #[async_trait]
 impl Processor for Router {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        self.pending.clear();
         let mut ops = Vec::new();
         // Inbox partition -> records, kept in log order.
         let mut out: BTreeMap<u32, Vec<Bytes>> = BTreeMap::new();
+        let parts = self.inbox_partitions;
         let mut route = |user, event: &Event| {
-            out.entry(user_partition(user, self.inbox_partitions))
+            out.entry(user_partition(user, parts))
                 .or_default()
                 .push(Bytes::from(codec::encode(event)));
         };
@@ -45,7 +100,23 @@ impl Processor for Router {
                 Event::MessageSent(m) => {
                     let recipients = match m.to {
                         Recipient::User(u) => vec![u],
-                        Recipient::Group(_) => Vec::new(), // groups: issue 6
+                        Recipient::Group(g) => match self.group(g).await? {
+                            Some(state) if state.current(m.from).is_some() => {
+                                let ticks = state.message(m.msg_id, m.from).unwrap_or_default();
+                                for t in ticks {
+                                    route(t.to, &status(t.to, m.conversation, m.from, &t, m.ts));
+                                }
+                                let members = state.current_members().map(|m| m.user);
+                                members.filter(|u| *u != m.from).collect()
+                            }
+                            // A member removed just before this send (the
+                            // edge checked an older state): not delivered.
+                            _ => {
+                                GROUP_REFUSED.with_label_values(&["message"]).inc();
+                                tracing::warn!(group = %g, msg_id = %m.msg_id, "message from a non-member refused");
+                                continue;
+                            }
+                        },
                     };
                     for user in recipients.into_iter().chain(std::iter::once(m.from)) {
                         let item = Event::InboxItem(InboxItem {
@@ -73,6 +144,14 @@ impl Processor for Router {
                         status: rc.status,
                         up_to: rc.up_to,
                     });
+                    if let ConversationId::Group(g) = rc.conversation {
+                        if let Some(state) = self.group(g).await? {
+                            for t in state.receipt(rc.by, rc.up_to, rc.status) {
+                                route(t.to, &status(t.to, rc.conversation, rc.by, &t, rc.ts));
+                            }
+                        }
+                        continue;
+                    }
                     // In a 1:1 chat the messages acknowledged are the peer's.
                     if let Some(sender) = rc.conversation.peer_of(rc.by) {
                         let status = Event::Status(StatusUpdate {
@@ -86,6 +165,42 @@ impl Processor for Router {
                         route(sender, &status);
                     }
                 }
+                Event::Group(GroupEvent {
+                    group,
+                    by,
+                    change,
+                    ts,
+                }) => {
+                    let c = ConversationId::group(group);
+                    let ticks = match (&change, self.group(group).await?) {
+                        (GroupChange::Created { name, members }, None) => {
+                            GroupState::create(by, name, members, ts).map(|s| {
+                                self.pending.insert(group, Some(s));
+                                Vec::new()
+                            })
+                        }
+                        (GroupChange::Created { .. }, Some(_)) => {
+                            // A replayed creation finds its own group.
+                            continue;
+                        }
+                        (_, Some(state)) => state.apply(by, &change),
+                        (_, None) => {
+                            tracing::warn!(%group, "change to an unknown group");
+                            continue;
+                        }
+                    };
+                    match ticks {
+                        Ok(ticks) => {
+                            for t in ticks {
+                                route(t.to, &status(t.to, c, by, &t, ts));
+                            }
+                        }
+                        Err(refused) => {
+                            GROUP_REFUSED.with_label_values(&["change"]).inc();
+                            tracing::warn!(%group, %by, reason = %refused.reason, "group change refused");
+                        }
+                    }
+                }
                 other => tracing::warn!(
                     partition,
                     offset,
@@ -94,10 +209,33 @@ impl Processor for Router {
                 ),
             }
         }
+        // A group only replaces itself: the router is its one writer.
+        for (group, state) in &self.pending {
+            if let Some(state) = state {
+                ops.push(StateOp::PutGroup {
+                    group: *group,
+                    state: state.clone(),
+                });
+            }
+        }
         let appends = out
             .into_iter()
             .map(|(p, recs)| self.log.append(topics::INBOX, p, recs));
         futures::future::try_join_all(appends).await?;
         Ok(ops)
+    }
+
+    async fn committed(&mut self, applied: Applied) {
+        let pending = std::mem::take(&mut self.pending);
+        match applied {
+            Applied::Written => {
+                if self.groups.len() > GROUP_CACHE {
+                    self.groups.clear();
+                }
+                self.groups
+                    .extend(pending.into_iter().filter_map(|(g, s)| Some((g, s?))));
+            }
+            Applied::Stale { .. } => self.groups.clear(),
+        }
     }
 }

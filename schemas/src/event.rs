@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
+use crate::group::GroupChange;
+use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use crate::wire::{Body, ReceiptStatus, Recipient};
 
 /// One record of the log.
@@ -25,7 +26,12 @@ pub enum Event {
     AccountCreated(AccountCreated),
     DeviceAdded(DeviceAdded),
     ProfileUpdated(ProfileUpdated),
-    // Contact and group events are appended here (issue 6).
+    /// On `events`, in the group's conversation partition, so the router
+    /// sees membership and messages in one order.
+    Group(GroupEvent),
+    /// On `inbox`: every current member of a group reached `status` for
+    /// the sender's messages up to `msg_id` (`by`: whose receipt did it).
+    StatusAll(StatusUpdate),
 }
 
 impl Event {
@@ -41,6 +47,8 @@ impl Event {
             Event::AccountCreated(_) => "account_created",
             Event::DeviceAdded(_) => "device_added",
             Event::ProfileUpdated(_) => "profile_updated",
+            Event::Group(_) => "group",
+            Event::StatusAll(_) => "status_all",
         }
     }
 }
@@ -142,6 +150,15 @@ pub struct ProfileUpdated {
     pub ts: u64,
 }
 
+/// A change to a group's name or members, by `by`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEvent {
+    pub group: GroupId,
+    pub by: UserId,
+    pub change: GroupChange,
+    pub ts: u64,
+}
+
 impl MessageSent {
     /// The message as a client sees it, with the recipient's inbox `seq`
     /// when it comes from an inbox.
@@ -159,8 +176,10 @@ impl MessageSent {
 }
 
 impl StatusUpdate {
-    pub fn to_frame(&self) -> crate::wire::StatusFrame {
+    /// `all`: the aggregate for every member of a group.
+    pub fn to_frame(&self, all: bool) -> crate::wire::StatusFrame {
         crate::wire::StatusFrame {
+            all,
             conversation_id: self.conversation,
             msg_id: self.msg_id,
             status: self.status,

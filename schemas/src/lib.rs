@@ -5,6 +5,8 @@
 //!   64-bit time-sortable [`MessageId`] with its per-node generator.
 //! - [`event`]: the events that travel through the partitioned log
 //!   (message sent, receipt, heartbeat, inbox item, status, presence).
+//! - [`group`]: group membership rules and the state derived from a
+//!   group's events (members, their spans, receipt marks).
 //! - [`codec`]: the compact, versioned binary envelope those events are
 //!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
 //! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
@@ -19,6 +21,7 @@
 
 pub mod codec;
 pub mod event;
+pub mod group;
 pub mod ids;
 pub mod partition;
 pub mod topics;

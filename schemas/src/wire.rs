@@ -251,6 +251,10 @@ pub struct StatusFrame {
     pub status: ReceiptStatus,
     pub by: UserId,
     pub ts: u64,
+    /// In a group: every member has reached `status` (an addition to the
+    /// spec's frame; absent means one member, `by`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
 }
 
 /// The `presence` frame, and the body of `GET /v1/users/{id}/presence`.
@@ -348,6 +352,27 @@ pub struct GroupCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddMember {
     pub user_id: UserId,
+}
+
+/// `PATCH /v1/groups/{id}` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameGroup {
+    pub name: String,
+}
+
+/// `GET /v1/groups/{id}`, to its members (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub group_id: GroupId,
+    pub conversation_id: ConversationId,
+    pub name: String,
+    pub members: Vec<GroupMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub user_id: UserId,
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -516,11 +541,21 @@ mod tests {
             status: ReceiptStatus::Delivered,
             by: UserId(4),
             ts: 6,
+            all: false,
         });
         assert_eq!(
             to_value(&status),
             json!({"type": "status", "conversation_id": "g:9", "msg_id": "1",
                    "status": "delivered", "by": "4", "ts": 6})
+        );
+        let ServerFrame::Status(mut all) = status else {
+            unreachable!()
+        };
+        all.all = true;
+        assert_eq!(
+            to_value(&all)["all"],
+            json!(true),
+            "the aggregate says so; one member's status has no `all`"
         );
         let presence = ServerFrame::Presence(PresenceFrame {
             user_id: UserId(4),

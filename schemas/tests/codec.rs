@@ -3,6 +3,7 @@
 
 use parley_schemas::codec::{self, DecodeError, MAGIC, VERSION};
 use parley_schemas::event::*;
+use parley_schemas::group::GroupChange;
 use parley_schemas::ids::*;
 use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
 use proptest::prelude::*;
@@ -66,8 +67,26 @@ fn message() -> impl Strategy<Value = MessageSent> {
         )
 }
 
+fn group_change() -> impl Strategy<Value = GroupChange> {
+    prop_oneof![
+        (".{0,20}", proptest::collection::vec(user(), 0..5))
+            .prop_map(|(name, members)| GroupChange::Created { name, members }),
+        user().prop_map(GroupChange::Added),
+        user().prop_map(GroupChange::Removed),
+        ".{0,20}".prop_map(GroupChange::Renamed),
+    ]
+}
+
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
+        (any::<u64>(), user(), group_change(), any::<u64>()).prop_map(|(g, by, change, ts)| {
+            Event::Group(GroupEvent {
+                group: GroupId(g),
+                by,
+                change,
+                ts,
+            })
+        }),
         message().prop_map(Event::MessageSent),
         (
             conversation(),

@@ -23,6 +23,45 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     inbox_items(&*store).await;
     derived_idempotency_and_last_seen(&*store).await;
     accounts_restore_from_the_log(&*store).await;
+    groups(&*store).await;
+}
+
+/// A group's state is stored whole, by its one writer (the router), and
+/// the last write wins, within a job's batch too.
+async fn groups<S: StateStore>(s: &S) {
+    use parley_schemas::group::{GroupChange, GroupState};
+    let g = GroupId(rand::random::<u64>() >> 2);
+    assert_eq!(s.group(g).await.unwrap(), None);
+    let (a, b) = (fresh_user(), fresh_user());
+    let mut state = GroupState::create(a, "Team", &[b], 5).unwrap();
+    s.write(vec![StateOp::PutGroup {
+        group: g,
+        state: state.clone(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.group(g).await.unwrap().as_ref(), Some(&state));
+    let first = state.clone();
+    state.message(MessageId(9), b);
+    state.apply(a, &GroupChange::Removed(b)).unwrap();
+    let job = unique("groups");
+    let ops = vec![
+        StateOp::PutGroup {
+            group: g,
+            state: first,
+        },
+        StateOp::PutGroup {
+            group: g,
+            state: state.clone(),
+        },
+    ];
+    assert_eq!(
+        s.apply(&job, 0, None, 3, ops).await.unwrap(),
+        Applied::Written
+    );
+    let back = s.group(g).await.unwrap().unwrap();
+    assert_eq!(back, state);
+    assert!(back.current(b).is_none() && back.entry(b).unwrap().sees(MessageId(9)));
 }
 
 /// What the accounts job writes when it replays the log into an empty

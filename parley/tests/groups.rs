@@ -1,0 +1,387 @@
+//! Groups through the protocol: fan-out to every member in order, backlog
+//! for offline members, per-member and aggregate ticks, admin rights,
+//! removal, non-members, and typing with its rate limit.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn create_group(url: &str, token: &str, name: &str, members: &[&str]) -> String {
+    let (status, v) = call(
+        reqwest::Method::POST,
+        &format!("{url}/v1/groups"),
+        token,
+        Some(json!({"name": name, "members": members})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let g = v["group_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["conversation_id"], format!("g:{g}"));
+    g
+}
+
+fn send_frame(group: &str, cid: &str, text: &str) -> Value {
+    json!({"type": "send", "client_msg_id": cid, "to": {"group": group}, "body": {"text": text}})
+}
+
+/// The next frame of type `ty`, first among those skipped while the
+/// client waited for something else.
+async fn take(c: &mut Client, ty: &str) -> Value {
+    match c.skipped.iter().position(|m| m["type"] == ty) {
+        Some(i) => c.skipped.remove(i),
+        None => c.expect(ty).await,
+    }
+}
+
+/// The next `n` `msg` frames of a client, as msg ids.
+async fn msg_ids(c: &mut Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    while ids.len() < n {
+        ids.push(take(c, "msg").await["msg_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+fn by_number(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort_by_key(|s| s.parse::<u64>().unwrap());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_50_with_three_offline_gets_every_message_in_order_with_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let mut users = Vec::new();
+    let mut tokens = Vec::new();
+    for i in 0..50 {
+        let name = format!("member{i:02}");
+        users.push(register(&s.url, &name).await);
+        tokens.push(login(&s.url, &name, None).await);
+    }
+    let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    let group = create_group(&s.url, &tokens[0].0, "fifty", &ids[1..]).await;
+    let cid = format!("g:{group}");
+
+    let (status, info) = get(&s.url, &tokens[7].0, &format!("/v1/groups/{group}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["name"], "fifty");
+    let members: HashSet<&str> = info["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ids.iter().copied().collect());
+    assert_eq!(
+        info["members"][0],
+        json!({"user_id": ids[0], "admin": true})
+    );
+
+    // 47 online; the last three stay offline.
+    let mut online = Vec::new();
+    for (token, _) in &tokens[..47] {
+        online.push(Client::connect(&s.url, token).await);
+    }
+    // Three senders, interleaved.
+    let mut acked = Vec::new();
+    for i in 0..12 {
+        let who = i % 3;
+        online[who]
+            .send(send_frame(&group, &format!("c{i}"), &format!("hello {i}")))
+            .await;
+        let ack = online[who].expect("ack").await;
+        assert_eq!(ack["conversation_id"], cid);
+        acked.push((who, ack["msg_id"].as_str().unwrap().to_owned()));
+    }
+    let all_ids: Vec<String> = acked.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(by_number(&all_ids), all_ids, "acks rise in send order");
+
+    // Every online member gets every message but those it sent itself, in
+    // msg_id order.
+    let reads = online.iter_mut().enumerate().map(|(i, c)| {
+        let want: Vec<String> = acked
+            .iter()
+            .filter(|(who, _)| *who != i)
+            .map(|(_, id)| id.clone())
+            .collect();
+        async move {
+            let got = msg_ids(c, want.len()).await;
+            assert_eq!(got, want, "member {i}");
+        }
+    });
+    futures::future::join_all(reads).await;
+
+    let last = all_ids.last().unwrap().clone();
+    let sender0_last = acked
+        .iter()
+        .rev()
+        .find(|(w, _)| *w == 0)
+        .map(|(_, id)| id.clone())
+        .unwrap();
+    // Online members acknowledge: sender 0 sees a tick from each of them
+    // for its newest message (the other two senders read it by answering),
+    // but no aggregate yet: three members have received nothing.
+    for c in &mut online[3..] {
+        c.send(json!({"type": "receipt", "conversation_id": cid, "msg_id": last, "status": "delivered"}))
+            .await;
+    }
+    let mut by = BTreeSet::new();
+    while by.len() < 46 {
+        let st = take(&mut online[0], "status").await;
+        assert_eq!(st["conversation_id"], cid);
+        assert!(
+            st.get("all").is_none(),
+            "no aggregate while three lack it: {st}"
+        );
+        if st["msg_id"] == sender0_last {
+            by.insert(st["by"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(online[0].quiet("status", Duration::from_millis(300)).await);
+
+    // The offline three come back and get the backlog in order.
+    let mut late = Vec::new();
+    for (token, _) in &tokens[47..] {
+        let mut c = Client::connect(&s.url, token).await;
+        c.send(json!({"type": "sync"})).await;
+        assert_eq!(msg_ids(&mut c, all_ids.len()).await, all_ids);
+        c.send(json!({"type": "receipt", "conversation_id": cid, "msg_id": last, "status": "delivered"}))
+            .await;
+        late.push(c);
+    }
+    // Their per-member ticks, then the aggregate: all 49 others have it.
+    let mut seen_all = None;
+    while seen_all.is_none() {
+        let st = take(&mut online[0], "status").await;
+        if st["all"] == json!(true) {
+            seen_all = Some(st);
+        } else {
+            by.insert(st["by"].as_str().unwrap().to_owned());
+        }
+    }
+    let all = seen_all.unwrap();
+    assert_eq!(all["status"], "delivered");
+    assert_eq!(all["msg_id"], sender0_last);
+    assert_eq!(by.len(), 49, "one tick per other member");
+    assert!(!by.contains(ids[0]));
+
+    // Read by everyone: the aggregate read tick follows.
+    for c in online[1..].iter_mut().chain(late.iter_mut()) {
+        c.send(
+            json!({"type": "receipt", "conversation_id": cid, "msg_id": last, "status": "read"}),
+        )
+        .await;
+    }
+    loop {
+        let st = take(&mut online[0], "status").await;
+        if st["all"] == json!(true) && st["status"] == "read" {
+            assert_eq!(st["msg_id"], sender0_last);
+            break;
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_remove_and_removed_members_stop_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let dave = register(&s.url, "dave").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (ct, _) = login(&s.url, "carol", None).await;
+    let (dt, _) = login(&s.url, "dave", None).await;
+    let group = create_group(&s.url, &at, "team", &[&bob.id, &carol.id]).await;
+    let cid = format!("g:{group}");
+    let members = format!("{}/v1/groups/{group}/members", s.url);
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    let mut c = Client::connect(&s.url, &ct).await;
+    let mut d = Client::connect(&s.url, &dt).await;
+
+    // A non-member may not send, read, receipt, type or see the members.
+    d.send(send_frame(&group, "d1", "let me in")).await;
+    let e = d.expect("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("forbidden"), Some("d1"))
+    );
+    for frame in [
+        json!({"type": "receipt", "conversation_id": cid, "msg_id": "1", "status": "read"}),
+        json!({"type": "typing", "conversation_id": cid}),
+        json!({"type": "history", "conversation_id": cid}),
+    ] {
+        d.send(frame).await;
+        assert_eq!(d.expect("error").await["code"], "forbidden");
+    }
+    assert_eq!(
+        get(&s.url, &dt, &format!("/v1/groups/{group}")).await.0,
+        403
+    );
+    let history = format!("/v1/conversations/{cid}/messages");
+    assert_eq!(get(&s.url, &dt, &history).await.0, 403);
+    // Unknown and malformed groups.
+    assert_eq!(get(&s.url, &at, "/v1/groups/12345").await.0, 404);
+    assert_eq!(get(&s.url, &at, "/v1/groups/x1").await.0, 400);
+    d.send(send_frame("999", "d2", "hi")).await;
+    assert_eq!(d.expect("error").await["code"], "not_found");
+
+    // Only admins add and remove; bad bodies are bad requests.
+    let post = reqwest::Method::POST;
+    let del = reqwest::Method::DELETE;
+    let add = |who: &str| Some(json!({"user_id": who}));
+    assert_eq!(
+        call(post.clone(), &members, &bt, add(&dave.id)).await.0,
+        403
+    );
+    let remove_carol = format!("{members}/{}", carol.id);
+    assert_eq!(call(del.clone(), &remove_carol, &bt, None).await.0, 403);
+    assert_eq!(call(post.clone(), &members, &at, add("77777")).await.0, 404);
+    assert_eq!(call(post.clone(), &members, &at, add(&bob.id)).await.0, 409);
+    let (status, e) = call(post.clone(), &members, &at, Some(json!({"user": 1}))).await;
+    assert_eq!((status, e["code"].as_str()), (400, Some("bad_request")));
+
+    a.send(send_frame(&group, "a1", "before")).await;
+    let m1 = a.expect("ack").await["msg_id"].clone();
+    assert_eq!(b.expect("msg").await["msg_id"], m1);
+    assert_eq!(c.expect("msg").await["msg_id"], m1);
+
+    // Removed: nothing more reaches bob, and he may not send.
+    assert_eq!(
+        call(del.clone(), &format!("{members}/{}", bob.id), &at, None)
+            .await
+            .0,
+        204
+    );
+    a.send(send_frame(&group, "a2", "after")).await;
+    let m2 = a.expect("ack").await["msg_id"].clone();
+    assert_eq!(c.expect("msg").await["msg_id"], m2);
+    assert!(
+        b.quiet("msg", Duration::from_millis(500)).await,
+        "bob was removed"
+    );
+    b.send(send_frame(&group, "b1", "still here?")).await;
+    assert_eq!(b.expect("error").await["code"], "forbidden");
+    assert_eq!(
+        get(&s.url, &bt, &format!("/v1/groups/{group}")).await.0,
+        403
+    );
+
+    // Bob scrolls back to his removal and no further; carol sees both.
+    let ids = |v: &Value| -> Vec<Value> {
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg_id"].clone())
+            .collect()
+    };
+    eventually("carol's history has both", WAIT, || async {
+        let (status, v) = get(&s.url, &ct, &history).await;
+        (status == 200 && ids(&v) == vec![m2.clone(), m1.clone()]).then_some(())
+    })
+    .await;
+    let (status, v) = get(&s.url, &bt, &history).await;
+    assert_eq!(status, 200);
+    assert_eq!(ids(&v), vec![m1.clone()]);
+
+    // Carol leaves; alice renames. A bad name is refused.
+    assert_eq!(call(del.clone(), &remove_carol, &ct, None).await.0, 204);
+    assert_eq!(
+        get(&s.url, &ct, &format!("/v1/groups/{group}")).await.0,
+        403
+    );
+    let patch = reqwest::Method::PATCH;
+    let url = format!("{}/v1/groups/{group}", s.url);
+    let (status, v) = call(patch.clone(), &url, &at, Some(json!({"name": "renamed"}))).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], "renamed");
+    assert_eq!(v["members"], json!([{"user_id": alice.id, "admin": true}]));
+    assert_eq!(
+        call(patch, &url, &at, Some(json!({"name": "  "}))).await.0,
+        400
+    );
+
+    // Added back, bob gets what is sent from now on.
+    assert_eq!(call(post, &members, &at, add(&bob.id)).await.0, 204);
+    a.send(send_frame(&group, "a3", "welcome back")).await;
+    let m3 = a.expect("ack").await["msg_id"].clone();
+    assert_eq!(b.expect("msg").await["msg_id"], m3);
+    assert!(
+        c.quiet("msg", Duration::from_millis(300)).await,
+        "carol left"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_the_members_and_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (ct, _) = login(&s.url, "carol", None).await;
+    let group = create_group(&s.url, &at, "typists", &[&bob.id, &carol.id]).await;
+    let cid = format!("g:{group}");
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    let mut c = Client::connect(&s.url, &ct).await;
+
+    a.send(json!({"type": "typing", "conversation_id": cid}))
+        .await;
+    let want = json!({"type": "typing", "conversation_id": cid, "user_id": alice.id});
+    assert_eq!(b.expect("typing").await, want);
+    assert_eq!(c.expect("typing").await, want);
+    assert!(
+        a.quiet("typing", Duration::from_millis(200)).await,
+        "not to the typist"
+    );
+
+    // A flood: past the burst, `rate_limited`, and the socket goes on.
+    for _ in 0..30 {
+        a.send(json!({"type": "typing", "conversation_id": cid}))
+            .await;
+    }
+    let mut limited = 0;
+    while limited < 20 {
+        let e = a.expect("error").await;
+        assert_eq!(e["code"], "rate_limited");
+        limited += 1;
+    }
+    let mut got = 0;
+    while !b.quiet("typing", Duration::from_millis(300)).await {
+        got += 1;
+    }
+    assert!(got <= 10, "bob got {got} of 30");
+    let ack = a.say(&bob.id, "after-flood", "still connected").await;
+    assert_eq!(ack["conversation_id"], direct(&alice.id, &bob.id));
+    // Typing is never stored: scrollback holds the one message only.
+    let (_, v) = get(&s.url, &bt, &format!("/v1/conversations/{cid}/messages")).await;
+    assert_eq!(v["messages"], json!([]));
+    s.stop().await;
+}
