@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use parley_benches::{connect, rand_suffix, session};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -60,41 +61,6 @@ struct Counters {
     acked: AtomicU64,
     delivered: AtomicU64,
     errors: AtomicU64,
-}
-
-async fn session(http: &reqwest::Client, url: &str, name: &str) -> Result<(String, String)> {
-    let body = json!({"username": name, "password": "loadgen-password"});
-    let r = http
-        .post(format!("{url}/v1/users"))
-        .json(&body)
-        .send()
-        .await?;
-    if !r.status().is_success() && r.status() != 409 {
-        bail!("register {name}: {}", r.status());
-    }
-    let v: Value = http
-        .post(format!("{url}/v1/sessions"))
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok((
-        v["user_id"].as_str().context("user_id")?.to_owned(),
-        v["token"].as_str().context("token")?.to_owned(),
-    ))
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(url: &str, token: &str) -> Result<Ws> {
-    let ws = format!("{}/v1/ws?token={token}", url.replacen("http", "ws", 1));
-    Ok(tokio_tungstenite::connect_async(ws)
-        .await
-        .context("websocket connect")?
-        .0)
 }
 
 #[tokio::main]
@@ -275,12 +241,4 @@ async fn main() -> Result<()> {
         t.abort();
     }
     Ok(())
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ std::process::id() as u64
 }
