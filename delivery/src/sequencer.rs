@@ -7,7 +7,7 @@ use parley_engines::job::{events, Processor};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, InboxItem};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::ServerFrame;
+use parley_schemas::wire::{PresenceFrame, ServerFrame};
 use parley_schemas::{codec, topics};
 
 use crate::hub::Push;
@@ -111,6 +111,17 @@ impl Processor for Sequencer {
                 Event::Status(s) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame(false)));
                     self.pending.pushes.push((s.to, Push::Frame(frame)));
+                }
+                Event::PresenceNotice(n) => {
+                    let p = n.presence;
+                    let frame = Arc::new(ServerFrame::Presence(PresenceFrame {
+                        user_id: p.user,
+                        online: p.online,
+                        last_seen: (p.last_seen > 0).then_some(p.last_seen),
+                    }));
+                    for to in n.to {
+                        self.pending.pushes.push((to, Push::Frame(frame.clone())));
+                    }
                 }
                 Event::StatusAll(s) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame(true)));

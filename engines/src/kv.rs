@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{now_ms, ConversationId, DeviceId, GroupId, MessageId, UserId};
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Audience, ReceiptStatus};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
@@ -49,6 +49,10 @@ const PROFILES: TableDefinition<u64, (&str, &str)> = TableDefinition::new("profi
 const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
 const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
 const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+/// `(user, contact)` and its mirror `(contact, user)`.
+const CONTACTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("contacts");
+const WATCHERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("watchers");
+const PRIVACY: TableDefinition<u64, u8> = TableDefinition::new("privacy");
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(e.to_string())
@@ -149,6 +153,9 @@ impl RedbState {
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;
         tx.open_table(GROUPS).map_err(err)?;
+        tx.open_table(CONTACTS).map_err(err)?;
+        tx.open_table(WATCHERS).map_err(err)?;
+        tx.open_table(PRIVACY).map_err(err)?;
         tx.commit().map_err(err)?;
         let inner = Arc::new(Inner {
             db,
@@ -363,6 +370,25 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             let mut t = tx.open_table(GROUPS).map_err(err)?;
             t.insert(group.0, state.encode().as_slice()).map_err(err)?;
         }
+        StateOp::SetContact {
+            user,
+            contact,
+            added,
+        } => {
+            let mut contacts = tx.open_table(CONTACTS).map_err(err)?;
+            let mut watchers = tx.open_table(WATCHERS).map_err(err)?;
+            if *added {
+                contacts.insert((user.0, contact.0), ()).map_err(err)?;
+                watchers.insert((contact.0, user.0), ()).map_err(err)?;
+            } else {
+                contacts.remove((user.0, contact.0)).map_err(err)?;
+                watchers.remove((contact.0, user.0)).map_err(err)?;
+            }
+        }
+        StateOp::SetPrivacy { user, presence } => {
+            let mut t = tx.open_table(PRIVACY).map_err(err)?;
+            t.insert(user.0, audience_code(*presence)).map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -422,6 +448,36 @@ fn account_in(tx: &redb::ReadTransaction, user: u64) -> Result<Option<Account>> 
         about: about.to_owned(),
         avatar_media_id: (!avatar.is_empty()).then(|| avatar.to_owned()),
     }))
+}
+
+/// The stored form of an [`Audience`] (Redis stores the same number).
+pub(crate) fn audience_code(a: Audience) -> u8 {
+    match a {
+        Audience::Everyone => 0,
+        Audience::Contacts => 1,
+        Audience::Nobody => 2,
+    }
+}
+
+pub(crate) fn audience_of(code: u8) -> Audience {
+    match code {
+        1 => Audience::Contacts,
+        2 => Audience::Nobody,
+        _ => Audience::Everyone,
+    }
+}
+
+/// The second halves of the keys of `table` that start with `user`.
+fn second_of(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<(u64, u64), ()>,
+    user: UserId,
+) -> Result<Vec<UserId>> {
+    let t = tx.open_table(table).map_err(err)?;
+    let range = t.range((user.0, 0)..=(user.0, u64::MAX)).map_err(err)?;
+    range
+        .map(|r| r.map(|(k, _)| UserId(k.value().1)).map_err(err))
+        .collect()
 }
 
 fn opt_id(v: u64) -> Option<MessageId> {
@@ -652,6 +708,23 @@ impl StateStore for RedbState {
             Ok(t.get((user.0, key.as_str()))
                 .map_err(err)?
                 .map(|v| MessageId(v.value())))
+        })
+        .await
+    }
+
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.read(move |tx| second_of(tx, CONTACTS, user)).await
+    }
+
+    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.read(move |tx| second_of(tx, WATCHERS, user)).await
+    }
+
+    async fn privacy(&self, user: UserId) -> Result<Audience> {
+        self.read(move |tx| {
+            let t = tx.open_table(PRIVACY).map_err(err)?;
+            let code = t.get(user.0).map_err(err)?.map_or(0, |v| v.value());
+            Ok(audience_of(code))
         })
         .await
     }

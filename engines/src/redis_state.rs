@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Audience, ReceiptStatus};
 use redis::aio::ConnectionManager;
 use redis::Script;
 
@@ -117,6 +117,16 @@ while i <= #ARGV do
     end
   elseif op == 'G' then -- group, state
     redis.call('SET', p .. ':g:' .. a, b)
+  elseif op == 'C' then -- user, contact, '1' added / '0' removed
+    if c == '1' then
+      redis.call('SADD', p .. ':c:' .. a, b)
+      redis.call('SADD', p .. ':w:' .. b, a)
+    else
+      redis.call('SREM', p .. ':c:' .. a, b)
+      redis.call('SREM', p .. ':w:' .. b, a)
+    end
+  elseif op == 'Y' then -- user, audience code
+    redis.call('HSET', p .. ':u:' .. a, 'priv', b)
   end
   i = i + 5
 end
@@ -279,6 +289,24 @@ impl RedisState {
                         .arg(or_keep(about))
                         .arg(or_keep(avatar_media_id));
                 }
+                StateOp::SetContact {
+                    user,
+                    contact,
+                    added,
+                } => {
+                    inv.arg("C")
+                        .arg(user.0)
+                        .arg(contact.0)
+                        .arg(if *added { "1" } else { "0" })
+                        .arg("");
+                }
+                StateOp::SetPrivacy { user, presence } => {
+                    inv.arg("Y")
+                        .arg(user.0)
+                        .arg(crate::kv::audience_code(*presence))
+                        .arg("")
+                        .arg("");
+                }
                 StateOp::PutGroup { group, state } => {
                     inv.arg("G")
                         .arg(group.0)
@@ -289,6 +317,17 @@ impl RedisState {
             }
         }
         inv.invoke_async(&mut self.con.clone()).await.map_err(err)
+    }
+
+    /// A set of user ids, in id order.
+    async fn members(&self, key: String) -> Result<Vec<UserId>> {
+        let mut ids: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(self.key(key))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(UserId).collect())
     }
 
     async fn hget<T: redis::FromRedisValue>(
@@ -482,6 +521,21 @@ impl StateStore for RedisState {
         blob.map(|b| GroupState::decode(&b))
             .transpose()
             .map_err(|e| EngineError::State(format!("group {group}: {e}")))
+    }
+
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.members(format!("c:{user}")).await
+    }
+
+    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.members(format!("w:{user}")).await
+    }
+
+    async fn privacy(&self, user: UserId) -> Result<Audience> {
+        let code: Option<u8> = self
+            .hget(self.key(format!("u:{user}")), "priv".into())
+            .await?;
+        Ok(crate::kv::audience_of(code.unwrap_or(0)))
     }
 
     async fn presence(&self, user: UserId) -> Result<Option<Presence>> {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Audience, ReceiptStatus};
 
 use crate::error::Result;
 
@@ -76,7 +76,10 @@ pub enum StateOp {
         at: u64,
     },
     /// The last inbox `seq` issued to a user (moves forward only).
-    SetInboxSeq { user: UserId, seq: u64 },
+    SetInboxSeq {
+        user: UserId,
+        seq: u64,
+    },
     /// Stores inbox item `seq` of `user` (an encoded event), moves the
     /// user's seq to it, and moves the user's head in `conversation` (the
     /// newest message placed in their inbox from it) to `msg_id`.
@@ -95,7 +98,10 @@ pub enum StateOp {
         expires_at: u64,
     },
     /// User activity: `last_seen` moves to `max(last_seen, at)`.
-    TouchLastSeen { user: UserId, at: u64 },
+    TouchLastSeen {
+        user: UserId,
+        at: u64,
+    },
     /// An account as the log recorded it: restored if missing (a wiped
     /// store), and user ids issued later stay above it.
     RestoreAccount {
@@ -105,7 +111,10 @@ pub enum StateOp {
         display_name: String,
     },
     /// Device ids issued to `user` later stay above `device`.
-    RestoreDevice { user: UserId, device: DeviceId },
+    RestoreDevice {
+        user: UserId,
+        device: DeviceId,
+    },
     /// A profile change, applied in log order (the last one wins); `None`
     /// leaves a field, an empty `avatar_media_id` removes the avatar.
     SetProfile {
@@ -116,7 +125,21 @@ pub enum StateOp {
     },
     /// A group's whole derived state, as the router last computed it (it is
     /// the one writer of each group, so the last write is the truth).
-    PutGroup { group: GroupId, state: GroupState },
+    PutGroup {
+        group: GroupId,
+        state: GroupState,
+    },
+    /// `user`'s contact list gains or loses `contact` (and `contact`'s
+    /// watchers lose or gain `user`).
+    SetContact {
+        user: UserId,
+        contact: UserId,
+        added: bool,
+    },
+    SetPrivacy {
+        user: UserId,
+        presence: Audience,
+    },
 }
 
 /// Whether `apply` wrote.
@@ -210,6 +233,15 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A group's state as the router derived it; `None` if no such group.
     async fn group(&self, group: GroupId) -> Result<Option<GroupState>>;
+
+    /// The users in `user`'s contact list, in id order.
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>>;
+
+    /// The users who have `user` in their contact list, in id order.
+    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>>;
+
+    /// Who may see `user`'s presence ([`Audience::Everyone`] if never set).
+    async fn privacy(&self, user: UserId) -> Result<Audience>;
 
     /// Writes `ops` atomically, outside any job.
     async fn write(&self, ops: Vec<StateOp>) -> Result<()>;

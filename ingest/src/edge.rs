@@ -28,7 +28,8 @@ use parley_engines::history::MAX_PAGE;
 use parley_engines::{Cluster, EngineError, History, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{
-    AccountCreated, DeviceAdded, Event, GroupEvent, Heartbeat, MessageSent, ProfileUpdated, Receipt,
+    AccountCreated, ContactChanged, DeviceAdded, Event, GroupEvent, Heartbeat, MessageSent,
+    PrivacySet, ProfileUpdated, Receipt,
 };
 use parley_schemas::group::{GroupChange, GroupState, Refused};
 use parley_schemas::ids::{
@@ -37,9 +38,10 @@ use parley_schemas::ids::{
 use parley_schemas::partition::{conversation_partition, user_partition};
 use parley_schemas::topics;
 use parley_schemas::wire::{
-    Ack, Body, ConversationEntry, CreateGroup, ErrorBody, ErrorCode, GroupCreated, GroupInfo,
-    GroupMember, MsgFrame, Profile, ProfilePatch, ReceiptFrame, Recipient, SendFrame, ServerFrame,
-    TypingNotice, DEFAULT_PAGE, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
+    Ack, Audience, Body, Contact, ContactList, ConversationEntry, CreateGroup, ErrorBody,
+    ErrorCode, GroupCreated, GroupInfo, GroupMember, MsgFrame, PresenceFrame, Privacy, Profile,
+    ProfilePatch, ReceiptFrame, Recipient, SendFrame, ServerFrame, TypingNotice, DEFAULT_PAGE,
+    MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use prometheus::{register_int_counter, IntCounter};
 use tokio::sync::{mpsc, oneshot};
@@ -624,7 +626,7 @@ impl Edge {
     }
 
     /// Appends a group change to the group's partition and waits (up to
-    /// [`ROUTED_WAIT`]) until the router has applied it, so the caller's
+    /// [`APPLIED_WAIT`]) until the router has applied it, so the caller's
     /// next call sees it. Past that it is still durable and applies later.
     async fn log_group_change(
         &self,
@@ -642,19 +644,125 @@ impl Edge {
             ts,
         });
         let offset = self.append_at(topics::EVENTS, p, &event).await?;
-        let deadline = tokio::time::Instant::now() + ROUTED_WAIT;
+        self.wait_applied(parley_processors::router::JOB, p, offset)
+            .await
+    }
+
+    /// Waits (up to [`APPLIED_WAIT`]) until `job` has applied `offset` of
+    /// its partition `p`, so the caller's next call sees the change. Past
+    /// that the change is still durable and applies later.
+    async fn wait_applied(&self, job: &str, p: u32, offset: u64) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + APPLIED_WAIT;
         while tokio::time::Instant::now() < deadline {
-            let routed = self
+            if self
                 .state
-                .job_offset(parley_processors::router::JOB, p)
-                .await?;
-            if routed.is_some_and(|r| r > offset) {
+                .job_offset(job, p)
+                .await?
+                .is_some_and(|o| o > offset)
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tracing::warn!(%group, "group change durable but not applied yet");
+        tracing::warn!(
+            job,
+            partition = p,
+            offset,
+            "change durable but not applied yet"
+        );
         Ok(())
+    }
+
+    /// Adds `contact` to `user`'s contact list, or removes it.
+    pub async fn set_contact(
+        &self,
+        user: UserId,
+        contact: UserId,
+        added: bool,
+    ) -> Result<(), ApiError> {
+        if added {
+            if contact == user {
+                return Err(ApiError::bad_request(
+                    "you cannot add yourself as a contact",
+                ));
+            }
+            if !self.user_exists(contact).await? {
+                return Err(ApiError::not_found(format!("no user {contact}")));
+            }
+            if self.state.contacts(user).await?.len() >= MAX_CONTACTS {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("at most {MAX_CONTACTS} contacts"),
+                ));
+            }
+        }
+        let event = Event::ContactChanged(ContactChanged {
+            user,
+            contact,
+            added,
+            ts: now_ms(),
+        });
+        self.log_account_change(user, &event).await
+    }
+
+    /// `user`'s contacts with their display names.
+    pub async fn contacts(&self, user: UserId) -> Result<ContactList, ApiError> {
+        let ids = self.state.contacts(user).await?;
+        let accounts = futures::future::try_join_all(ids.iter().map(|u| self.state.account(*u)));
+        let contacts = ids
+            .iter()
+            .zip(accounts.await?)
+            .map(|(u, a)| Contact {
+                user_id: *u,
+                display_name: a.map(|a| a.display_name).unwrap_or_default(),
+            })
+            .collect();
+        Ok(ContactList { contacts })
+    }
+
+    pub async fn set_privacy(&self, user: UserId, privacy: Privacy) -> Result<(), ApiError> {
+        let event = Event::PrivacySet(PrivacySet {
+            user,
+            presence: privacy.presence,
+            ts: now_ms(),
+        });
+        self.log_account_change(user, &event).await
+    }
+
+    /// `owner`'s presence as `viewer` may see it: hidden (offline, no last
+    /// seen) unless the owner's setting lets the viewer see it.
+    pub async fn presence(&self, viewer: UserId, owner: UserId) -> Result<PresenceFrame, ApiError> {
+        if !self.user_exists(owner).await? {
+            return Err(ApiError::not_found(format!("no user {owner}")));
+        }
+        let visible = viewer == owner
+            || match self.state.privacy(owner).await? {
+                Audience::Everyone => true,
+                Audience::Contacts => self.state.contacts(owner).await?.contains(&viewer),
+                Audience::Nobody => false,
+            };
+        if !visible {
+            return Ok(PresenceFrame {
+                user_id: owner,
+                online: false,
+                last_seen: None,
+            });
+        }
+        let p = self.state.presence(owner).await?.unwrap_or_default();
+        Ok(PresenceFrame {
+            user_id: owner,
+            online: parley_processors::presence::is_online(&p, now_ms()),
+            last_seen: (p.last_seen > 0).then_some(p.last_seen),
+        })
+    }
+
+    /// An account-topic change the accounts job derives into the store;
+    /// answers once it is there.
+    async fn log_account_change(&self, user: UserId, event: &Event) -> Result<(), ApiError> {
+        let p = user_partition(user, self.partitions);
+        let offset = self.append_at(topics::ACCOUNTS, p, event).await?;
+        self.wait_applied(parley_processors::accounts::JOB, p, offset)
+            .await
     }
 
     /// A page of scrollback for a member: newest first, below `before`.
@@ -977,8 +1085,10 @@ impl Appender {
 /// one every few seconds while typing; more is noise to every member.
 pub const TYPING_PER_SECOND: u32 = 2;
 pub const TYPING_BURST: u32 = 5;
-/// How long a group change waits for the router to apply it.
-const ROUTED_WAIT: Duration = Duration::from_secs(5);
+/// How long a group, contact or privacy change waits for its job to apply it.
+const APPLIED_WAIT: Duration = Duration::from_secs(5);
+/// The longest contact list.
+pub const MAX_CONTACTS: usize = 5000;
 
 type KeyedLimiter = governor::DefaultKeyedRateLimiter<UserId>;
 

@@ -12,9 +12,9 @@ use axum::{Json, Router};
 use parley_schemas::group::GroupChange;
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, AddMember, ConversationsPage, CreateGroup, CreateSession, CreateUser, ErrorCode,
-    GroupCreated, GroupInfo, MessagesPage, PresenceFrame, Profile, ProfilePatch, RenameGroup,
-    SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+    Ack, AddContact, AddMember, ContactList, ConversationsPage, CreateGroup, CreateSession,
+    CreateUser, ErrorCode, GroupCreated, GroupInfo, MessagesPage, PresenceFrame, Privacy, Profile,
+    ProfilePatch, RenameGroup, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -38,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/users/{id}", get(profile))
         .route("/v1/users/me", get(my_profile).patch(update_profile))
+        .route("/v1/users/me/privacy", get(privacy).put(set_privacy))
+        .route("/v1/contacts", get(contacts).post(add_contact))
+        .route("/v1/contacts/{id}", delete(remove_contact))
         .route("/v1/groups", post(create_group))
         .route("/v1/groups/{id}", get(group_info).patch(rename_group))
         .route("/v1/groups/{id}/members", post(add_member))
@@ -194,24 +197,55 @@ async fn websocket(
         })
 }
 
-/// Presence as derived from heartbeats. Privacy settings arrive with
-/// issue 6; until then every signed-in user may see it.
+/// Presence as derived from heartbeats, as the owner's privacy setting
+/// lets the caller see it.
 async fn presence(
     State(s): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<PresenceFrame>, ApiError> {
-    let user = user_id(&id)?;
-    if s.edge.state.account(user).await?.is_none() {
-        return Err(ApiError::not_found(format!("no user {user}")));
-    }
-    let p = s.edge.state.presence(user).await?.unwrap_or_default();
-    let now = parley_schemas::ids::now_ms();
-    Ok(Json(PresenceFrame {
-        user_id: user,
-        online: parley_processors::presence::is_online(&p, now),
-        last_seen: (p.last_seen > 0).then_some(p.last_seen),
-    }))
+    Ok(Json(s.edge.presence(caller.user, user_id(&id)?).await?))
+}
+
+async fn contacts(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ContactList>, ApiError> {
+    Ok(Json(s.edge.contacts(caller.user).await?))
+}
+
+async fn add_contact(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<AddContact>,
+) -> Result<StatusCode, ApiError> {
+    s.edge.set_contact(caller.user, req.user_id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_contact(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.edge
+        .set_contact(caller.user, user_id(&id)?, false)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn privacy(State(s): State<AppState>, caller: Caller) -> Result<Json<Privacy>, ApiError> {
+    let presence = s.edge.state.privacy(caller.user).await?;
+    Ok(Json(Privacy { presence }))
+}
+
+async fn set_privacy(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<Privacy>,
+) -> Result<Json<Privacy>, ApiError> {
+    s.edge.set_privacy(caller.user, req).await?;
+    Ok(Json(req))
 }
 
 async fn profile(

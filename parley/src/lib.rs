@@ -169,7 +169,7 @@ async fn process_partition(
             log.clone(),
             state.clone(),
             job_spec(presence::JOB, topics::PRESENCE, p),
-            PresenceJob::default(),
+            PresenceJob::new(log.clone(), state.clone(), partitions),
             stop.clone(),
         ),
         run_job(

@@ -7,7 +7,8 @@ use parley_schemas::topics;
 pub const JOB: &str = "accounts";
 
 /// Replays accounts and device ids from the log into the state store, and
-/// derives profiles from their changes (those are written nowhere else).
+/// derives profiles, contact lists and privacy settings from their changes
+/// (those are written nowhere else).
 /// The edge writes both to the store first (a username must be unique the
 /// moment it is taken) and then to the log, so normally this restores
 /// nothing; after the store is lost it brings every account back.
@@ -35,6 +36,15 @@ impl Processor for AccountsJob {
                     display_name: u.display_name,
                     about: u.about,
                     avatar_media_id: u.avatar_media_id,
+                }),
+                Event::ContactChanged(c) => ops.push(StateOp::SetContact {
+                    user: c.user,
+                    contact: c.contact,
+                    added: c.added,
+                }),
+                Event::PrivacySet(p) => ops.push(StateOp::SetPrivacy {
+                    user: p.user,
+                    presence: p.presence,
                 }),
                 other => tracing::warn!(
                     partition,

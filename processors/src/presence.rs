@@ -1,11 +1,16 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use parley_engines::job::{events, Processor};
-use parley_engines::{Record, Result, StateOp};
-use parley_schemas::event::Event;
-use parley_schemas::ids::{DeviceId, UserId};
-use parley_schemas::topics;
+use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
+use parley_schemas::event::{Event, PresenceChanged, PresenceNotice};
+use parley_schemas::ids::{now_ms, DeviceId, UserId};
+use parley_schemas::partition::user_partition;
+use parley_schemas::wire::Audience;
+use parley_schemas::{codec, topics};
+use prometheus::{register_int_counter, IntCounter};
 
 pub const JOB: &str = "presence";
 
@@ -19,12 +24,108 @@ pub fn is_online(p: &parley_engines::Presence, now: u64) -> bool {
     p.online && now.saturating_sub(p.updated) <= OFFLINE_AFTER_MS
 }
 
+/// Watchers a presence change is pushed to at most: past this, a user's
+/// watchers read presence when they look (`GET .../presence`).
+pub const MAX_FANOUT: usize = 10_000;
+
+static NOTICES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_presence_notices_total",
+        "Presence changes addressed to watchers (one per watcher)"
+    )
+    .expect("metric registers once")
+});
+
+static CAPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_presence_capped_total",
+        "Presence changes whose watchers exceeded the fan-out cap"
+    )
+    .expect("metric registers once")
+});
+
 /// Folds heartbeats into presence. It remembers which devices of each user
 /// it has seen, so one device closing does not mark a user offline whose
-/// other device is still there.
-#[derive(Default)]
+/// other device is still there. When a user comes online or goes offline
+/// it tells the users who have them as a contact and may see it, through
+/// their inboxes' partitions (the delivery node pushes, stores nothing).
 pub struct PresenceJob {
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    inbox_partitions: u32,
     devices: HashMap<UserId, HashMap<DeviceId, u64>>,
+    /// Whether each user was last announced online.
+    announced: HashMap<UserId, bool>,
+}
+
+impl PresenceJob {
+    pub fn new(log: Arc<dyn Log>, state: Arc<dyn StateStore>, inbox_partitions: u32) -> Self {
+        PresenceJob {
+            log,
+            state,
+            inbox_partitions,
+            devices: HashMap::new(),
+            announced: HashMap::new(),
+        }
+    }
+
+    /// Who may be told of `user`'s presence: their watchers, as the
+    /// privacy setting allows, at most [`MAX_FANOUT`].
+    async fn audience(&self, user: UserId) -> Result<Vec<UserId>> {
+        let mut watchers = match self.state.privacy(user).await? {
+            Audience::Nobody => return Ok(Vec::new()),
+            Audience::Everyone => self.state.watchers(user).await?,
+            Audience::Contacts => {
+                let contacts: HashSet<UserId> =
+                    self.state.contacts(user).await?.into_iter().collect();
+                let mut w = self.state.watchers(user).await?;
+                w.retain(|u| contacts.contains(u));
+                w
+            }
+        };
+        if watchers.len() > MAX_FANOUT {
+            CAPPED.inc();
+            watchers.truncate(MAX_FANOUT);
+        }
+        Ok(watchers)
+    }
+
+    /// Appends notices of the users whose online state changed.
+    async fn announce(&mut self, changed: Vec<(UserId, bool, u64)>) -> Result<()> {
+        let mut out: BTreeMap<u32, Vec<Bytes>> = BTreeMap::new();
+        for (user, online, at) in changed {
+            let watchers = self.audience(user).await?;
+            if watchers.is_empty() {
+                continue;
+            }
+            let last_seen = self.state.presence(user).await?.map_or(0, |p| p.last_seen);
+            let presence = PresenceChanged {
+                user,
+                online,
+                last_seen,
+                ts: at,
+            };
+            NOTICES.inc_by(watchers.len() as u64);
+            let mut by_partition: BTreeMap<u32, Vec<UserId>> = BTreeMap::new();
+            for w in watchers {
+                by_partition
+                    .entry(user_partition(w, self.inbox_partitions))
+                    .or_default()
+                    .push(w);
+            }
+            for (p, to) in by_partition {
+                let notice = Event::PresenceNotice(PresenceNotice { to, presence });
+                out.entry(p)
+                    .or_default()
+                    .push(Bytes::from(codec::encode(&notice)));
+            }
+        }
+        let appends = out
+            .into_iter()
+            .map(|(p, recs)| self.log.append(topics::INBOX, p, recs));
+        futures::future::try_join_all(appends).await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -58,6 +159,22 @@ impl Processor for PresenceJob {
                 entry.1 = Some(hb.ts);
             }
         }
+        // Only changes, and only fresh ones: a replay of old heartbeats
+        // (a rebuilt store) announces nothing.
+        let fresh = now_ms().saturating_sub(OFFLINE_AFTER_MS);
+        let changed: Vec<(UserId, bool, u64)> = latest
+            .iter()
+            .filter(|(user, (online, _, at))| {
+                *at >= fresh && self.announced.get(user) != Some(online)
+            })
+            .map(|(user, (online, _, at))| (*user, *online, *at))
+            .collect();
+        for (user, online, _) in &changed {
+            self.announced.insert(*user, *online);
+        }
+        if !changed.is_empty() {
+            self.announce(changed).await?;
+        }
         Ok(latest
             .into_iter()
             .map(|(user, (online, last_seen, at))| StateOp::SetPresence {
@@ -67,5 +184,11 @@ impl Processor for PresenceJob {
                 at,
             })
             .collect())
+    }
+
+    async fn committed(&mut self, applied: Applied) {
+        if let Applied::Stale { .. } = applied {
+            self.announced.clear();
+        }
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::group::GroupChange;
 use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
-use crate::wire::{Body, ReceiptStatus, Recipient};
+use crate::wire::{Audience, Body, ReceiptStatus, Recipient};
 
 /// One record of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,13 @@ pub enum Event {
     /// On `inbox`: every current member of a group reached `status` for
     /// the sender's messages up to `msg_id` (`by`: whose receipt did it).
     StatusAll(StatusUpdate),
+    /// On `accounts`: `user` added or removed `contact`.
+    ContactChanged(ContactChanged),
+    /// On `accounts`: who may see `user`'s presence from now on.
+    PrivacySet(PrivacySet),
+    /// On `inbox`: a presence change to push to the users `to` (those of
+    /// this inbox partition who may see it).
+    PresenceNotice(PresenceNotice),
 }
 
 impl Event {
@@ -49,6 +56,9 @@ impl Event {
             Event::ProfileUpdated(_) => "profile_updated",
             Event::Group(_) => "group",
             Event::StatusAll(_) => "status_all",
+            Event::ContactChanged(_) => "contact_changed",
+            Event::PrivacySet(_) => "privacy_set",
+            Event::PresenceNotice(_) => "presence_notice",
         }
     }
 }
@@ -157,6 +167,27 @@ pub struct GroupEvent {
     pub by: UserId,
     pub change: GroupChange,
     pub ts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactChanged {
+    pub user: UserId,
+    pub contact: UserId,
+    pub added: bool,
+    pub ts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacySet {
+    pub user: UserId,
+    pub presence: Audience,
+    pub ts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceNotice {
+    pub to: Vec<UserId>,
+    pub presence: PresenceChanged,
 }
 
 impl MessageSent {

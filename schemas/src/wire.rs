@@ -354,6 +354,42 @@ pub struct AddMember {
     pub user_id: UserId,
 }
 
+/// Who may see a user's presence (online and last seen), as WhatsApp
+/// offers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    #[default]
+    Everyone,
+    /// Only the users in the owner's contact list.
+    Contacts,
+    Nobody,
+}
+
+/// `GET`/`PUT /v1/users/me/privacy` (an addition to the spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privacy {
+    pub presence: Audience,
+}
+
+/// `POST /v1/contacts` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddContact {
+    pub user_id: UserId,
+}
+
+/// `GET /v1/contacts` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub user_id: UserId,
+    pub display_name: String,
+}
+
 /// `PATCH /v1/groups/{id}` (an addition to the spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenameGroup {

@@ -24,6 +24,53 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     derived_idempotency_and_last_seen(&*store).await;
     accounts_restore_from_the_log(&*store).await;
     groups(&*store).await;
+    contacts_and_privacy(&*store).await;
+}
+
+/// Contact lists with their mirror (who watches whom), and privacy.
+async fn contacts_and_privacy<S: StateStore>(s: &S) {
+    use parley_schemas::wire::Audience;
+    let (a, b, c) = (fresh_user(), fresh_user(), fresh_user());
+    assert_eq!(s.contacts(a).await.unwrap(), vec![]);
+    assert_eq!(s.privacy(a).await.unwrap(), Audience::Everyone);
+    let set = |user, contact, added| StateOp::SetContact {
+        user,
+        contact,
+        added,
+    };
+    s.write(vec![
+        set(a, b, true),
+        set(a, c, true),
+        set(c, b, true),
+        set(a, b, true),
+    ])
+    .await
+    .unwrap();
+    let mut ab = vec![b, c];
+    ab.sort();
+    assert_eq!(s.contacts(a).await.unwrap(), ab);
+    let mut watchers_b = vec![a, c];
+    watchers_b.sort();
+    assert_eq!(s.watchers(b).await.unwrap(), watchers_b);
+    s.write(vec![set(a, b, false), set(a, b, false)])
+        .await
+        .unwrap();
+    assert_eq!(s.contacts(a).await.unwrap(), vec![c]);
+    assert_eq!(s.watchers(b).await.unwrap(), vec![c]);
+    for p in [
+        Audience::Contacts,
+        Audience::Nobody,
+        Audience::Everyone,
+        Audience::Nobody,
+    ] {
+        s.write(vec![StateOp::SetPrivacy {
+            user: a,
+            presence: p,
+        }])
+        .await
+        .unwrap();
+        assert_eq!(s.privacy(a).await.unwrap(), p);
+    }
 }
 
 /// A group's state is stored whole, by its one writer (the router), and
