@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use parley_engines::history::{
-    participants, ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE,
+    ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE,
 };
 use parley_engines::{EngineError, Result};
 use parley_schemas::event::MessageSent;
@@ -347,10 +347,13 @@ impl History for ClickHouseHistory {
             let e = heads.entry(m.conversation).or_insert(m.msg_id);
             *e = (*e).max(m.msg_id);
         }
+        // Each user's newest message of the conversation that is listed
+        // for them (a removed group member's list stops at the removal).
         let mut newest = std::collections::BTreeMap::new();
         for m in &batch.messages {
-            for user in participants(m) {
-                newest.insert((user, m.conversation), heads[&m.conversation]);
+            for user in batch.listed_for(m) {
+                let e = newest.entry((user, m.conversation)).or_insert(m.msg_id);
+                *e = (*e).max(m.msg_id);
             }
         }
         let heads = heads
@@ -498,19 +501,20 @@ impl History for ClickHouseHistory {
             last = last.bind((c.as_str(), *id));
         }
         let last = last.fetch_all::<MessageRow>().await.map_err(engine_err)?;
-        // Unread: others' messages above the user's read mark, counted
-        // once each however many copies a replay left.
+        // Unread: others' messages above the user's read mark and up to
+        // the last one listed for them (a removed member's stops there),
+        // counted once each however many copies a replay left.
+        let listed = vec!["(conversation = ? AND msg_id <= ?)"; n].join(" OR ");
         let mut unread = self.client.query(&format!(
             "SELECT conversation, uniqExact(msg_id) FROM messages \
              ANY LEFT JOIN (SELECT conversation, max(up_to) AS mark FROM read_marks \
                             WHERE user = ? GROUP BY conversation) USING conversation \
-             WHERE conversation IN ({}) AND sender != ? AND msg_id > mark \
-             GROUP BY conversation",
-            placeholders(n)
+             WHERE ({listed}) AND sender != ? AND msg_id > mark \
+             GROUP BY conversation"
         ));
         unread = unread.bind(user.0);
-        for (c, _) in &newest {
-            unread = unread.bind(c.as_str());
+        for (c, id) in &newest {
+            unread = unread.bind(c.as_str()).bind(*id);
         }
         let unread: std::collections::HashMap<String, u64> = unread
             .bind(user.0)

@@ -17,10 +17,11 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession, MAX_PAGE};
 use parley_engines::job::{events, Processor};
-use parley_engines::{Applied, Record, Result, StateOp};
+use parley_engines::{Applied, Record, Result, StateOp, StateStore};
 use parley_processors::presence::OFFLINE_AFTER_MS;
 use parley_schemas::event::{Event, Heartbeat, Receipt};
-use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::group::GroupState;
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::topics;
 use parley_schemas::wire::ReceiptStatus;
 use prometheus::{register_int_counter_vec, IntCounterVec};
@@ -93,6 +94,9 @@ struct Pending {
 pub struct HistoryWriter {
     history: Arc<dyn History>,
     pending: HashMap<ConversationId, Pending>,
+    /// Where group member lists are read, to list group messages for
+    /// their members; without it, for their senders only.
+    groups: Option<Arc<dyn StateStore>>,
 }
 
 impl HistoryWriter {
@@ -100,7 +104,42 @@ impl HistoryWriter {
         HistoryWriter {
             history,
             pending: HashMap::new(),
+            groups: None,
         }
+    }
+
+    /// Lists group messages for the members who may see them, reading
+    /// the groups' state (the router's) from `state`.
+    pub fn with_groups(mut self, state: Arc<dyn StateStore>) -> Self {
+        self.groups = Some(state);
+        self
+    }
+
+    /// For each group message of the batch, the members who may see it.
+    /// The state may be ahead of this writer (the router runs apart);
+    /// each member's span still says which messages were theirs.
+    async fn list_group_messages(&self, batch: &mut HistoryBatch) -> Result<()> {
+        let Some(state) = &self.groups else {
+            return Ok(());
+        };
+        let mut groups: HashMap<GroupId, Option<GroupState>> = HashMap::new();
+        for m in &batch.messages {
+            if let ConversationId::Group(g) = m.conversation {
+                if !groups.contains_key(&g) {
+                    groups.insert(g, state.group(g).await?);
+                }
+                if let Some(Some(s)) = groups.get(&g) {
+                    let users = s
+                        .members
+                        .iter()
+                        .filter(|x| x.sees(m.msg_id) || x.user == m.from);
+                    batch
+                        .listed
+                        .insert(m.msg_id, users.map(|x| x.user).collect());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One row per message the receipt newly covers: the other side's
@@ -206,6 +245,8 @@ impl Processor for HistoryWriter {
                         self.expand(&rc, &mut batch.receipts);
                         batch.marks.push(rc);
                     }
+                    // Membership is the router's; messages carry the rest.
+                    Event::Group(_) => {}
                     other => tracing::warn!(
                         partition,
                         offset,
@@ -214,6 +255,7 @@ impl Processor for HistoryWriter {
                     ),
                 }
             }
+            self.list_group_messages(&mut batch).await?;
             write(&*self.history, JOB, &batch).await
         }
         .await;

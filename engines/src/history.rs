@@ -51,9 +51,21 @@ pub struct HistoryBatch {
     pub marks: Vec<Receipt>,
     pub receipts: Vec<MessageReceipt>,
     pub sessions: Vec<PresenceSession>,
+    /// Group messages: the members whose conversation lists hold each
+    /// (those who may see it). A message not here is listed by
+    /// [`participants`].
+    pub listed: std::collections::HashMap<MessageId, Vec<UserId>>,
 }
 
 impl HistoryBatch {
+    /// The users whose conversation list `m` belongs to.
+    pub fn listed_for(&self, m: &MessageSent) -> Vec<UserId> {
+        match self.listed.get(&m.msg_id) {
+            Some(users) => users.clone(),
+            None => participants(m),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.marks.is_empty()
@@ -75,9 +87,9 @@ pub struct ConversationSummary {
     pub unread: u64,
 }
 
-/// The users whose conversation list a message belongs to. A 1:1 chat
-/// names both; a group message is listed for its sender here, and for the
-/// other members once groups keep member lists (issue 6).
+/// The users whose conversation list a message belongs to, from the
+/// message alone: a 1:1 chat names both; of a group message only the
+/// sender is known here (the writer adds the members, [`HistoryBatch::listed`]).
 pub fn participants(m: &MessageSent) -> Vec<UserId> {
     match (m.conversation, m.to) {
         (ConversationId::Direct { low, high }, _) if low == high => vec![low],

@@ -23,9 +23,7 @@ use parley_schemas::wire::ReceiptStatus;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::error::{EngineError, Result};
-use crate::history::{
-    participants, ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE,
-};
+use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE};
 
 const MESSAGES: TableDefinition<(&str, u64), (u64, &[u8])> = TableDefinition::new("messages");
 const CONVERSATIONS: TableDefinition<(u64, &str), u64> = TableDefinition::new("conversations");
@@ -104,7 +102,7 @@ impl History for RedbHistory {
                     messages
                         .insert((cid.as_str(), m.msg_id.0), (m.from.0, encoded.as_slice()))
                         .map_err(err)?;
-                    for user in participants(m) {
+                    for user in batch.listed_for(m) {
                         raise(&mut convs, (user.0, cid.as_str()), m.msg_id.0)?;
                     }
                 }
@@ -189,7 +187,7 @@ impl History for RedbHistory {
                     .map_or(0, |v| v.value());
                 let mut unread = 0;
                 for entry in messages
-                    .range((cid.as_str(), mark.saturating_add(1))..=(cid.as_str(), u64::MAX))
+                    .range((cid.as_str(), mark.saturating_add(1))..=(cid.as_str(), last_id))
                     .map_err(err)?
                 {
                     let (_, v) = entry.map_err(err)?;

@@ -183,7 +183,7 @@ async fn process_partition(
             log.clone(),
             state.clone(),
             history_spec(history_writer::JOB, topics::EVENTS, p),
-            HistoryWriter::new(history.clone()),
+            HistoryWriter::new(history.clone()).with_groups(state.clone()),
             stop.clone(),
         ),
         run_job(

@@ -307,6 +307,19 @@ async fn admins_remove_and_removed_members_stop_at_once() {
     let (status, v) = get(&s.url, &bt, &history).await;
     assert_eq!(status, 200);
     assert_eq!(ids(&v), vec![m1.clone()]);
+    // The group is in both lists, bob's stopping at his removal.
+    let entry = |v: &Value| {
+        let e = &v["conversations"][0];
+        (
+            e["conversation_id"].clone(),
+            e["last_message"]["msg_id"].clone(),
+            e["unread"].clone(),
+        )
+    };
+    let carols = get(&s.url, &ct, "/v1/conversations").await.1;
+    assert_eq!(entry(&carols), (json!(cid), m2.clone(), json!(2)));
+    let bobs = get(&s.url, &bt, "/v1/conversations").await.1;
+    assert_eq!(entry(&bobs), (json!(cid), m1.clone(), json!(1)));
 
     // Carol leaves; alice renames. A bad name is refused.
     assert_eq!(call(del.clone(), &remove_carol, &ct, None).await.0, 204);
