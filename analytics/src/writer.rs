@@ -125,8 +125,8 @@ impl HistoryWriter {
         let mut groups: HashMap<GroupId, Option<GroupState>> = HashMap::new();
         for m in &batch.messages {
             if let ConversationId::Group(g) = m.conversation {
-                if !groups.contains_key(&g) {
-                    groups.insert(g, state.group(g).await?);
+                if let std::collections::hash_map::Entry::Vacant(e) = groups.entry(g) {
+                    e.insert(state.group(g).await?);
                 }
                 if let Some(Some(s)) = groups.get(&g) {
                     let users = s
