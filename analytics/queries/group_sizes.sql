@@ -1,5 +1,5 @@
--- Groups by size, measured as distinct senders (the member lists arrive
--- with groups, issue 6; then this counts members).
+-- Groups by size, measured as distinct senders (member lists live in the
+-- state store, not in the history).
 SELECT
     size,
     count() AS groups,

@@ -199,7 +199,7 @@ impl HistoryWriter {
         }
         *mark = rc.up_to;
         // In a 1:1 chat, messages the other side has read need no more
-        // receipts. (Groups keep theirs until the cap; issue 6.)
+        // receipts. (Groups keep theirs until the cap: other members may still read.)
         if rc.status == ReceiptStatus::Read && rc.conversation.peer_of(rc.by).is_some() {
             let up_to = rc.up_to;
             p.messages
