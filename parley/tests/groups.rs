@@ -10,22 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn create_group(url: &str, token: &str, name: &str, members: &[&str]) -> String {
     let (status, v) = call(
         reqwest::Method::POST,

@@ -7,14 +7,8 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn patch(url: &str, token: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .patch(format!("{url}/v1/users/me"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    let me = format!("{url}/v1/users/me");
+    call(reqwest::Method::PATCH, &me, token, Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,14 +151,25 @@ where
 /// `GET url+path` with a bearer token: the status and the JSON body
 /// (`null` if there is none).
 pub async fn get(url: &str, token: &str, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(format!("{url}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    call(reqwest::Method::GET, &format!("{url}{path}"), token, None).await
+}
+
+/// Any call to the full `url` with a bearer token and an optional JSON
+/// body: the status and the JSON answer (`null` if there is none).
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 pub fn direct(a: &str, b: &str) -> String {
