@@ -735,12 +735,12 @@ impl Edge {
         if !self.user_exists(owner).await? {
             return Err(ApiError::not_found(format!("no user {owner}")));
         }
-        let visible = viewer == owner
-            || match self.state.privacy(owner).await? {
-                Audience::Everyone => true,
-                Audience::Contacts => self.state.contacts(owner).await?.contains(&viewer),
-                Audience::Nobody => false,
-            };
+        let visible = viewer == owner || {
+            let audience = self.state.privacy(owner).await?;
+            let in_contacts = audience == Audience::Contacts
+                && self.state.contacts(owner).await?.contains(&viewer);
+            audience.allows(in_contacts)
+        };
         if !visible {
             return Ok(PresenceFrame {
                 user_id: owner,

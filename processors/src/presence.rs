@@ -72,17 +72,18 @@ impl PresenceJob {
     /// Who may be told of `user`'s presence: their watchers, as the
     /// privacy setting allows, at most [`MAX_FANOUT`].
     async fn audience(&self, user: UserId) -> Result<Vec<UserId>> {
-        let mut watchers = match self.state.privacy(user).await? {
-            Audience::Nobody => return Ok(Vec::new()),
-            Audience::Everyone => self.state.watchers(user).await?,
-            Audience::Contacts => {
-                let contacts: HashSet<UserId> =
-                    self.state.contacts(user).await?.into_iter().collect();
-                let mut w = self.state.watchers(user).await?;
-                w.retain(|u| contacts.contains(u));
-                w
-            }
+        let audience = self.state.privacy(user).await?;
+        if audience == Audience::Nobody {
+            return Ok(Vec::new());
+        }
+        // The contact list matters only to a contacts-only setting.
+        let contacts: HashSet<UserId> = if audience == Audience::Contacts {
+            self.state.contacts(user).await?.into_iter().collect()
+        } else {
+            HashSet::new()
         };
+        let mut watchers = self.state.watchers(user).await?;
+        watchers.retain(|w| audience.allows(contacts.contains(w)));
         if watchers.len() > MAX_FANOUT {
             CAPPED.inc();
             watchers.truncate(MAX_FANOUT);

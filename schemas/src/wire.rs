@@ -366,6 +366,18 @@ pub enum Audience {
     Nobody,
 }
 
+impl Audience {
+    /// Whether someone may see the owner's presence; `in_contacts`: they
+    /// are in the owner's contact list. (The owner always sees their own.)
+    pub fn allows(self, in_contacts: bool) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Contacts => in_contacts,
+            Audience::Nobody => false,
+        }
+    }
+}
+
 /// `GET`/`PUT /v1/users/me/privacy` (an addition to the spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Privacy {
