@@ -221,9 +221,7 @@ impl Edge {
         validate_send(&frame)?;
         let conversation = match frame.to {
             Recipient::User(to) => {
-                if !self.user_exists(to).await? {
-                    return Err(ApiError::not_found(format!("no user {to}")));
-                }
+                self.require_user(to).await?;
                 ConversationId::direct(caller.user, to)
             }
             Recipient::Group(g) => {
@@ -432,14 +430,16 @@ impl Edge {
         }
     }
 
-    pub async fn user_exists(&self, user: UserId) -> Result<bool, ApiError> {
+    /// `not_found` unless `user` exists (accounts are never deleted, so
+    /// users once found are remembered).
+    pub async fn require_user(&self, user: UserId) -> Result<(), ApiError> {
         if self
             .known_users
             .read()
             .expect("known users")
             .contains(&user)
         {
-            return Ok(true);
+            return Ok(());
         }
         let exists = self.state.account(user).await?.is_some();
         if exists {
@@ -448,8 +448,10 @@ impl Edge {
             if known.len() < 1_000_000 {
                 known.insert(user);
             }
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("no user {user}")))
         }
-        Ok(exists)
     }
 
     /// A cumulative delivered/read receipt from a member of the conversation.
@@ -572,9 +574,7 @@ impl Edge {
         req: CreateGroup,
     ) -> Result<GroupCreated, ApiError> {
         for u in &req.members {
-            if !self.user_exists(*u).await? {
-                return Err(ApiError::not_found(format!("no user {u}")));
-            }
+            self.require_user(*u).await?;
         }
         let ts = now_ms();
         GroupState::create(caller.user, &req.name, &req.members, ts).map_err(refusal)?;
@@ -600,9 +600,7 @@ impl Edge {
         change: GroupChange,
     ) -> Result<GroupInfo, ApiError> {
         if let GroupChange::Added(u) = &change {
-            if !self.user_exists(*u).await? {
-                return Err(ApiError::not_found(format!("no user {u}")));
-            }
+            self.require_user(*u).await?;
         }
         let mut state = self.group_state(group).await?;
         if state.entry(caller.user).is_none() {
@@ -686,9 +684,7 @@ impl Edge {
                     "you cannot add yourself as a contact",
                 ));
             }
-            if !self.user_exists(contact).await? {
-                return Err(ApiError::not_found(format!("no user {contact}")));
-            }
+            self.require_user(contact).await?;
             if self.state.contacts(user).await?.len() >= MAX_CONTACTS {
                 return Err(ApiError::new(
                     ErrorCode::Conflict,
@@ -732,9 +728,7 @@ impl Edge {
     /// `owner`'s presence as `viewer` may see it: hidden (offline, no last
     /// seen) unless the owner's setting lets the viewer see it.
     pub async fn presence(&self, viewer: UserId, owner: UserId) -> Result<PresenceFrame, ApiError> {
-        if !self.user_exists(owner).await? {
-            return Err(ApiError::not_found(format!("no user {owner}")));
-        }
+        self.require_user(owner).await?;
         let visible = viewer == owner || {
             let audience = self.state.privacy(owner).await?;
             let in_contacts = audience == Audience::Contacts
