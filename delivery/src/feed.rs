@@ -1,19 +1,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parley_engines::{Result, StateStore};
+use parley_engines::{InboxEntry, Result, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{Event, InboxItem};
 use parley_schemas::ids::{DeviceId, UserId};
-use parley_schemas::wire::ServerFrame;
+use parley_schemas::wire::SharedMsg;
 
 use crate::metrics;
 
 /// How often a device's cursor is written while it streams.
 pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
-/// Items fetched from the store per read.
+/// Inbox rows fetched from the store per read.
 pub const PAGE: usize = 256;
+
+/// `msg` frames to send, with their seqs.
+pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 
 /// One device's position in its user's inbox.
 ///
@@ -76,16 +79,16 @@ impl Feed {
     pub async fn item(
         &mut self,
         seq: u64,
-        frame: Arc<ServerFrame>,
+        msg: Arc<SharedMsg>,
         origin: Option<DeviceId>,
-    ) -> Result<Vec<Arc<ServerFrame>>> {
+    ) -> Result<Msgs> {
         if seq < self.next || self.catch_up_to.is_some() {
             // Already sent, or the replay in progress will reach it.
             return Ok(Vec::new());
         }
         let mut out = self.fill_before(seq).await?;
         if origin != Some(self.device) {
-            out.push(frame);
+            out.push((seq, msg));
         }
         self.covered(seq);
         Ok(out)
@@ -93,7 +96,7 @@ impl Feed {
 
     /// Everything stored but not yet sent (pushes were lost on the way):
     /// read up to the user's head now.
-    pub async fn fill(&mut self) -> Result<Vec<Arc<ServerFrame>>> {
+    pub async fn fill(&mut self) -> Result<Msgs> {
         if self.catch_up_to.is_some() {
             return Ok(Vec::new());
         }
@@ -102,7 +105,7 @@ impl Feed {
     }
 
     /// Reads what this device has not been sent below `end`.
-    async fn fill_before(&mut self, end: u64) -> Result<Vec<Arc<ServerFrame>>> {
+    async fn fill_before(&mut self, end: u64) -> Result<Msgs> {
         let mut out = Vec::new();
         while self.next < end {
             let before = self.next;
@@ -132,7 +135,7 @@ impl Feed {
     }
 
     /// The next page of the replay; empty once the feed is live again.
-    pub async fn backlog(&mut self) -> Result<Vec<Arc<ServerFrame>>> {
+    pub async fn backlog(&mut self) -> Result<Msgs> {
         let Some(end) = self.catch_up_to else {
             return Ok(Vec::new());
         };
@@ -167,34 +170,61 @@ impl Feed {
     }
 
     /// Reads items after `after`, marking them covered; with `skip_own`,
-    /// leaves out those this device sent.
-    async fn read(
-        &mut self,
-        after: u64,
-        limit: usize,
-        skip_own: bool,
-    ) -> Result<Vec<Arc<ServerFrame>>> {
-        let items = self
+    /// leaves out those this device sent. A run of a large group's posts
+    /// is read from the group's stream.
+    async fn read(&mut self, after: u64, limit: usize, skip_own: bool) -> Result<Msgs> {
+        let rows = self
             .state
             .inbox_range(self.user, after, limit.min(PAGE))
             .await?;
-        metrics::CATCHUP_READS.inc_by(items.len() as u64);
-        self.items_read += items.len() as u64;
-        let mut out = Vec::with_capacity(items.len());
-        for (seq, bytes) in items {
-            self.covered(seq);
-            match codec::decode(&bytes) {
-                Ok(Event::InboxItem(InboxItem { message, .. })) => {
-                    let own = message.from == self.user && message.from_device == self.device;
-                    if !(skip_own && own) {
-                        out.push(Arc::new(ServerFrame::Msg(message.to_frame(Some(seq)))))
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row {
+                InboxEntry::Item { seq, item } => self.take(seq, &item, skip_own, &mut out),
+                InboxEntry::Run {
+                    seq,
+                    count,
+                    group,
+                    first,
+                } => {
+                    let posts = self.state.group_posts(group, first, count as usize).await?;
+                    if posts.len() < count as usize {
+                        tracing::error!(user = %self.user, %group, seq, count, found = posts.len(), "group posts missing from a run");
                     }
-                }
-                Ok(_) | Err(_) => {
-                    tracing::error!(user = %self.user, seq, "unreadable inbox item skipped")
+                    for (i, (_, bytes)) in posts.iter().enumerate() {
+                        if seq + i as u64 > after {
+                            self.take(seq + i as u64, bytes, skip_own, &mut out);
+                        }
+                    }
+                    // Missing posts cannot come back; do not stall on them.
+                    for s in
+                        (seq + posts.len() as u64..seq + u64::from(count)).filter(|s| *s > after)
+                    {
+                        self.covered(s);
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Stored item `seq` (an inbox item, or a group post), read.
+    fn take(&mut self, seq: u64, bytes: &[u8], skip_own: bool, out: &mut Msgs) {
+        metrics::CATCHUP_READS.inc();
+        self.items_read += 1;
+        self.covered(seq);
+        let message = match codec::decode(bytes) {
+            Ok(Event::InboxItem(InboxItem { message, .. }) | Event::MessageSent(message)) => {
+                message
+            }
+            Ok(_) | Err(_) => {
+                tracing::error!(user = %self.user, seq, "unreadable inbox item skipped");
+                return;
+            }
+        };
+        let own = message.from == self.user && message.from_device == self.device;
+        if !(skip_own && own) {
+            out.push((seq, Arc::new(SharedMsg::new(message.to_frame(None)))));
+        }
     }
 }

@@ -3,18 +3,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use parley_schemas::ids::{DeviceId, UserId};
-use parley_schemas::wire::ServerFrame;
+use parley_schemas::wire::{ServerFrame, SharedMsg};
 use tokio::sync::mpsc;
 
 /// What a device's writer receives.
 #[derive(Debug, Clone)]
 pub enum Push {
-    /// Inbox item `seq` of the user; the frame is a `msg`. `origin` is the
-    /// device that sent it, when the item is in its sender's own inbox:
-    /// that device already has it.
+    /// Inbox item `seq` of the user: a `msg`, rendered once for every
+    /// inbox it goes to. `origin` is the device that sent it, when the item
+    /// is in its sender's own inbox: that device already has it.
     Item {
         seq: u64,
-        frame: Arc<ServerFrame>,
+        msg: Arc<SharedMsg>,
         origin: Option<DeviceId>,
     },
     /// A frame outside the inbox (`status`, `typing`, `presence`).

@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use parley_engines::{Cluster, Mail};
 use parley_schemas::ids::{DeviceId, UserId};
-use parley_schemas::wire::ServerFrame;
+use parley_schemas::wire::{ServerFrame, SharedMsg};
 use prometheus::{register_int_counter, IntCounter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -67,15 +67,17 @@ pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
         .iter()
         .filter_map(|(user, push)| {
             let (seq, origin, frame) = match push {
-                Push::Item { seq, frame, origin } => (Some(*seq), *origin, frame),
-                Push::Frame(frame) => (None, None, frame),
+                Push::Item { seq, msg, origin } => {
+                    (Some(*seq), *origin, ServerFrame::Msg(msg.frame.clone()))
+                }
+                Push::Frame(frame) => (None, None, (**frame).clone()),
                 Push::Resync => return None,
             };
             Some(Mailed {
                 user: *user,
                 seq,
                 origin,
-                frame: (**frame).clone(),
+                frame,
             })
         })
         .collect();
@@ -87,14 +89,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(UserId, Push)>, serde_json::Error> {
     Ok(mailed
         .into_iter()
         .map(|m| {
-            let frame = Arc::new(m.frame);
-            let push = match m.seq {
-                Some(seq) => Push::Item {
+            let push = match (m.seq, m.frame) {
+                (Some(seq), ServerFrame::Msg(frame)) => Push::Item {
                     seq,
-                    frame,
+                    msg: Arc::new(SharedMsg::new(frame)),
                     origin: m.origin,
                 },
-                None => Push::Frame(frame),
+                (_, frame) => Push::Frame(Arc::new(frame)),
             };
             (m.user, push)
         })
@@ -182,8 +183,8 @@ pub async fn run_mailbox(mut mail: mpsc::Receiver<Mail>, hub: Arc<Hub>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parley_schemas::ids::ConversationId;
-    use parley_schemas::wire::TypingNotice;
+    use parley_schemas::ids::{ConversationId, MessageId};
+    use parley_schemas::wire::{Body, MsgFrame, Recipient, TypingNotice};
 
     #[test]
     fn mail_round_trips() {
@@ -191,12 +192,21 @@ mod tests {
             conversation_id: ConversationId::direct(UserId(1), UserId(2)),
             user_id: UserId(1),
         }));
+        let msg = Arc::new(SharedMsg::new(MsgFrame {
+            seq: None,
+            msg_id: MessageId(11),
+            conversation_id: ConversationId::direct(UserId(1), UserId(2)),
+            from: UserId(1),
+            to: Recipient::User(UserId(2)),
+            body: Body::Text("hi".into()),
+            ts: 5,
+        }));
         let pushes = vec![
             (
                 UserId(2),
                 Push::Item {
                     seq: 7,
-                    frame: typing.clone(),
+                    msg: msg.clone(),
                     origin: Some(DeviceId(3)),
                 },
             ),
@@ -206,7 +216,7 @@ mod tests {
         let back = decode(&encode(&pushes)).unwrap();
         assert_eq!(back.len(), 2, "resync is local only");
         assert!(
-            matches!(&back[0], (UserId(2), Push::Item { seq: 7, origin: Some(DeviceId(3)), frame }) if **frame == *typing)
+            matches!(&back[0], (UserId(2), Push::Item { seq: 7, origin: Some(DeviceId(3)), msg: m }) if **m == *msg)
         );
         assert!(matches!(&back[1], (UserId(2), Push::Frame(f)) if **f == *typing));
     }

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
-use parley_schemas::event::{Event, InboxItem};
-use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::{PresenceFrame, ServerFrame};
+use parley_schemas::event::{Event, GroupPost, InboxItem};
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
+use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
 
 use crate::hub::Push;
@@ -34,7 +34,24 @@ struct Pending {
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
     pushes: Vec<(UserId, Push)>,
+    /// Runs of group posts, and each user's last one (which the next post
+    /// of the same group may extend).
+    runs: Vec<Run>,
+    open: HashMap<UserId, usize>,
 }
+
+/// Seqs `seq..seq + count` of `user`: consecutive posts of `group`.
+struct Run {
+    user: UserId,
+    seq: u64,
+    count: u32,
+    group: GroupId,
+    first: MessageId,
+    last: MessageId,
+}
+
+/// A run is read whole when a replay starts inside it, so keep it short.
+const RUN_MAX: u32 = crate::feed::PAGE as u32;
 
 impl Sequencer {
     pub fn new(state: Arc<dyn StateStore>, pusher: Arc<dyn Pusher>) -> Self {
@@ -69,6 +86,77 @@ impl Sequencer {
     }
 }
 
+impl Sequencer {
+    /// A large group's message for this partition's members: stored once
+    /// (its posts are shared by every inbox), a seq per member pointing at
+    /// it (runs: one row per member per batch however many posts), and
+    /// one rendered frame pushed to them all.
+    async fn post(&mut self, post: GroupPost, ops: &mut Vec<StateOp>) -> Result<()> {
+        let GroupPost { to, prev, message } = post;
+        let c = message.conversation;
+        let ConversationId::Group(group) = c else {
+            tracing::warn!(conversation = %c, "group post outside a group skipped");
+            return Ok(());
+        };
+        let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
+        let mut stored = false;
+        for user in to {
+            // Replayed copies are dropped as for items.
+            if self
+                .head(user, c)
+                .await?
+                .is_some_and(|h| message.msg_id <= h)
+            {
+                continue;
+            }
+            let seq = self.seq(user).await? + 1;
+            self.pending.seqs.insert(user, seq);
+            self.pending.heads.insert((user, c), message.msg_id);
+            // Extend the user's run if this post follows it in the group's
+            // stream and in their inbox; otherwise start one.
+            let p = &mut self.pending;
+            match p.open.get(&user).map(|&i| &mut p.runs[i]) {
+                Some(r)
+                    if r.group == group
+                        && Some(r.last) == prev
+                        && r.seq + u64::from(r.count) == seq
+                        && r.count < RUN_MAX =>
+                {
+                    r.count += 1;
+                    r.last = message.msg_id;
+                }
+                _ => {
+                    p.open.insert(user, p.runs.len());
+                    p.runs.push(Run {
+                        user,
+                        seq,
+                        count: 1,
+                        group,
+                        first: message.msg_id,
+                        last: message.msg_id,
+                    });
+                }
+            }
+            stored = true;
+            let origin = (user == message.from).then_some(message.from_device);
+            let push = Push::Item {
+                seq,
+                msg: msg.clone(),
+                origin,
+            };
+            p.pushes.push((user, push));
+        }
+        if stored {
+            ops.push(StateOp::GroupPost {
+                group,
+                msg_id: message.msg_id,
+                message: Bytes::from(codec::encode(&Event::MessageSent(message))),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Processor for Sequencer {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
@@ -90,7 +178,7 @@ impl Processor for Sequencer {
                     let seq = self.seq(user).await? + 1;
                     self.pending.seqs.insert(user, seq);
                     self.pending.heads.insert((user, c), message.msg_id);
-                    let frame = Arc::new(ServerFrame::Msg(message.to_frame(Some(seq))));
+                    let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
                     let item = Event::InboxItem(InboxItem {
                         user,
                         seq,
@@ -106,8 +194,9 @@ impl Processor for Sequencer {
                     let origin = (user == message.from).then_some(message.from_device);
                     self.pending
                         .pushes
-                        .push((user, Push::Item { seq, frame, origin }));
+                        .push((user, Push::Item { seq, msg, origin }));
                 }
+                Event::GroupPost(post) => self.post(post, &mut ops).await?,
                 Event::Status(s) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame(false)));
                     self.pending.pushes.push((s.to, Push::Frame(frame)));
@@ -137,6 +226,14 @@ impl Processor for Sequencer {
                 }
             }
         }
+        ops.extend(self.pending.runs.iter().map(|r| StateOp::InboxRun {
+            user: r.user,
+            seq: r.seq,
+            count: r.count,
+            group: r.group,
+            first: r.first,
+            last: r.last,
+        }));
         Ok(ops)
     }
 

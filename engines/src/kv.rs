@@ -15,8 +15,11 @@
 //! - `devices`: `user` → last device id issued
 //! - `profiles`: `user` → `(about, avatar media id)` (the display name is
 //!   in `accounts`)
-//! - `inbox`: `(user, seq)` → encoded item; `heads`: `(user, conversation)`
-//!   → newest msg_id placed in that inbox from that conversation
+//! - `inbox`: `(user, seq)` → encoded item, or a run of a group's posts
+//!   ([`InboxEntry`]); `heads`: `(user, conversation)` → newest msg_id
+//!   placed in that inbox from that conversation
+//! - `group_posts`: `(group, msg_id)` → encoded message (large groups'
+//!   stream, read fan-out)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +36,7 @@ use redb::{
 };
 
 use crate::error::{EngineError, Result};
-use crate::state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
+use crate::state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};
 
 const CURSORS: TableDefinition<(u64, u64), u64> = TableDefinition::new("cursors");
 const IDEM: TableDefinition<(u64, &str), (u64, u64)> = TableDefinition::new("idem");
@@ -49,6 +52,7 @@ const PROFILES: TableDefinition<u64, (&str, &str)> = TableDefinition::new("profi
 const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
 const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
 const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+const GROUP_POSTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("group_posts");
 /// `(user, contact)` and its mirror `(contact, user)`.
 const CONTACTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("contacts");
 const WATCHERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("watchers");
@@ -153,6 +157,7 @@ impl RedbState {
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;
         tx.open_table(GROUPS).map_err(err)?;
+        tx.open_table(GROUP_POSTS).map_err(err)?;
         tx.open_table(CONTACTS).map_err(err)?;
         tx.open_table(WATCHERS).map_err(err)?;
         tx.open_table(PRIVACY).map_err(err)?;
@@ -270,22 +275,30 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             msg_id,
             item,
         } => {
-            set_inbox_seq(tx, *user, *seq)?;
-            tx.open_table(INBOX)
+            inbox_put(tx, *user, *seq, *seq, *conversation, *msg_id, item)?;
+        }
+        StateOp::InboxRun {
+            user,
+            seq,
+            count,
+            group,
+            first,
+            last,
+        } => {
+            let value = InboxEntry::run_value(*group, *first, *count);
+            let last_seq = seq + u64::from(*count).max(1) - 1;
+            let c = ConversationId::group(*group);
+            inbox_put(tx, *user, *seq, last_seq, c, *last, &value)?;
+        }
+        StateOp::GroupPost {
+            group,
+            msg_id,
+            message,
+        } => {
+            tx.open_table(GROUP_POSTS)
                 .map_err(err)?
-                .insert((user.0, *seq), item.as_ref())
+                .insert((group.0, msg_id.0), message.as_ref())
                 .map_err(err)?;
-            let mut heads = tx.open_table(HEADS).map_err(err)?;
-            let key = conversation.to_string();
-            let old = heads
-                .get((user.0, key.as_str()))
-                .map_err(err)?
-                .map_or(0, |v| v.value());
-            if msg_id.0 > old {
-                heads
-                    .insert((user.0, key.as_str()), msg_id.0)
-                    .map_err(err)?;
-            }
         }
         StateOp::IdemPut {
             user,
@@ -417,6 +430,36 @@ fn live_idem(
     let v = t.get((user.0, key)).map_err(err)?.map(|v| v.value());
     Ok(v.filter(|&(_, expires)| expires > now)
         .map(|(id, _)| MessageId(id)))
+}
+
+/// Stores the inbox row at `seq` (covering seqs up to `last_seq`) and moves
+/// the user's seq and head in `conversation` forward.
+fn inbox_put(
+    tx: &WriteTransaction,
+    user: UserId,
+    seq: u64,
+    last_seq: u64,
+    conversation: ConversationId,
+    msg_id: MessageId,
+    value: &[u8],
+) -> Result<()> {
+    set_inbox_seq(tx, user, last_seq)?;
+    tx.open_table(INBOX)
+        .map_err(err)?
+        .insert((user.0, seq), value)
+        .map_err(err)?;
+    let mut heads = tx.open_table(HEADS).map_err(err)?;
+    let key = conversation.to_string();
+    let old = heads
+        .get((user.0, key.as_str()))
+        .map_err(err)?
+        .map_or(0, |v| v.value());
+    if msg_id.0 > old {
+        heads
+            .insert((user.0, key.as_str()), msg_id.0)
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn set_inbox_seq(tx: &WriteTransaction, user: UserId, seq: u64) -> Result<()> {
@@ -676,21 +719,49 @@ impl StateStore for RedbState {
         .await
     }
 
-    async fn inbox_range(
-        &self,
-        user: UserId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Bytes)>> {
+    async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>> {
         self.read(move |tx| {
             let t = tx.open_table(INBOX).map_err(err)?;
             let start = after.saturating_add(1);
-            t.range((user.0, start)..=(user.0, u64::MAX))
+            let mut out = Vec::new();
+            // A run may start below `start` and still cover it.
+            if let Some(e) = t
+                .range((user.0, 0)..(user.0, start))
+                .map_err(err)?
+                .next_back()
+            {
+                let (k, v) = e.map_err(err)?;
+                let row = InboxEntry::from_value(k.value().1, v.value());
+                if row.last_seq() >= start {
+                    out.push(row);
+                }
+            }
+            for e in t.range((user.0, start)..=(user.0, u64::MAX)).map_err(err)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = e.map_err(err)?;
+                out.push(InboxEntry::from_value(k.value().1, v.value()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn group_posts(
+        &self,
+        group: GroupId,
+        from: MessageId,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, Bytes)>> {
+        self.read(move |tx| {
+            let t = tx.open_table(GROUP_POSTS).map_err(err)?;
+            t.range((group.0, from.0)..=(group.0, u64::MAX))
                 .map_err(err)?
                 .take(limit)
                 .map(|e| {
                     let (k, v) = e.map_err(err)?;
-                    Ok((k.value().1, Bytes::copy_from_slice(v.value())))
+                    Ok((MessageId(k.value().1), Bytes::copy_from_slice(v.value())))
                 })
                 .collect()
         })

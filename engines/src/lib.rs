@@ -65,4 +65,4 @@ pub use redis_cluster::RedisCluster;
 pub use redis_log::RedisLog;
 pub use redis_state::RedisState;
 pub use seglog::{Durability, SegmentLog, SegmentLogOptions};
-pub use state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
+pub use state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};

@@ -7,6 +7,9 @@
 //!   `cur:{device}` (cursor), `head:{conversation}` (newest msg_id placed in
 //!   the inbox from it), `on`/`seen`/`upd` (presence)
 //! - `P:in:{user}` sorted set: the inbox, score = seq, member = seq ++ item
+//!   (or ++ a run of a group's posts, [`InboxEntry`])
+//! - `P:gp:{group}` sorted set, all scores 0: a large group's stream,
+//!   member = msg_id ++ encoded message, read in lexical order
 //! - `P:m:{conversation}` hash: `{user}:d`, `{user}:r` delivered/read marks
 //! - `P:i:{user}:{client_msg_id}` string: msg_id, expiring with the resend window
 //! - `P:j:{job}` hash: partition → next offset
@@ -30,7 +33,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use crate::error::{EngineError, Result};
-use crate::state::{Account, Applied, Claim, Marks, Presence, StateOp, StateStore};
+use crate::state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};
 
 /// A Redis failure: connection trouble is worth a retry, the rest is not.
 pub(crate) fn redis_err(e: redis::RedisError) -> EngineError {
@@ -93,6 +96,14 @@ while i <= #ARGV do
     smax(k, 'head:' .. c, d)
     redis.call('ZADD', p .. ':in:' .. a, b, string.format('%020d', tonumber(b)) .. ARGV[i+5])
     i = i + 1
+  elseif op == 'R' then -- user, last seq, conversation, last msg_id; then first seq ++ run
+    local k, m = p .. ':u:' .. a, ARGV[i+5]
+    nmax(k, 'seq', b)
+    smax(k, 'head:' .. c, d)
+    redis.call('ZADD', p .. ':in:' .. a, tonumber(string.sub(m, 1, 20)), m)
+    i = i + 1
+  elseif op == 'Q' then -- group, msg_id, message
+    redis.call('ZADD', p .. ':gp:' .. a, 0, b .. c)
   elseif op == 'D' then -- user, client_msg_id, msg_id, expires_at ms
     local ms = tonumber(redis.call('TIME')[1]) * 1000
     if tonumber(d) > ms then
@@ -305,6 +316,35 @@ impl RedisState {
                         .arg(user.0)
                         .arg(crate::kv::audience_code(*presence))
                         .arg("")
+                        .arg("");
+                }
+                StateOp::InboxRun {
+                    user,
+                    seq,
+                    count,
+                    group,
+                    first,
+                    last,
+                } => {
+                    let mut member = format!("{seq:020}").into_bytes();
+                    member.extend(InboxEntry::run_value(*group, *first, *count));
+                    let last_seq = seq + u64::from(*count).max(1) - 1;
+                    inv.arg("R")
+                        .arg(user.0)
+                        .arg(last_seq)
+                        .arg(ConversationId::group(*group).to_string())
+                        .arg(pad(*last))
+                        .arg(member);
+                }
+                StateOp::GroupPost {
+                    group,
+                    msg_id,
+                    message,
+                } => {
+                    inv.arg("Q")
+                        .arg(group.0)
+                        .arg(pad(*msg_id))
+                        .arg(message.as_ref())
                         .arg("");
                 }
                 StateOp::PutGroup { group, state } => {
@@ -564,14 +604,21 @@ impl StateStore for RedisState {
             .unwrap_or(0))
     }
 
-    async fn inbox_range(
-        &self,
-        user: UserId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Bytes)>> {
-        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
-            .arg(self.key(format!("in:{user}")))
+    async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>> {
+        let key = self.key(format!("in:{user}"));
+        // The row at or below `after` (a run may reach past it), then the rest.
+        let (below, above): (Vec<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(after)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .cmd("ZRANGE")
+            .arg(&key)
             .arg(format!("({after}"))
             .arg("+inf")
             .arg("BYSCORE")
@@ -581,14 +628,51 @@ impl StateStore for RedisState {
             .query_async(&mut self.con.clone())
             .await
             .map_err(err)?;
+        let row = |m: Vec<u8>| {
+            let seq = std::str::from_utf8(m.get(..20).unwrap_or_default())
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| EngineError::State("malformed inbox member".into()))?;
+            Ok(InboxEntry::from_value(seq, &m[20..]))
+        };
+        let mut out = Vec::with_capacity(above.len() + 1);
+        for m in below {
+            let r = row(m)?;
+            if r.last_seq() > after {
+                out.push(r);
+            }
+        }
+        for m in above.into_iter().take(limit - out.len().min(limit)) {
+            out.push(row(m)?);
+        }
+        Ok(out)
+    }
+
+    async fn group_posts(
+        &self,
+        group: GroupId,
+        from: MessageId,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, Bytes)>> {
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(self.key(format!("gp:{group}")))
+            .arg(format!("[{}", pad(from)))
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
         members
             .into_iter()
             .map(|m| {
-                let seq = std::str::from_utf8(m.get(..20).unwrap_or_default())
+                let id = std::str::from_utf8(m.get(..20).unwrap_or_default())
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| EngineError::State("malformed inbox member".into()))?;
-                Ok((seq, Bytes::copy_from_slice(&m[20..])))
+                    .ok_or_else(|| EngineError::State("malformed group post".into()))?;
+                Ok((MessageId(id), Bytes::copy_from_slice(&m[20..])))
             })
             .collect()
     }

@@ -140,6 +140,92 @@ pub enum StateOp {
         user: UserId,
         presence: Audience,
     },
+    /// Stores a large group's message once in the group's stream (read
+    /// fan-out): `message` is an encoded event. Rewriting it is a no-op.
+    GroupPost {
+        group: GroupId,
+        msg_id: MessageId,
+        message: Bytes,
+    },
+    /// Seqs `seq..seq + count` of `user` are the `count` consecutive posts
+    /// of `group`'s stream from `first` on (the last is `last`): one row
+    /// instead of `count` copies. Moves the user's seq and their head in
+    /// the group's conversation like [`StateOp::InboxPut`].
+    InboxRun {
+        user: UserId,
+        seq: u64,
+        count: u32,
+        group: GroupId,
+        first: MessageId,
+        last: MessageId,
+    },
+}
+
+/// One row of a user's inbox, as [`StateStore::inbox_range`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxEntry {
+    /// Item `seq`: an encoded event.
+    Item { seq: u64, item: Bytes },
+    /// Seqs `seq..seq + count` point at posts of `group` from `first` on;
+    /// [`StateStore::group_posts`] reads them.
+    Run {
+        seq: u64,
+        count: u32,
+        group: GroupId,
+        first: MessageId,
+    },
+}
+
+/// Runs are stored beside items in one ordered inbox, so each store keeps
+/// one row format: an item is a codec record (it starts with the codec's
+/// magic byte), a run is this tag and three big-endian numbers.
+const RUN_TAG: u8 = b'R';
+
+impl InboxEntry {
+    pub fn seq(&self) -> u64 {
+        match self {
+            InboxEntry::Item { seq, .. } | InboxEntry::Run { seq, .. } => *seq,
+        }
+    }
+
+    /// The last seq this row covers.
+    pub fn last_seq(&self) -> u64 {
+        match self {
+            InboxEntry::Item { seq, .. } => *seq,
+            InboxEntry::Run { seq, count, .. } => seq + u64::from(*count).max(1) - 1,
+        }
+    }
+
+    /// The stored value of a run.
+    pub fn run_value(group: GroupId, first: MessageId, count: u32) -> Vec<u8> {
+        let mut v = Vec::with_capacity(21);
+        v.push(RUN_TAG);
+        v.extend_from_slice(&group.0.to_be_bytes());
+        v.extend_from_slice(&first.0.to_be_bytes());
+        v.extend_from_slice(&count.to_be_bytes());
+        v
+    }
+
+    /// The row stored at `seq` with value `v`.
+    pub fn from_value(seq: u64, v: &[u8]) -> InboxEntry {
+        if v.len() == 21 && v[0] == RUN_TAG {
+            let n = |r: std::ops::Range<usize>| {
+                let mut b = [0u8; 8];
+                b[8 - r.len()..].copy_from_slice(&v[r]);
+                u64::from_be_bytes(b)
+            };
+            return InboxEntry::Run {
+                seq,
+                group: GroupId(n(1..9)),
+                first: MessageId(n(9..17)),
+                count: n(17..21) as u32,
+            };
+        }
+        InboxEntry::Item {
+            seq,
+            item: Bytes::copy_from_slice(v),
+        }
+    }
 }
 
 /// Whether `apply` wrote.
@@ -215,14 +301,18 @@ pub trait StateStore: Send + Sync + 'static {
     /// The last inbox `seq` issued to a user; 0 if none.
     async fn inbox_seq(&self, user: UserId) -> Result<u64>;
 
-    /// Up to `limit` inbox items of `user` with `seq > after`, in order.
-    /// Costs what it returns, whatever the size of the inbox.
-    async fn inbox_range(
+    /// Up to `limit` rows of `user`'s inbox holding seqs above `after`, in
+    /// order: a run that starts at or below `after` but reaches past it
+    /// comes first. Costs what it returns, whatever the size of the inbox.
+    async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>>;
+
+    /// Up to `limit` posts of `group`'s stream from `from` on, in order.
+    async fn group_posts(
         &self,
-        user: UserId,
-        after: u64,
+        group: GroupId,
+        from: MessageId,
         limit: usize,
-    ) -> Result<Vec<(u64, Bytes)>>;
+    ) -> Result<Vec<(MessageId, Bytes)>>;
 
     /// The newest message from `conversation` placed in `user`'s inbox.
     async fn inbox_head(

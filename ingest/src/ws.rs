@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Message;
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use parley_delivery::feed::Feed;
+use parley_delivery::feed::{Feed, Msgs};
 use parley_delivery::hub::Push;
 use parley_delivery::metrics;
 use parley_schemas::wire::{ClientFrame, HistoryPage, ServerFrame, MAX_FRAME_BYTES};
@@ -68,7 +68,9 @@ where
         Err(e) => {
             drop(registration);
             let mut sink = sink;
-            let _ = send(&mut sink, &e.into_frame(None)).await;
+            if send(&mut sink, &e.into_frame(None)).await {
+                let _ = sink.flush().await;
+            }
         }
     }
     edge.session_closed(caller.user).await;
@@ -184,12 +186,18 @@ async fn handle(
     (reference, result)
 }
 
+/// Frames are queued in the socket's buffer and written out when nothing
+/// more is waiting, or after this many: a burst costs one write, not one
+/// per frame, and a steady stream still goes out promptly.
+const FLUSH_EVERY: usize = 64;
+
 async fn write_loop<W: Sink<Message> + Unpin>(
     mut sink: W,
     mut out: mpsc::Receiver<Out>,
     mut pushes: mpsc::Receiver<Push>,
     mut feed: Feed,
 ) {
+    let mut unflushed = 0;
     loop {
         let ok = tokio::select! {
             biased;
@@ -199,13 +207,13 @@ async fn write_loop<W: Sink<Message> + Unpin>(
                 None => break,
             },
             p = pushes.recv() => match p {
-                Some(Push::Item { seq, frame, origin }) => match feed.item(seq, frame, origin).await {
-                    Ok(frames) => send_all(&mut sink, &frames).await,
+                Some(Push::Item { seq, msg, origin }) => match feed.item(seq, msg, origin).await {
+                    Ok(msgs) => send_msgs(&mut sink, &msgs).await,
                     Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
                 },
                 Some(Push::Frame(f)) => send(&mut sink, &f).await,
                 Some(Push::Resync) => match feed.fill().await {
-                    Ok(frames) => send_all(&mut sink, &frames).await,
+                    Ok(msgs) => send_msgs(&mut sink, &msgs).await,
                     Err(e) => send(&mut sink, &ApiError::from(e).into_frame(None)).await,
                 },
                 None => break,
@@ -214,12 +222,21 @@ async fn write_loop<W: Sink<Message> + Unpin>(
         if !ok {
             break;
         }
-        if out.is_empty() && pushes.is_empty() {
+        unflushed += 1;
+        let idle = out.is_empty() && pushes.is_empty();
+        if idle || unflushed >= FLUSH_EVERY {
+            unflushed = 0;
+            if sink.flush().await.is_err() {
+                break;
+            }
+        }
+        if idle {
             if let Err(e) = feed.save_cursor(false).await {
                 tracing::warn!(error = %e, "saving a device cursor failed");
             }
         }
     }
+    let _ = sink.flush().await;
     let _ = feed.save_cursor(true).await;
 }
 
@@ -233,8 +250,8 @@ async fn replay<W: Sink<Message> + Unpin>(
     }
     while feed.catching_up() {
         match feed.backlog().await {
-            Ok(frames) => {
-                if !send_all(sink, &frames).await {
+            Ok(msgs) => {
+                if !send_msgs(sink, &msgs).await {
                     return false;
                 }
             }
@@ -244,23 +261,23 @@ async fn replay<W: Sink<Message> + Unpin>(
     true
 }
 
-async fn send_all<W: Sink<Message> + Unpin>(sink: &mut W, frames: &[Arc<ServerFrame>]) -> bool {
-    for f in frames {
-        if !send(sink, f).await {
+/// Queues `msg` frames; false once the socket is gone.
+async fn send_msgs<W: Sink<Message> + Unpin>(sink: &mut W, msgs: &Msgs) -> bool {
+    for (seq, m) in msgs {
+        if sink
+            .feed(Message::Text(m.render(Some(*seq)).into()))
+            .await
+            .is_err()
+        {
             return false;
         }
+        metrics::delivered(m.frame.ts);
     }
     true
 }
 
-/// Writes one frame; false once the socket is gone.
+/// Queues one frame (the loop flushes); false once the socket is gone.
 async fn send<W: Sink<Message> + Unpin>(sink: &mut W, frame: &ServerFrame) -> bool {
     let json = serde_json::to_string(frame).expect("server frames serialize");
-    if sink.send(Message::Text(json.into())).await.is_err() {
-        return false;
-    }
-    if let ServerFrame::Msg(m) = frame {
-        metrics::delivered(m.ts);
-    }
-    true
+    sink.feed(Message::Text(json.into())).await.is_ok()
 }

@@ -39,6 +39,10 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// argon2id memory cost in KiB (OWASP's 19 MiB by default).
     pub argon2_memory_kib: u32,
+    /// Groups with more current members than this get read fan-out (one
+    /// stored copy per message, members' inboxes point at it); smaller
+    /// ones write fan-out (a copy per member). See ARCHITECTURE.md.
+    pub group_read_fanout_above: usize,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             jwt_secret: None,
             token_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
+            group_read_fanout_above: parley_processors::router::READ_FANOUT_ABOVE,
         }
     }
 }

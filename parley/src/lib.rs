@@ -139,24 +139,39 @@ fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
     }
 }
 
+/// What every partition's processor jobs share.
+#[derive(Clone)]
+struct Processing {
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    history: Arc<dyn History>,
+    partitions: u32,
+    read_fanout_above: usize,
+}
+
 /// The processor jobs of partition `p`: the router on `events`, the
 /// presence job on `presence`, the accounts job on `accounts`, and the
 /// history writers on `events` and `presence`. `caught_up` fires once the router has
 /// applied what the partition held at start.
 async fn process_partition(
-    log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
-    history: Arc<dyn History>,
-    partitions: u32,
+    engines: Processing,
     p: u32,
     stop: CancellationToken,
     caught_up: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
+    let Processing {
+        log,
+        state,
+        history,
+        partitions,
+        read_fanout_above,
+    } = engines;
     let router_spec = JobSpec {
         caught_up,
         ..job_spec(router::JOB, topics::EVENTS, p)
     };
-    let router = Router::new(log.clone(), state.clone(), partitions);
+    let router =
+        Router::new(log.clone(), state.clone(), partitions).read_fanout_above(read_fanout_above);
     tokio::join!(
         run_job(
             log.clone(),
@@ -246,6 +261,13 @@ pub async fn up(
         pusher: hub.clone(),
     });
 
+    let processing = Processing {
+        log: log.clone(),
+        state: state.clone(),
+        history: history.clone(),
+        partitions,
+        read_fanout_above: cfg.group_read_fanout_above,
+    };
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
     let mut routers_caught_up = Vec::new();
@@ -253,10 +275,7 @@ pub async fn up(
         let (tx, rx) = tokio::sync::oneshot::channel();
         routers_caught_up.push(rx);
         jobs.spawn(process_partition(
-            log.clone(),
-            state.clone(),
-            history.clone(),
-            partitions,
+            processing.clone(),
             p,
             stop.clone(),
             Some(tx),
@@ -269,6 +288,7 @@ pub async fn up(
             stop.clone(),
         ));
     }
+    drop(processing);
     // Serve only once the router has replayed what the log held at start:
     // idempotency keys of sends appended just before a crash are derived
     // by then, so a client's resend finds its first id.
@@ -414,12 +434,16 @@ pub async fn process(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let shared = open_shared(cfg, &listener).await?;
-    let (log, state, partitions) = (shared.log.clone(), shared.state.clone(), shared.partitions);
-    let history = shared.history.clone();
+    let processing = Processing {
+        log: shared.log.clone(),
+        state: shared.state.clone(),
+        history: shared.history.clone(),
+        partitions: shared.partitions,
+        read_fanout_above: cfg.group_read_fanout_above,
+    };
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
     run_role(role, shared, listener, shutdown, move |p, stop| {
-        let (log, state, history) = (log.clone(), state.clone(), history.clone());
-        process_partition(log, state, history, partitions, p, stop, None)
+        process_partition(processing.clone(), p, stop, None)
     })
     .await
 }

@@ -54,8 +54,29 @@ fn by_number(ids: &[String]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_50_with_three_offline_gets_every_message_in_order_with_ticks() {
+    // 50 members is below the default threshold: write fan-out.
+    assert!(parley::Config::default().group_read_fanout_above >= 50);
+    group_of_50(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_over_read_fan_out() {
+    group_of_50(Some(10)).await;
+}
+
+/// A server; `fanout_above` sets its read fan-out threshold.
+async fn start(dir: &std::path::Path, fanout_above: Option<usize>) -> Server {
+    let mut cfg = common::config(dir);
+    if let Some(n) = fanout_above {
+        cfg.group_read_fanout_above = n;
+    }
+    Server::start_with(cfg).await
+}
+
+/// The acceptance scenario; `fanout_above` sets the read fan-out threshold.
+async fn group_of_50(fanout_above: Option<usize>) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    let s = start(dir.path(), fanout_above).await;
     let mut users = Vec::new();
     let mut tokens = Vec::new();
     for i in 0..50 {
@@ -149,7 +170,13 @@ async fn a_group_of_50_with_three_offline_gets_every_message_in_order_with_ticks
     for (token, _) in &tokens[47..] {
         let mut c = Client::connect(&s.url, token).await;
         c.send(json!({"type": "sync"})).await;
-        assert_eq!(msg_ids(&mut c, all_ids.len()).await, all_ids);
+        let mut got = Vec::new();
+        for want in 1..=all_ids.len() as u64 {
+            let m = take(&mut c, "msg").await;
+            assert_eq!(m["seq"], want, "one seq per inbox item: {m}");
+            got.push(m["msg_id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(got, all_ids);
         c.send(json!({"type": "receipt", "conversation_id": cid, "msg_id": last, "status": "delivered"}))
             .await;
         late.push(c);
@@ -189,8 +216,18 @@ async fn a_group_of_50_with_three_offline_gets_every_message_in_order_with_ticks
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_remove_and_removed_members_stop_at_once() {
+    removal(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_over_read_fan_out() {
+    // Every group of this test has more than one member.
+    removal(Some(1)).await;
+}
+
+async fn removal(fanout_above: Option<usize>) {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    let s = start(dir.path(), fanout_above).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let carol = register(&s.url, "carol").await;
     let dave = register(&s.url, "dave").await;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
 use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
-use parley_schemas::event::{Event, GroupEvent, InboxItem, StatusUpdate};
+use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
 use parley_schemas::group::{GroupChange, GroupState, Tick};
 use parley_schemas::ids::{ConversationId, GroupId, UserId};
 use parley_schemas::partition::user_partition;
@@ -18,6 +18,10 @@ pub const JOB: &str = "router";
 
 /// Groups whose state the router keeps in memory between batches.
 const GROUP_CACHE: usize = 100_000;
+
+/// Groups with more current members than this use read fan-out by
+/// default: see [`Router::read_fanout_above`].
+pub const READ_FANOUT_ABOVE: usize = 64;
 
 static GROUP_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -37,6 +41,7 @@ pub struct Router {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
     inbox_partitions: u32,
+    read_fanout_above: usize,
     groups: HashMap<GroupId, GroupState>,
     pending: HashMap<GroupId, Option<GroupState>>,
 }
@@ -47,9 +52,20 @@ impl Router {
             log,
             state,
             inbox_partitions,
+            read_fanout_above: READ_FANOUT_ABOVE,
             groups: HashMap::new(),
             pending: HashMap::new(),
         }
+    }
+
+    /// A message to a group of up to `n` current members is copied into
+    /// each member's inbox (write fan-out); above `n` it goes once to each
+    /// inbox partition holding members, as a [`GroupPost`] naming them,
+    /// and delivery stores it once and points each member's inbox at it
+    /// (read fan-out). ARCHITECTURE.md weighs the two.
+    pub fn read_fanout_above(mut self, n: usize) -> Self {
+        self.read_fanout_above = n;
+        self
     }
 
     /// The group as of the records processed so far; `None` if it does
@@ -90,8 +106,9 @@ impl Processor for Router {
         // Inbox partition -> records, kept in log order.
         let mut out: BTreeMap<u32, Vec<Bytes>> = BTreeMap::new();
         let parts = self.inbox_partitions;
-        let mut route = |user, event: &Event| {
-            out.entry(user_partition(user, parts))
+        let at = |user| user_partition(user, parts);
+        let mut route = |partition, event: &Event| {
+            out.entry(partition)
                 .or_default()
                 .push(Bytes::from(codec::encode(event)));
         };
@@ -99,15 +116,36 @@ impl Processor for Router {
             match event {
                 Event::MessageSent(m) => {
                     let recipients = match m.to {
-                        Recipient::User(u) => vec![u],
+                        Recipient::User(u) => Some(vec![u]),
                         Recipient::Group(g) => match self.group(g).await? {
                             Some(state) if state.current(m.from).is_some() => {
+                                let prev = state.head;
                                 let ticks = state.message(m.msg_id, m.from).unwrap_or_default();
                                 for t in ticks {
-                                    route(t.to, &status(t.to, m.conversation, m.from, &t, m.ts));
+                                    route(
+                                        at(t.to),
+                                        &status(t.to, m.conversation, m.from, &t, m.ts),
+                                    );
                                 }
-                                let members = state.current_members().map(|m| m.user);
-                                members.filter(|u| *u != m.from).collect()
+                                let members: Vec<UserId> =
+                                    state.current_members().map(|m| m.user).collect();
+                                if members.len() > self.read_fanout_above {
+                                    // The sender's other devices get it from the post too.
+                                    let mut to: BTreeMap<u32, Vec<UserId>> = BTreeMap::new();
+                                    for u in members {
+                                        to.entry(at(u)).or_default().push(u);
+                                    }
+                                    for (p, to) in to {
+                                        let message = m.clone();
+                                        route(
+                                            p,
+                                            &Event::GroupPost(GroupPost { to, prev, message }),
+                                        );
+                                    }
+                                    None
+                                } else {
+                                    Some(members.into_iter().filter(|u| *u != m.from).collect())
+                                }
                             }
                             // A member removed just before this send (the
                             // edge checked an older state): not delivered.
@@ -118,13 +156,14 @@ impl Processor for Router {
                             }
                         },
                     };
-                    for user in recipients.into_iter().chain(std::iter::once(m.from)) {
+                    let inboxes = recipients.map(|r| r.into_iter().chain(std::iter::once(m.from)));
+                    for user in inboxes.into_iter().flatten() {
                         let item = Event::InboxItem(InboxItem {
                             user,
                             seq: 0,
                             message: m.clone(),
                         });
-                        route(user, &item);
+                        route(at(user), &item);
                     }
                     ops.push(StateOp::IdemPut {
                         user: m.from,
@@ -147,7 +186,7 @@ impl Processor for Router {
                     if let ConversationId::Group(g) = rc.conversation {
                         if let Some(state) = self.group(g).await? {
                             for t in state.receipt(rc.by, rc.up_to, rc.status) {
-                                route(t.to, &status(t.to, rc.conversation, rc.by, &t, rc.ts));
+                                route(at(t.to), &status(t.to, rc.conversation, rc.by, &t, rc.ts));
                             }
                         }
                         continue;
@@ -162,7 +201,7 @@ impl Processor for Router {
                             by: rc.by,
                             ts: rc.ts,
                         });
-                        route(sender, &status);
+                        route(at(sender), &status);
                     }
                 }
                 Event::Group(GroupEvent {
@@ -192,7 +231,7 @@ impl Processor for Router {
                     match ticks {
                         Ok(ticks) => {
                             for t in ticks {
-                                route(t.to, &status(t.to, c, by, &t, ts));
+                                route(at(t.to), &status(t.to, c, by, &t, ts));
                             }
                         }
                         Err(refused) => {

@@ -39,6 +39,9 @@ pub enum Event {
     /// On `inbox`: a presence change to push to the users `to` (those of
     /// this inbox partition who may see it).
     PresenceNotice(PresenceNotice),
+    /// On `inbox`: a message of a large group (read fan-out), once per
+    /// inbox partition, for the members of that partition.
+    GroupPost(GroupPost),
 }
 
 impl Event {
@@ -59,6 +62,7 @@ impl Event {
             Event::ContactChanged(_) => "contact_changed",
             Event::PrivacySet(_) => "privacy_set",
             Event::PresenceNotice(_) => "presence_notice",
+            Event::GroupPost(_) => "group_post",
         }
     }
 }
@@ -188,6 +192,17 @@ pub struct PrivacySet {
 pub struct PresenceNotice {
     pub to: Vec<UserId>,
     pub presence: PresenceChanged,
+}
+
+/// A large group's message for the current members `to` of one inbox
+/// partition. `prev` is the group's previous message: consecutive posts
+/// of a group chain through it, which is how a member's inbox can point at
+/// a run of the group's stream instead of holding copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPost {
+    pub to: Vec<UserId>,
+    pub prev: Option<MessageId>,
+    pub message: MessageSent,
 }
 
 impl MessageSent {

@@ -244,6 +244,44 @@ pub struct MsgFrame {
     pub ts: u64,
 }
 
+/// A `msg` frame rendered to JSON once and sent to many inboxes, where
+/// only `seq` differs: a group message goes to every member's sockets, and
+/// serializing it once per socket was most of the fan-out's CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedMsg {
+    /// The frame without `seq`.
+    pub frame: MsgFrame,
+    /// Its JSON after the opening `{"type":"msg",`.
+    rest: String,
+}
+
+const MSG_OPEN: &str = r#"{"type":"msg","#;
+
+impl SharedMsg {
+    pub fn new(mut frame: MsgFrame) -> SharedMsg {
+        frame.seq = None;
+        let json =
+            serde_json::to_string(&ServerFrame::Msg(frame.clone())).expect("msg frames serialize");
+        let rest = json
+            .strip_prefix(MSG_OPEN)
+            .expect("the tag is serialized first")
+            .to_owned();
+        SharedMsg { frame, rest }
+    }
+
+    /// The frame's JSON text with `seq` (the first field, as serde writes it).
+    pub fn render(&self, seq: Option<u64>) -> String {
+        let mut s = String::with_capacity(MSG_OPEN.len() + 32 + self.rest.len());
+        s.push_str(MSG_OPEN);
+        if let Some(seq) = seq {
+            use std::fmt::Write;
+            let _ = write!(s, r#""seq":{seq},"#);
+        }
+        s.push_str(&self.rest);
+        s
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusFrame {
     pub conversation_id: ConversationId,
@@ -461,6 +499,29 @@ mod tests {
 
     fn to_value<T: Serialize>(t: &T) -> Value {
         serde_json::to_value(t).unwrap()
+    }
+
+    #[test]
+    fn a_shared_msg_renders_as_serde_does() {
+        let frame = MsgFrame {
+            seq: Some(9),
+            msg_id: MessageId(77),
+            conversation_id: ConversationId::group(GroupId(5)),
+            from: UserId(3),
+            to: Recipient::Group(GroupId(5)),
+            body: Body::Text("quote \" and \u{e9}".into()),
+            ts: 1_700_000_000_000,
+        };
+        let shared = SharedMsg::new(frame.clone());
+        assert_eq!(shared.frame.seq, None);
+        for seq in [Some(1), Some(u64::MAX), None] {
+            let expected = serde_json::to_string(&ServerFrame::Msg(MsgFrame {
+                seq,
+                ..frame.clone()
+            }))
+            .unwrap();
+            assert_eq!(shared.render(seq), expected);
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ struct Args {
     /// Concurrent registrations/logins/connects during setup
     #[arg(long, default_value_t = 32)]
     setup_concurrency: usize,
+    /// The in-process server's read fan-out threshold (its default if unset)
+    #[arg(long)]
+    read_fanout_above: Option<usize>,
 }
 
 /// The msg_id in a `msg` frame, found without parsing the whole frame
@@ -67,6 +70,12 @@ async fn main() -> Result<()> {
                 data_dir: dir.path().to_path_buf(),
                 argon2_memory_kib: 1024,
                 ..parley::Config::default()
+            };
+            let cfg = parley::Config {
+                group_read_fanout_above: args
+                    .read_fanout_above
+                    .unwrap_or(cfg.group_read_fanout_above),
+                ..cfg
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
