@@ -8,7 +8,7 @@
 //! when the next item arrives, and a lost subscription ([`Mail::Gap`])
 //! makes every socket of the edge check the store at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
@@ -51,7 +51,15 @@ impl Pusher for Hub {
     }
 }
 
-/// A push as mailed between nodes.
+/// A batch of pushes as mailed between nodes. Each distinct frame travels
+/// once: a group message goes to hundreds of members on one edge, and only
+/// their seqs differ.
+#[derive(Serialize, Deserialize)]
+struct Letter {
+    frames: Vec<ServerFrame>,
+    pushes: Vec<Mailed>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Mailed {
     user: UserId,
@@ -59,47 +67,69 @@ struct Mailed {
     seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     origin: Option<DeviceId>,
-    frame: ServerFrame,
+    /// Index into `frames`.
+    frame: usize,
 }
 
 pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
-    let mailed: Vec<Mailed> = pushes
-        .iter()
-        .filter_map(|(user, push)| {
-            let (seq, origin, frame) = match push {
-                Push::Item { seq, msg, origin } => {
-                    (Some(*seq), *origin, ServerFrame::Msg(msg.frame.clone()))
-                }
-                Push::Frame(frame) => (None, None, (**frame).clone()),
-                Push::Resync => return None,
-            };
-            Some(Mailed {
-                user: *user,
-                seq,
-                origin,
-                frame,
-            })
-        })
-        .collect();
-    Bytes::from(serde_json::to_vec(&mailed).expect("pushes serialize"))
+    let mut mail = Letter {
+        frames: Vec::new(),
+        pushes: Vec::with_capacity(pushes.len()),
+    };
+    // Frames shared by pushes are the same allocation.
+    let mut index: HashMap<*const (), usize> = HashMap::new();
+    for (user, push) in pushes {
+        let (seq, origin, ptr) = match push {
+            Push::Item { seq, msg, origin } => (Some(*seq), *origin, Arc::as_ptr(msg) as *const ()),
+            Push::Frame(frame) => (None, None, Arc::as_ptr(frame) as *const ()),
+            Push::Resync => continue,
+        };
+        let frame = *index.entry(ptr).or_insert_with(|| {
+            mail.frames.push(match push {
+                Push::Item { msg, .. } => ServerFrame::Msg(msg.frame.clone()),
+                Push::Frame(frame) => (**frame).clone(),
+                Push::Resync => unreachable!("skipped above"),
+            });
+            mail.frames.len() - 1
+        });
+        mail.pushes.push(Mailed {
+            user: *user,
+            seq,
+            origin,
+            frame,
+        });
+    }
+    Bytes::from(serde_json::to_vec(&mail).expect("pushes serialize"))
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<(UserId, Push)>, serde_json::Error> {
-    let mailed: Vec<Mailed> = serde_json::from_slice(bytes)?;
-    Ok(mailed
+    let mail: Letter = serde_json::from_slice(bytes)?;
+    let msgs: Vec<Option<Arc<SharedMsg>>> = mail
+        .frames
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Msg(m) => Some(Arc::new(SharedMsg::new(m.clone()))),
+            _ => None,
+        })
+        .collect();
+    let frames: Vec<Arc<ServerFrame>> = mail.frames.into_iter().map(Arc::new).collect();
+    mail.pushes
         .into_iter()
         .map(|m| {
-            let push = match (m.seq, m.frame) {
-                (Some(seq), ServerFrame::Msg(frame)) => Push::Item {
+            let frame = frames.get(m.frame).ok_or_else(|| {
+                serde::de::Error::custom(format!("frame {} of {}", m.frame, frames.len()))
+            })?;
+            let push = match (m.seq, &msgs[m.frame]) {
+                (Some(seq), Some(msg)) => Push::Item {
                     seq,
-                    msg: Arc::new(SharedMsg::new(frame)),
+                    msg: msg.clone(),
                     origin: m.origin,
                 },
-                (_, frame) => Push::Frame(Arc::new(frame)),
+                _ => Push::Frame(frame.clone()),
             };
-            (m.user, push)
+            Ok((m.user, push))
         })
-        .collect())
+        .collect()
 }
 
 /// Routes pushes through the session registry, in the order given, on one
@@ -212,9 +242,31 @@ mod tests {
             ),
             (UserId(2), Push::Frame(typing.clone())),
             (UserId(5), Push::Resync),
+            (
+                UserId(6),
+                Push::Item {
+                    seq: 1,
+                    msg: msg.clone(),
+                    origin: None,
+                },
+            ),
         ];
-        let back = decode(&encode(&pushes)).unwrap();
-        assert_eq!(back.len(), 2, "resync is local only");
+        let bytes = encode(&pushes);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert_eq!(
+            text.matches(r#""text":"hi""#).count(),
+            1,
+            "one copy: {text}"
+        );
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 3, "resync is local only");
+        match (&back[0].1, &back[2].1) {
+            (Push::Item { msg: a, .. }, Push::Item { msg: b, seq: 1, .. }) => {
+                assert!(Arc::ptr_eq(a, b), "decoded once, shared")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(br#"{"frames":[],"pushes":[{"user":"1","frame":0}]}"#).is_err());
         assert!(
             matches!(&back[0], (UserId(2), Push::Item { seq: 7, origin: Some(DeviceId(3)), msg: m }) if **m == *msg)
         );

@@ -61,6 +61,13 @@ pub trait Processor: Send {
     /// their consumers must tolerate duplicates.
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>>;
 
+    /// How long to keep collecting records after these first ones arrived
+    /// (at least [`JobSpec::linger`]): a job whose cost per batch dwarfs
+    /// its cost per record can ask for more records when it sees one.
+    fn linger(&self, _first: &[Record]) -> Duration {
+        Duration::ZERO
+    }
+
     /// After the writes and offset are stored (`Written`), or refused
     /// because the stored offset moved (`Stale`): caches must be dropped.
     async fn committed(&mut self, _applied: Applied) {}
@@ -142,8 +149,9 @@ pub async fn run_job<P: Processor>(
                     return Ok(());
                 }
             };
-            let deadline = tokio::time::Instant::now() + spec.linger;
-            while !spec.linger.is_zero() && batch.records.len() < spec.batch {
+            let linger = spec.linger.max(processor.linger(&batch.records));
+            let deadline = tokio::time::Instant::now() + linger;
+            while !linger.is_zero() && batch.records.len() < spec.batch {
                 let limit = ReadLimit::records(spec.batch - batch.records.len());
                 let more = tokio::select! {
                     b = log.tail(&spec.topic, spec.partition, batch.next_offset, limit) => b?,

@@ -268,27 +268,8 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             t.insert(user.0, (*online, seen, *at)).map_err(err)?;
         }
         StateOp::SetInboxSeq { user, seq } => set_inbox_seq(tx, *user, *seq)?,
-        StateOp::InboxPut {
-            user,
-            seq,
-            conversation,
-            msg_id,
-            item,
-        } => {
-            inbox_put(tx, *user, *seq, *seq, *conversation, *msg_id, item)?;
-        }
-        StateOp::InboxRun {
-            user,
-            seq,
-            count,
-            group,
-            first,
-            last,
-        } => {
-            let value = InboxEntry::run_value(*group, *first, *count);
-            let last_seq = seq + u64::from(*count).max(1) - 1;
-            let c = ConversationId::group(*group);
-            inbox_put(tx, *user, *seq, last_seq, c, *last, &value)?;
+        StateOp::InboxPut { .. } | StateOp::InboxRun { .. } => {
+            inbox_put(tx, inbox_row(op).into_iter().collect())?;
         }
         StateOp::GroupPost {
             group,
@@ -432,32 +413,93 @@ fn live_idem(
         .map(|(id, _)| MessageId(id)))
 }
 
-/// Stores the inbox row at `seq` (covering seqs up to `last_seq`) and moves
-/// the user's seq and head in `conversation` forward.
-fn inbox_put(
-    tx: &WriteTransaction,
+/// Applies `ops` in one transaction. A fan-out batch holds an inbox write
+/// per member, so those share their three tables, opened once, and go in
+/// key order.
+fn apply_ops(tx: &WriteTransaction, ops: &[StateOp]) -> Result<()> {
+    let mut rows = Vec::new();
+    for op in ops {
+        match inbox_row(op) {
+            Some(row) => rows.push(row),
+            None => apply_op(tx, op)?,
+        }
+    }
+    inbox_put(tx, rows)
+}
+
+/// An inbox write: the row at `seq` (covering seqs up to `last_seq`), and
+/// the user's head in `conversation`.
+struct InboxRow<'a> {
     user: UserId,
     seq: u64,
     last_seq: u64,
     conversation: ConversationId,
     msg_id: MessageId,
-    value: &[u8],
-) -> Result<()> {
-    set_inbox_seq(tx, user, last_seq)?;
-    tx.open_table(INBOX)
-        .map_err(err)?
-        .insert((user.0, seq), value)
-        .map_err(err)?;
+    value: std::borrow::Cow<'a, [u8]>,
+}
+
+fn inbox_row(op: &StateOp) -> Option<InboxRow<'_>> {
+    match op {
+        StateOp::InboxPut {
+            user,
+            seq,
+            conversation,
+            msg_id,
+            item,
+        } => Some(InboxRow {
+            user: *user,
+            seq: *seq,
+            last_seq: *seq,
+            conversation: *conversation,
+            msg_id: *msg_id,
+            value: item.as_ref().into(),
+        }),
+        StateOp::InboxRun {
+            user,
+            seq,
+            count,
+            group,
+            first,
+            last,
+        } => Some(InboxRow {
+            user: *user,
+            seq: *seq,
+            last_seq: seq + u64::from(*count).max(1) - 1,
+            conversation: ConversationId::group(*group),
+            msg_id: *last,
+            value: InboxEntry::run_value(*group, *first, *count).into(),
+        }),
+        _ => None,
+    }
+}
+
+/// Stores inbox rows and moves each user's seq and heads forward.
+fn inbox_put(tx: &WriteTransaction, mut rows: Vec<InboxRow>) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_by_key(|r| (r.user, r.seq));
+    let mut seqs = tx.open_table(INBOX_SEQ).map_err(err)?;
+    let mut inbox = tx.open_table(INBOX).map_err(err)?;
     let mut heads = tx.open_table(HEADS).map_err(err)?;
-    let key = conversation.to_string();
-    let old = heads
-        .get((user.0, key.as_str()))
-        .map_err(err)?
-        .map_or(0, |v| v.value());
-    if msg_id.0 > old {
-        heads
-            .insert((user.0, key.as_str()), msg_id.0)
+    for r in rows {
+        let old = seqs.get(r.user.0).map_err(err)?.map_or(0, |v| v.value());
+        if r.last_seq > old {
+            seqs.insert(r.user.0, r.last_seq).map_err(err)?;
+        }
+        inbox
+            .insert((r.user.0, r.seq), r.value.as_ref())
             .map_err(err)?;
+        let key = r.conversation.to_string();
+        let old = heads
+            .get((r.user.0, key.as_str()))
+            .map_err(err)?
+            .map_or(0, |v| v.value());
+        if r.msg_id.0 > old {
+            heads
+                .insert((r.user.0, key.as_str()), r.msg_id.0)
+                .map_err(err)?;
+        }
     }
     Ok(())
 }
@@ -801,8 +843,7 @@ impl StateStore for RedbState {
     }
 
     async fn write(&self, ops: Vec<StateOp>) -> Result<()> {
-        self.write_tx(move |tx| ops.iter().try_for_each(|op| apply_op(tx, op)))
-            .await
+        self.write_tx(move |tx| apply_ops(tx, &ops)).await
     }
 
     async fn apply(
@@ -826,9 +867,7 @@ impl StateStore for RedbState {
             jobs.insert((job.as_str(), partition), next_offset)
                 .map_err(err)?;
             drop(jobs);
-            for op in &ops {
-                apply_op(tx, op)?;
-            }
+            apply_ops(tx, &ops)?;
             Ok(Applied::Written)
         })
         .await
