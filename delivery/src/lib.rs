@@ -5,11 +5,13 @@
 //!   user). One sequencer owns a partition, so each user's `seq` has one
 //!   writer. It drops duplicates (a replayed router appends again) by the
 //!   user's newest message per conversation, and stores each item with the
-//!   offset it came from, atomically.
+//!   offset it came from, atomically. A large group's post (read fan-out) is
+//!   stored once, and each member's inbox gets seqs that point at it (runs).
 //! - [`hub::Hub`] maps users to their connected devices' queues.
 //! - [`feed::Feed`] is one device's view: it sends live items in order,
 //!   fills any gap from the store, and replays the backlog after `sync`
-//!   from the device's cursor, reading only that backlog.
+//!   from the device's cursor, reading only that backlog (runs from the
+//!   group's stream).
 //! - [`route`]: pushes across processes. A [`route::Pusher`] is where a
 //!   sequencer's pushes go: the local hub, or [`route::ClusterPusher`],
 //!   which mails them to the edges the session registry names.

@@ -6,8 +6,9 @@
 //!   appends, reads from an offset, notified tails, consumer-group offsets
 //!   and a per-partition epoch.
 //! - [`state::StateStore`]: cursors, idempotency keys, delivered/read marks,
-//!   presence, inbox sequence numbers, and job offsets written atomically
-//!   with job output.
+//!   presence, inboxes (items, and runs pointing at large groups' posts,
+//!   stored once), group state, contacts, and job offsets written
+//!   atomically with job output.
 //! - [`history::History`]: every message, for scrollback and conversation
 //!   lists, and the receipt and presence rows analysts query. Written only
 //!   by the history writer, idempotently.

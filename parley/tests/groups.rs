@@ -10,24 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-async fn create_group(url: &str, token: &str, name: &str, members: &[&str]) -> String {
-    let (status, v) = call(
-        reqwest::Method::POST,
-        &format!("{url}/v1/groups"),
-        token,
-        Some(json!({"name": name, "members": members})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let g = v["group_id"].as_str().unwrap().to_owned();
-    assert_eq!(v["conversation_id"], format!("g:{g}"));
-    g
-}
-
-fn send_frame(group: &str, cid: &str, text: &str) -> Value {
-    json!({"type": "send", "client_msg_id": cid, "to": {"group": group}, "body": {"text": text}})
-}
-
 /// The next frame of type `ty`, first among those skipped while the
 /// client waited for something else.
 async fn take(c: &mut Client, ty: &str) -> Value {

@@ -33,6 +33,55 @@ async fn the_pipeline_runs_on_redis_streams_and_redis_state() {
     chat_restart_chat(cfg).await;
 }
 
+/// Read fan-out with the state on Redis: a group's posts stored once, runs
+/// in the members' inboxes, read back live, after `sync`, and from the
+/// middle of a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_groups_are_stored_once_on_redis_and_synced_by_seq() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        state: Some(redis.url.clone()),
+        group_read_fanout_above: 1,
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg).await;
+    let (_alice, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (ct, _) = login(&s.url, "carol", None).await;
+    let group = create_group(&s.url, &at, "big", &[&bob.id, &carol.id]).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut c = Client::connect(&s.url, &ct).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        a.send(send_frame(&group, &format!("g{i}"), &format!("big {i}")))
+            .await;
+        ids.push(a.expect("ack").await["msg_id"].clone());
+    }
+    // Carol, online, gets them live with her own seqs.
+    for (i, id) in ids.iter().enumerate() {
+        let m = c.expect("msg").await;
+        assert_eq!((&m["msg_id"], m["seq"].as_u64()), (id, Some(i as u64 + 1)));
+    }
+    // Bob was offline: all ten after sync, then the tail from seq 4 on.
+    let mut b = Client::connect(&s.url, &bt).await;
+    b.send(json!({"type": "sync"})).await;
+    for (i, id) in ids.iter().enumerate() {
+        let m = b.expect("msg").await;
+        assert_eq!((&m["msg_id"], m["seq"].as_u64()), (id, Some(i as u64 + 1)));
+        assert_eq!(m["body"]["text"], format!("big {i}"));
+    }
+    b.send(json!({"type": "sync", "since": 4})).await;
+    for (i, id) in ids.iter().enumerate().skip(4) {
+        let m = b.expect("msg").await;
+        assert_eq!((&m["msg_id"], m["seq"].as_u64()), (id, Some(i as u64 + 1)));
+    }
+    assert!(b.quiet("msg", Duration::from_millis(300)).await);
+    s.stop().await;
+}
+
 async fn chat_restart_chat(cfg: parley::Config) {
     let s = Server::start_with(cfg.clone()).await;
     let (alice, bob) = alice_and_bob(&s.url).await;

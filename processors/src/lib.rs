@@ -6,8 +6,12 @@
 //! - [`router::Router`] consumes `events` (by conversation). A message
 //!   becomes an inbox item for its recipient and for the sender (the
 //!   sender's other devices sync from it), appended to `inbox` (by user),
-//!   where delivery gives it the user's dense `seq`. A receipt advances the
-//!   cumulative delivered/read mark and sends a `status` to the sender. It
+//!   where delivery gives it the user's dense `seq`. A group message goes
+//!   to every current member (refused from a non-member): as an item each,
+//!   or above the read fan-out size as one `GroupPost` per inbox partition.
+//!   Group changes are applied to the group's state here, in log order. A
+//!   receipt advances the cumulative delivered/read mark and sends a
+//!   `status` to the sender (per member and aggregate in a group). It
 //!   also derives the idempotency map and last seen from messages, so both
 //!   survive the loss of the edge's own writes.
 //! - [`presence::PresenceJob`] consumes `presence` (by user): heartbeats

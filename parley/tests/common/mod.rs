@@ -172,6 +172,26 @@ pub async fn call(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates a group of the caller and `members`; its id.
+pub async fn create_group(url: &str, token: &str, name: &str, members: &[&str]) -> String {
+    let (status, v) = call(
+        reqwest::Method::POST,
+        &format!("{url}/v1/groups"),
+        token,
+        Some(json!({"name": name, "members": members})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let g = v["group_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["conversation_id"], format!("g:{g}"));
+    g
+}
+
+/// A `send` frame to a group.
+pub fn send_frame(group: &str, cid: &str, text: &str) -> Value {
+    json!({"type": "send", "client_msg_id": cid, "to": {"group": group}, "body": {"text": text}})
+}
+
 pub fn direct(a: &str, b: &str) -> String {
     let (x, y): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     format!("d:{}:{}", x.min(y), x.max(y))
