@@ -57,3 +57,50 @@ pub fn rand_suffix() -> u64 {
         .unwrap_or(0)
         ^ std::process::id() as u64
 }
+
+/// The msg_id in a `msg` frame, found without parsing the whole frame
+/// (the clients share the cores with the server).
+pub fn msg_id_of(text: &str) -> Option<u64> {
+    if !text.starts_with(r#"{"type":"msg""#) {
+        return None;
+    }
+    let at = text.find(r#""msg_id":""#)? + 10;
+    let end = text[at..].find('"')? + at;
+    text[at..end].parse().ok()
+}
+
+/// One task per socket that reads until it has `n` `msg` frames (or 60 s
+/// pass without one): the msg_ids with their arrival times. `count` is
+/// raised by one per frame, for a sender that waits for deliveries.
+pub fn spawn_readers(
+    sockets: Vec<Ws>,
+    n: usize,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<Vec<(u64, std::time::Instant)>>> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    sockets
+        .into_iter()
+        .map(|ws| {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let (_, mut rx) = ws.split();
+                let mut got = Vec::with_capacity(n);
+                while got.len() < n {
+                    let next = tokio::time::timeout(std::time::Duration::from_secs(60), rx.next());
+                    match next.await {
+                        Ok(Some(Ok(Message::Text(t)))) => {
+                            if let Some(id) = msg_id_of(&t) {
+                                got.push((id, std::time::Instant::now()));
+                                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break,
+                    }
+                }
+                got
+            })
+        })
+        .collect()
+}

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use parley_engines::job::{events, Processor};
+use parley_engines::job::{events, Linger, Processor};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
@@ -53,11 +53,15 @@ struct Run {
 /// A run is read whole when a replay starts inside it, so keep it short.
 const RUN_MAX: u32 = crate::feed::PAGE as u32;
 
-/// How long a batch holding a group post waits for more records. A post
-/// costs a row per member per batch however many posts the batch holds,
-/// so under load a few milliseconds buy a batch several times larger
-/// (docs/benchmarks.md: +30% deliveries/s into a 1,000-member group).
-pub const POST_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// How a batch holding a group post waits for more records. A post costs a
+/// row per member per batch however many posts the batch holds, and each
+/// member's socket is woken and written once per batch: a batch of k posts
+/// costs about what one does. A lone post waits `idle`; a steady stream is
+/// collected for up to `max` (docs/benchmarks.md measures both).
+pub const POST_LINGER: Linger = Linger {
+    max: std::time::Duration::from_millis(50),
+    idle: std::time::Duration::from_millis(10),
+};
 
 impl Sequencer {
     pub fn new(state: Arc<dyn StateStore>, pusher: Arc<dyn Pusher>) -> Self {
@@ -243,13 +247,9 @@ impl Processor for Sequencer {
         Ok(ops)
     }
 
-    fn linger(&self, first: &[Record]) -> std::time::Duration {
+    fn linger(&self, first: &[Record]) -> Option<Linger> {
         let post = |r: &Record| matches!(codec::decode(&r.payload), Ok(Event::GroupPost(_)));
-        if first.iter().any(post) {
-            POST_LINGER
-        } else {
-            std::time::Duration::ZERO
-        }
+        first.iter().any(post).then_some(POST_LINGER)
     }
 
     async fn committed(&mut self, applied: Applied) {

@@ -61,16 +61,25 @@ pub trait Processor: Send {
     /// their consumers must tolerate duplicates.
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>>;
 
-    /// How long to keep collecting records after these first ones arrived
-    /// (at least [`JobSpec::linger`]): a job whose cost per batch dwarfs
-    /// its cost per record can ask for more records when it sees one.
-    fn linger(&self, _first: &[Record]) -> Duration {
-        Duration::ZERO
+    /// Whether to keep collecting records after these first ones arrived
+    /// (beyond [`JobSpec::linger`]): a job whose cost per batch dwarfs its
+    /// cost per record can ask for more while they keep coming.
+    fn linger(&self, _first: &[Record]) -> Option<Linger> {
+        None
     }
 
     /// After the writes and offset are stored (`Written`), or refused
     /// because the stored offset moved (`Stale`): caches must be dropped.
     async fn committed(&mut self, _applied: Applied) {}
+}
+
+/// Collect more records for up to `max`, but stop as soon as none has
+/// come for `idle`: a lone record waits `idle`, a steady stream fills
+/// batches of up to `max` of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    pub max: Duration,
+    pub idle: Duration,
 }
 
 pub struct JobSpec {
@@ -149,13 +158,21 @@ pub async fn run_job<P: Processor>(
                     return Ok(());
                 }
             };
-            let linger = spec.linger.max(processor.linger(&batch.records));
-            let deadline = tokio::time::Instant::now() + linger;
-            while !linger.is_zero() && batch.records.len() < spec.batch {
+            let fixed = Linger {
+                max: spec.linger,
+                idle: spec.linger,
+            };
+            let linger = match processor.linger(&batch.records) {
+                Some(l) if l.max > fixed.max => l,
+                _ => fixed,
+            };
+            let deadline = tokio::time::Instant::now() + linger.max;
+            while !linger.max.is_zero() && batch.records.len() < spec.batch {
                 let limit = ReadLimit::records(spec.batch - batch.records.len());
+                let until = deadline.min(tokio::time::Instant::now() + linger.idle);
                 let more = tokio::select! {
                     b = log.tail(&spec.topic, spec.partition, batch.next_offset, limit) => b?,
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep_until(until) => break,
                     _ = shutdown.cancelled() => break,
                 };
                 batch.records.extend(more.records);

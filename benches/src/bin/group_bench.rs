@@ -2,7 +2,9 @@
 //!
 //! Registers `--members` users and a sender, connects every member's
 //! WebSocket, creates one group of them all, then sends `--messages`
-//! messages to it (at most `--window` unacknowledged). Each member records
+//! messages to it (at most `--window` unacknowledged; with `--paced`, each
+//! only once every member got the one before, which measures latency
+//! without load). Each member records
 //! when each message reached it. Reports deliveries per second (member
 //! `msg` frames received, over the time from the first send to the last
 //! delivery) and, per message, the latency from its send to the *last*
@@ -19,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use parley_benches::{connect, rand_suffix, session};
+use parley_benches::{connect, rand_suffix, session, spawn_readers};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,20 +44,12 @@ struct Args {
     /// Concurrent registrations/logins/connects during setup
     #[arg(long, default_value_t = 32)]
     setup_concurrency: usize,
+    /// Send each message only once every member got the previous one
+    #[arg(long)]
+    paced: bool,
     /// The in-process server's read fan-out threshold (its default if unset)
     #[arg(long)]
     read_fanout_above: Option<usize>,
-}
-
-/// The msg_id in a `msg` frame, found without parsing the whole frame
-/// (the clients share the cores with the server).
-fn msg_id_of(text: &str) -> Option<u64> {
-    if !text.starts_with(r#"{"type":"msg""#) {
-        return None;
-    }
-    let at = text.find(r#""msg_id":""#)? + 10;
-    let end = text[at..].find('"')? + at;
-    text[at..end].parse().ok()
 }
 
 #[tokio::main]
@@ -140,27 +134,9 @@ async fn main() -> Result<()> {
 
     // Each member reads until it has every message: (msg_id, arrival).
     let n = args.messages;
-    let readers: Vec<_> = members
-        .into_iter()
-        .map(|(_, ws)| {
-            tokio::spawn(async move {
-                let (_, mut rx) = ws.split();
-                let mut got = Vec::with_capacity(n);
-                while got.len() < n {
-                    match tokio::time::timeout(Duration::from_secs(60), rx.next()).await {
-                        Ok(Some(Ok(Message::Text(t)))) => {
-                            if let Some(id) = msg_id_of(&t) {
-                                got.push((id, Instant::now()));
-                            }
-                        }
-                        Ok(Some(Ok(_))) => {}
-                        _ => break,
-                    }
-                }
-                got
-            })
-        })
-        .collect();
+    let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sockets = members.into_iter().map(|(_, ws)| ws).collect();
+    let readers = spawn_readers(sockets, n, delivered.clone());
 
     let mut ws = connect(&url, &sender_token).await?;
     let mut sent_at: HashMap<String, Instant> = HashMap::new();
@@ -169,6 +145,12 @@ async fn main() -> Result<()> {
     let (mut next, mut acked) = (0, 0);
     while acked < n {
         while next < n && next - acked < args.window {
+            // Paced: the previous message has reached everyone.
+            while args.paced
+                && delivered.load(std::sync::atomic::Ordering::Relaxed) < next * args.members
+            {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
             let cid = format!("b{next}");
             let frame = json!({"type": "send", "client_msg_id": cid, "to": {"group": group},
                                "body": {"text": format!("fan-out {next}")}});
