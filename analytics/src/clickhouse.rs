@@ -349,13 +349,7 @@ impl History for ClickHouseHistory {
         }
         // Each user's newest message of the conversation that is listed
         // for them (a removed group member's list stops at the removal).
-        let mut newest = std::collections::BTreeMap::new();
-        for m in &batch.messages {
-            for user in batch.listed_for(m) {
-                let e = newest.entry((user, m.conversation)).or_insert(m.msg_id);
-                *e = (*e).max(m.msg_id);
-            }
-        }
+        let newest = batch.newest_listed();
         let heads = heads
             .iter()
             .map(|(c, id)| HeadRow {

@@ -66,6 +66,22 @@ impl HistoryBatch {
         }
     }
 
+    /// Where each user's conversation list moves to with this batch: their
+    /// newest listed message per conversation. One entry per member and
+    /// group per batch, however many messages the group got in it.
+    pub fn newest_listed(
+        &self,
+    ) -> std::collections::BTreeMap<(UserId, ConversationId), MessageId> {
+        let mut newest = std::collections::BTreeMap::new();
+        for m in &self.messages {
+            for user in self.listed_for(m) {
+                let e = newest.entry((user, m.conversation)).or_insert(m.msg_id);
+                *e = (*e).max(m.msg_id);
+            }
+        }
+        newest
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.marks.is_empty()

@@ -102,9 +102,9 @@ impl History for RedbHistory {
                     messages
                         .insert((cid.as_str(), m.msg_id.0), (m.from.0, encoded.as_slice()))
                         .map_err(err)?;
-                    for user in batch.listed_for(m) {
-                        raise(&mut convs, (user.0, cid.as_str()), m.msg_id.0)?;
-                    }
+                }
+                for ((user, c), id) in batch.newest_listed() {
+                    raise(&mut convs, (user.0, c.to_string().as_str()), id.0)?;
                 }
                 let mut marks = tx.open_table(READ_MARKS).map_err(err)?;
                 for r in batch
