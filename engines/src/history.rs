@@ -69,9 +69,7 @@ impl HistoryBatch {
     /// Where each user's conversation list moves to with this batch: their
     /// newest listed message per conversation. One entry per member and
     /// group per batch, however many messages the group got in it.
-    pub fn newest_listed(
-        &self,
-    ) -> std::collections::BTreeMap<(UserId, ConversationId), MessageId> {
+    pub fn newest_listed(&self) -> std::collections::BTreeMap<(UserId, ConversationId), MessageId> {
         let mut newest = std::collections::BTreeMap::new();
         for m in &self.messages {
             for user in self.listed_for(m) {

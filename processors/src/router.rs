@@ -115,6 +115,8 @@ impl Processor for Router {
         for (offset, event) in events(topics::EVENTS, partition, records) {
             match event {
                 Event::MessageSent(m) => {
+                    // Who gets an inbox item besides the sender; `None`
+                    // when the message went out as group posts instead.
                     let recipients = match m.to {
                         Recipient::User(u) => Some(vec![u]),
                         Recipient::Group(g) => match self.group(g).await? {
