@@ -139,6 +139,13 @@ fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
     }
 }
 
+/// Fired by a partition's router and accounts job once each has applied
+/// what the partition held at start.
+struct CaughtUp {
+    router: tokio::sync::oneshot::Sender<()>,
+    accounts: tokio::sync::oneshot::Sender<()>,
+}
+
 /// What every partition's processor jobs share.
 #[derive(Clone)]
 struct Processing {
@@ -151,13 +158,13 @@ struct Processing {
 
 /// The processor jobs of partition `p`: the router on `events`, the
 /// presence job on `presence`, the accounts job on `accounts`, and the
-/// history writers on `events` and `presence`. `caught_up` fires once the router has
-/// applied what the partition held at start.
+/// history writers on `events` and `presence`. `caught_up` fires once the
+/// router and the accounts job have applied what the partition held at start.
 async fn process_partition(
     engines: Processing,
     p: u32,
     stop: CancellationToken,
-    caught_up: Option<tokio::sync::oneshot::Sender<()>>,
+    caught_up: Option<CaughtUp>,
 ) {
     let Processing {
         log,
@@ -166,9 +173,17 @@ async fn process_partition(
         partitions,
         read_fanout_above,
     } = engines;
+    let (router_done, accounts_done) = match caught_up {
+        Some(c) => (Some(c.router), Some(c.accounts)),
+        None => (None, None),
+    };
     let router_spec = JobSpec {
-        caught_up,
+        caught_up: router_done,
         ..job_spec(router::JOB, topics::EVENTS, p)
+    };
+    let accounts_spec = JobSpec {
+        caught_up: accounts_done,
+        ..job_spec(accounts::JOB, topics::ACCOUNTS, p)
     };
     let router =
         Router::new(log.clone(), state.clone(), partitions).read_fanout_above(read_fanout_above);
@@ -190,7 +205,7 @@ async fn process_partition(
         run_job(
             log.clone(),
             state.clone(),
-            job_spec(accounts::JOB, topics::ACCOUNTS, p),
+            accounts_spec,
             AccountsJob,
             stop.clone(),
         ),
@@ -270,15 +285,16 @@ pub async fn up(
     };
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
-    let mut routers_caught_up = Vec::new();
+    let mut caught_up = Vec::new();
     for p in 0..partitions {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        routers_caught_up.push(rx);
+        let (router, router_done) = tokio::sync::oneshot::channel();
+        let (accounts, accounts_done) = tokio::sync::oneshot::channel();
+        caught_up.extend([router_done, accounts_done]);
         jobs.spawn(process_partition(
             processing.clone(),
             p,
             stop.clone(),
-            Some(tx),
+            Some(CaughtUp { router, accounts }),
         ));
         jobs.spawn(deliver_partition(
             log.clone(),
@@ -289,10 +305,12 @@ pub async fn up(
         ));
     }
     drop(processing);
-    // Serve only once the router has replayed what the log held at start:
-    // idempotency keys of sends appended just before a crash are derived
-    // by then, so a client's resend finds its first id.
-    for rx in routers_caught_up {
+    // Serve only once the routers and the accounts jobs have replayed what
+    // the log held at start: idempotency keys of sends appended just
+    // before a crash are derived by then, so a client's resend finds its
+    // first id; and after a lost state store, accounts are back before
+    // anyone signs in.
+    for rx in caught_up {
         let _ = rx.await;
     }
     for p in 0..partitions {
