@@ -6,7 +6,7 @@ use bytes::Bytes;
 use parley_engines::job::{events, Linger, Processor};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
-use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
 
@@ -34,20 +34,10 @@ struct Pending {
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
     pushes: Vec<(UserId, Push)>,
-    /// Runs of group posts, and each user's last one (which the next post
-    /// of the same group may extend).
-    runs: Vec<Run>,
+    /// Runs of group posts (`StateOp::InboxRun`), and each user's last one
+    /// (which the next post of the same group may extend).
+    runs: Vec<StateOp>,
     open: HashMap<UserId, usize>,
-}
-
-/// Seqs `seq..seq + count` of `user`: consecutive posts of `group`.
-struct Run {
-    user: UserId,
-    seq: u64,
-    count: u32,
-    group: GroupId,
-    first: MessageId,
-    last: MessageId,
 }
 
 /// A run is read whole when a replay starts inside it, so keep it short.
@@ -97,6 +87,24 @@ impl Sequencer {
 }
 
 impl Sequencer {
+    /// The seq `msg_id` takes in `user`'s inbox, or `None` for a replayed
+    /// copy: within a conversation msg_ids rise in log order, so anything
+    /// not newer than the user's head there was placed already.
+    async fn claim(
+        &mut self,
+        user: UserId,
+        c: ConversationId,
+        msg_id: MessageId,
+    ) -> Result<Option<u64>> {
+        if self.head(user, c).await?.is_some_and(|h| msg_id <= h) {
+            return Ok(None);
+        }
+        let seq = self.seq(user).await? + 1;
+        self.pending.seqs.insert(user, seq);
+        self.pending.heads.insert((user, c), msg_id);
+        Ok(Some(seq))
+    }
+
     /// A large group's message for this partition's members: stored once
     /// (its posts are shared by every inbox), a seq per member pointing at
     /// it (runs: one row per member per batch however many posts), and
@@ -111,33 +119,30 @@ impl Sequencer {
         let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
         let mut stored = false;
         for user in to {
-            // Replayed copies are dropped as for items.
-            if self
-                .head(user, c)
-                .await?
-                .is_some_and(|h| message.msg_id <= h)
-            {
+            let Some(seq) = self.claim(user, c, message.msg_id).await? else {
                 continue;
-            }
-            let seq = self.seq(user).await? + 1;
-            self.pending.seqs.insert(user, seq);
-            self.pending.heads.insert((user, c), message.msg_id);
+            };
             // Extend the user's run if this post follows it in the group's
             // stream and in their inbox; otherwise start one.
             let p = &mut self.pending;
             match p.open.get(&user).map(|&i| &mut p.runs[i]) {
-                Some(r)
-                    if r.group == group
-                        && Some(r.last) == prev
-                        && r.seq + u64::from(r.count) == seq
-                        && r.count < RUN_MAX =>
+                Some(StateOp::InboxRun {
+                    seq: s,
+                    count,
+                    group: g,
+                    last,
+                    ..
+                }) if *g == group
+                    && Some(*last) == prev
+                    && *s + u64::from(*count) == seq
+                    && *count < RUN_MAX =>
                 {
-                    r.count += 1;
-                    r.last = message.msg_id;
+                    *count += 1;
+                    *last = message.msg_id;
                 }
                 _ => {
                     p.open.insert(user, p.runs.len());
-                    p.runs.push(Run {
+                    p.runs.push(StateOp::InboxRun {
                         user,
                         seq,
                         count: 1,
@@ -176,18 +181,9 @@ impl Processor for Sequencer {
             match event {
                 Event::InboxItem(InboxItem { user, message, .. }) => {
                     let c = message.conversation;
-                    // Within a conversation msg_ids rise in log order, so
-                    // anything not newer than the head is a replayed copy.
-                    if self
-                        .head(user, c)
-                        .await?
-                        .is_some_and(|h| message.msg_id <= h)
-                    {
+                    let Some(seq) = self.claim(user, c, message.msg_id).await? else {
                         continue;
-                    }
-                    let seq = self.seq(user).await? + 1;
-                    self.pending.seqs.insert(user, seq);
-                    self.pending.heads.insert((user, c), message.msg_id);
+                    };
                     let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
                     let item = Event::InboxItem(InboxItem {
                         user,
@@ -236,14 +232,7 @@ impl Processor for Sequencer {
                 }
             }
         }
-        ops.extend(self.pending.runs.iter().map(|r| StateOp::InboxRun {
-            user: r.user,
-            seq: r.seq,
-            count: r.count,
-            group: r.group,
-            first: r.first,
-            last: r.last,
-        }));
+        ops.append(&mut self.pending.runs);
         Ok(ops)
     }
 

@@ -36,7 +36,9 @@ use redb::{
 };
 
 use crate::error::{EngineError, Result};
-use crate::state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};
+use crate::state::{
+    run_last_seq, Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore,
+};
 
 const CURSORS: TableDefinition<(u64, u64), u64> = TableDefinition::new("cursors");
 const IDEM: TableDefinition<(u64, &str), (u64, u64)> = TableDefinition::new("idem");
@@ -464,7 +466,7 @@ fn inbox_row(op: &StateOp) -> Option<InboxRow<'_>> {
         } => Some(InboxRow {
             user: *user,
             seq: *seq,
-            last_seq: seq + u64::from(*count).max(1) - 1,
+            last_seq: run_last_seq(*seq, *count),
             conversation: ConversationId::group(*group),
             msg_id: *last,
             value: InboxEntry::run_value(*group, *first, *count).into(),

@@ -33,7 +33,9 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use crate::error::{EngineError, Result};
-use crate::state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};
+use crate::state::{
+    run_last_seq, Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore,
+};
 
 /// A Redis failure: connection trouble is worth a retry, the rest is not.
 pub(crate) fn redis_err(e: redis::RedisError) -> EngineError {
@@ -48,6 +50,16 @@ use redis_err as err;
 
 fn pad(id: MessageId) -> String {
     format!("{:020}", id.0)
+}
+
+/// A sorted-set member that starts with a 20-digit number: the number and
+/// the rest.
+fn padded<'a>(m: &'a [u8], what: &str) -> Result<(u64, &'a [u8])> {
+    let n = std::str::from_utf8(m.get(..20).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| EngineError::State(format!("malformed {what}")))?;
+    Ok((n, &m[20..]))
 }
 
 fn unpad(s: Option<String>) -> Option<MessageId> {
@@ -328,7 +340,7 @@ impl RedisState {
                 } => {
                     let mut member = format!("{seq:020}").into_bytes();
                     member.extend(InboxEntry::run_value(*group, *first, *count));
-                    let last_seq = seq + u64::from(*count).max(1) - 1;
+                    let last_seq = run_last_seq(*seq, *count);
                     inv.arg("R")
                         .arg(user.0)
                         .arg(last_seq)
@@ -629,11 +641,8 @@ impl StateStore for RedisState {
             .await
             .map_err(err)?;
         let row = |m: Vec<u8>| {
-            let seq = std::str::from_utf8(m.get(..20).unwrap_or_default())
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| EngineError::State("malformed inbox member".into()))?;
-            Ok(InboxEntry::from_value(seq, &m[20..]))
+            let (seq, value) = padded(&m, "inbox member")?;
+            Ok(InboxEntry::from_value(seq, value))
         };
         let mut out = Vec::with_capacity(above.len() + 1);
         for m in below {
@@ -668,11 +677,8 @@ impl StateStore for RedisState {
         members
             .into_iter()
             .map(|m| {
-                let id = std::str::from_utf8(m.get(..20).unwrap_or_default())
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| EngineError::State("malformed group post".into()))?;
-                Ok((MessageId(id), Bytes::copy_from_slice(&m[20..])))
+                let (id, message) = padded(&m, "group post")?;
+                Ok((MessageId(id), Bytes::copy_from_slice(message)))
             })
             .collect()
     }

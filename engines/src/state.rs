@@ -176,6 +176,11 @@ pub enum InboxEntry {
     },
 }
 
+/// The last seq of a run of `count` seqs from `seq`.
+pub fn run_last_seq(seq: u64, count: u32) -> u64 {
+    seq + u64::from(count).max(1) - 1
+}
+
 /// Runs are stored beside items in one ordered inbox, so each store keeps
 /// one row format: an item is a codec record (it starts with the codec's
 /// magic byte), a run is this tag and three big-endian numbers.
@@ -192,7 +197,7 @@ impl InboxEntry {
     pub fn last_seq(&self) -> u64 {
         match self {
             InboxEntry::Item { seq, .. } => *seq,
-            InboxEntry::Run { seq, count, .. } => seq + u64::from(*count).max(1) - 1,
+            InboxEntry::Run { seq, count, .. } => run_last_seq(*seq, *count),
         }
     }
 
