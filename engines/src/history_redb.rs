@@ -24,6 +24,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::error::{EngineError, Result};
 use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE};
+use crate::kv::raise;
 
 const MESSAGES: TableDefinition<(&str, u64), (u64, &[u8])> = TableDefinition::new("messages");
 const CONVERSATIONS: TableDefinition<(u64, &str), u64> = TableDefinition::new("conversations");
@@ -65,22 +66,6 @@ fn decode_message(bytes: &[u8]) -> Result<MessageSent> {
         Ok(other) => Err(err(format!("a {} stored as a message", other.kind()))),
         Err(e) => Err(err(e)),
     }
-}
-
-/// Raises `table[key]` to `value` if that is larger.
-fn raise<K: redb::Key + 'static>(
-    table: &mut redb::Table<K, u64>,
-    key: K::SelfType<'_>,
-    value: u64,
-) -> Result<()>
-where
-    for<'a> K::SelfType<'a>: Copy,
-{
-    let old = table.get(key).map_err(err)?.map(|v| v.value());
-    if old.is_none_or(|o| o < value) {
-        table.insert(key, value).map_err(err)?;
-    }
-    Ok(())
 }
 
 #[async_trait]

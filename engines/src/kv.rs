@@ -389,13 +389,16 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
     Ok(())
 }
 
-/// Moves a counter up to `value` (never down).
-fn raise<K: redb::Key + 'static>(
+/// Moves `t[key]` up to `value`, never down (a missing entry reads as 0):
+/// counters, seqs, heads and marks all only move forward.
+pub(crate) fn raise<K: redb::Key + 'static>(
     t: &mut redb::Table<K, u64>,
-    key: impl std::borrow::Borrow<K::SelfType<'static>>,
+    key: K::SelfType<'_>,
     value: u64,
-) -> Result<()> {
-    let key = key.borrow();
+) -> Result<()>
+where
+    for<'a> K::SelfType<'a>: Copy,
+{
     let old = t.get(key).map_err(err)?.map_or(0, |v| v.value());
     if value > old {
         t.insert(key, value).map_err(err)?;
@@ -485,34 +488,18 @@ fn inbox_put(tx: &WriteTransaction, mut rows: Vec<InboxRow>) -> Result<()> {
     let mut inbox = tx.open_table(INBOX).map_err(err)?;
     let mut heads = tx.open_table(HEADS).map_err(err)?;
     for r in rows {
-        let old = seqs.get(r.user.0).map_err(err)?.map_or(0, |v| v.value());
-        if r.last_seq > old {
-            seqs.insert(r.user.0, r.last_seq).map_err(err)?;
-        }
+        raise(&mut seqs, r.user.0, r.last_seq)?;
         inbox
             .insert((r.user.0, r.seq), r.value.as_ref())
             .map_err(err)?;
         let key = r.conversation.to_string();
-        let old = heads
-            .get((r.user.0, key.as_str()))
-            .map_err(err)?
-            .map_or(0, |v| v.value());
-        if r.msg_id.0 > old {
-            heads
-                .insert((r.user.0, key.as_str()), r.msg_id.0)
-                .map_err(err)?;
-        }
+        raise(&mut heads, (r.user.0, key.as_str()), r.msg_id.0)?;
     }
     Ok(())
 }
 
 fn set_inbox_seq(tx: &WriteTransaction, user: UserId, seq: u64) -> Result<()> {
-    let mut t = tx.open_table(INBOX_SEQ).map_err(err)?;
-    let old = t.get(user.0).map_err(err)?.map_or(0, |v| v.value());
-    if seq > old {
-        t.insert(user.0, seq).map_err(err)?;
-    }
-    Ok(())
+    raise(&mut tx.open_table(INBOX_SEQ).map_err(err)?, user.0, seq)
 }
 
 fn account_in(tx: &redb::ReadTransaction, user: u64) -> Result<Option<Account>> {
