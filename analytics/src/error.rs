@@ -4,8 +4,6 @@ use parley_engines::{EngineError, Retry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
     #[error("no query named {0:?}; `parley analytics` lists them")]
     UnknownQuery(String),
     #[error("clickhouse: {0}")]

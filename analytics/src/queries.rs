@@ -4,6 +4,8 @@
 use crate::error::AnalyticsError;
 
 /// `(name, what it answers, SQL)`, in the order `parley analytics` lists them.
+/// A query's SQL may hold `{status}`, put in by [`query`] (see
+/// [`RECEIPT_STATUS`]): the two latency queries share one body.
 pub const QUERIES: &[(&str, &str, &str)] = &[
     (
         "volume_per_minute",
@@ -18,12 +20,12 @@ pub const QUERIES: &[(&str, &str, &str)] = &[
     (
         "delivery_latency",
         "send-to-delivered latency p50/p99 per hour",
-        include_str!("../queries/delivery_latency.sql"),
+        include_str!("../queries/receipt_latency.sql"),
     ),
     (
         "read_latency",
         "send-to-read latency p50/p99 per hour",
-        include_str!("../queries/read_latency.sql"),
+        include_str!("../queries/receipt_latency.sql"),
     ),
     (
         "dau",
@@ -57,12 +59,21 @@ pub const QUERIES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub fn query(name: &str) -> Result<&'static str, AnalyticsError> {
-    QUERIES
+/// The receipt status each latency query measures, for `{status}`.
+pub const RECEIPT_STATUS: &[(&str, &str)] =
+    &[("delivery_latency", "delivered"), ("read_latency", "read")];
+
+/// The SQL of the ready query `name`, with its parameters put in.
+pub fn query(name: &str) -> Result<String, AnalyticsError> {
+    let sql = QUERIES
         .iter()
         .find(|(n, _, _)| *n == name)
         .map(|(_, _, sql)| *sql)
-        .ok_or_else(|| AnalyticsError::UnknownQuery(name.to_owned()))
+        .ok_or_else(|| AnalyticsError::UnknownQuery(name.to_owned()))?;
+    Ok(match RECEIPT_STATUS.iter().find(|(n, _)| *n == name) {
+        Some((_, status)) => sql.replace("{status}", status),
+        None => sql.to_owned(),
+    })
 }
 
 /// A result: column names and rows of cells as ClickHouse prints them.
@@ -150,5 +161,23 @@ pub async fn run_sql(client: &clickhouse::Client, sql: &str) -> Result<Table, An
 
 /// Runs the ready query `name`.
 pub async fn run(client: &clickhouse::Client, name: &str) -> Result<Table, AnalyticsError> {
-    run_sql(client, query(name)?).await
+    run_sql(client, &query(name)?).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_parameter_is_put_in() {
+        for (name, _, _) in QUERIES {
+            let sql = query(name).unwrap();
+            assert!(!sql.contains('{'), "{name} keeps a parameter: {sql}");
+        }
+        assert!(query("delivery_latency")
+            .unwrap()
+            .contains("status = 'delivered'"));
+        assert!(query("read_latency").unwrap().contains("status = 'read'"));
+        assert!(query("nope").is_err());
+    }
 }

@@ -11,23 +11,25 @@
 //! batch; the history's tables make the replay a no-op.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession, MAX_PAGE};
 use parley_engines::job::{events, Processor};
+use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
-use parley_processors::presence::OFFLINE_AFTER_MS;
 use parley_schemas::event::{Event, Heartbeat, Receipt};
 use parley_schemas::group::GroupState;
-use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
+use parley_schemas::presence::{Devices, OFFLINE_AFTER_MS};
 use parley_schemas::topics;
 use parley_schemas::wire::ReceiptStatus;
-use prometheus::{register_int_counter_vec, IntCounterVec};
 
-pub const JOB: &str = "history";
-pub const SESSIONS_JOB: &str = "history-sessions";
+use crate::internal_events::{HistoryRowsWritten, HistoryWriteFailed};
+
+pub const JOB: &str = parley_schemas::jobs::HISTORY;
+pub const SESSIONS_JOB: &str = parley_schemas::jobs::HISTORY_SESSIONS;
 
 /// Messages per conversation kept for expanding receipts; older ones are
 /// loaded back from the history when a receipt reaches them.
@@ -36,24 +38,6 @@ const PENDING_PER_CONVERSATION: usize = 1_000;
 const LOADS_AT_ONCE: usize = 16;
 /// Conversations kept in memory before the quiet ones are dropped.
 const PENDING_CONVERSATIONS: usize = 100_000;
-
-static ROWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "parley_history_rows_total",
-        "Rows the history writer handed to the history store, by table",
-        &["table"]
-    )
-    .expect("metric registers once")
-});
-
-static FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "parley_history_write_failures_total",
-        "History batches the store refused or could not take (retried)",
-        &["job"]
-    )
-    .expect("metric registers once")
-});
 
 /// Writes a batch and emits the telemetry of it: rows counted by table on
 /// success, a failure counted and logged otherwise.
@@ -69,13 +53,16 @@ async fn write(history: &dyn History, job: &str, batch: &HistoryBatch) -> Result
                 ("receipts", batch.receipts.len()),
                 ("presence_sessions", batch.sessions.len()),
             ] {
-                ROWS.with_label_values(&[table]).inc_by(n as u64);
+                emit(HistoryRowsWritten { table, rows: n });
             }
             Ok(())
         }
         Err(e) => {
-            FAILURES.with_label_values(&[job]).inc();
-            tracing::warn!(job, rows = batch.rows(), error = %e, "history write failed; the batch will be retried");
+            emit(HistoryWriteFailed {
+                job,
+                rows: batch.rows(),
+                error: &e,
+            });
             Err(e)
         }
     }
@@ -278,7 +265,7 @@ impl Processor for HistoryWriter {
 
 struct Open {
     session: PresenceSession,
-    devices: HashMap<DeviceId, u64>,
+    devices: Devices,
     /// The user's last device closed: the next heartbeat starts anew.
     closed: bool,
 }
@@ -305,7 +292,7 @@ impl SessionWriter {
                 end: hb.ts,
                 active_beats: 0,
             },
-            devices: HashMap::new(),
+            devices: Devices::default(),
             closed: false,
         };
         let open = self.open.entry(hb.user).or_insert_with(fresh);
@@ -313,13 +300,9 @@ impl SessionWriter {
             ended.push(open.session);
             *open = fresh();
         }
-        open.devices
-            .retain(|_, seen| hb.ts.saturating_sub(*seen) <= OFFLINE_AFTER_MS);
+        let online = open.devices.observe(hb);
         if hb.closing {
-            open.devices.remove(&hb.device);
-            open.closed = open.devices.is_empty();
-        } else {
-            open.devices.insert(hb.device, hb.ts);
+            open.closed = !online;
         }
         // A heartbeat at or before the stored end was counted before a
         // restart; a replay must not count it again.
@@ -359,7 +342,7 @@ impl Processor for SessionWriter {
                     s.user,
                     Open {
                         session: s,
-                        devices: HashMap::new(),
+                        devices: Devices::default(),
                         closed: false,
                     },
                 );

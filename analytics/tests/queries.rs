@@ -4,8 +4,8 @@
 //! production), twice, since the writer replays batches after a crash.
 
 use parley_analytics::queries::{run, Table, QUERIES};
-use parley_analytics::ClickHouseHistory;
-use parley_engines::contract::clickhouse_server::ClickHouseServer;
+use parley_engines::clickhouse::ClickHouseHistory;
+use parley_engines::contract::servers::ClickHouseServer;
 use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession};
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};

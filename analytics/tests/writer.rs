@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parley_analytics::{ClickHouseHistory, HistoryWriter, SessionWriter};
-use parley_engines::contract::clickhouse_server::ClickHouseServer;
+use parley_analytics::{HistoryWriter, SessionWriter};
+use parley_engines::clickhouse::ClickHouseHistory;
+use parley_engines::contract::servers::ClickHouseServer;
 use parley_engines::job::Processor;
 use parley_engines::Record;
 use parley_schemas::codec;

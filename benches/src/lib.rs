@@ -1,6 +1,15 @@
-//! Benchmarks (criterion, under `benches/benches/`) and load generators.
-//! Each figure they produce is recorded in `docs/benchmarks.md` with the
-//! command that produced it; `src/` holds what the benches share.
+//! Benchmarks and load generators. Each figure they produce is recorded in
+//! `docs/benchmarks.md` with the command that produced it.
+//!
+//! Layout:
+//! - `benches/`: criterion benches (the codec, the embedded log).
+//! - `src/bin/`: load generators and whole-system benches, each a binary:
+//!   `parley-loadgen` (1:1 chat), `parley-group-bench` (group fan-out),
+//!   `parley-presence-bench`, `parley-history-bench`,
+//!   `parley-redis-memory`, `parley-socket-ceiling` (the transport alone).
+//! - `scripts/`: a private cluster for the multi-process runs.
+//! - this file: what the binaries share: sign-up and sign-in, WebSocket
+//!   clients, and reading `msg` frames cheaply.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};

@@ -1,19 +1,22 @@
+//! The sequencer job, on `inbox` (by user): the one writer of its users'
+//! `seq`. Each item gets the next seq, is stored with the offset it came
+//! from, and is pushed to the user's connected devices; a large group's
+//! post is stored once and members get runs of seqs pointing at it.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Linger, Processor};
+use parley_engines::push::{Push, Pusher};
 use parley_engines::{Applied, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
 
-use crate::hub::Push;
-use crate::route::Pusher;
-
-pub const JOB: &str = "deliver";
+pub const JOB: &str = parley_schemas::jobs::SEQUENCER;
 
 /// Sequences, stores and pushes the items of one `inbox` partition.
 ///
@@ -41,7 +44,7 @@ struct Pending {
 }
 
 /// A run is read whole when a replay starts inside it, so keep it short.
-const RUN_MAX: u32 = crate::feed::PAGE as u32;
+const RUN_MAX: u32 = parley_engines::state::INBOX_PAGE as u32;
 
 /// How a batch holding a group post waits for more records. A post costs a
 /// row per member per batch however many posts the batch holds, and each

@@ -1,10 +1,14 @@
-//! Deployment files live beside this crate: `local/run.sh` (a cluster on
-//! loopback for a person to try), `docker-compose.yml` and `Dockerfile`,
-//! `k8s/` (the roles as StatefulSets, plus infra), `prometheus.yml` and
-//! `grafana/`. This library reads every `parley` invocation out of them, so
-//! that the binary's tests (`parley/tests/deploy.rs`) can check each
-//! command, flag, env name, port and probe against the real binary and
-//! config: the files cannot drift from the code unnoticed.
+//! Deployment files, and a reader that keeps them true.
+//!
+//! Layout (beside this crate):
+//! - `local/run.sh`: a cluster on loopback for a person to try.
+//! - `docker-compose.yml` and `Dockerfile`.
+//! - `k8s/`: the roles as StatefulSets, plus infra.
+//! - `prometheus.yml` and `grafana/`: scraping and the dashboard.
+//! - this library: reads every `parley` invocation out of them, so that
+//!   the binary's tests (`parley/tests/deploy.rs`) can check each command,
+//!   flag, env name, port and probe against the real binary and config:
+//!   the files cannot drift from the code unnoticed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

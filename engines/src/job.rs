@@ -5,35 +5,18 @@
 //! offset, and `apply` refuses a batch already applied, so replay is
 //! idempotent.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parley_schemas::{codec, Event};
-use prometheus::{register_int_counter_vec, register_int_gauge_vec, IntCounterVec, IntGaugeVec};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{EngineError, Result};
+use crate::internal_events::{ConsumerLag, RecordUndecodable};
 use crate::log::{Log, ReadLimit, Record};
 use crate::state::{Applied, StateOp, StateStore};
-
-static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "parley_consumer_lag_records",
-        "Records in the partition that the job has not yet applied",
-        &["job", "partition"]
-    )
-    .expect("metric registers once")
-});
-
-static UNDECODABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "parley_undecodable_records_total",
-        "Log records no job could decode, skipped",
-        &["topic"]
-    )
-    .expect("metric registers once")
-});
+use crate::telemetry::emit;
 
 /// The events of `records` with their offsets, in order. A record that
 /// does not decode is logged, counted and skipped: one record nobody can
@@ -43,14 +26,20 @@ pub fn events<'a>(
     partition: u32,
     records: &'a [Record],
 ) -> impl Iterator<Item = (u64, Event)> + 'a {
-    records.iter().filter_map(move |r| match codec::decode(&r.payload) {
-        Ok(e) => Some((r.offset, e)),
-        Err(e) => {
-            UNDECODABLE.with_label_values(&[topic]).inc();
-            tracing::error!(topic, partition, offset = r.offset, error = %e, "undecodable record skipped");
-            None
-        }
-    })
+    records
+        .iter()
+        .filter_map(move |r| match codec::decode(&r.payload) {
+            Ok(e) => Some((r.offset, e)),
+            Err(e) => {
+                emit(RecordUndecodable {
+                    topic,
+                    partition,
+                    offset: r.offset,
+                    error: &e,
+                });
+                None
+            }
+        })
 }
 
 /// One job's logic over a batch of records.
@@ -117,7 +106,16 @@ pub async fn run_job<P: Processor>(
     // The offset the store holds for this job, as last read or written:
     // `apply` writes only if it is still that.
     let mut stored: Option<u64> = None;
-    let lag = LAG.with_label_values(&[&spec.job, &spec.partition.to_string()]);
+    let lag = |records: u64| {
+        emit(ConsumerLag {
+            job: &spec.job,
+            partition: spec.partition,
+            records,
+        })
+    };
+    // The series exists from the start, so a partition nothing was sent
+    // to yet shows 0 rather than nothing.
+    lag(0);
     let mut backoff = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
         let step = async {
@@ -181,12 +179,12 @@ pub async fn run_job<P: Processor>(
             }
             // Set before processing too, so a sink that keeps failing
             // shows its lag growing.
-            lag.set(batch.end.saturating_sub(from) as i64);
+            lag(batch.end.saturating_sub(from));
             let ops = processor.process(spec.partition, &batch.records).await?;
             let applied = state
                 .apply(&spec.job, spec.partition, stored, batch.next_offset, ops)
                 .await?;
-            lag.set(batch.end.saturating_sub(batch.next_offset) as i64);
+            lag(batch.end.saturating_sub(batch.next_offset));
             position = match applied {
                 Applied::Written => {
                     stored = Some(batch.next_offset);

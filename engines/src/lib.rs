@@ -1,69 +1,72 @@
-//! The engine seams of Parley and their embedded implementations.
+//! The engine seams of Parley and every backend behind them.
 //!
-//! Every role talks to storage through three traits defined here, never
-//! through a concrete backend (only the `parley` binary picks one, by URL):
-//! - [`log::Log`]: a partitioned log of named topics, with durable batch
-//!   appends, reads from an offset, notified tails, consumer-group offsets
-//!   and a per-partition epoch.
-//! - [`state::StateStore`]: cursors, idempotency keys, delivered/read marks,
-//!   presence, inboxes (items, and runs pointing at large groups' posts,
-//!   stored once), group state, contacts, and job offsets written
-//!   atomically with job output.
-//! - [`history::History`]: every message, for scrollback and conversation
-//!   lists, and the receipt and presence rows analysts query. Written only
-//!   by the history writer, idempotently.
+//! Every role talks to storage and to other nodes through the traits
+//! defined here, never through a concrete backend: only the `parley`
+//! binary picks one, by URL, and only the backends it was built with
+//! (cargo features) exist.
 //!
-//! Embedded implementations, for one machine with no servers:
-//! - [`seglog::SegmentLog`]: CRC-framed segment files, group commit,
-//!   torn-tail recovery, retention by size and age.
-//! - [`kv::RedbState`]: a redb file.
-//! - [`history_redb::RedbHistory`]: another redb file. (The ClickHouse
-//!   history lives in `parley-analytics`, next to its schema.)
-//!
-//! Real engines: [`redis_state::RedisState`] (state on Redis),
-//! [`redis_log::RedisLog`] (the log on Redis Streams) and
-//! [`fluvio_log::FluvioLog`] (the log on Fluvio).
-//!
-//! A third seam, [`cluster::Cluster`], coordinates roles that run as
-//! several processes: membership, partition leases, the session registry
-//! and node mailboxes ([`cluster::LocalCluster`] in one process,
-//! [`redis_cluster::RedisCluster`] on Redis). [`ownership::run_owned`]
-//! shares a topic's partitions among a role's live nodes with it.
-//!
-//! [`job::run_job`] is the consumer loop every processor runs on top of the
-//! two seams.
-//!
-//! [`contract`] (feature `contract`) holds the suite each seam's
-//! implementations must pass. [`error::EngineError`] is this crate's one
-//! error type; [`error::EngineError::retry`] says whether a retry can help.
+//! Layout:
+//! - The seams:
+//!   - [`log::Log`]: a partitioned log of named topics, with durable batch
+//!     appends, reads from an offset, notified tails, consumer-group
+//!     offsets and a per-partition epoch.
+//!   - [`state::StateStore`]: what jobs derive from the log and roles read
+//!     back, in narrow traits (accounts, inboxes, conversations, contacts
+//!     and presence, job output), with job offsets written atomically with
+//!     job output.
+//!   - [`history::History`]: every message, for scrollback and
+//!     conversation lists, and the receipt and presence rows analysts
+//!     query. Written only by the history writer, idempotently.
+//!   - [`cluster::Cluster`]: membership, partition leases, the session
+//!     registry and node mailboxes, for roles run as several processes;
+//!     and beside it [`push`], where a job's pushes to devices go (the
+//!     edge's hub in one process, mail to the edges in a cluster).
+//! - The runtime on top of them: [`job::run_job`], the consumer loop every
+//!   processor runs, and [`ownership::run_owned`], which shares a topic's
+//!   partitions among a role's live nodes.
+//! - The backends, one folder each:
+//!   - [`embedded`] (always): segment-file log, redb state, redb history,
+//!     in-memory cluster.
+//!   - `redis` (feature `redis`): state, log (Streams) and cluster.
+//!   - `fluvio` (feature `fluvio`): the log on Fluvio.
+//!   - `clickhouse` (feature `clickhouse`): the history on ClickHouse.
+//! - [`contract`] (feature `contract`): the suite each seam's backends
+//!   must pass, and launchers of real servers (redis-server,
+//!   clickhouse-server) on free ports for tests.
+//! - [`telemetry`]: telemetry as named events that log and count at once
+//!   (every crate's `internal_events` module); [`internal_events`] holds
+//!   this crate's.
+//! - [`error::EngineError`]: this crate's one error type;
+//!   [`error::EngineError::retry`] says whether a retry can help.
 
 pub mod cluster;
 pub mod error;
-pub mod fluvio_log;
 pub mod history;
-pub mod history_redb;
+pub mod internal_events;
 pub mod job;
-pub mod kv;
 pub mod log;
 pub mod ownership;
-pub mod redis_cluster;
-pub mod redis_log;
-pub mod redis_state;
-pub mod seglog;
+pub mod push;
 pub mod state;
+pub mod telemetry;
+
+pub mod embedded;
+
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+#[cfg(feature = "fluvio")]
+pub mod fluvio;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 #[cfg(feature = "contract")]
 pub mod contract;
 
-pub use cluster::{Cluster, LocalCluster, Mail, Member};
+pub use cluster::{Cluster, Mail, Member};
+pub use embedded::{
+    Durability, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
+};
 pub use error::{EngineError, Result, Retry};
-pub use fluvio_log::FluvioLog;
 pub use history::{ConversationSummary, History, HistoryBatch, MessageReceipt, PresenceSession};
-pub use history_redb::RedbHistory;
-pub use kv::RedbState;
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
-pub use redis_cluster::RedisCluster;
-pub use redis_log::RedisLog;
-pub use redis_state::RedisState;
-pub use seglog::{Durability, SegmentLog, SegmentLogOptions};
-pub use state::{Account, Applied, Claim, InboxEntry, Marks, Presence, StateOp, StateStore};
+pub use state::{Account, Applied, InboxEntry, Marks, Presence, StateOp, StateStore};

@@ -16,25 +16,15 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus::{register_int_gauge_vec, IntGaugeVec};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{lease_name, Cluster, Member};
-
-/// Partitions this node holds, per scope and partition: 1 held, 0 not.
-/// Partition numbers are bounded, so they may be labels.
-static OWNED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "parley_partition_owned",
-        "1 for each partition this node holds, by scope (role/topic)",
-        &["scope", "partition"]
-    )
-    .expect("metric registers once")
-});
+use crate::internal_events::PartitionOwned;
+use crate::telemetry::emit;
 
 /// Margin before the lease's TTL at which a node that could not renew
 /// stops its partitions by itself.
@@ -104,10 +94,13 @@ pub async fn run_owned<F, Fut>(
     let node = spec.member.node;
     let mut held: BTreeMap<u32, Running> = BTreeMap::new();
     let mut renewed_at = Instant::now();
-    let gauge = |p: u32, v: i64| {
-        OWNED
-            .with_label_values(&[&spec.scope, &p.to_string()])
-            .set(v)
+    let owned = |partition: u32, owned: bool, why: &str| {
+        emit(PartitionOwned {
+            scope: &spec.scope,
+            partition,
+            owned,
+            why,
+        })
     };
     let spawn = |p: u32| {
         let token = stop.child_token();
@@ -140,7 +133,7 @@ pub async fn run_owned<F, Fut>(
                 tracing::error!(scope = %spec.scope, "leases may lapse; stopping every partition");
                 for (p, r) in std::mem::take(held) {
                     r.stop.cancel();
-                    gauge(p, 0);
+                    owned(p, false, "leases may lapse");
                 }
             }
         };
@@ -164,11 +157,10 @@ pub async fn run_owned<F, Fut>(
             {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!(scope = %spec.scope, partition = p, "lease lost");
                     if let Some(r) = held.remove(&p) {
                         r.stop.cancel();
                     }
-                    gauge(p, 0);
+                    owned(p, false, "lease lost");
                 }
                 Err(e) => {
                     all_renewed = false;
@@ -189,8 +181,7 @@ pub async fn run_owned<F, Fut>(
             if finish(r, spec.ttl / 3).await {
                 let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
             }
-            gauge(p, 0);
-            tracing::info!(scope = %spec.scope, partition = p, "partition handed back");
+            owned(p, false, "handed back");
         }
 
         // Below it: take free ones, starting at a place that depends on
@@ -211,9 +202,8 @@ pub async fn run_owned<F, Fut>(
                     .await
                 {
                     Ok(true) => {
-                        tracing::info!(scope = %spec.scope, partition = p, node, "partition taken");
                         held.insert(p, spawn(p));
-                        gauge(p, 1);
+                        owned(p, true, "");
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -229,7 +219,7 @@ pub async fn run_owned<F, Fut>(
         if finish(r, spec.ttl / 3).await {
             let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
         }
-        gauge(p, 0);
+        owned(p, false, "stopped");
     }
     let _ = cluster.leave(&spec.group, node).await;
 }

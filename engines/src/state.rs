@@ -7,8 +7,6 @@
 //! moves forward (`max`), so replaying a batch, or applying it twice, has
 //! no effect the second time.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_schemas::group::GroupState;
@@ -35,6 +33,14 @@ pub struct Presence {
     pub updated: u64,
 }
 
+impl Presence {
+    /// Whether this still means online at `now` (a heartbeat within
+    /// [`OFFLINE_AFTER_MS`](parley_schemas::presence::OFFLINE_AFTER_MS)).
+    pub fn is_online(&self, now: u64) -> bool {
+        parley_schemas::presence::online_at(self.online, self.updated, now)
+    }
+}
+
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -46,15 +52,6 @@ pub struct Account {
     /// The profile's free text; empty until set.
     pub about: String,
     pub avatar_media_id: Option<String>,
-}
-
-/// What `idem_claim` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// The key was free (or expired) and now maps to the given id.
-    Claimed,
-    /// The key already maps to this id: a resend.
-    Existing(MessageId),
 }
 
 /// One write of a job's output.
@@ -74,11 +71,6 @@ pub enum StateOp {
         online: bool,
         last_seen: Option<u64>,
         at: u64,
-    },
-    /// The last inbox `seq` issued to a user (moves forward only).
-    SetInboxSeq {
-        user: UserId,
-        seq: u64,
     },
     /// Stores inbox item `seq` of `user` (an encoded event), moves the
     /// user's seq to it, and moves the user's head in `conversation` (the
@@ -176,6 +168,10 @@ pub enum InboxEntry {
     },
 }
 
+/// Inbox rows a reader fetches per read. A run is read whole when a
+/// replay starts inside it, so the sequencer keeps runs this short.
+pub const INBOX_PAGE: usize = 256;
+
 /// The last seq of a run of `count` seqs from `seq`.
 pub fn run_last_seq(seq: u64, count: u32) -> u64 {
     seq + u64::from(count).max(1) - 1
@@ -245,8 +241,10 @@ pub enum Applied {
     },
 }
 
+/// Accounts and devices: written by the edge at sign-up (a username
+/// must be unique at once) and restored by the accounts job from the log.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync + 'static {
     /// Registers a user; `None` if the username is taken. Ids are dense
     /// from 1.
     async fn create_account(
@@ -262,47 +260,45 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A device id the user has not had before (dense from 1).
     async fn new_device(&self, user: UserId) -> Result<DeviceId>;
+}
 
-    /// The last inbox `seq` a device has acknowledged; `None` if never.
-    async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>>;
-
-    /// Moves a device cursor forward (never back).
-    async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
-
-    /// Maps `(user, client_msg_id)` to `msg_id` for `ttl` unless a live
-    /// mapping exists, in which case that mapping is returned.
-    async fn idem_claim(
-        &self,
-        user: UserId,
-        client_msg_id: &str,
-        msg_id: MessageId,
-        ttl: Duration,
-    ) -> Result<Claim>;
-
-    /// The live mapping of a `client_msg_id`, if any.
-    async fn idem_get(&self, user: UserId, client_msg_id: &str) -> Result<Option<MessageId>> {
-        let found = self
-            .idem_get_many(vec![(user, client_msg_id.to_owned())])
-            .await?;
-        Ok(found.into_iter().next().flatten())
-    }
-
-    /// [`idem_get`](Self::idem_get) for many keys in one call.
-    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>>;
-
-    /// Removes a mapping if it still points at `msg_id`: for an append that
-    /// failed after the claim, so a resend can try again.
-    async fn idem_release(
-        &self,
-        user: UserId,
-        client_msg_id: &str,
-        msg_id: MessageId,
-    ) -> Result<()>;
-
-    async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks>;
-
+/// Who is online, and who may know: presence and last seen (the presence
+/// job), contact lists, their mirror and the privacy setting (the accounts
+/// job). What the presence job reads to announce a change.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// Online or not and last seen; `None` if never seen.
     async fn presence(&self, user: UserId) -> Result<Option<Presence>>;
 
+    /// The users in `user`'s contact list, in id order.
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>>;
+
+    /// The users who have `user` in their contact list, in id order.
+    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>>;
+
+    /// Who may see `user`'s presence ([`Audience::Everyone`] if never set).
+    async fn privacy(&self, user: UserId) -> Result<Audience>;
+}
+
+/// What the router derives from `events`: group state, receipt marks and
+/// the idempotency map of sends.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// A group's state as the router derived it; `None` if no such group.
+    async fn group(&self, group: GroupId) -> Result<Option<GroupState>>;
+
+    /// `user`'s cumulative delivered/read marks in `conversation`.
+    async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks>;
+
+    /// The live mapping of each `(user, client_msg_id)`, in the order
+    /// asked: the `msg_id` its first send got, while the resend window lasts.
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>>;
+}
+
+/// Per-user inboxes and per-device cursors: written by the sequencer, read
+/// by each device's feed for catch-up and gap-fill.
+#[async_trait]
+pub trait InboxStore: Send + Sync + 'static {
     /// The last inbox `seq` issued to a user; 0 if none.
     async fn inbox_seq(&self, user: UserId) -> Result<u64>;
 
@@ -326,18 +322,17 @@ pub trait StateStore: Send + Sync + 'static {
         conversation: ConversationId,
     ) -> Result<Option<MessageId>>;
 
-    /// A group's state as the router derived it; `None` if no such group.
-    async fn group(&self, group: GroupId) -> Result<Option<GroupState>>;
+    /// The last inbox `seq` a device has acknowledged; `None` if never.
+    async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>>;
 
-    /// The users in `user`'s contact list, in id order.
-    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>>;
+    /// Moves a device cursor forward (never back).
+    async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
+}
 
-    /// The users who have `user` in their contact list, in id order.
-    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>>;
-
-    /// Who may see `user`'s presence ([`Audience::Everyone`] if never set).
-    async fn privacy(&self, user: UserId) -> Result<Audience>;
-
+/// Job output and offsets: how every job commits, and how the edge sees
+/// that a job has applied a change.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
     /// Writes `ops` atomically, outside any job.
     async fn write(&self, ops: Vec<StateOp>) -> Result<()>;
 
@@ -357,4 +352,35 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Where `job` should resume on `partition`; `None` if it never ran.
     async fn job_offset(&self, job: &str, partition: u32) -> Result<Option<u64>>;
+}
+
+/// The whole state store: every narrow trait above. Backends implement
+/// the narrow traits; this one comes with them. Roles hold an
+/// `Arc<dyn StateStore>` and call what their job needs; the contract suite
+/// tests each narrow trait on its own.
+pub trait StateStore:
+    AccountStore + PresenceStore + ConversationStore + InboxStore + JobStore
+{
+}
+
+impl<T> StateStore for T where
+    T: AccountStore + PresenceStore + ConversationStore + InboxStore + JobStore + ?Sized
+{
+}
+
+/// How every store keeps a privacy setting: one byte, 0 for the default.
+pub(crate) fn audience_code(a: Audience) -> u8 {
+    match a {
+        Audience::Everyone => 0,
+        Audience::Contacts => 1,
+        Audience::Nobody => 2,
+    }
+}
+
+pub(crate) fn audience_of(code: u8) -> Audience {
+    match code {
+        1 => Audience::Contacts,
+        2 => Audience::Nobody,
+        _ => Audience::Everyone,
+    }
 }

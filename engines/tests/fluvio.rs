@@ -2,12 +2,12 @@
 //! `PARLEY_FLUVIO_ADDR=HOST:PORT` (the SC's public address). No Fluvio
 //! server can be installed on the CI machines, so there the test says so
 //! and passes; the adapter's pure parts are unit-tested in CI
-//! (`engines/src/fluvio_log.rs`). `docs/fluvio.md` says how to run it.
+//! (`engines/src/fluvio/`). `docs/fluvio.md` says how to run it.
 
 use std::sync::Arc;
 
 use parley_engines::contract::log_contract;
-use parley_engines::FluvioLog;
+use parley_engines::fluvio::FluvioLog;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fluvio_log_passes_the_log_contract() {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use parley_engines::contract::redis_server::RedisServer;
+use parley_engines::contract::servers::RedisServer;
 use parley_engines::contract::{cluster_contract, log_contract, state_contract};
-use parley_engines::{RedisCluster, RedisLog, RedisState};
+use parley_engines::redis::{RedisCluster, RedisLog, RedisState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_state_passes_the_state_contract() {
@@ -97,12 +97,12 @@ async fn appends_wait_for_replicas_when_asked() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(parley_engines::redis_log::split_url("redis://h:1/?replicas=x").is_err());
+    assert!(parley_engines::redis::log::split_url("redis://h:1/?replicas=x").is_err());
     assert_eq!(
-        parley_engines::redis_log::split_url("redis://h:1/?protocol=resp3&replicas=2").unwrap(),
+        parley_engines::redis::log::split_url("redis://h:1/?protocol=resp3&replicas=2").unwrap(),
         (
             "redis://h:1/?protocol=resp3".to_owned(),
-            Some(parley_engines::redis_log::ReplicaWait {
+            Some(parley_engines::redis::log::ReplicaWait {
                 replicas: 2,
                 timeout_ms: 250
             })

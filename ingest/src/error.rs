@@ -1,23 +1,14 @@
 //! Every error a client can see, and the one place that turns it into an
 //! HTTP response or an `error` frame (and counts it).
 
-use std::sync::LazyLock;
-
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use parley_engines::telemetry::emit;
 use parley_engines::EngineError;
 use parley_schemas::wire::{ErrorBody, ErrorCode, ErrorFrame, ServerFrame};
-use prometheus::{register_int_counter_vec, IntCounterVec};
 
-static ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "parley_errors_total",
-        "Errors returned to clients, by code",
-        &["code"]
-    )
-    .expect("metric registers once")
-});
+use crate::internal_events::{EngineFailed, ErrorAnswered};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code:?}: {message}")]
@@ -51,7 +42,7 @@ impl ApiError {
 
     /// The WebSocket form; `reference` is the `client_msg_id` it answers.
     pub fn into_frame(self, reference: Option<String>) -> ServerFrame {
-        ERRORS.with_label_values(&[self.code.as_str()]).inc();
+        emit(ErrorAnswered { code: self.code });
         ServerFrame::Error(ErrorFrame {
             code: self.code,
             message: self.message,
@@ -67,7 +58,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::Unavailable, format!("try again: {e}"))
             }
             parley_engines::Retry::Never => {
-                tracing::error!(error = %e, "engine error");
+                emit(EngineFailed { error: &e });
                 ApiError::new(ErrorCode::Internal, "internal error")
             }
         }
@@ -76,7 +67,7 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        ERRORS.with_label_values(&[self.code.as_str()]).inc();
+        emit(ErrorAnswered { code: self.code });
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (

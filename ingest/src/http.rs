@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::auth::Caller;
 use crate::edge::Edge;
 use crate::error::ApiError;
-use crate::ws;
+use crate::socket;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -100,72 +100,23 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::to_owned)
             .or(from_query)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        state.edge.auth.verify(&token)
+        state.edge.verify_token(&token)
     }
-}
-
-fn valid_username(u: &str) -> bool {
-    (3..=32).contains(&u.len())
-        && u.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 async fn create_user(
     State(s): State<AppState>,
     Body(req): Body<CreateUser>,
-) -> Result<Response, ApiError> {
-    if !valid_username(&req.username) {
-        return Err(ApiError::bad_request(
-            "username must be 3..32 of a-z, 0-9, '.', '_', '-'",
-        ));
-    }
-    let n = req.password.chars().count();
-    if !(8..=256).contains(&n) {
-        return Err(ApiError::bad_request("password must be 8..256 characters"));
-    }
-    let display = req.display_name.unwrap_or_else(|| req.username.clone());
-    if display.chars().count() > 64 {
-        return Err(ApiError::bad_request("display_name over 64 characters"));
-    }
-    let hash = s.edge.auth.hash_password(req.password).await?;
-    match s.edge.create_account(&req.username, hash, display).await? {
-        Some(user_id) => Ok((StatusCode::CREATED, Json(UserCreated { user_id })).into_response()),
-        None => Err(ApiError::new(ErrorCode::Conflict, "username is taken")),
-    }
+) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
+    let user_id = s.edge.accounts().sign_up(req).await?;
+    Ok((StatusCode::CREATED, Json(UserCreated { user_id })))
 }
 
 async fn create_session(
     State(s): State<AppState>,
     Body(req): Body<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
-    let bad = || ApiError::unauthorized("wrong username or password");
-    let account = s
-        .edge
-        .state
-        .account_by_name(&req.username)
-        .await?
-        .ok_or_else(bad)?;
-    if !s
-        .edge
-        .auth
-        .verify_password(req.password, account.password_hash)
-        .await
-    {
-        return Err(bad());
-    }
-    let device = match req.device_id {
-        Some(d) => d,
-        None => s.edge.new_device(account.user_id).await?,
-    };
-    let caller = Caller {
-        user: account.user_id,
-        device,
-    };
-    Ok(Json(Session {
-        token: s.edge.auth.issue(caller),
-        user_id: caller.user,
-        device_id: device,
-    }))
+    Ok(Json(s.edge.accounts().sign_in(req).await?))
 }
 
 async fn send_message(
@@ -177,7 +128,12 @@ async fn send_message(
     // A send another edge forwarded is never forwarded again (no loops
     // while a partition moves).
     let may_forward = !headers.contains_key(crate::edge::FORWARDED);
-    Ok(Json(s.edge.send_with(caller, frame, may_forward).await?))
+    Ok(Json(
+        s.edge
+            .messages()
+            .send_with(caller, frame, may_forward)
+            .await?,
+    ))
 }
 
 /// Auth happens before the upgrade: a bad token is a 401, not a socket.
@@ -193,7 +149,7 @@ async fn websocket(
         .max_frame_size(4 * MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let (sink, stream) = futures::StreamExt::split(socket);
-            ws::serve(s.edge, caller, sink, stream)
+            socket::serve(s.edge, caller, sink, stream)
         })
 }
 
@@ -204,14 +160,19 @@ async fn presence(
     caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<PresenceFrame>, ApiError> {
-    Ok(Json(s.edge.presence(caller.user, user_id(&id)?).await?))
+    Ok(Json(
+        s.edge
+            .presence()
+            .presence(caller.user, user_id(&id)?)
+            .await?,
+    ))
 }
 
 async fn contacts(
     State(s): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ContactList>, ApiError> {
-    Ok(Json(s.edge.contacts(caller.user).await?))
+    Ok(Json(s.edge.contacts().list(caller.user).await?))
 }
 
 async fn add_contact(
@@ -219,7 +180,10 @@ async fn add_contact(
     caller: Caller,
     Body(req): Body<AddContact>,
 ) -> Result<StatusCode, ApiError> {
-    s.edge.set_contact(caller.user, req.user_id, true).await?;
+    s.edge
+        .contacts()
+        .set(caller.user, req.user_id, true)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,14 +193,14 @@ async fn remove_contact(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
     s.edge
-        .set_contact(caller.user, user_id(&id)?, false)
+        .contacts()
+        .set(caller.user, user_id(&id)?, false)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn privacy(State(s): State<AppState>, caller: Caller) -> Result<Json<Privacy>, ApiError> {
-    let presence = s.edge.state.privacy(caller.user).await?;
-    Ok(Json(Privacy { presence }))
+    Ok(Json(s.edge.contacts().privacy(caller.user).await?))
 }
 
 async fn set_privacy(
@@ -244,7 +208,7 @@ async fn set_privacy(
     caller: Caller,
     Body(req): Body<Privacy>,
 ) -> Result<Json<Privacy>, ApiError> {
-    s.edge.set_privacy(caller.user, req).await?;
+    s.edge.contacts().set_privacy(caller.user, req).await?;
     Ok(Json(req))
 }
 
@@ -253,7 +217,7 @@ async fn profile(
     _caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(s.edge.profile(user_id(&id)?).await?))
+    Ok(Json(s.edge.accounts().profile(user_id(&id)?).await?))
 }
 
 /// A user id from a path, or `bad_request` saying why not.
@@ -263,7 +227,7 @@ fn user_id(id: &str) -> Result<UserId, ApiError> {
 }
 
 async fn my_profile(State(s): State<AppState>, caller: Caller) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(s.edge.profile(caller.user).await?))
+    Ok(Json(s.edge.accounts().profile(caller.user).await?))
 }
 
 async fn update_profile(
@@ -271,7 +235,9 @@ async fn update_profile(
     caller: Caller,
     Body(patch): Body<ProfilePatch>,
 ) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(s.edge.update_profile(caller.user, patch).await?))
+    Ok(Json(
+        s.edge.accounts().update_profile(caller.user, patch).await?,
+    ))
 }
 
 fn group_id(id: &str) -> Result<GroupId, ApiError> {
@@ -284,7 +250,7 @@ async fn create_group(
     caller: Caller,
     Body(req): Body<CreateGroup>,
 ) -> Result<(StatusCode, Json<GroupCreated>), ApiError> {
-    let created = s.edge.create_group(caller, req).await?;
+    let created = s.edge.groups().create(caller, req).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -293,7 +259,7 @@ async fn group_info(
     caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<GroupInfo>, ApiError> {
-    Ok(Json(s.edge.group_info(caller, group_id(&id)?).await?))
+    Ok(Json(s.edge.groups().info(caller, group_id(&id)?).await?))
 }
 
 async fn rename_group(
@@ -304,7 +270,10 @@ async fn rename_group(
 ) -> Result<Json<GroupInfo>, ApiError> {
     let change = GroupChange::Renamed(req.name);
     Ok(Json(
-        s.edge.change_group(caller, group_id(&id)?, change).await?,
+        s.edge
+            .groups()
+            .change(caller, group_id(&id)?, change)
+            .await?,
     ))
 }
 
@@ -315,7 +284,10 @@ async fn add_member(
     Body(req): Body<AddMember>,
 ) -> Result<StatusCode, ApiError> {
     let change = GroupChange::Added(req.user_id);
-    s.edge.change_group(caller, group_id(&id)?, change).await?;
+    s.edge
+        .groups()
+        .change(caller, group_id(&id)?, change)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,7 +298,10 @@ async fn remove_member(
     axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let change = GroupChange::Removed(user_id(&user)?);
-    s.edge.change_group(caller, group_id(&id)?, change).await?;
+    s.edge
+        .groups()
+        .change(caller, group_id(&id)?, change)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -372,7 +347,8 @@ async fn messages(
     let limit = parse_param::<u32>("limit", q.limit)?;
     let messages = s
         .edge
-        .history_page(caller.user, conversation, before, limit)
+        .history()
+        .page(caller.user, conversation, before, limit)
         .await?;
     Ok(Json(MessagesPage { messages }))
 }
@@ -388,7 +364,7 @@ async fn conversations(
     }
     let q: ListQuery = query(&uri)?;
     let limit = parse_param::<u32>("limit", q.limit)?;
-    let conversations = s.edge.conversations(caller.user, limit).await?;
+    let conversations = s.edge.history().conversations(caller.user, limit).await?;
     Ok(Json(ConversationsPage { conversations }))
 }
 

@@ -9,9 +9,12 @@
 //! - [`edge`]: validation, the per-partition appenders that issue
 //!   `msg_id`s in log order and make resends idempotent, and the members-
 //!   only history reads.
-//! - [`http`]: the protocol's HTTP routes; [`ws`]: one socket's reader and
-//!   writer tasks, generic over `Sink`/`Stream`.
+//! - [`http`]: the protocol's HTTP routes.
+//! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
+//!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
+//!   device's feed (catch-up and gap-fill from the store).
 //! - [`auth`]: argon2id passwords and HS256 session tokens.
+//! - [`internal_events`]: the edge's telemetry, logged and counted at once.
 //! - [`error`]: every client-visible error, mapped to HTTP or to an
 //!   `error` frame in one place.
 //! - [`run`]: serve a listener until a shutdown future resolves.
@@ -20,7 +23,8 @@ pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod http;
-pub mod ws;
+pub mod internal_events;
+pub mod socket;
 
 use std::future::Future;
 

@@ -1,14 +1,15 @@
 //! The one place that names concrete engines: a URL picks the backend,
-//! everything past here sees only the traits.
+//! everything past here sees only the traits. A backend this binary was
+//! built without (cargo features) is named in the error, with the feature
+//! that brings it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use parley_analytics::ClickHouseHistory;
 use parley_engines::{
-    Cluster, Durability, FluvioLog, History, Log, RedbHistory, RedbState, RedisCluster, RedisLog,
-    RedisState, SegmentLog, SegmentLogOptions, StateStore,
+    Cluster, Durability, History, Log, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
+    StateStore,
 };
 
 fn file_path(url: &str) -> Option<PathBuf> {
@@ -19,6 +20,13 @@ fn file_path(url: &str) -> Option<PathBuf> {
 
 fn scheme(url: &str) -> &str {
     url.split_once("://").map_or(url, |(s, _)| s)
+}
+
+/// The error for a URL whose backend was left out of this build.
+pub fn not_built(url: &str, feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{url:?} needs the {feature} backend, which this binary was built without: rebuild with `--features {feature}`"
+    )
 }
 
 pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
@@ -32,18 +40,24 @@ pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>>
         return Ok(Arc::new(log));
     }
     match scheme(url) {
+        #[cfg(feature = "redis")]
         "redis" | "rediss" => {
-            let log = RedisLog::connect(url, REDIS_PREFIX)
+            let log = parley_engines::redis::RedisLog::connect(url, REDIS_PREFIX)
                 .await
                 .with_context(|| format!("connecting to the log at {url}"))?;
             Ok(Arc::new(log))
         }
+        #[cfg(feature = "fluvio")]
         "fluvio" => {
-            let log = FluvioLog::connect(url)
+            let log = parley_engines::fluvio::FluvioLog::connect(url)
                 .await
                 .with_context(|| format!("connecting to the log at {url}"))?;
             Ok(Arc::new(log))
         }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(not_built(url, "redis")),
+        #[cfg(not(feature = "fluvio"))]
+        "fluvio" => Err(not_built(url, "fluvio")),
         other => bail!("unknown log backend {other:?} in {url:?}: use file://DIR, fluvio://HOST:PORT or redis://HOST:PORT"),
     }
 }
@@ -58,12 +72,15 @@ pub async fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
         return Ok(Arc::new(store));
     }
     match scheme(url) {
+        #[cfg(feature = "redis")]
         "redis" | "rediss" => {
-            let store = RedisState::connect(url, REDIS_PREFIX)
+            let store = parley_engines::redis::RedisState::connect(url, REDIS_PREFIX)
                 .await
                 .with_context(|| format!("connecting to the state store at {url}"))?;
             Ok(Arc::new(store))
         }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(not_built(url, "redis")),
         other => bail!(
             "unknown state backend {other:?} in {url:?}: use file://PATH or redis://HOST:PORT"
         ),
@@ -79,26 +96,49 @@ pub fn open_history(url: &str) -> Result<Arc<dyn History>> {
         return Ok(Arc::new(history));
     }
     match scheme(url) {
+        #[cfg(feature = "clickhouse")]
         "clickhouse" => Ok(Arc::new(open_clickhouse(url)?)),
+        #[cfg(not(feature = "clickhouse"))]
+        "clickhouse" => Err(not_built(url, "clickhouse")),
         other => bail!(
             "unknown history backend {other:?} in {url:?}: use file://PATH or clickhouse://HOST:PORT/DATABASE"
         ),
     }
 }
 
-pub fn open_clickhouse(url: &str) -> Result<ClickHouseHistory> {
-    ClickHouseHistory::connect(url).with_context(|| format!("the history URL {url}"))
+/// Creates the history's schema up front (`parley migrate`): ClickHouse's
+/// tables and views; the embedded history makes its own when opened.
+pub async fn migrate_history(url: &str) -> Result<()> {
+    #[cfg(feature = "clickhouse")]
+    if scheme(url) == "clickhouse" {
+        return open_clickhouse(url)?
+            .migrate()
+            .await
+            .with_context(|| format!("creating the history schema at {url}"));
+    }
+    open_history(url).map(drop)
+}
+
+/// The ClickHouse history by itself: `parley migrate` creates its schema,
+/// `parley analytics` runs the analysts' queries on its client.
+#[cfg(feature = "clickhouse")]
+pub fn open_clickhouse(url: &str) -> Result<parley_engines::clickhouse::ClickHouseHistory> {
+    parley_engines::clickhouse::ClickHouseHistory::connect(url)
+        .with_context(|| format!("the history URL {url}"))
 }
 
 /// The cluster store of roles run as separate processes: the state's Redis.
 pub async fn open_cluster(state_url: &str) -> Result<Arc<dyn Cluster>> {
     match scheme(state_url) {
+        #[cfg(feature = "redis")]
         "redis" | "rediss" => {
-            let cluster = RedisCluster::connect(state_url, REDIS_PREFIX)
+            let cluster = parley_engines::redis::RedisCluster::connect(state_url, REDIS_PREFIX)
                 .await
                 .with_context(|| format!("connecting to the cluster store at {state_url}"))?;
             Ok(Arc::new(cluster))
         }
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(not_built(state_url, "redis")),
         _ => bail!(
             "roles run as separate processes share their state and leases: use --state redis://HOST:PORT (the embedded store serves `parley up` only)"
         ),
@@ -123,9 +163,6 @@ mod tests {
             .to_string();
         assert!(e.contains("unknown log backend \"kafka\""), "{e}");
         assert!(open_log("file://", Durability::Fsync).await.is_err());
-        let redis = parley_engines::contract::redis_server::RedisServer::start();
-        assert!(open_state(&redis.url).await.is_ok());
-        assert!(open_log(&redis.url, Durability::Fsync).await.is_ok());
         let e = open_state("memcached://127.0.0.1:1")
             .await
             .err()
@@ -134,10 +171,35 @@ mod tests {
         assert!(e.contains("unknown state backend"), "{e}");
         let history_url = format!("file://{}", dir.path().join("h.redb").display());
         assert!(open_history(&history_url).is_ok());
-        assert!(open_history("clickhouse://127.0.0.1:1/parley").is_ok());
         let e = open_history("postgres://x").err().unwrap().to_string();
         assert!(e.contains("unknown history backend"), "{e}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_urls_open_the_redis_backends() {
+        let redis = parley_engines::contract::servers::RedisServer::start();
+        assert!(open_state(&redis.url).await.is_ok());
+        assert!(open_log(&redis.url, Durability::Fsync).await.is_ok());
+        assert!(open_cluster(&redis.url).await.is_ok());
+    }
+
+    #[cfg(feature = "clickhouse")]
+    #[test]
+    fn clickhouse_urls_are_checked_before_connecting() {
+        assert!(open_history("clickhouse://127.0.0.1:1/parley").is_ok());
         let e = open_history("clickhouse://h:1/bad-name").err().unwrap();
         assert!(format!("{e:#}").contains("[A-Za-z0-9_]"), "{e:#}");
+    }
+
+    #[cfg(not(feature = "fluvio"))]
+    #[tokio::test]
+    async fn a_backend_left_out_of_the_build_names_its_feature() {
+        let e = open_log("fluvio://127.0.0.1:1", Durability::Fsync)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--features fluvio"), "{e}");
     }
 }

@@ -3,12 +3,20 @@
 //! roles. `main.rs` only parses the command line and calls in here; tests
 //! call [`up`] directly on a listener bound to port 0.
 //!
-//! Layout: [`config`] (layered settings), [`backends`] (URL → engine),
-//! [`up`] (every role in one process), and one function per role run as
-//! its own process: [`ingest`], [`process`], [`deliver`]. Those share the
-//! partitions of their topic with the other live nodes of their role
-//! through leases in the cluster store (Redis), and take over a dead
-//! node's partitions within 10 s.
+//! This is where the role crates meet: they depend on `parley-schemas`
+//! and `parley-engines` only, and each function below wires the ones its
+//! process runs (ARCHITECTURE.md has the process → crates → jobs table).
+//!
+//! Layout:
+//! - [`config`]: layered settings (defaults, file, `PARLEY__` env, flags).
+//! - [`backends`]: URL → engine, for the backends this build has.
+//! - [`up`]: every role in one process, on the embedded engines.
+//! - One function per role run as its own process: [`ingest`] (the edge,
+//!   holding the sockets), [`process`] (router, presence, accounts and
+//!   history writer jobs), [`deliver`] (sequencers). They share the
+//!   partitions of their topic with the other live nodes of their role
+//!   through leases in the cluster store (Redis), and take over a dead
+//!   node's partitions in about 7 s.
 
 pub mod backends;
 pub mod config;
@@ -21,17 +29,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use parley_analytics::writer::{self as history_writer, HistoryWriter, SessionWriter};
-use parley_delivery::hub::Hub;
-use parley_delivery::route::{run_mailbox, ClusterPusher, Pusher};
 use parley_delivery::sequencer::{self, Sequencer};
 use parley_engines::job::{run_job, JobSpec};
 use parley_engines::ownership::{run_owned, OwnershipSpec};
+use parley_engines::push::{ClusterPusher, Pusher};
 use parley_engines::{
     Cluster, EngineError, History, LocalCluster, Log, Member, StateStore, TopicSpec,
 };
 use parley_ingest::auth::AuthConfig;
 use parley_ingest::edge::{Edge, EdgeParts};
 use parley_ingest::http::AppState;
+use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
@@ -239,6 +247,29 @@ async fn deliver_partition(
     run_job(log, state, spec, job, stop).await
 }
 
+/// The edge of `up` and of `ingest`: the same parts, but where pushes go
+/// (`pusher`: the hub itself in one process, the session registry in a
+/// cluster).
+fn build_edge(
+    cfg: &Config,
+    engines: &Shared,
+    hub: Arc<Hub>,
+    pusher: Arc<dyn Pusher>,
+) -> Result<Arc<Edge>> {
+    let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
+    Ok(Edge::new(EdgeParts {
+        log: engines.log.clone(),
+        state: engines.state.clone(),
+        history: engines.history.clone(),
+        hub,
+        auth: auth_config(cfg)?,
+        ids,
+        partitions: engines.partitions,
+        cluster: engines.cluster.clone(),
+        pusher,
+    }))
+}
+
 fn auth_config(cfg: &Config) -> Result<AuthConfig> {
     Ok(AuthConfig {
         secret: jwt_secret(cfg)?,
@@ -248,7 +279,8 @@ fn auth_config(cfg: &Config) -> Result<AuthConfig> {
 }
 
 /// Every role in one process: the edge serves `listener`; the router,
-/// presence and delivery jobs run for every partition. Returns once
+/// presence, accounts, history writer and sequencer jobs run for every
+/// partition. Returns once
 /// `shutdown` resolves and everything has stopped. Every acknowledged
 /// message is already durable, so stopping loses nothing.
 pub async fn up(
@@ -262,19 +294,20 @@ pub async fn up(
     let state = backends::open_state(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;
     let partitions = migrate(&*log, cfg.partitions).await?;
-    let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
     let hub = Hub::new();
-    let edge = Edge::new(EdgeParts {
+    let engines = Shared {
         log: log.clone(),
         state: state.clone(),
-        history: history.clone(),
-        hub: hub.clone(),
-        auth: auth_config(cfg)?,
-        ids,
-        partitions,
         cluster: Arc::new(LocalCluster::new()),
-        pusher: hub.clone(),
-    });
+        history: history.clone(),
+        partitions,
+        member: Member {
+            node: cfg.node_id as u32,
+            addr: String::new(),
+        },
+    };
+    let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
+    drop(engines);
 
     let processing = Processing {
         log: log.clone(),
@@ -314,10 +347,10 @@ pub async fn up(
         let _ = rx.await;
     }
     for p in 0..partitions {
-        let edge = edge.clone();
-        let appender = edge.clone().run_appender(p, edge.stop.clone());
-        edge.tasks.spawn(async move {
-            if let Err(e) = appender.await {
+        let owner = edge.clone();
+        let stop = edge.stopping();
+        edge.spawn(async move {
+            if let Err(e) = owner.run_appender(p, stop).await {
                 tracing::error!(error = %e, partition = p, "appender could not start");
             }
         });
@@ -343,8 +376,8 @@ pub async fn up(
     served.context("serving")
 }
 
-/// What every role of a cluster opens: the shared log and state, the
-/// cluster store, and the topics' partition count.
+/// What every role opens: the log, state and history, the cluster store,
+/// and the topics' partition count (shared by the nodes of a cluster).
 struct Shared {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
@@ -396,20 +429,10 @@ pub async fn ingest(
         );
     }
     let shared = open_shared(cfg, &listener).await?;
-    let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
     let hub = Hub::new();
-    let edge = Edge::new(EdgeParts {
-        log: shared.log.clone(),
-        state: shared.state.clone(),
-        history: shared.history.clone(),
-        hub: hub.clone(),
-        auth: auth_config(cfg)?,
-        ids,
-        partitions: shared.partitions,
-        cluster: shared.cluster.clone(),
-        pusher: ClusterPusher::spawn(shared.cluster.clone()),
-    });
-    let mail = shared.cluster.subscribe(edge.node).await?;
+    let pusher = ClusterPusher::spawn(shared.cluster.clone());
+    let edge = build_edge(cfg, &shared, hub.clone(), pusher)?;
+    let mail = shared.cluster.subscribe(edge.node()).await?;
     let mailbox = tokio::spawn(run_mailbox(mail, hub));
     let spec = OwnershipSpec::new(
         parley_ingest::edge::GROUP,
@@ -418,10 +441,10 @@ pub async fn ingest(
         shared.member.clone(),
     );
     let owner = edge.clone();
-    edge.tasks.spawn(run_owned(
+    edge.spawn(run_owned(
         shared.cluster.clone(),
         spec,
-        edge.stop.clone(),
+        edge.stopping(),
         move |p, stop| {
             let edge = owner.clone();
             async move {
@@ -432,7 +455,7 @@ pub async fn ingest(
         },
     ));
     let addr = listener.local_addr()?;
-    tracing::info!(node = edge.node, advertise = %shared.member.addr, "edge is up");
+    tracing::info!(node = edge.node(), advertise = %shared.member.addr, "edge is up");
     println!("parley ingest listening on http://{addr}");
     let app = AppState {
         edge: edge.clone(),
@@ -444,8 +467,8 @@ pub async fn ingest(
     served.context("serving")
 }
 
-/// One processor node: the router and presence jobs of the partitions it
-/// holds. `listener` serves `/healthz`, `/readyz` and `/metrics`.
+/// One processor node: the router, presence, accounts and history writer
+/// jobs of the partitions it holds. `listener` serves `/healthz`, `/readyz` and `/metrics`.
 pub async fn process(
     cfg: &Config,
     listener: TcpListener,

@@ -117,15 +117,7 @@ async fn migrate(cfg: &Config) -> Result<()> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let partitions = parley::migrate(&*log, cfg.partitions).await?;
     backends::open_state(&cfg.state_url()).await?;
-    let history = cfg.history_url();
-    if history.starts_with("clickhouse://") {
-        backends::open_clickhouse(&history)?
-            .migrate()
-            .await
-            .with_context(|| format!("creating the history schema at {history}"))?;
-    } else {
-        backends::open_history(&history)?;
-    }
+    backends::migrate_history(&cfg.history_url()).await?;
     tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions, "migrated");
     Ok(())
 }
@@ -146,10 +138,15 @@ async fn analytics(args: &AnalyticsArgs) -> Result<()> {
         url.starts_with("clickhouse://"),
         "the ready queries run on ClickHouse; set --history clickhouse://HOST:PORT/DATABASE (history is {url})"
     );
-    let history = backends::open_clickhouse(&url)?;
-    let table = queries::run(history.client(), name)
-        .await
-        .with_context(|| format!("running {name} on {url}"))?;
-    print!("{}", table.render());
-    Ok(())
+    #[cfg(feature = "clickhouse")]
+    {
+        let history = backends::open_clickhouse(&url)?;
+        let table = queries::run(history.client(), name)
+            .await
+            .with_context(|| format!("running {name} on {url}"))?;
+        print!("{}", table.render());
+        Ok(())
+    }
+    #[cfg(not(feature = "clickhouse"))]
+    Err(backends::not_built(&url, "clickhouse"))
 }

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use parley_engines::contract::clickhouse_server::ClickHouseServer;
-use parley_engines::contract::redis_server::RedisServer;
+use parley_engines::contract::servers::ClickHouseServer;
+use parley_engines::contract::servers::RedisServer;
 use parley_schemas::ids::{ConversationId, UserId};
 use parley_schemas::partition::{conversation_partition, user_partition};
 use serde_json::{json, Value};

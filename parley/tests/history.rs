@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use parley_engines::contract::clickhouse_server::ClickHouseServer;
+use parley_engines::contract::servers::ClickHouseServer;
 use serde_json::{json, Value};
 
 fn ids(messages: &Value) -> Vec<String> {

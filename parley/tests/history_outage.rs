@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use parley_engines::contract::clickhouse_server::ClickHouseServer;
+use parley_engines::contract::servers::ClickHouseServer;
 
 /// The sum of a metric's series on /metrics (0 if absent).
 async fn metric(url: &str, name: &str, label: &str) -> f64 {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use parley_engines::contract::redis_server::RedisServer;
+use parley_engines::contract::servers::RedisServer;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,14 @@
+//! The accounts job, on `accounts` (by user): restores accounts and device
+//! counters a lost state store lacks, and derives profiles, contact lists
+//! and privacy settings, so the whole store can be rebuilt from the log.
+
 use async_trait::async_trait;
 use parley_engines::job::{events, Processor};
 use parley_engines::{Record, Result, StateOp};
 use parley_schemas::event::Event;
 use parley_schemas::topics;
 
-pub const JOB: &str = "accounts";
+pub const JOB: &str = parley_schemas::jobs::ACCOUNTS;
 
 /// Replays accounts and device ids from the log into the state store, and
 /// derives profiles, contact lists and privacy settings from their changes

@@ -1,8 +1,9 @@
 //! Stream-processing jobs that consume the log and derive state. Each runs
 //! on [`parley_engines::job::run_job`], which stores the job's output
 //! together with its consumed offset, so a replay after a crash is
-//! idempotent.
+//! idempotent. They run in `parley process` (and in `parley up`).
 //!
+//! Layout:
 //! - [`router::Router`] consumes `events` (by conversation). A message
 //!   becomes an inbox item for its recipient and for the sender (the
 //!   sender's other devices sync from it), appended to `inbox` (by user),
@@ -20,7 +21,9 @@
 //! - [`accounts::AccountsJob`] consumes `accounts` (by user) and restores
 //!   accounts and device counters that the state store lacks: with it, the
 //!   whole state store can be rebuilt from the log.
+//! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
+pub mod internal_events;
 pub mod presence;
 pub mod router;

@@ -1,48 +1,29 @@
+//! The presence job, on `presence` (by user): heartbeats fold into online
+//! or offline and last seen; a change is announced to the watchers the
+//! owner's privacy setting allows, through their inbox partitions.
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
+use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, PresenceChanged, PresenceNotice};
-use parley_schemas::ids::{now_ms, DeviceId, UserId};
+use parley_schemas::ids::{now_ms, UserId};
 use parley_schemas::partition::user_partition;
+use parley_schemas::presence::{Devices, OFFLINE_AFTER_MS};
 use parley_schemas::wire::Audience;
 use parley_schemas::{codec, topics};
-use prometheus::{register_int_counter, IntCounter};
 
-pub const JOB: &str = "presence";
+use crate::internal_events::{PresenceFanoutCapped, PresenceNoticesSent};
 
-/// A device with no heartbeat for this long is gone.
-pub const OFFLINE_AFTER_MS: u64 = 15_000;
-
-/// Whether a stored presence still means online at `now`: heartbeats come
-/// at least every 5 s, so a user whose last one is older than
-/// [`OFFLINE_AFTER_MS`] is offline even if no closing event was seen.
-pub fn is_online(p: &parley_engines::Presence, now: u64) -> bool {
-    p.online && now.saturating_sub(p.updated) <= OFFLINE_AFTER_MS
-}
+pub const JOB: &str = parley_schemas::jobs::PRESENCE;
 
 /// Watchers a presence change is pushed to at most: past this, a user's
 /// watchers read presence when they look (`GET .../presence`).
 pub const MAX_FANOUT: usize = 10_000;
-
-static NOTICES: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
-        "parley_presence_notices_total",
-        "Presence changes addressed to watchers (one per watcher)"
-    )
-    .expect("metric registers once")
-});
-
-static CAPPED: LazyLock<IntCounter> = LazyLock::new(|| {
-    register_int_counter!(
-        "parley_presence_capped_total",
-        "Presence changes whose watchers exceeded the fan-out cap"
-    )
-    .expect("metric registers once")
-});
 
 /// Folds heartbeats into presence. It remembers which devices of each user
 /// it has seen, so one device closing does not mark a user offline whose
@@ -53,7 +34,7 @@ pub struct PresenceJob {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
     inbox_partitions: u32,
-    devices: HashMap<UserId, HashMap<DeviceId, u64>>,
+    devices: HashMap<UserId, Devices>,
     /// Whether each user was last announced online.
     announced: HashMap<UserId, bool>,
 }
@@ -85,7 +66,10 @@ impl PresenceJob {
         let mut watchers = self.state.watchers(user).await?;
         watchers.retain(|w| audience.allows(contacts.contains(w)));
         if watchers.len() > MAX_FANOUT {
-            CAPPED.inc();
+            emit(PresenceFanoutCapped {
+                watchers: watchers.len(),
+                cap: MAX_FANOUT,
+            });
             watchers.truncate(MAX_FANOUT);
         }
         Ok(watchers)
@@ -106,7 +90,9 @@ impl PresenceJob {
                 last_seen,
                 ts: at,
             };
-            NOTICES.inc_by(watchers.len() as u64);
+            emit(PresenceNoticesSent {
+                watchers: watchers.len(),
+            });
             let mut by_partition: BTreeMap<u32, Vec<UserId>> = BTreeMap::new();
             for w in watchers {
                 by_partition
@@ -144,14 +130,7 @@ impl Processor for PresenceJob {
                 );
                 continue;
             };
-            let devices = self.devices.entry(hb.user).or_default();
-            devices.retain(|_, seen| hb.ts.saturating_sub(*seen) <= OFFLINE_AFTER_MS);
-            if hb.closing {
-                devices.remove(&hb.device);
-            } else {
-                devices.insert(hb.device, hb.ts);
-            }
-            let online = !devices.is_empty();
+            let online = self.devices.entry(hb.user).or_default().observe(&hb);
             let entry = latest.entry(hb.user).or_insert((online, None, hb.ts));
             entry.0 = online;
             entry.2 = hb.ts;

@@ -1,9 +1,17 @@
+//! The router job, on `events` (by conversation): messages become inbox
+//! items for their recipients and the sender's other devices (or, for a
+//! large group, one post per inbox partition), receipts move marks and
+//! become `status` pushes to the senders, group changes are applied in log
+//! order. It also derives the idempotency map and last seen, so both
+//! survive the loss of the edge's own writes.
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
+use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
 use parley_schemas::group::{GroupChange, GroupState, Tick};
@@ -11,10 +19,11 @@ use parley_schemas::ids::{ConversationId, GroupId, UserId};
 use parley_schemas::partition::user_partition;
 use parley_schemas::wire::{Recipient, RESEND_WINDOW_MS};
 use parley_schemas::{codec, topics};
-use prometheus::{register_int_counter_vec, IntCounterVec};
+
+use crate::internal_events::{GroupChangeRefused, GroupMessageRefused};
 
 /// The job name under which the router stores its offsets.
-pub const JOB: &str = "router";
+pub const JOB: &str = parley_schemas::jobs::ROUTER;
 
 /// Groups whose state the router keeps in memory between batches.
 const GROUP_CACHE: usize = 100_000;
@@ -22,15 +31,6 @@ const GROUP_CACHE: usize = 100_000;
 /// Groups with more current members than this use read fan-out by
 /// default: see [`Router::read_fanout_above`].
 pub const READ_FANOUT_ABOVE: usize = 64;
-
-static GROUP_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "parley_group_refused_records_total",
-        "Group records the router refused in log order (a race the edge's check could not see)",
-        &["kind"]
-    )
-    .expect("metric registers once")
-});
 
 /// Routes `events`: each message to its recipients' inboxes, each receipt
 /// to the senders it acknowledges, and each group change into the group's
@@ -152,8 +152,10 @@ impl Processor for Router {
                             // A member removed just before this send (the
                             // edge checked an older state): not delivered.
                             _ => {
-                                GROUP_REFUSED.with_label_values(&["message"]).inc();
-                                tracing::warn!(group = %g, msg_id = %m.msg_id, "message from a non-member refused");
+                                emit(GroupMessageRefused {
+                                    group: g,
+                                    msg_id: m.msg_id,
+                                });
                                 continue;
                             }
                         },
@@ -237,8 +239,11 @@ impl Processor for Router {
                             }
                         }
                         Err(refused) => {
-                            GROUP_REFUSED.with_label_values(&["change"]).inc();
-                            tracing::warn!(%group, %by, reason = %refused.reason, "group change refused");
+                            emit(GroupChangeRefused {
+                                group,
+                                by,
+                                reason: &refused.reason,
+                            });
                         }
                     }
                 }

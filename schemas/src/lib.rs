@@ -10,7 +10,10 @@
 //! - [`codec`]: the compact, versioned binary envelope those events are
 //!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
 //! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
-//! - [`topics`]: the names of the log's topics.
+//! - [`topics`]: the names of the log's topics; [`jobs`]: the names of
+//!   the jobs that consume them (their offsets are stored data).
+//! - [`presence`]: what online means (a heartbeat within 15 s, from any
+//!   of the user's devices), for every role that folds heartbeats.
 //! - [`partition`]: the stable conversation → partition and user →
 //!   partition functions. Their output is pinned by tests: changing it would
 //!   silently re-route every stored record.
@@ -23,7 +26,9 @@ pub mod codec;
 pub mod event;
 pub mod group;
 pub mod ids;
+pub mod jobs;
 pub mod partition;
+pub mod presence;
 pub mod topics;
 pub mod wire;
 

@@ -16,8 +16,9 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use parley_engines::job::Processor;
+use parley_engines::state::JobStore;
 use parley_engines::{
-    Applied, Log, Record, RedbState, SegmentLog, SegmentLogOptions, StateOp, StateStore, TopicSpec,
+    Applied, Log, Record, RedbState, SegmentLog, SegmentLogOptions, StateOp, TopicSpec,
 };
 use parley_processors::presence::PresenceJob;
 use parley_schemas::event::{Event, Heartbeat};

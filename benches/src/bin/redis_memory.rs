@@ -10,8 +10,10 @@
 
 use bytes::Bytes;
 use clap::Parser;
-use parley_engines::contract::redis_server::RedisServer;
-use parley_engines::{RedisState, StateOp, StateStore};
+use parley_engines::contract::servers::RedisServer;
+use parley_engines::redis::RedisState;
+use parley_engines::state::{AccountStore, InboxStore, JobStore};
+use parley_engines::StateOp;
 use parley_schemas::codec;
 use parley_schemas::event::{Event, InboxItem, MessageSent};
 use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};

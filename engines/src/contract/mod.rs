@@ -3,17 +3,23 @@
 //! the same behaviour. Each suite uses fresh random names, so it can run
 //! against a shared server.
 
-pub mod clickhouse_server;
+//!
+//! [`servers`]: real servers for the tests, started on free ports in temp
+//! dirs (redis-server, clickhouse-server), never one already running.
+
 mod cluster;
 mod history;
 mod log;
-pub mod redis_server;
+pub mod servers;
 mod state;
 
 pub use self::cluster::cluster_contract;
 pub use self::history::{history_contract, message};
 pub use self::log::log_contract;
-pub use self::state::state_contract;
+pub use self::state::{
+    account_store_contract, conversation_store_contract, inbox_store_contract, job_store_contract,
+    presence_store_contract, state_contract,
+};
 
 /// A name no earlier run used.
 pub fn unique(prefix: &str) -> String {

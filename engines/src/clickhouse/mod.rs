@@ -1,0 +1,562 @@
+//! [`History`] on ClickHouse (feature `clickhouse`), through the
+//! `clickhouse` crate over HTTP.
+//!
+//! Every table is a `ReplacingMergeTree` keyed by what identifies a row
+//! (`messages` by `(conversation, msg_id)`), so a batch the writer inserts
+//! twice after a crash collapses to one row at merge time; reads that must
+//! be exact until then collapse duplicates themselves (`LIMIT 1 BY`,
+//! `max`, `uniqExact`). ClickHouse 18.16 deduplicates repeated inserts only
+//! on replicated tables, so the table engines are what makes replays safe.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::{EngineError, Result};
+use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE};
+use async_trait::async_trait;
+use clickhouse::{Client, Row};
+use parley_schemas::event::MessageSent;
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
+use serde::{Deserialize, Serialize};
+
+/// The schema for ClickHouse 18.16, what the tests start (see
+/// `analytics/sql/schema.production.sql` for a current server; a test in
+/// `parley-analytics` keeps the two in step). Statements are separated by
+/// a line holding only `;`.
+pub const SCHEMA: &str = include_str!("schema.sql");
+
+/// Where a ClickHouse is: `clickhouse://HOST:PORT/DATABASE?user=U&password=P`,
+/// HTTP port; database `parley` if none is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseUrl {
+    pub http: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ClickHouseUrl {
+    pub fn parse(url: &str) -> Result<ClickHouseUrl> {
+        let bad = |why: &str| EngineError::Config(format!("{url}: {why}"));
+        let rest = url
+            .strip_prefix("clickhouse://")
+            .ok_or_else(|| bad("expected clickhouse://HOST:PORT/DATABASE"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (host, database) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let database = if database.is_empty() {
+            "parley"
+        } else {
+            database
+        };
+        if !database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(bad("the database name must be [A-Za-z0-9_]"));
+        }
+        let (mut user, mut password) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("user", v)) => user = Some(v.to_owned()),
+                Some(("password", v)) => password = Some(v.to_owned()),
+                _ => return Err(bad(&format!("unknown parameter {pair:?}"))),
+            }
+        }
+        let host = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:8123")
+        };
+        Ok(ClickHouseUrl {
+            http: format!("http://{host}"),
+            database: database.to_owned(),
+            user,
+            password,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+struct MessageRow {
+    msg_id: u64,
+    conversation: String,
+    sender: u64,
+    recipient: u64,
+    group_id: u64,
+    kind: String,
+    text: String,
+    media_id: String,
+    mime: String,
+    caption: String,
+    client_msg_id: String,
+    from_device: u64,
+    ts: u64,
+}
+
+impl From<&MessageSent> for MessageRow {
+    fn from(m: &MessageSent) -> Self {
+        let (recipient, group_id) = match m.to {
+            Recipient::User(u) => (u.0, 0),
+            Recipient::Group(g) => (0, g.0),
+        };
+        let (kind, text, media_id, mime, caption) = match &m.body {
+            Body::Text(t) => ("text", t.clone(), "", None, None),
+            Body::Media(media) => (
+                "media",
+                String::new(),
+                media.media_id.as_str(),
+                media.mime.clone(),
+                media.caption.clone(),
+            ),
+        };
+        MessageRow {
+            msg_id: m.msg_id.0,
+            conversation: m.conversation.to_string(),
+            sender: m.from.0,
+            recipient,
+            group_id,
+            kind: kind.to_owned(),
+            text,
+            media_id: media_id.to_owned(),
+            mime: mime.unwrap_or_default(),
+            caption: caption.unwrap_or_default(),
+            client_msg_id: m.client_msg_id.clone(),
+            from_device: m.from_device.0,
+            ts: m.ts,
+        }
+    }
+}
+
+impl TryFrom<MessageRow> for MessageSent {
+    type Error = EngineError;
+    fn try_from(r: MessageRow) -> Result<Self> {
+        let conversation: ConversationId = r.conversation.parse().map_err(|e| {
+            EngineError::State(format!(
+                "history: bad conversation {:?}: {e}",
+                r.conversation
+            ))
+        })?;
+        let to = if r.group_id != 0 {
+            Recipient::Group(GroupId(r.group_id))
+        } else {
+            Recipient::User(UserId(r.recipient))
+        };
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let body = match r.kind.as_str() {
+            "media" => Body::Media(Media {
+                media_id: r.media_id,
+                mime: some(r.mime),
+                caption: some(r.caption),
+            }),
+            _ => Body::Text(r.text),
+        };
+        Ok(MessageSent {
+            msg_id: MessageId(r.msg_id),
+            conversation,
+            from: UserId(r.sender),
+            from_device: DeviceId(r.from_device),
+            to,
+            client_msg_id: r.client_msg_id,
+            body,
+            ts: r.ts,
+        })
+    }
+}
+
+#[derive(Debug, Row, Serialize)]
+struct ConversationRow {
+    user: u64,
+    conversation: String,
+    last_msg_id: u64,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct HeadRow {
+    conversation: String,
+    last_msg_id: u64,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct ReadMarkRow {
+    user: u64,
+    conversation: String,
+    up_to: u64,
+    ts: u64,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct ReceiptRow {
+    msg_id: u64,
+    conversation: String,
+    sender: u64,
+    reader: u64,
+    status: &'static str,
+    sent_ts: u64,
+    ts: u64,
+}
+
+#[derive(Debug, Row, Serialize, Deserialize)]
+struct SessionRow {
+    user: u64,
+    start_ts: u64,
+    end_ts: u64,
+    active_beats: u64,
+}
+
+pub fn status_name(s: ReceiptStatus) -> &'static str {
+    match s {
+        ReceiptStatus::Delivered => "delivered",
+        ReceiptStatus::Read => "read",
+    }
+}
+
+/// Errors of the history calls as the engines see them: a server that does
+/// not answer is worth retrying, anything else is not.
+fn engine_err(e: clickhouse::error::Error) -> EngineError {
+    match e {
+        clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+            EngineError::Unavailable(format!("clickhouse: {e}"))
+        }
+        other => EngineError::State(format!("clickhouse: {other}")),
+    }
+}
+
+/// Scrollback's first window below `before`, and how much each further
+/// one grows: 1 min, 32 min, 17 h, 23 days, 2 years, then everything; at
+/// most six reads for the sparsest conversation, one for a busy one.
+const FIRST_WINDOW_MS: u64 = 60_000;
+const WINDOW_GROWTH: u64 = 32;
+
+/// `?, ?, ?` for `n` bound values.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+#[derive(Clone)]
+pub struct ClickHouseHistory {
+    client: Client,
+    url: ClickHouseUrl,
+    /// Set once the schema is known to exist: every call makes sure of it
+    /// first, so a role may start while ClickHouse is down.
+    migrated: Arc<AtomicBool>,
+}
+
+impl ClickHouseHistory {
+    /// A client for `url` (`clickhouse://...`). Nothing is sent yet; call
+    /// [`migrate`](Self::migrate) to create the schema.
+    pub fn connect(url: &str) -> Result<ClickHouseHistory> {
+        let url = ClickHouseUrl::parse(url)?;
+        let mut client = Client::default()
+            .with_url(&url.http)
+            .with_database(&url.database)
+            // Validation reads RowBinaryWithNamesAndTypes, which 18.16 lacks.
+            .with_validation(false);
+        if let Some(user) = &url.user {
+            client = client.with_user(user);
+        }
+        if let Some(password) = &url.password {
+            client = client.with_password(password);
+        }
+        Ok(ClickHouseHistory {
+            client,
+            url,
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the database and every table and view that is missing.
+    pub async fn migrate(&self) -> Result<()> {
+        let server = self.client.clone().with_database("default");
+        server
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                self.url.database
+            ))
+            .execute()
+            .await
+            .map_err(engine_err)?;
+        for statement in statements(SCHEMA) {
+            self.client
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(engine_err)?;
+        }
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn ensure_schema(&self) -> Result<()> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.migrate().await
+    }
+
+    async fn insert<T>(&self, table: &str, rows: Vec<T>) -> Result<()>
+    where
+        T: Row + Serialize + Send + Sync,
+        for<'a> T: Row<Value<'a> = T>,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.client.insert::<T>(table).await.map_err(engine_err)?;
+        for row in rows {
+            insert.write(&row).await.map_err(engine_err)?;
+        }
+        insert.end().await.map_err(engine_err)
+    }
+}
+
+/// The statements of a schema file: split at lines holding only `;`,
+/// comments dropped.
+pub fn statements(schema: &str) -> Vec<String> {
+    schema
+        .split("\n;\n")
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
+
+#[async_trait]
+impl History for ClickHouseHistory {
+    async fn write(&self, batch: &HistoryBatch) -> Result<()> {
+        self.ensure_schema().await?;
+        // Messages first: the list and marks refer to them.
+        self.insert(
+            "messages",
+            batch.messages.iter().map(MessageRow::from).collect(),
+        )
+        .await?;
+        let mut heads = std::collections::BTreeMap::new();
+        for m in &batch.messages {
+            let e = heads.entry(m.conversation).or_insert(m.msg_id);
+            *e = (*e).max(m.msg_id);
+        }
+        // Each user's newest message of the conversation that is listed
+        // for them (a removed group member's list stops at the removal).
+        let newest = batch.newest_listed();
+        let heads = heads
+            .iter()
+            .map(|(c, id)| HeadRow {
+                conversation: c.to_string(),
+                last_msg_id: id.0,
+            })
+            .collect();
+        let lists = newest
+            .into_iter()
+            .map(|((user, c), id)| ConversationRow {
+                user: user.0,
+                conversation: c.to_string(),
+                last_msg_id: id.0,
+            })
+            .collect();
+        let marks = batch
+            .marks
+            .iter()
+            .filter(|r| r.status == ReceiptStatus::Read)
+            .map(|r| ReadMarkRow {
+                user: r.by.0,
+                conversation: r.conversation.to_string(),
+                up_to: r.up_to.0,
+                ts: r.ts,
+            })
+            .collect();
+        let receipts = batch
+            .receipts
+            .iter()
+            .map(|r| ReceiptRow {
+                msg_id: r.msg_id.0,
+                conversation: r.conversation.to_string(),
+                sender: r.sender.0,
+                reader: r.by.0,
+                status: status_name(r.status),
+                sent_ts: r.sent_ts,
+                ts: r.ts,
+            })
+            .collect();
+        let sessions = batch
+            .sessions
+            .iter()
+            .map(|s| SessionRow {
+                user: s.user.0,
+                start_ts: s.start,
+                end_ts: s.end,
+                active_beats: s.active_beats,
+            })
+            .collect();
+        // The other tables do not depend on each other: one round trip for
+        // all of them rather than one after another.
+        futures::try_join!(
+            self.insert("conversation_heads", heads),
+            self.insert("user_conversations", lists),
+            self.insert("read_marks", marks),
+            self.insert("receipts", receipts),
+            self.insert("presence_sessions", sessions),
+        )?;
+        Ok(())
+    }
+
+    async fn page(
+        &self,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageSent>> {
+        self.ensure_schema().await?;
+        let limit = limit.min(MAX_PAGE);
+        let cid = conversation.to_string();
+        let before = match before {
+            Some(b) => b,
+            // The first page ends at the conversation's newest message,
+            // which may be long ago: ask for it (a key look-up).
+            None => {
+                let head = self
+                    .client
+                    .query("SELECT max(last_msg_id) FROM conversation_heads WHERE conversation = ?")
+                    .bind(&cid)
+                    .fetch_one::<u64>()
+                    .await
+                    .map_err(engine_err)?;
+                if head == 0 {
+                    return Ok(Vec::new());
+                }
+                MessageId(head.saturating_add(1))
+            }
+        };
+        let (upper, top) = (before.0, before.unix_ms());
+        // ClickHouse 18.16 cannot stop reading early in key order, so an
+        // unbounded `ORDER BY msg_id DESC LIMIT 50` reads and sorts the
+        // whole conversation. Ids begin with their time: read a window
+        // below `before` and widen it until it holds a page. Each read
+        // touches only the conversation's granules in the window (the key
+        // is (conversation, msg_id)); `LIMIT 1 BY` drops copies a replay
+        // inserted and no merge has collapsed yet.
+        let mut window = FIRST_WINDOW_MS;
+        loop {
+            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
+            let rows = self
+                .client
+                .query(
+                    "SELECT ?fields FROM messages \
+                     WHERE conversation = ? AND msg_id >= ? AND msg_id < ? \
+                     ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
+                )
+                .bind(&cid)
+                .bind(lower)
+                .bind(upper)
+                .bind(limit as u64)
+                .fetch_all::<MessageRow>()
+                .await
+                .map_err(engine_err)?;
+            if rows.len() >= limit || lower == 0 {
+                return rows.into_iter().map(MessageSent::try_from).collect();
+            }
+            window = window.saturating_mul(WINDOW_GROWTH);
+        }
+    }
+
+    async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {
+        self.ensure_schema().await?;
+        let newest = self
+            .client
+            .query(
+                "SELECT conversation, max(last_msg_id) AS last FROM user_conversations \
+                 WHERE user = ? GROUP BY conversation ORDER BY last DESC, conversation LIMIT ?",
+            )
+            .bind(user.0)
+            .bind(limit as u64)
+            .fetch_all::<(String, u64)>()
+            .await
+            .map_err(engine_err)?;
+        if newest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = newest.len();
+        let mut last = self.client.query(&format!(
+            "SELECT ?fields FROM messages WHERE (conversation, msg_id) IN ({}) LIMIT 1 BY msg_id",
+            placeholders(n)
+        ));
+        for (c, id) in &newest {
+            last = last.bind((c.as_str(), *id));
+        }
+        let last = last.fetch_all::<MessageRow>().await.map_err(engine_err)?;
+        // Unread: others' messages above the user's read mark and up to
+        // the last one listed for them (a removed member's stops there),
+        // counted once each however many copies a replay left.
+        let listed = vec!["(conversation = ? AND msg_id <= ?)"; n].join(" OR ");
+        let mut unread = self.client.query(&format!(
+            "SELECT conversation, uniqExact(msg_id) FROM messages \
+             ANY LEFT JOIN (SELECT conversation, max(up_to) AS mark FROM read_marks \
+                            WHERE user = ? GROUP BY conversation) USING conversation \
+             WHERE ({listed}) AND sender != ? AND msg_id > mark \
+             GROUP BY conversation"
+        ));
+        unread = unread.bind(user.0);
+        for (c, id) in &newest {
+            unread = unread.bind(c.as_str()).bind(*id);
+        }
+        let unread: std::collections::HashMap<String, u64> = unread
+            .bind(user.0)
+            .fetch_all::<(String, u64)>()
+            .await
+            .map_err(engine_err)?
+            .into_iter()
+            .collect();
+        let mut last: std::collections::HashMap<u64, MessageRow> =
+            last.into_iter().map(|r| (r.msg_id, r)).collect();
+        let mut out = Vec::with_capacity(n);
+        for (c, id) in newest {
+            let Some(row) = last.remove(&id) else {
+                continue;
+            };
+            let message = MessageSent::try_from(row)?;
+            out.push(ConversationSummary {
+                conversation: message.conversation,
+                unread: unread.get(&c).copied().unwrap_or(0),
+                last: message,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn last_sessions(&self, users: &[UserId]) -> Result<Vec<PresenceSession>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_schema().await?;
+        let mut q = self.client.query(&format!(
+            "SELECT user, start_ts, max(end_ts) AS end_ts, max(active_beats) AS active_beats \
+             FROM presence_sessions WHERE user IN ({}) \
+             GROUP BY user, start_ts ORDER BY start_ts DESC LIMIT 1 BY user",
+            placeholders(users.len())
+        ));
+        for u in users {
+            q = q.bind(u.0);
+        }
+        let rows = q.fetch_all::<SessionRow>().await.map_err(engine_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PresenceSession {
+                user: UserId(r.user),
+                start: r.start_ts,
+                end: r.end_ts,
+                active_beats: r.active_beats,
+            })
+            .collect())
+    }
+}

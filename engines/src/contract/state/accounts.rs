@@ -1,0 +1,142 @@
+//! [`AccountStore`](crate::state::AccountStore): sign-up, devices, and
+//! accounts restored from the log.
+
+use parley_schemas::ids::{DeviceId, UserId};
+
+use crate::contract::unique;
+use crate::state::{Account, AccountStore, JobStore, StateOp};
+
+pub(super) async fn accounts_and_devices<S: AccountStore>(s: &S) {
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let a = s
+        .create_account(&alice, "$argon2id$x", "Alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = s
+        .create_account(&bob, "$argon2id$y", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        s.create_account(&alice, "other", "Eve").await.unwrap(),
+        None,
+        "name taken"
+    );
+    let acc = s.account_by_name(&alice).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            acc.user_id,
+            acc.username.as_str(),
+            acc.password_hash.as_str(),
+            acc.display_name.as_str()
+        ),
+        (a, alice.as_str(), "$argon2id$x", "Alice")
+    );
+    assert_eq!(s.account(b).await.unwrap().unwrap().username, bob);
+    assert_eq!(s.account_by_name(&unique("nobody")).await.unwrap(), None);
+    assert_eq!(s.account(UserId(u64::MAX - 1)).await.unwrap(), None);
+    let d1 = s.new_device(a).await.unwrap();
+    let d2 = s.new_device(a).await.unwrap();
+    assert_ne!(d1, d2, "each device id is new");
+}
+
+/// What the accounts job writes when it replays the log into an empty
+/// (wiped) store: the account comes back, and new ids stay above it.
+pub(super) async fn accounts_restore_from_the_log<S: AccountStore + JobStore>(s: &S) {
+    let first = s
+        .create_account(&unique("first"), "$argon2id$f", "F")
+        .await
+        .unwrap()
+        .unwrap();
+    let user = UserId(first.0 + 10);
+    let name = unique("restored");
+    let restore = |username: &str, display: &str| StateOp::RestoreAccount {
+        user,
+        username: username.to_owned(),
+        password_hash: "$argon2id$r".into(),
+        display_name: display.into(),
+    };
+    s.write(vec![restore(&name, "Restored")]).await.unwrap();
+    let want = Account {
+        user_id: user,
+        username: name.clone(),
+        password_hash: "$argon2id$r".into(),
+        display_name: "Restored".into(),
+        about: String::new(),
+        avatar_media_id: None,
+    };
+    assert_eq!(s.account(user).await.unwrap(), Some(want.clone()));
+    assert_eq!(s.account_by_name(&name).await.unwrap(), Some(want.clone()));
+    // A replay again changes nothing, not even with other values.
+    s.write(vec![restore(&unique("other"), "Other")])
+        .await
+        .unwrap();
+    assert_eq!(s.account(user).await.unwrap(), Some(want));
+    let next = s
+        .create_account(&unique("next"), "$argon2id$n", "N")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, UserId(user.0 + 1), "ids continue above restored ones");
+
+    s.write(vec![StateOp::RestoreDevice {
+        user,
+        device: DeviceId(7),
+    }])
+    .await
+    .unwrap();
+    s.write(vec![StateOp::RestoreDevice {
+        user,
+        device: DeviceId(3),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.new_device(user).await.unwrap(), DeviceId(8));
+
+    // Profile changes apply in order; `None` keeps a field, an empty
+    // avatar removes it; the user is found by name with the new profile.
+    let set =
+        |display: Option<&str>, about: Option<&str>, avatar: Option<&str>| StateOp::SetProfile {
+            user,
+            display_name: display.map(str::to_owned),
+            about: about.map(str::to_owned),
+            avatar_media_id: avatar.map(str::to_owned),
+        };
+    s.write(vec![
+        set(Some("New name"), Some("hello there"), Some("m-1")),
+        set(None, Some("busy"), None),
+    ])
+    .await
+    .unwrap();
+    let a = s.account(user).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            a.display_name.as_str(),
+            a.about.as_str(),
+            a.avatar_media_id.as_deref()
+        ),
+        ("New name", "busy", Some("m-1"))
+    );
+    assert_eq!(a.username, name, "the name and hash stay");
+    assert_eq!(a.password_hash, "$argon2id$r");
+    s.write(vec![set(None, None, Some(""))]).await.unwrap();
+    let a = s.account_by_name(&name).await.unwrap().unwrap();
+    assert_eq!(
+        (a.display_name.as_str(), a.about.as_str()),
+        ("New name", "busy")
+    );
+    assert_eq!(a.avatar_media_id, None, "an empty avatar removes it");
+    // A change for a user the store does not know creates nothing.
+    let ghost = UserId(user.0 + 1_000_000);
+    s.write(vec![StateOp::SetProfile {
+        user: ghost,
+        display_name: Some("Ghost".into()),
+        about: None,
+        avatar_media_id: None,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.account(ghost).await.unwrap(), None);
+}

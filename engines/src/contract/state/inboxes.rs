@@ -1,0 +1,141 @@
+//! [`InboxStore`](crate::state::InboxStore): items and runs, reads that
+//! cost the backlog, device cursors.
+
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId};
+
+use super::fresh_user;
+use crate::state::{InboxEntry, InboxStore, JobStore, StateOp};
+
+pub(super) async fn cursors<S: InboxStore>(s: &S) {
+    let u = fresh_user();
+    assert_eq!(s.cursor(u, DeviceId(1)).await.unwrap(), None);
+    s.advance_cursor(u, DeviceId(1), 5).await.unwrap();
+    s.advance_cursor(u, DeviceId(2), 9).await.unwrap();
+    assert_eq!(
+        s.cursor(u, DeviceId(1)).await.unwrap(),
+        Some(5),
+        "per device"
+    );
+    s.advance_cursor(u, DeviceId(1), 3).await.unwrap();
+    assert_eq!(
+        s.cursor(u, DeviceId(1)).await.unwrap(),
+        Some(5),
+        "never moves back"
+    );
+    s.advance_cursor(u, DeviceId(1), 6).await.unwrap();
+    assert_eq!(s.cursor(u, DeviceId(1)).await.unwrap(), Some(6));
+    assert_eq!(s.cursor(u, DeviceId(2)).await.unwrap(), Some(9));
+}
+
+pub(super) async fn inbox_items<S: InboxStore + JobStore>(s: &S) {
+    let (u, peer) = (fresh_user(), fresh_user());
+    let c = ConversationId::direct(u, peer);
+    let put = |seq: u64, id: u64| StateOp::InboxPut {
+        user: u,
+        seq,
+        conversation: c,
+        msg_id: MessageId(id),
+        item: bytes::Bytes::from(format!("item-{seq}")),
+    };
+    assert!(s.inbox_range(u, 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.inbox_head(u, c).await.unwrap(), None);
+    s.write((1..=30).map(|i| put(i, 100 + i)).collect())
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 30);
+    assert_eq!(s.inbox_head(u, c).await.unwrap(), Some(MessageId(130)));
+    let page = s.inbox_range(u, 10, 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(InboxEntry::seq).collect::<Vec<_>>(),
+        vec![11, 12, 13, 14, 15]
+    );
+    assert!(matches!(&page[0], InboxEntry::Item { item, .. } if &item[..] == b"item-11"));
+    assert_eq!(s.inbox_range(u, 28, 100).await.unwrap().len(), 2);
+    assert!(s.inbox_range(u, 30, 100).await.unwrap().is_empty());
+    assert!(
+        s.inbox_range(peer, 0, 100).await.unwrap().is_empty(),
+        "per user"
+    );
+    assert_eq!(s.inbox_head(peer, c).await.unwrap(), None);
+}
+
+/// Read fan-out: a large group's posts stored once, and members' inboxes
+/// holding runs that point at them between ordinary items.
+pub(super) async fn inbox_runs_and_group_posts<S: InboxStore + JobStore>(s: &S) {
+    let (u, peer) = (fresh_user(), fresh_user());
+    let g = GroupId(rand::random::<u64>() >> 2);
+    let gc = ConversationId::group(g);
+    let post = |id: u64| StateOp::GroupPost {
+        group: g,
+        msg_id: MessageId(id),
+        message: bytes::Bytes::from(format!("post-{id}")),
+    };
+    // Posts 200..=209; stored twice (two sequencers, or a replay): no copies.
+    s.write((200..210).map(post).collect()).await.unwrap();
+    s.write(vec![post(203)]).await.unwrap();
+    let posts = s.group_posts(g, MessageId(203), 4).await.unwrap();
+    assert_eq!(
+        posts.iter().map(|(id, _)| id.0).collect::<Vec<_>>(),
+        vec![203, 204, 205, 206]
+    );
+    assert_eq!(&posts[0].1[..], b"post-203");
+    assert_eq!(s.group_posts(g, MessageId(209), 10).await.unwrap().len(), 1);
+    assert!(s
+        .group_posts(g, MessageId(210), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let item = |seq: u64| StateOp::InboxPut {
+        user: u,
+        seq,
+        conversation: ConversationId::direct(u, peer),
+        msg_id: MessageId(100 + seq),
+        item: bytes::Bytes::from(format!("item-{seq}")),
+    };
+    let run = |seq: u64, count: u32, first: u64| StateOp::InboxRun {
+        user: u,
+        seq,
+        count,
+        group: g,
+        first: MessageId(first),
+        last: MessageId(first + u64::from(count) - 1),
+    };
+    // Seqs: 1 item, 2..=5 run (posts 200..=203), 6 item, 7..=12 run (204..=209).
+    s.write(vec![item(1), run(2, 4, 200), item(6), run(7, 6, 204)])
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 12);
+    assert_eq!(s.inbox_head(u, gc).await.unwrap(), Some(MessageId(209)));
+    let runs = |after, limit| async move {
+        s.inbox_range(u, after, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                InboxEntry::Item { seq, .. } => (seq, 1, 0),
+                InboxEntry::Run {
+                    seq,
+                    count,
+                    group,
+                    first,
+                } => {
+                    assert_eq!(group, g);
+                    (seq, count, first.0)
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        runs(0, 10).await,
+        vec![(1, 1, 0), (2, 4, 200), (6, 1, 0), (7, 6, 204)]
+    );
+    // From inside a run: the run covering seq 4 comes first.
+    assert_eq!(runs(3, 2).await, vec![(2, 4, 200), (6, 1, 0)]);
+    assert_eq!(runs(5, 10).await, vec![(6, 1, 0), (7, 6, 204)]);
+    assert_eq!(runs(11, 10).await, vec![(7, 6, 204)]);
+    assert!(runs(12, 10).await.is_empty());
+    // A run rewritten by a replay is the same row.
+    s.write(vec![run(7, 6, 204)]).await.unwrap();
+    assert_eq!(runs(6, 10).await, vec![(7, 6, 204)]);
+}

@@ -1,0 +1,386 @@
+//! The [`StateStore`] on Redis (one instance, or a primary with replicas),
+//! through one multiplexed `ConnectionManager` that reconnects by itself.
+//!
+//! Keys (all under a configurable prefix `P`; `docs/redis-keys.md` lists
+//! sizes):
+//! - `P:u:{user}` hash: `seq` (last inbox seq), `dev` (last device id),
+//!   `cur:{device}` (cursor), `head:{conversation}` (newest msg_id placed in
+//!   the inbox from it), `on`/`seen`/`upd` (presence)
+//! - `P:in:{user}` sorted set: the inbox, score = seq, member = seq ++ item
+//!   (or ++ a run of a group's posts, [`InboxEntry`])
+//! - `P:gp:{group}` sorted set, all scores 0: a large group's stream,
+//!   member = msg_id ++ encoded message, read in lexical order
+//! - `P:m:{conversation}` hash: `{user}:d`, `{user}:r` delivered/read marks
+//! - `P:i:{user}:{client_msg_id}` string: msg_id, expiring with the resend window
+//! - `P:j:{job}` hash: partition → next offset
+//! - `P:a:{user}` hash: `name`, `hash`, `display`; `P:n:{username}` → user;
+//!   `P:ctr` hash: `user` (last user id)
+//!
+//! Message ids are 63-bit and Lua numbers are doubles, so inside scripts ids
+//! are zero-padded 20-digit strings, whose string order is numeric order.
+//! Every write that must be atomic (`apply` with its offset, max-updates,
+//! account creation) is one Lua script. Scripts name keys they build from
+//! arguments, so this store needs a single Redis, not Redis Cluster.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parley_schemas::group::GroupState;
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::wire::{Audience, ReceiptStatus};
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::error::{EngineError, Result};
+use crate::state::{
+    run_last_seq, Account, AccountStore, Applied, ConversationStore, InboxEntry, InboxStore,
+    JobStore, Marks, Presence, PresenceStore, StateOp,
+};
+
+mod reads;
+
+/// A Redis failure: connection trouble is worth a retry, the rest is not.
+pub(crate) fn redis_err(e: redis::RedisError) -> EngineError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal() {
+        EngineError::Unavailable(format!("redis: {e}"))
+    } else {
+        EngineError::State(format!("redis: {e}"))
+    }
+}
+
+use redis_err as err;
+
+fn pad(id: MessageId) -> String {
+    format!("{:020}", id.0)
+}
+
+/// A sorted-set member that starts with a 20-digit number: the number and
+/// the rest.
+fn padded<'a>(m: &'a [u8], what: &str) -> Result<(u64, &'a [u8])> {
+    let n = std::str::from_utf8(m.get(..20).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| EngineError::State(format!("malformed {what}")))?;
+    Ok((n, &m[20..]))
+}
+
+fn unpad(s: Option<String>) -> Option<MessageId> {
+    s.and_then(|s| s.parse().ok())
+        .filter(|&v| v != 0)
+        .map(MessageId)
+}
+
+/// Applies ops (ARGV from 6 on, 5 values each) after an optional job-offset
+/// compare-and-set. ARGV[1] prefix, ARGV[2] job ('' = none), ARGV[3]
+/// partition, ARGV[4] next offset, ARGV[5] the expected stored offset
+/// ('' = none). Returns -1 when written, -2 when stale with no stored
+/// offset, else the stored offset.
+const APPLY: &str = r#"
+local p, job, part = ARGV[1], ARGV[2], ARGV[3]
+if job ~= '' then
+  local jk = p .. ':j:' .. job
+  local cur = redis.call('HGET', jk, part)
+  if (cur or '') ~= ARGV[5] then return cur and tonumber(cur) or -2 end
+  redis.call('HSET', jk, part, ARGV[4])
+end
+local function smax(k, f, v)
+  local c = redis.call('HGET', k, f)
+  if (not c) or c < v then redis.call('HSET', k, f, v) end
+end
+local function nmax(k, f, v)
+  local c = tonumber(redis.call('HGET', k, f) or '0')
+  if c < tonumber(v) then redis.call('HSET', k, f, v) end
+end
+local i = 6
+while i <= #ARGV do
+  local op, a, b, c, d = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  if op == 'M' then -- conversation, user, status, up_to
+    local k = p .. ':m:' .. a
+    smax(k, b .. ':d', d)
+    if c == 'r' then smax(k, b .. ':r', d) end
+  elseif op == 'P' then -- user, online, last_seen or '', at
+    local k = p .. ':u:' .. a
+    redis.call('HSET', k, 'on', b, 'upd', d)
+    if c ~= '' then nmax(k, 'seen', c) end
+  elseif op == 'I' then -- user, seq, conversation, msg_id, item
+    local k = p .. ':u:' .. a
+    nmax(k, 'seq', b)
+    smax(k, 'head:' .. c, d)
+    redis.call('ZADD', p .. ':in:' .. a, b, string.format('%020d', tonumber(b)) .. ARGV[i+5])
+    i = i + 1
+  elseif op == 'R' then -- user, last seq, conversation, last msg_id; then first seq ++ run
+    local k, m = p .. ':u:' .. a, ARGV[i+5]
+    nmax(k, 'seq', b)
+    smax(k, 'head:' .. c, d)
+    redis.call('ZADD', p .. ':in:' .. a, tonumber(string.sub(m, 1, 20)), m)
+    i = i + 1
+  elseif op == 'Q' then -- group, msg_id, message
+    redis.call('ZADD', p .. ':gp:' .. a, 0, b .. c)
+  elseif op == 'D' then -- user, client_msg_id, msg_id, expires_at ms
+    local ms = tonumber(redis.call('TIME')[1]) * 1000
+    if tonumber(d) > ms then
+      redis.call('SET', p .. ':i:' .. a .. ':' .. b, c, 'NX', 'PXAT', d)
+    end
+  elseif op == 'L' then -- user, at
+    nmax(p .. ':u:' .. a, 'seen', b)
+  elseif op == 'A' then -- user, username, hash, display
+    if redis.call('EXISTS', p .. ':a:' .. a) == 0 then
+      redis.call('HSET', p .. ':a:' .. a, 'name', b, 'hash', c, 'display', d)
+      redis.call('SET', p .. ':n:' .. b, a, 'NX')
+    end
+    nmax(p .. ':ctr', 'user', a)
+  elseif op == 'V' then -- user, device
+    nmax(p .. ':u:' .. a, 'dev', b)
+  elseif op == 'F' then -- user, display, about, avatar; NUL = unchanged
+    local k = p .. ':a:' .. a
+    if redis.call('EXISTS', k) == 1 then
+      if b ~= '\0' then redis.call('HSET', k, 'display', b) end
+      if c ~= '\0' then redis.call('HSET', k, 'about', c) end
+      if d ~= '\0' then redis.call('HSET', k, 'avatar', d) end
+    end
+  elseif op == 'G' then -- group, state
+    redis.call('SET', p .. ':g:' .. a, b)
+  elseif op == 'C' then -- user, contact, '1' added / '0' removed
+    if c == '1' then
+      redis.call('SADD', p .. ':c:' .. a, b)
+      redis.call('SADD', p .. ':w:' .. b, a)
+    else
+      redis.call('SREM', p .. ':c:' .. a, b)
+      redis.call('SREM', p .. ':w:' .. b, a)
+    end
+  elseif op == 'Y' then -- user, audience code
+    redis.call('HSET', p .. ':u:' .. a, 'priv', b)
+  end
+  i = i + 5
+end
+return -1
+"#;
+
+const CREATE_ACCOUNT: &str = r#"
+local p = ARGV[1]
+if redis.call('EXISTS', p .. ':n:' .. ARGV[2]) == 1 then return 0 end
+local id = redis.call('HINCRBY', p .. ':ctr', 'user', 1)
+redis.call('SET', p .. ':n:' .. ARGV[2], id)
+redis.call('HSET', p .. ':a:' .. id, 'name', ARGV[2], 'hash', ARGV[3], 'display', ARGV[4])
+return id
+"#;
+
+const CURSOR_MAX: &str = r#"
+local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 0
+"#;
+
+/// The Redis [`StateStore`]; cheap to clone.
+#[derive(Clone)]
+pub struct RedisState {
+    con: ConnectionManager,
+    prefix: String,
+    apply: Script,
+    create_account: Script,
+    cursor_max: Script,
+}
+
+impl RedisState {
+    /// Connects to `url` (`redis://host:port/db`); every key starts with `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<RedisState> {
+        let client = redis::Client::open(url).map_err(err)?;
+        let con = client.get_connection_manager().await.map_err(err)?;
+        Ok(RedisState {
+            con,
+            prefix: prefix.to_owned(),
+            apply: Script::new(APPLY),
+            create_account: Script::new(CREATE_ACCOUNT),
+            cursor_max: Script::new(CURSOR_MAX),
+        })
+    }
+
+    fn key(&self, parts: String) -> String {
+        format!("{}:{}", self.prefix, parts)
+    }
+
+    async fn run_apply(
+        &self,
+        job: &str,
+        partition: u32,
+        prev: Option<u64>,
+        next_offset: u64,
+        ops: &[StateOp],
+    ) -> Result<i64> {
+        let mut inv = self.apply.prepare_invoke();
+        inv.arg(&self.prefix)
+            .arg(job)
+            .arg(partition)
+            .arg(next_offset)
+            .arg(prev.map(|p| p.to_string()).unwrap_or_default());
+        for op in ops {
+            match op {
+                StateOp::AdvanceMark {
+                    conversation,
+                    user,
+                    status,
+                    up_to,
+                } => {
+                    let s = match status {
+                        ReceiptStatus::Delivered => "d",
+                        ReceiptStatus::Read => "r",
+                    };
+                    inv.arg("M")
+                        .arg(conversation.to_string())
+                        .arg(user.0)
+                        .arg(s)
+                        .arg(pad(*up_to));
+                }
+                StateOp::SetPresence {
+                    user,
+                    online,
+                    last_seen,
+                    at,
+                } => {
+                    let seen = last_seen.map(|s| s.to_string()).unwrap_or_default();
+                    inv.arg("P")
+                        .arg(user.0)
+                        .arg(u8::from(*online))
+                        .arg(seen)
+                        .arg(at);
+                }
+                StateOp::InboxPut {
+                    user,
+                    seq,
+                    conversation,
+                    msg_id,
+                    item,
+                } => {
+                    inv.arg("I")
+                        .arg(user.0)
+                        .arg(seq)
+                        .arg(conversation.to_string())
+                        .arg(pad(*msg_id))
+                        .arg(item.as_ref());
+                }
+                StateOp::IdemPut {
+                    user,
+                    client_msg_id,
+                    msg_id,
+                    expires_at,
+                } => {
+                    inv.arg("D")
+                        .arg(user.0)
+                        .arg(client_msg_id)
+                        .arg(msg_id.0)
+                        .arg(expires_at);
+                }
+                StateOp::TouchLastSeen { user, at } => {
+                    inv.arg("L").arg(user.0).arg(at).arg("").arg("");
+                }
+                StateOp::RestoreAccount {
+                    user,
+                    username,
+                    password_hash,
+                    display_name,
+                } => {
+                    inv.arg("A")
+                        .arg(user.0)
+                        .arg(username)
+                        .arg(password_hash)
+                        .arg(display_name);
+                }
+                StateOp::RestoreDevice { user, device } => {
+                    inv.arg("V").arg(user.0).arg(device.0).arg("").arg("");
+                }
+                StateOp::SetProfile {
+                    user,
+                    display_name,
+                    about,
+                    avatar_media_id,
+                } => {
+                    // NUL marks a field left as it is (no text field may hold one).
+                    let or_keep = |v: &Option<String>| v.clone().unwrap_or_else(|| "\0".into());
+                    inv.arg("F")
+                        .arg(user.0)
+                        .arg(or_keep(display_name))
+                        .arg(or_keep(about))
+                        .arg(or_keep(avatar_media_id));
+                }
+                StateOp::SetContact {
+                    user,
+                    contact,
+                    added,
+                } => {
+                    inv.arg("C")
+                        .arg(user.0)
+                        .arg(contact.0)
+                        .arg(if *added { "1" } else { "0" })
+                        .arg("");
+                }
+                StateOp::SetPrivacy { user, presence } => {
+                    inv.arg("Y")
+                        .arg(user.0)
+                        .arg(crate::state::audience_code(*presence))
+                        .arg("")
+                        .arg("");
+                }
+                StateOp::InboxRun {
+                    user,
+                    seq,
+                    count,
+                    group,
+                    first,
+                    last,
+                } => {
+                    let mut member = format!("{seq:020}").into_bytes();
+                    member.extend(InboxEntry::run_value(*group, *first, *count));
+                    let last_seq = run_last_seq(*seq, *count);
+                    inv.arg("R")
+                        .arg(user.0)
+                        .arg(last_seq)
+                        .arg(ConversationId::group(*group).to_string())
+                        .arg(pad(*last))
+                        .arg(member);
+                }
+                StateOp::GroupPost {
+                    group,
+                    msg_id,
+                    message,
+                } => {
+                    inv.arg("Q")
+                        .arg(group.0)
+                        .arg(pad(*msg_id))
+                        .arg(message.as_ref())
+                        .arg("");
+                }
+                StateOp::PutGroup { group, state } => {
+                    inv.arg("G")
+                        .arg(group.0)
+                        .arg(state.encode())
+                        .arg("")
+                        .arg("");
+                }
+            }
+        }
+        inv.invoke_async(&mut self.con.clone()).await.map_err(err)
+    }
+
+    /// A set of user ids, in id order.
+    async fn members(&self, key: String) -> Result<Vec<UserId>> {
+        let mut ids: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(self.key(key))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        ids.sort_unstable();
+        Ok(ids.into_iter().map(UserId).collect())
+    }
+
+    async fn hget<T: redis::FromRedisValue>(
+        &self,
+        key: String,
+        field: String,
+    ) -> Result<Option<T>> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+}

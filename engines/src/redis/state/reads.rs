@@ -1,0 +1,294 @@
+//! The narrow state traits on Redis: each call one command, one pipeline
+//! or one script.
+
+use super::*;
+
+#[async_trait]
+impl AccountStore for RedisState {
+    async fn create_account(
+        &self,
+        username: &str,
+        password_hash: &str,
+        display_name: &str,
+    ) -> Result<Option<UserId>> {
+        let id: u64 = self
+            .create_account
+            .prepare_invoke()
+            .arg(&self.prefix)
+            .arg(username)
+            .arg(password_hash)
+            .arg(display_name)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok((id != 0).then_some(UserId(id)))
+    }
+
+    async fn account_by_name(&self, username: &str) -> Result<Option<Account>> {
+        let id: Option<u64> = redis::cmd("GET")
+            .arg(self.key(format!("n:{username}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        match id {
+            Some(id) => self.account(UserId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn account(&self, user: UserId) -> Result<Option<Account>> {
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (name, hash, display, about, avatar): Row = redis::cmd("HMGET")
+            .arg(self.key(format!("a:{user}")))
+            .arg("name")
+            .arg("hash")
+            .arg("display")
+            .arg("about")
+            .arg("avatar")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(name.map(|username| Account {
+            user_id: user,
+            username,
+            password_hash: hash.unwrap_or_default(),
+            display_name: display.unwrap_or_default(),
+            about: about.unwrap_or_default(),
+            avatar_media_id: avatar.filter(|a| !a.is_empty()),
+        }))
+    }
+
+    async fn new_device(&self, user: UserId) -> Result<DeviceId> {
+        let id: u64 = redis::cmd("HINCRBY")
+            .arg(self.key(format!("u:{user}")))
+            .arg("dev")
+            .arg(1)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(DeviceId(id))
+    }
+}
+
+#[async_trait]
+impl PresenceStore for RedisState {
+    async fn presence(&self, user: UserId) -> Result<Option<Presence>> {
+        let (on, seen, upd): (Option<u8>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.key(format!("u:{user}")))
+            .arg("on")
+            .arg("seen")
+            .arg("upd")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        if on.is_none() && seen.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Presence {
+            online: on == Some(1),
+            last_seen: seen.unwrap_or(0),
+            updated: upd.unwrap_or(0),
+        }))
+    }
+
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.members(format!("c:{user}")).await
+    }
+
+    async fn watchers(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.members(format!("w:{user}")).await
+    }
+
+    async fn privacy(&self, user: UserId) -> Result<Audience> {
+        let code: Option<u8> = self
+            .hget(self.key(format!("u:{user}")), "priv".into())
+            .await?;
+        Ok(crate::state::audience_of(code.unwrap_or(0)))
+    }
+}
+
+#[async_trait]
+impl ConversationStore for RedisState {
+    async fn group(&self, group: GroupId) -> Result<Option<GroupState>> {
+        let blob: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(format!("g:{group}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        blob.map(|b| GroupState::decode(&b))
+            .transpose()
+            .map_err(|e| EngineError::State(format!("group {group}: {e}")))
+    }
+
+    async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks> {
+        let (d, r): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.key(format!("m:{conversation}")))
+            .arg(format!("{user}:d"))
+            .arg(format!("{user}:r"))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(Marks {
+            delivered: unpad(d),
+            read: unpad(r),
+        })
+    }
+
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for (u, k) in &keys {
+            cmd.arg(self.key(format!("i:{u}:{k}")));
+        }
+        let v: Vec<Option<u64>> = cmd.query_async(&mut self.con.clone()).await.map_err(err)?;
+        Ok(v.into_iter().map(|o| o.map(MessageId)).collect())
+    }
+}
+
+#[async_trait]
+impl InboxStore for RedisState {
+    async fn inbox_seq(&self, user: UserId) -> Result<u64> {
+        Ok(self
+            .hget(self.key(format!("u:{user}")), "seq".into())
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>> {
+        let key = self.key(format!("in:{user}"));
+        // The row at or below `after` (a run may reach past it), then the rest.
+        let (below, above): (Vec<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(after)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(format!("({after}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        let row = |m: Vec<u8>| {
+            let (seq, value) = padded(&m, "inbox member")?;
+            Ok(InboxEntry::from_value(seq, value))
+        };
+        let mut out = Vec::with_capacity(above.len() + 1);
+        for m in below {
+            let r = row(m)?;
+            if r.last_seq() > after {
+                out.push(r);
+            }
+        }
+        for m in above.into_iter().take(limit - out.len().min(limit)) {
+            out.push(row(m)?);
+        }
+        Ok(out)
+    }
+
+    async fn group_posts(
+        &self,
+        group: GroupId,
+        from: MessageId,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, Bytes)>> {
+        let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(self.key(format!("gp:{group}")))
+            .arg(format!("[{}", pad(from)))
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        members
+            .into_iter()
+            .map(|m| {
+                let (id, message) = padded(&m, "group post")?;
+                Ok((MessageId(id), Bytes::copy_from_slice(message)))
+            })
+            .collect()
+    }
+
+    async fn inbox_head(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+    ) -> Result<Option<MessageId>> {
+        let v: Option<String> = self
+            .hget(
+                self.key(format!("u:{user}")),
+                format!("head:{conversation}"),
+            )
+            .await?;
+        Ok(unpad(v))
+    }
+
+    async fn cursor(&self, user: UserId, device: DeviceId) -> Result<Option<u64>> {
+        self.hget(self.key(format!("u:{user}")), format!("cur:{device}"))
+            .await
+    }
+
+    async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()> {
+        let _: i64 = self
+            .cursor_max
+            .key(self.key(format!("u:{user}")))
+            .arg(format!("cur:{device}"))
+            .arg(seq)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobStore for RedisState {
+    async fn write(&self, ops: Vec<StateOp>) -> Result<()> {
+        self.run_apply("", 0, None, 0, &ops).await.map(|_| ())
+    }
+
+    async fn apply(
+        &self,
+        job: &str,
+        partition: u32,
+        prev: Option<u64>,
+        next_offset: u64,
+        ops: Vec<StateOp>,
+    ) -> Result<Applied> {
+        match self
+            .run_apply(job, partition, prev, next_offset, &ops)
+            .await?
+        {
+            -1 => Ok(Applied::Written),
+            -2 => Ok(Applied::Stale { committed: None }),
+            committed => Ok(Applied::Stale {
+                committed: Some(committed as u64),
+            }),
+        }
+    }
+
+    async fn job_offset(&self, job: &str, partition: u32) -> Result<Option<u64>> {
+        self.hget(self.key(format!("j:{job}")), partition.to_string())
+            .await
+    }
+}

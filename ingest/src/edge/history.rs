@@ -1,0 +1,90 @@
+//! Scrollback and the conversation list, from the history store (which
+//! trails the log by about a second). Members only: a group member reads
+//! the span they were a member for.
+
+use std::sync::Arc;
+
+use parley_engines::history::MAX_PAGE;
+use parley_engines::History;
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::wire::{ConversationEntry, MsgFrame, DEFAULT_PAGE};
+
+use super::core::{Access, Core};
+use crate::error::ApiError;
+
+/// The longest conversation list one call returns, and its default.
+const MAX_CONVERSATIONS: usize = 500;
+const DEFAULT_CONVERSATIONS: u32 = 100;
+
+pub struct HistoryReads {
+    core: Arc<Core>,
+    history: Arc<dyn History>,
+}
+
+impl HistoryReads {
+    pub fn new(core: Arc<Core>, history: Arc<dyn History>) -> HistoryReads {
+        HistoryReads { core, history }
+    }
+
+    /// A page of scrollback for a member: newest first, below `before`.
+    /// `limit` is 1..=200, 50 if not given.
+    pub async fn page(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<MsgFrame>, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1..={MAX_PAGE}"
+            )));
+        }
+        // A group member reads the span they were in: nothing before they
+        // joined, nothing after they left.
+        let (mut before, mut after) = (before, None);
+        if let Access::Group(state) = self.core.access(user, &conversation, false).await? {
+            let m = state.entry(user).expect("access found the member");
+            after = m.joined;
+            match m.left {
+                Some(None) => return Ok(Vec::new()),
+                Some(Some(last)) => {
+                    let end = MessageId(last.0 + 1);
+                    before = Some(before.map_or(end, |b| b.min(end)));
+                }
+                None => {}
+            }
+        }
+        let page = self.history.page(conversation, before, limit).await?;
+        Ok(page
+            .iter()
+            .filter(|m| Some(m.msg_id) > after)
+            .map(|m| m.to_frame(None))
+            .collect())
+    }
+
+    /// The caller's conversations, newest activity first, `limit`
+    /// 1..=500 (100 if not given).
+    pub async fn conversations(
+        &self,
+        user: UserId,
+        limit: Option<u32>,
+    ) -> Result<Vec<ConversationEntry>, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_CONVERSATIONS) as usize;
+        if !(1..=MAX_CONVERSATIONS).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1..={MAX_CONVERSATIONS}"
+            )));
+        }
+        let list = self.history.conversations(user, limit).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| ConversationEntry {
+                conversation_id: s.conversation,
+                last_message: s.last.to_frame(None),
+                unread: s.unread,
+            })
+            .collect())
+    }
+}

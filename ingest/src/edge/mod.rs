@@ -1,0 +1,182 @@
+//! What the edge does with a client's requests, shared by HTTP and
+//! WebSocket. One part per concern, each holding only what it needs; HTTP
+//! and WebSocket reach them through [`Edge`]'s methods.
+//!
+//! Layout:
+//! - [`core`]: what every part shares: appending to the log, waiting for a
+//!   job to apply a change, who exists, who may see a conversation.
+//! - [`messages`]: sends (validated, then appended by the partition's
+//!   appender, or forwarded to the edge that holds it) and receipts;
+//!   [`appender`]: the per-partition task that issues `msg_id`s in log
+//!   order and makes resends idempotent.
+//! - [`accounts`]: sign-up, sign-in, devices and profiles.
+//! - [`groups`]: create, change and read groups.
+//! - [`contacts`]: contact lists and the presence privacy setting.
+//! - [`presence`]: heartbeats, typing, presence as a viewer may see it.
+//! - [`sockets`]: what a WebSocket needs of the edge: its registration in
+//!   the hub and the session registry, and its device's feed.
+//! - [`history`]: scrollback and the conversation list, members only.
+
+pub mod accounts;
+pub mod appender;
+pub mod contacts;
+pub mod core;
+pub mod groups;
+pub mod history;
+pub mod messages;
+pub mod presence;
+pub mod sockets;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use parley_engines::push::Pusher;
+use parley_engines::{Cluster, EngineError, History, Log, StateStore};
+use parley_schemas::ids::MessageIdGenerator;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{AuthConfig, Caller};
+use crate::error::ApiError;
+use crate::socket::hub::Hub;
+
+pub use self::accounts::Accounts;
+pub use self::contacts::Contacts;
+pub use self::core::{Access, Core};
+pub use self::groups::Groups;
+pub use self::history::HistoryReads;
+pub use self::messages::{Messages, APPEND_SCOPE, FORWARDED, GROUP};
+pub use self::presence::PresenceAndTyping;
+pub use self::sockets::{Sockets, SESSION_TTL};
+
+/// What an edge is built from.
+pub struct EdgeParts {
+    pub log: Arc<dyn Log>,
+    pub state: Arc<dyn StateStore>,
+    pub hub: Arc<Hub>,
+    pub auth: AuthConfig,
+    pub ids: Arc<MessageIdGenerator>,
+    /// The partition count of every topic.
+    pub partitions: u32,
+    pub cluster: Arc<dyn Cluster>,
+    /// Scrollback and conversation lists.
+    pub history: Arc<dyn History>,
+    /// Where typing notices go: the local hub in one process, the session
+    /// registry in a cluster.
+    pub pusher: Arc<dyn Pusher>,
+}
+
+/// One edge node: its parts, and the tasks that hold its engines.
+pub struct Edge {
+    auth: Arc<AuthConfig>,
+    messages: Messages,
+    accounts: Accounts,
+    groups: Groups,
+    contacts: Contacts,
+    presence: PresenceAndTyping,
+    sockets: Sockets,
+    history: HistoryReads,
+    /// Every task that holds an engine: appenders and sockets.
+    tasks: TaskTracker,
+    /// Cancelled at shutdown: sockets close, appenders drain.
+    stop: CancellationToken,
+}
+
+impl Edge {
+    /// An edge with no appender yet: start them with [`Edge::run_appender`].
+    pub fn new(parts: EdgeParts) -> Arc<Edge> {
+        let node = parts.ids.node() as u32;
+        let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
+        let auth = Arc::new(parts.auth);
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let sockets = Sockets::new(
+            parts.state,
+            parts.cluster.clone(),
+            parts.hub,
+            node,
+            tasks.clone(),
+            stop.clone(),
+        );
+        Arc::new(Edge {
+            messages: Messages::new(
+                core.clone(),
+                parts.ids.clone(),
+                parts.cluster,
+                auth.clone(),
+                tasks.clone(),
+                stop.clone(),
+            ),
+            accounts: Accounts::new(core.clone(), auth.clone()),
+            groups: Groups::new(core.clone(), parts.ids),
+            contacts: Contacts::new(core.clone()),
+            presence: PresenceAndTyping::new(core.clone(), parts.pusher),
+            history: HistoryReads::new(core, parts.history),
+            sockets,
+            auth,
+            tasks,
+            stop,
+        })
+    }
+
+    /// The caller a session token names, or `unauthorized`.
+    pub fn verify_token(&self, token: &str) -> Result<Caller, ApiError> {
+        self.auth.verify(token)
+    }
+
+    pub fn messages(&self) -> &Messages {
+        &self.messages
+    }
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
+    }
+    pub fn presence(&self) -> &PresenceAndTyping {
+        &self.presence
+    }
+    pub fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+    pub fn history(&self) -> &HistoryReads {
+        &self.history
+    }
+
+    /// This node's id (that of its msg_id generator).
+    pub fn node(&self) -> u32 {
+        self.sockets.node()
+    }
+
+    /// Runs the appender of `events` partition `p` until `stop` (or the
+    /// edge's shutdown), then answers what it holds. Fails only if the log
+    /// cannot be read at takeover.
+    pub async fn run_appender(&self, p: u32, stop: CancellationToken) -> Result<(), EngineError> {
+        self.messages.run_appender(p, stop).await
+    }
+
+    /// Runs `task` among the edge's tasks: shutdown waits for it, and it
+    /// should end once [`stopping`](Self::stopping) fires.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Cancelled when the edge shuts down.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Closes every socket, lets the appenders answer what they hold, and
+    /// waits until no task of the edge holds an engine any more.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}

@@ -1,0 +1,130 @@
+//! The edge's telemetry events (see `parley_engines::telemetry`): appends,
+//! errors answered, sockets, and what goes out on them.
+
+use std::sync::LazyLock;
+
+use parley_engines::telemetry::InternalEvent;
+use parley_engines::EngineError;
+use parley_schemas::wire::ErrorCode;
+use prometheus::{
+    register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Histogram, IntCounter, IntCounterVec, IntGauge,
+};
+
+static APPENDS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_appends_records_total",
+        "Records durably appended by the edge"
+    )
+    .expect("metric registers once")
+});
+
+static ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_errors_total",
+        "Errors returned to clients, by code",
+        &["code"]
+    )
+    .expect("metric registers once")
+});
+
+static DELIVERIES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_deliveries_frames_total",
+        "msg frames written to device sockets"
+    )
+    .expect("metric registers once")
+});
+
+static SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("parley_sockets_connected", "WebSocket connections open now")
+        .expect("metric registers once")
+});
+
+static CATCHUP_READS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_catchup_items_read_total",
+        "Inbox items read from the store for catch-up and gap-fill"
+    )
+    .expect("metric registers once")
+});
+
+static E2E_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "parley_e2e_latency_seconds",
+        "From the message's append (its msg_id time) to its push on a device socket",
+        vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric registers once")
+});
+
+/// Records the log made durable for this edge.
+pub struct RecordsAppended {
+    pub count: u64,
+}
+
+impl InternalEvent for RecordsAppended {
+    fn emit(self) {
+        APPENDS.inc_by(self.count);
+    }
+}
+
+/// An error answered to a client, over HTTP or as an `error` frame.
+pub struct ErrorAnswered {
+    pub code: ErrorCode,
+}
+
+impl InternalEvent for ErrorAnswered {
+    fn emit(self) {
+        ERRORS.with_label_values(&[self.code.as_str()]).inc();
+    }
+}
+
+/// An engine failure a retry cannot mend: the client is told only that it
+/// was internal; the log says what.
+pub struct EngineFailed<'a> {
+    pub error: &'a EngineError,
+}
+
+impl InternalEvent for EngineFailed<'_> {
+    fn emit(self) {
+        tracing::error!(error = %self.error, "engine error");
+    }
+}
+
+/// A WebSocket opened (`open`) or closed.
+pub struct Socket {
+    pub open: bool,
+}
+
+impl InternalEvent for Socket {
+    fn emit(self) {
+        if self.open {
+            SOCKETS.inc()
+        } else {
+            SOCKETS.dec()
+        }
+    }
+}
+
+/// A `msg` frame went out on a socket; `appended_ms` is its msg_id time.
+pub struct MsgDelivered {
+    pub appended_ms: u64,
+}
+
+impl InternalEvent for MsgDelivered {
+    fn emit(self) {
+        DELIVERIES.inc();
+        let now = parley_schemas::ids::now_ms();
+        E2E_LATENCY.observe(now.saturating_sub(self.appended_ms) as f64 / 1000.0);
+    }
+}
+
+/// An inbox item read from the store for catch-up or gap-fill.
+pub struct CatchupItemRead;
+
+impl InternalEvent for CatchupItemRead {
+    fn emit(self) {
+        CATCHUP_READS.inc();
+    }
+}

@@ -1,0 +1,196 @@
+//! The socket side of the edge: the process that holds a device's
+//! WebSocket also delivers to it (ARCHITECTURE.md, "Where sockets live").
+//!
+//! Layout:
+//! - this file: one connection: its registrations, and the reader that
+//!   handles the client's frames. Generic over `Sink`/`Stream`, so tests
+//!   can drive it without a network.
+//! - [`hub`]: users → their connected devices' queues; the in-process
+//!   [`Pusher`](parley_engines::push::Pusher), and the mailbox that takes
+//!   pushes mailed by delivery nodes in a cluster.
+//! - [`feed`]: one device's position in its inbox: live items in order,
+//!   gaps filled and backlogs replayed from the store.
+//! - `writer`: the socket's writer, which owns its sink and the device's
+//!   [`feed::Feed`]: answers, replays and pushes, written in bursts.
+
+pub mod feed;
+pub mod hub;
+mod writer;
+
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use parley_engines::telemetry::emit;
+use parley_schemas::wire::{ClientFrame, HistoryPage, ServerFrame, MAX_FRAME_BYTES};
+use tokio::sync::mpsc;
+
+use crate::auth::Caller;
+use crate::edge::{Edge, SESSION_TTL};
+use crate::error::ApiError;
+use crate::internal_events::Socket;
+use writer::{send, write_loop, Out};
+
+pub async fn serve<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+{
+    // Shutdown waits for this socket; the token is released only after
+    // everything the socket held (the edge, its engines) is dropped.
+    let tracked = edge.sockets().track();
+    serve_tracked(edge, caller, sink, stream).await;
+    drop(tracked);
+}
+
+async fn serve_tracked<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
+where
+    W: Sink<Message> + Unpin + Send + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+{
+    emit(Socket { open: true });
+    let sockets = edge.sockets();
+    // Register before the feed reads the inbox head, so no item falls
+    // between the two: an earlier one is below the head, a later one is pushed.
+    let (registration, pushes) = sockets.register(caller.user, caller.device);
+    let (out, out_rx) = mpsc::channel(256);
+    // Registered before the feed reads the head too: a delivery node that
+    // stores an item after that read finds this edge in the registry.
+    let opened = match sockets.session_open(caller.user).await {
+        Ok(()) => sockets.feed(caller.user, caller.device).await,
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(feed) => {
+            let writer = tokio::spawn(write_loop(sink, out_rx, pushes, feed));
+            if let Err(e) = edge.presence().heartbeat(caller, false, false).await {
+                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+            }
+            read_loop(&edge, caller, stream, &out).await;
+            // Closing both queues ends the writer once it has sent what is queued.
+            drop(registration);
+            drop(out);
+            let _ = writer.await;
+            let _ = edge.presence().heartbeat(caller, false, true).await;
+        }
+        Err(e) => {
+            drop(registration);
+            let mut sink = sink;
+            if send(&mut sink, &e.into_frame(None)).await {
+                let _ = sink.flush().await;
+            }
+        }
+    }
+    sockets.session_closed(caller.user).await;
+    emit(Socket { open: false });
+}
+
+async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &mpsc::Sender<Out>)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    // The registry entry lives while the socket does, refreshed a few
+    // times per TTL whatever the client sends.
+    let mut refresh = tokio::time::interval(SESSION_TTL / 3);
+    refresh.reset();
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = refresh.tick() => {
+                if let Err(e) = edge.sockets().session_open(caller.user).await {
+                    tracing::warn!(error = %e.message, "refreshing a session failed");
+                }
+                continue;
+            }
+            _ = edge.sockets().stopping() => break,
+        };
+        let text = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Binary(_)) => {
+                let e = ApiError::bad_request(
+                    "binary frames are not part of the protocol; send JSON text",
+                );
+                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+                continue;
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue, // ping/pong: answered by the library
+        };
+        let (reference, result) = handle(edge, caller, text.as_str(), out).await;
+        if let Err(e) = result {
+            if out.send(Out::Frame(e.into_frame(reference))).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Handles one text frame; returns the `client_msg_id` it carried, for the
+/// `ref` of an error.
+async fn handle(
+    edge: &Edge,
+    caller: Caller,
+    text: &str,
+    out: &mpsc::Sender<Out>,
+) -> (Option<String>, Result<(), ApiError>) {
+    if text.len() > MAX_FRAME_BYTES {
+        let e = ApiError::too_large(format!(
+            "frame of {} bytes; the limit is {MAX_FRAME_BYTES}",
+            text.len()
+        ));
+        return (None, Err(e));
+    }
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                None,
+                Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
+            )
+        }
+    };
+    let reference = value
+        .get("client_msg_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let frame: ClientFrame = match serde_json::from_value(value) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                reference,
+                Err(ApiError::bad_request(format!("invalid frame: {e}"))),
+            )
+        }
+    };
+    let result = async {
+        match frame {
+            ClientFrame::Send(f) => {
+                let ack = edge.messages().send(caller, f).await?;
+                let _ = out.send(Out::Frame(ServerFrame::Ack(ack))).await;
+            }
+            ClientFrame::Receipt(r) => edge.messages().receipt(caller, r).await?,
+            ClientFrame::Sync(s) => {
+                let _ = out.send(Out::Sync(s.since)).await;
+            }
+            ClientFrame::Heartbeat(h) => edge.presence().heartbeat(caller, h.active, false).await?,
+            ClientFrame::Typing(t) => edge.presence().typing(caller, t.conversation_id).await?,
+            ClientFrame::History(h) => {
+                let messages = edge
+                    .history()
+                    .page(caller.user, h.conversation_id, h.before, h.limit)
+                    .await?;
+                let page = HistoryPage {
+                    conversation_id: h.conversation_id,
+                    messages,
+                };
+                let _ = out.send(Out::Frame(ServerFrame::History(page))).await;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    (reference, result)
+}

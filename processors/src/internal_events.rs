@@ -1,0 +1,89 @@
+//! The processors' telemetry events (see `parley_engines::telemetry`).
+
+use std::sync::LazyLock;
+
+use parley_engines::telemetry::InternalEvent;
+use parley_schemas::ids::{GroupId, MessageId, UserId};
+use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+
+static GROUP_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_group_refused_records_total",
+        "Group records the router refused in log order (a race the edge's check could not see)",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
+static NOTICES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_presence_notices_total",
+        "Presence changes addressed to watchers (one per watcher)"
+    )
+    .expect("metric registers once")
+});
+
+static CAPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_presence_capped_total",
+        "Presence changes whose watchers exceeded the fan-out cap"
+    )
+    .expect("metric registers once")
+});
+
+/// A message from someone no longer a member when the router reached it
+/// (the edge checked an older state): not delivered.
+pub struct GroupMessageRefused {
+    pub group: GroupId,
+    pub msg_id: MessageId,
+}
+
+impl InternalEvent for GroupMessageRefused {
+    fn emit(self) {
+        GROUP_REFUSED.with_label_values(&["message"]).inc();
+        tracing::warn!(group = %self.group, msg_id = %self.msg_id, "message from a non-member refused");
+    }
+}
+
+/// A group change the rules refused in log order.
+pub struct GroupChangeRefused<'a> {
+    pub group: GroupId,
+    pub by: UserId,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for GroupChangeRefused<'_> {
+    fn emit(self) {
+        GROUP_REFUSED.with_label_values(&["change"]).inc();
+        tracing::warn!(group = %self.group, by = %self.by, reason = self.reason, "group change refused");
+    }
+}
+
+/// A presence change addressed to `watchers` users.
+pub struct PresenceNoticesSent {
+    pub watchers: usize,
+}
+
+impl InternalEvent for PresenceNoticesSent {
+    fn emit(self) {
+        NOTICES.inc_by(self.watchers as u64);
+    }
+}
+
+/// A user with more watchers than the fan-out cap changed presence: the
+/// rest read it when they look.
+pub struct PresenceFanoutCapped {
+    pub watchers: usize,
+    pub cap: usize,
+}
+
+impl InternalEvent for PresenceFanoutCapped {
+    fn emit(self) {
+        CAPPED.inc();
+        tracing::debug!(
+            watchers = self.watchers,
+            cap = self.cap,
+            "presence fan-out capped"
+        );
+    }
+}
