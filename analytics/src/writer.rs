@@ -17,8 +17,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use parley_engines::history::{History, HistoryBatch, MessageReceipt, PresenceSession, MAX_PAGE};
 use parley_engines::job::{events, Processor};
+use parley_engines::state::ConversationStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{Applied, Record, Result, StateOp, StateStore};
+use parley_engines::{Applied, Record, Result, StateOp};
 use parley_schemas::event::{Event, Heartbeat, Receipt};
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
@@ -83,7 +84,7 @@ pub struct HistoryWriter {
     pending: HashMap<ConversationId, Pending>,
     /// Where group member lists are read, to list group messages for
     /// their members; without it, for their senders only.
-    groups: Option<Arc<dyn StateStore>>,
+    groups: Option<Arc<dyn ConversationStore>>,
 }
 
 impl HistoryWriter {
@@ -97,7 +98,7 @@ impl HistoryWriter {
 
     /// Lists group messages for the members who may see them, reading
     /// the groups' state (the router's) from `state`.
-    pub fn with_groups(mut self, state: Arc<dyn StateStore>) -> Self {
+    pub fn with_groups(mut self, state: Arc<dyn ConversationStore>) -> Self {
         self.groups = Some(state);
         self
     }

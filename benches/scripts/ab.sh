@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two builds of Parley side by side, in one run: the same 1:1 load and the
-# same group fan-out against each, alternating, so their figures compare
+# same group fan-out against each, in alternating order, so their figures compare
 # (on these machines figures move from run to run; quote ratios).
 #
 #   benches/scripts/ab.sh BEFORE_BIN_DIR AFTER_BIN_DIR [rounds]
@@ -26,8 +26,13 @@ one() { # label bin_dir
     rm -rf "$dir"
     echo "[$label] group: $("$bin/parley-group-bench" --members 1000 --messages 200 2>/dev/null | tr '\n' ' ')"
 }
+# Order alternates (ABBA...): a run leaves dirty pages and warm caches
+# behind, which favour or burden whichever build runs next.
 for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round"
-    one before "$A"
-    one after "$B"
+    if [ $((round % 2)) -eq 1 ]; then
+        one before "$A"; one after "$B"
+    else
+        one after "$B"; one before "$A"
+    fi
 done

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Linger, Processor};
 use parley_engines::push::{Push, Pusher};
-use parley_engines::{Applied, Record, Result, StateOp, StateStore};
+use parley_engines::state::InboxStore;
+use parley_engines::{Applied, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
@@ -25,7 +26,7 @@ pub const JOB: &str = parley_schemas::jobs::SEQUENCER;
 /// `pending` first and reaches the caches only once `apply` has stored it,
 /// so a failed or stale batch leaves them as the store has them.
 pub struct Sequencer {
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn InboxStore>,
     pusher: Arc<dyn Pusher>,
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
@@ -57,7 +58,7 @@ pub const POST_LINGER: Linger = Linger {
 };
 
 impl Sequencer {
-    pub fn new(state: Arc<dyn StateStore>, pusher: Arc<dyn Pusher>) -> Self {
+    pub fn new(state: Arc<dyn InboxStore>, pusher: Arc<dyn Pusher>) -> Self {
         Sequencer {
             state,
             pusher,

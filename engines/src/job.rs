@@ -1,7 +1,7 @@
 //! The consumer loop every job runs: resume from the offset stored with
 //! the job's output, tail the partition (notified, no polling), hand each
 //! batch to the job, then store its output and the new offset in one
-//! atomic `StateStore::apply`. A crash anywhere replays from the stored
+//! atomic `JobStore::apply`. A crash anywhere replays from the stored
 //! offset, and `apply` refuses a batch already applied, so replay is
 //! idempotent.
 
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{EngineError, Result};
 use crate::internal_events::{ConsumerLag, RecordUndecodable};
 use crate::log::{Log, ReadLimit, Record};
-use crate::state::{Applied, StateOp, StateStore};
+use crate::state::{Applied, JobStore, StateOp};
 use crate::telemetry::emit;
 
 /// The events of `records` with their offsets, in order. A record that
@@ -85,14 +85,15 @@ pub struct JobSpec {
     pub caught_up: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Runs until `shutdown` is cancelled. Failures are retried with backoff
-/// (the batch is never skipped: skipping would lose messages).
 /// How long a job waits for records before it checks its stored offset.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
 
+/// Runs until `shutdown` is cancelled. Failures are retried with backoff
+/// (the batch is never skipped: skipping would lose messages). `state` is
+/// where the job's output goes with its offset.
 pub async fn run_job<P: Processor>(
     log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn JobStore>,
     spec: JobSpec,
     mut processor: P,
     shutdown: CancellationToken,

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
+use parley_engines::state::PresenceStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
+use parley_engines::{Applied, Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, PresenceChanged, PresenceNotice};
 use parley_schemas::ids::{now_ms, UserId};
 use parley_schemas::partition::user_partition;
@@ -32,7 +33,7 @@ pub const MAX_FANOUT: usize = 10_000;
 /// their inboxes' partitions (the delivery node pushes, stores nothing).
 pub struct PresenceJob {
     log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn PresenceStore>,
     inbox_partitions: u32,
     devices: HashMap<UserId, Devices>,
     /// Whether each user was last announced online.
@@ -40,7 +41,7 @@ pub struct PresenceJob {
 }
 
 impl PresenceJob {
-    pub fn new(log: Arc<dyn Log>, state: Arc<dyn StateStore>, inbox_partitions: u32) -> Self {
+    pub fn new(log: Arc<dyn Log>, state: Arc<dyn PresenceStore>, inbox_partitions: u32) -> Self {
         PresenceJob {
             log,
             state,

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
+use parley_engines::state::ConversationStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{Applied, Log, Record, Result, StateOp, StateStore};
+use parley_engines::{Applied, Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
 use parley_schemas::group::{GroupChange, GroupState, Tick};
 use parley_schemas::ids::{ConversationId, GroupId, UserId};
@@ -39,7 +40,7 @@ pub const READ_FANOUT_ABOVE: usize = 64;
 /// `pending` and reach the cache only once stored, as in the sequencer.
 pub struct Router {
     log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn ConversationStore>,
     inbox_partitions: u32,
     read_fanout_above: usize,
     groups: HashMap<GroupId, GroupState>,
@@ -47,7 +48,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(log: Arc<dyn Log>, state: Arc<dyn StateStore>, inbox_partitions: u32) -> Self {
+    pub fn new(
+        log: Arc<dyn Log>,
+        state: Arc<dyn ConversationStore>,
+        inbox_partitions: u32,
+    ) -> Self {
         Router {
             log,
             state,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parley_engines::state::InboxStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{InboxEntry, Result, StateStore};
+use parley_engines::{InboxEntry, Result};
 use parley_schemas::codec;
 use parley_schemas::event::{Event, InboxItem};
 use parley_schemas::ids::{DeviceId, UserId};
@@ -31,7 +32,7 @@ pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 /// *everything*: it moves only over contiguous seqs, so a device that went
 /// live with a backlog it never synced keeps its cursor before that backlog.
 pub struct Feed {
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn InboxStore>,
     pub user: UserId,
     pub device: DeviceId,
     /// The next seq to consider for this device.
@@ -49,7 +50,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub async fn open(state: Arc<dyn StateStore>, user: UserId, device: DeviceId) -> Result<Feed> {
+    pub async fn open(state: Arc<dyn InboxStore>, user: UserId, device: DeviceId) -> Result<Feed> {
         let next = state.inbox_seq(user).await? + 1;
         let saved = state.cursor(user, device).await?.unwrap_or(0);
         Ok(Feed {
