@@ -6,9 +6,11 @@
 //! conversation list from the history store.
 //!
 //! Layout:
-//! - [`edge`]: validation, the per-partition appenders that issue
-//!   `msg_id`s in log order and make resends idempotent, and the members-
-//!   only history reads.
+//! - [`edge`]: what the edge does, one part per concern: messages (and
+//!   the per-partition appenders that issue `msg_id`s in log order and make
+//!   resends idempotent), accounts and profiles, groups, contacts and
+//!   privacy, presence and typing, sockets, and the members-only history
+//!   reads; what they share is in `edge::core`.
 //! - [`http`]: the protocol's HTTP routes.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
