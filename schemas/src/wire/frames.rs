@@ -1,0 +1,175 @@
+//! WebSocket frames: client → server, tagged by `type`, and server →
+//! client.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Body, ErrorCode, ReceiptStatus, Recipient};
+use crate::ids::{ConversationId, MessageId, UserId};
+
+/// Client → server. One JSON object per text frame, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send(SendFrame),
+    Receipt(ReceiptFrame),
+    Sync(SyncFrame),
+    Heartbeat(HeartbeatFrame),
+    Typing(TypingFrame),
+    History(HistoryRequest),
+}
+
+/// Also the body of `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendFrame {
+    pub client_msg_id: String,
+    pub to: Recipient,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptFrame {
+    pub conversation_id: ConversationId,
+    pub msg_id: MessageId,
+    pub status: ReceiptStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatFrame {
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingFrame {
+    pub conversation_id: ConversationId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    pub conversation_id: ConversationId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Ack(Ack),
+    Msg(MsgFrame),
+    Status(StatusFrame),
+    Presence(PresenceFrame),
+    Typing(TypingNotice),
+    History(HistoryPage),
+    Error(ErrorFrame),
+}
+
+/// Also the answer of `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub client_msg_id: String,
+    pub msg_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub ts: u64,
+}
+
+/// A message as clients see it: in `msg` frames (with `seq`) and in
+/// history pages (without).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub msg_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub from: UserId,
+    pub to: Recipient,
+    pub body: Body,
+    pub ts: u64,
+}
+
+/// A `msg` frame rendered to JSON once and sent to many inboxes, where
+/// only `seq` differs: a group message goes to every member's sockets, and
+/// serializing it once per socket was most of the fan-out's CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedMsg {
+    /// The frame without `seq`.
+    pub frame: MsgFrame,
+    /// Its JSON after the opening `{"type":"msg",`.
+    rest: String,
+}
+
+const MSG_OPEN: &str = r#"{"type":"msg","#;
+
+impl SharedMsg {
+    pub fn new(mut frame: MsgFrame) -> SharedMsg {
+        frame.seq = None;
+        let json =
+            serde_json::to_string(&ServerFrame::Msg(frame.clone())).expect("msg frames serialize");
+        let rest = json
+            .strip_prefix(MSG_OPEN)
+            .expect("the tag is serialized first")
+            .to_owned();
+        SharedMsg { frame, rest }
+    }
+
+    /// The frame's JSON text with `seq` (the first field, as serde writes it).
+    pub fn render(&self, seq: Option<u64>) -> String {
+        let mut s = String::with_capacity(MSG_OPEN.len() + 32 + self.rest.len());
+        s.push_str(MSG_OPEN);
+        if let Some(seq) = seq {
+            use std::fmt::Write;
+            let _ = write!(s, r#""seq":{seq},"#);
+        }
+        s.push_str(&self.rest);
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusFrame {
+    pub conversation_id: ConversationId,
+    pub msg_id: MessageId,
+    pub status: ReceiptStatus,
+    pub by: UserId,
+    pub ts: u64,
+    /// In a group: every member has reached `status` (an addition to the
+    /// spec's frame; absent means one member, `by`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// The `presence` frame, and the body of `GET /v1/users/{id}/presence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceFrame {
+    pub user_id: UserId,
+    pub online: bool,
+    /// `null` when privacy settings hide it.
+    pub last_seen: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingNotice {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub conversation_id: ConversationId,
+    pub messages: Vec<MsgFrame>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}

@@ -1,0 +1,172 @@
+//! HTTP request and response bodies (and the additions to the spec,
+//! marked as such).
+
+use serde::{Deserialize, Serialize};
+
+use super::MsgFrame;
+use crate::ids::{ConversationId, GroupId, UserId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateSession {
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<crate::ids::DeviceId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub token: String,
+    pub user_id: UserId,
+    pub device_id: crate::ids::DeviceId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub about: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfilePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateGroup {
+    pub name: String,
+    pub members: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCreated {
+    pub group_id: GroupId,
+    pub conversation_id: ConversationId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddMember {
+    pub user_id: UserId,
+}
+
+/// Who may see a user's presence (online and last seen), as WhatsApp
+/// offers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    #[default]
+    Everyone,
+    /// Only the users in the owner's contact list.
+    Contacts,
+    Nobody,
+}
+
+impl Audience {
+    /// Whether someone may see the owner's presence; `in_contacts`: they
+    /// are in the owner's contact list. (The owner always sees their own.)
+    pub fn allows(self, in_contacts: bool) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::Contacts => in_contacts,
+            Audience::Nobody => false,
+        }
+    }
+}
+
+/// `GET`/`PUT /v1/users/me/privacy` (an addition to the spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Privacy {
+    pub presence: Audience,
+}
+
+/// `POST /v1/contacts` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddContact {
+    pub user_id: UserId,
+}
+
+/// `GET /v1/contacts` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub user_id: UserId,
+    pub display_name: String,
+}
+
+/// `PATCH /v1/groups/{id}` (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameGroup {
+    pub name: String,
+}
+
+/// `GET /v1/groups/{id}`, to its members (an addition to the spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub group_id: GroupId,
+    pub conversation_id: ConversationId,
+    pub name: String,
+    pub members: Vec<GroupMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub user_id: UserId,
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesPage {
+    pub messages: Vec<MsgFrame>,
+}
+
+/// Messages in a scrollback page when the client names no `limit`.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// The answer of `GET /v1/conversations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationsPage {
+    pub conversations: Vec<ConversationEntry>,
+}
+
+/// One conversation of the caller's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationEntry {
+    pub conversation_id: ConversationId,
+    pub last_message: MsgFrame,
+    /// Messages from others after the caller's last `read` receipt.
+    pub unread: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaUploaded {
+    pub media_id: String,
+    pub sha256: String,
+    pub size: u64,
+    pub mime: String,
+}
