@@ -30,6 +30,25 @@ static UNDECODABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 // Partition numbers are bounded, so they may be labels.
+static JOB_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_job_failures_total",
+        "Job steps that failed and will be retried (a batch is never skipped)",
+        &["job"]
+    )
+    .expect("metric registers once")
+});
+
+static JOB_RESUMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_job_resumes_total",
+        "Times a job resumed from somewhere other than where it left off, by why",
+        &["job", "why"]
+    )
+    .expect("metric registers once")
+});
+
+// Partition numbers are bounded, so they may be labels.
 static OWNED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "parley_partition_owned",
@@ -146,5 +165,73 @@ impl InternalEvent for PushesNotMailed<'_> {
     fn emit(self) {
         MAIL_FAILED.inc();
         tracing::warn!(error = %self.error, "routing pushes failed; devices recover them from the store");
+    }
+}
+
+/// A job step (read, process, apply) failed; the same batch is retried.
+pub struct JobStepFailed<'a> {
+    pub job: &'a str,
+    pub partition: u32,
+    pub error: &'a EngineError,
+}
+
+impl InternalEvent for JobStepFailed<'_> {
+    fn emit(self) {
+        JOB_FAILURES.with_label_values(&[self.job]).inc();
+        tracing::warn!(job = self.job, partition = self.partition, error = %self.error,
+            retry = ?self.error.retry(), "job step failed; retrying");
+    }
+}
+
+/// Why a job resumed somewhere other than where it left off.
+#[derive(Debug, Clone, Copy)]
+pub enum Resume {
+    /// Its records were removed by retention: it goes on at the log's start.
+    Expired { from: u64, start: u64 },
+    /// The stored offset is not the one it wrote: another run got further,
+    /// or the store was wiped (then it replays the log, rebuilding it).
+    OffsetMoved {
+        expected: Option<u64>,
+        found: Option<u64>,
+        idle: bool,
+    },
+}
+
+pub struct JobResumed<'a> {
+    pub job: &'a str,
+    pub partition: u32,
+    pub why: Resume,
+}
+
+impl InternalEvent for JobResumed<'_> {
+    fn emit(self) {
+        let (job, partition) = (self.job, self.partition);
+        match self.why {
+            Resume::Expired { from, start } => {
+                JOB_RESUMES.with_label_values(&[job, "expired"]).inc();
+                tracing::warn!(
+                    job,
+                    partition,
+                    from,
+                    start,
+                    "records before the log start were removed by retention; resuming at the start"
+                );
+            }
+            Resume::OffsetMoved {
+                expected,
+                found,
+                idle,
+            } => {
+                JOB_RESUMES.with_label_values(&[job, "offset_moved"]).inc();
+                let under = if idle { "this idle job" } else { "this job" };
+                tracing::warn!(
+                    job,
+                    partition,
+                    ?expected,
+                    ?found,
+                    "the stored offset moved under {under}; resuming from it"
+                );
+            }
+        }
     }
 }

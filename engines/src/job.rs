@@ -13,7 +13,7 @@ use parley_schemas::{codec, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{EngineError, Result};
-use crate::internal_events::{ConsumerLag, RecordUndecodable};
+use crate::internal_events::{ConsumerLag, JobResumed, JobStepFailed, RecordUndecodable, Resume};
 use crate::log::{Log, ReadLimit, Record};
 use crate::state::{Applied, JobStore, StateOp};
 use crate::telemetry::emit;
@@ -114,6 +114,13 @@ pub async fn run_job<P: Processor>(
             records,
         })
     };
+    let resumed = |why: Resume| {
+        emit(JobResumed {
+            job: &spec.job,
+            partition: spec.partition,
+            why,
+        })
+    };
     // The series exists from the start, so a partition nothing was sent
     // to yet shows 0 rather than nothing.
     lag(0);
@@ -128,8 +135,10 @@ pub async fn run_job<P: Processor>(
                     let bounds = log.bounds(&spec.topic, spec.partition).await?;
                     target.get_or_insert(bounds.end);
                     if from < bounds.start {
-                        tracing::warn!(job = %spec.job, partition = spec.partition, from, start = bounds.start,
-                            "records before the log start were removed by retention; resuming at the start");
+                        resumed(Resume::Expired {
+                            from,
+                            start: bounds.start,
+                        });
                     }
                     from.max(bounds.start)
                 }
@@ -148,8 +157,11 @@ pub async fn run_job<P: Processor>(
                 _ = tokio::time::sleep(IDLE_CHECK) => {
                     let now = state.job_offset(&spec.job, spec.partition).await?;
                     if now != stored {
-                        tracing::warn!(job = %spec.job, partition = spec.partition, expected = ?stored, found = ?now,
-                            "the stored offset moved under this idle job; resuming from it");
+                        resumed(Resume::OffsetMoved {
+                            expected: stored,
+                            found: now,
+                            idle: true,
+                        });
                         position = None;
                         // Caches of what the store held are wrong now.
                         processor.committed(Applied::Stale { committed: now }).await;
@@ -195,8 +207,11 @@ pub async fn run_job<P: Processor>(
                 // resume from what it holds (a wiped store replays the
                 // log from its start, rebuilding what was lost).
                 Applied::Stale { committed } => {
-                    tracing::warn!(job = %spec.job, partition = spec.partition, expected = ?stored, found = ?committed,
-                        "the stored offset moved under this job; resuming from it");
+                    resumed(Resume::OffsetMoved {
+                        expected: stored,
+                        found: committed,
+                        idle: false,
+                    });
                     None
                 }
             };
@@ -207,7 +222,11 @@ pub async fn run_job<P: Processor>(
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => {
                 position = None;
-                tracing::warn!(job = %spec.job, partition = spec.partition, error = %e, retry = ?e.retry(), "job step failed; retrying");
+                emit(JobStepFailed {
+                    job: &spec.job,
+                    partition: spec.partition,
+                    error: &e,
+                });
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => {}

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use parley_engines::telemetry::InternalEvent;
 use parley_engines::EngineError;
+use parley_schemas::ids::UserId;
 use parley_schemas::wire::ErrorCode;
 use prometheus::{
     register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge,
@@ -54,6 +55,15 @@ static E2E_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
         "parley_e2e_latency_seconds",
         "From the message's append (its msg_id time) to its push on a device socket",
         vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    )
+    .expect("metric registers once")
+});
+
+static EDGE_TROUBLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_edge_troubles_total",
+        "Things that went wrong at the edge without failing a request (each recovered as its log line says), by kind",
+        &["kind"]
     )
     .expect("metric registers once")
 });
@@ -126,5 +136,72 @@ pub struct CatchupItemRead;
 impl InternalEvent for CatchupItemRead {
     fn emit(self) {
         CATCHUP_READS.inc();
+    }
+}
+
+/// Something went wrong at the edge that a client does not see as an
+/// error: each is recovered from, as its log line says.
+pub enum EdgeTrouble<'a> {
+    /// A device's cursor could not be stored; it is stored again later,
+    /// and until then the device may be sent items twice.
+    CursorNotSaved { error: &'a dyn std::fmt::Display },
+    /// The session registry entry could not be refreshed; the next refresh
+    /// tries again before it expires.
+    SessionNotRefreshed { error: &'a str },
+    /// Mail from a delivery node did not decode; devices recover its items
+    /// from the store when the next push arrives.
+    MailUndecodable { error: &'a dyn std::fmt::Display },
+    /// An inbox item or a run's group posts could not be read back: the
+    /// store holds something it should not (logged with the user).
+    InboxUnreadable {
+        user: UserId,
+        seq: u64,
+        what: &'a str,
+    },
+    /// Idempotency keys were not stored after an ack; the router derives
+    /// them from the log.
+    IdempotencyNotStored { error: &'a dyn std::fmt::Display },
+    /// A group, contact or privacy change is durable but its job had not
+    /// applied it when the caller was answered; it applies later.
+    ChangeNotAppliedYet {
+        job: &'a str,
+        partition: u32,
+        offset: u64,
+    },
+}
+
+impl InternalEvent for EdgeTrouble<'_> {
+    fn emit(self) {
+        let kind = match self {
+            EdgeTrouble::CursorNotSaved { error } => {
+                tracing::warn!(%error, "saving a device cursor failed");
+                "cursor_not_saved"
+            }
+            EdgeTrouble::SessionNotRefreshed { error } => {
+                tracing::warn!(error, "refreshing a session failed");
+                "session_not_refreshed"
+            }
+            EdgeTrouble::MailUndecodable { error } => {
+                tracing::error!(%error, "undecodable mail dropped");
+                "mail_undecodable"
+            }
+            EdgeTrouble::InboxUnreadable { user, seq, what } => {
+                tracing::error!(%user, seq, what, "unreadable inbox entry skipped");
+                "inbox_unreadable"
+            }
+            EdgeTrouble::IdempotencyNotStored { error } => {
+                tracing::warn!(%error, "storing idempotency keys failed; the router will derive them");
+                "idempotency_not_stored"
+            }
+            EdgeTrouble::ChangeNotAppliedYet {
+                job,
+                partition,
+                offset,
+            } => {
+                tracing::warn!(job, partition, offset, "change durable but not applied yet");
+                "change_not_applied_yet"
+            }
+        };
+        EDGE_TROUBLE.with_label_values(&[kind]).inc();
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::internal_events::RecordsAppended;
+use crate::internal_events::{EdgeTrouble, RecordsAppended};
 
 /// Records at the end of a partition an appender reads when it takes
 /// over, besides what the router has not consumed yet.
@@ -283,7 +283,7 @@ impl Appender {
                 let state = self.state.clone();
                 self.tasks.spawn(async move {
                     if let Err(e) = state.write(idem).await {
-                        tracing::warn!(error = %e, "storing idempotency keys failed; the router will derive them");
+                        emit(EdgeTrouble::IdempotencyNotStored { error: &e });
                     }
                 });
             }

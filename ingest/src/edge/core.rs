@@ -17,7 +17,7 @@ use parley_schemas::partition::user_partition;
 use parley_schemas::{jobs, topics};
 
 use crate::error::ApiError;
-use crate::internal_events::RecordsAppended;
+use crate::internal_events::{EdgeTrouble, RecordsAppended};
 
 /// How long a group, contact or privacy change waits for its job to apply it.
 const APPLIED_WAIT: Duration = Duration::from_secs(5);
@@ -116,12 +116,11 @@ impl Core {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        tracing::warn!(
+        emit(EdgeTrouble::ChangeNotAppliedYet {
             job,
-            partition = p,
+            partition: p,
             offset,
-            "change durable but not applied yet"
-        );
+        });
         Ok(())
     }
 

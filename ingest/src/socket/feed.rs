@@ -13,7 +13,7 @@ use parley_schemas::event::{Event, InboxItem};
 use parley_schemas::ids::{DeviceId, UserId};
 use parley_schemas::wire::SharedMsg;
 
-use crate::internal_events::CatchupItemRead;
+use crate::internal_events::{CatchupItemRead, EdgeTrouble};
 
 /// How often a device's cursor is written while it streams.
 pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
@@ -195,7 +195,11 @@ impl Feed {
                 } => {
                     let posts = self.state.group_posts(group, first, count as usize).await?;
                     if posts.len() < count as usize {
-                        tracing::error!(user = %self.user, %group, seq, count, found = posts.len(), "group posts missing from a run");
+                        emit(EdgeTrouble::InboxUnreadable {
+                            user: self.user,
+                            seq,
+                            what: "group posts missing from a run",
+                        });
                     }
                     for (i, (_, bytes)) in posts.iter().enumerate() {
                         if seq + i as u64 > after {
@@ -224,7 +228,11 @@ impl Feed {
                 message
             }
             Ok(_) | Err(_) => {
-                tracing::error!(user = %self.user, seq, "unreadable inbox item skipped");
+                emit(EdgeTrouble::InboxUnreadable {
+                    user: self.user,
+                    seq,
+                    what: "undecodable item",
+                });
                 return;
             }
         };

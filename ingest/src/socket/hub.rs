@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use parley_engines::push::{self, Push, Pusher};
+use parley_engines::telemetry::emit;
 use parley_engines::Mail;
 use parley_schemas::ids::{DeviceId, UserId};
 use tokio::sync::mpsc;
+
+use crate::internal_events::EdgeTrouble;
 
 /// Queue depth per device. A device that falls this far behind loses live
 /// pushes, not messages: its feed refills the gap from the store.
@@ -114,7 +117,7 @@ pub async fn run_mailbox(mut mail: mpsc::Receiver<Mail>, hub: Arc<Hub>) {
         match m {
             Mail::Message(bytes) => match push::decode(&bytes) {
                 Ok(pushes) => hub.deliver(pushes),
-                Err(e) => tracing::error!(error = %e, "undecodable mail dropped"),
+                Err(e) => emit(EdgeTrouble::MailUndecodable { error: &e }),
             },
             Mail::Gap => hub.resync_all(),
         }

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use crate::auth::Caller;
 use crate::edge::{Edge, SESSION_TTL};
 use crate::error::ApiError;
-use crate::internal_events::Socket;
+use crate::internal_events::{EdgeTrouble, Socket};
 use writer::{send, write_loop, Out};
 
 pub async fn serve<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
@@ -101,7 +101,7 @@ where
             },
             _ = refresh.tick() => {
                 if let Err(e) = edge.sockets().session_open(caller.user).await {
-                    tracing::warn!(error = %e.message, "refreshing a session failed");
+                    emit(EdgeTrouble::SessionNotRefreshed { error: &e.message });
                 }
                 continue;
             }

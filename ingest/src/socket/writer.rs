@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::feed::{Feed, Msgs};
 use crate::error::ApiError;
-use crate::internal_events::MsgDelivered;
+use crate::internal_events::{EdgeTrouble, MsgDelivered};
 
 /// What the reader asks the writer to do.
 pub(super) enum Out {
@@ -65,7 +65,7 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
         }
         if idle {
             if let Err(e) = feed.save_cursor(false).await {
-                tracing::warn!(error = %e, "saving a device cursor failed");
+                emit(EdgeTrouble::CursorNotSaved { error: &e });
             }
         }
     }
