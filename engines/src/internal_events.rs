@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use prometheus::{
     register_int_counter, register_int_counter_vec, register_int_gauge_vec, IntCounter,
-    IntCounterVec, IntGaugeVec,
+    IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 use crate::error::EngineError;
@@ -29,7 +29,6 @@ static UNDECODABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
-// Partition numbers are bounded, so they may be labels.
 static JOB_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "parley_job_failures_total",
@@ -90,55 +89,59 @@ impl InternalEvent for RecordUndecodable<'_> {
     }
 }
 
-/// How far a job trails the end of its partition.
-pub struct ConsumerLag<'a> {
-    pub job: &'a str,
-    pub partition: u32,
-    pub records: u64,
+/// How far a job trails the end of its partition. Registered once per job
+/// and partition (the series exists from then on, at 0), since the job
+/// loop sets it twice a batch: no label look-up on that path.
+pub struct ConsumerLag(IntGauge);
+
+impl ConsumerLag {
+    pub fn register(job: &str, partition: u32) -> ConsumerLag {
+        ConsumerLag(LAG.with_label_values(&[job, &partition.to_string()]))
+    }
+
+    pub fn set(&self, records: u64) {
+        self.0.set(records as i64);
+    }
 }
 
-impl InternalEvent for ConsumerLag<'_> {
-    fn emit(self) {
-        LAG.with_label_values(&[self.job, &self.partition.to_string()])
-            .set(self.records as i64);
-    }
+/// What became of a partition's lease on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    Taken,
+    /// Above the fair share: handed back once its task finished.
+    HandedBack,
+    /// The node is stopping cleanly.
+    Stopped,
+    /// Another node holds the lease now.
+    LeaseLost,
+    /// Not renewed for nearly a TTL: stopped before others may take it.
+    MayLapse,
 }
 
 /// This node took a partition's lease, or no longer holds it.
 pub struct PartitionOwned<'a> {
     pub scope: &'a str,
     pub partition: u32,
-    pub owned: bool,
-    /// Why it was let go, when it was (for the log).
-    pub why: &'a str,
+    pub node: u32,
+    pub what: Ownership,
 }
 
 impl InternalEvent for PartitionOwned<'_> {
     fn emit(self) {
+        let (scope, partition, node) = (self.scope, self.partition, self.node);
+        let owned = self.what == Ownership::Taken;
         OWNED
-            .with_label_values(&[self.scope, &self.partition.to_string()])
-            .set(i64::from(self.owned));
-        match (self.owned, self.why) {
-            (true, _) => {
-                tracing::info!(
-                    scope = self.scope,
-                    partition = self.partition,
-                    "partition taken"
-                )
+            .with_label_values(&[scope, &partition.to_string()])
+            .set(i64::from(owned));
+        match self.what {
+            Ownership::Taken => tracing::info!(scope, partition, node, "partition taken"),
+            Ownership::HandedBack => {
+                tracing::info!(scope, partition, "partition handed back")
             }
-            (false, "handed back" | "stopped") => tracing::info!(
-                scope = self.scope,
-                partition = self.partition,
-                why = self.why,
-                "partition released"
-            ),
-            (false, why) => {
-                tracing::warn!(
-                    scope = self.scope,
-                    partition = self.partition,
-                    why,
-                    "partition let go"
-                )
+            Ownership::Stopped => tracing::info!(scope, partition, "partition stopped"),
+            Ownership::LeaseLost => tracing::warn!(scope, partition, "lease lost"),
+            Ownership::MayLapse => {
+                tracing::warn!(scope, partition, "lease may lapse; partition stopped")
             }
         }
     }

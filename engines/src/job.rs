@@ -107,13 +107,7 @@ pub async fn run_job<P: Processor>(
     // The offset the store holds for this job, as last read or written:
     // `apply` writes only if it is still that.
     let mut stored: Option<u64> = None;
-    let lag = |records: u64| {
-        emit(ConsumerLag {
-            job: &spec.job,
-            partition: spec.partition,
-            records,
-        })
-    };
+    let lag = ConsumerLag::register(&spec.job, spec.partition);
     let resumed = |why: Resume| {
         emit(JobResumed {
             job: &spec.job,
@@ -121,9 +115,6 @@ pub async fn run_job<P: Processor>(
             why,
         })
     };
-    // The series exists from the start, so a partition nothing was sent
-    // to yet shows 0 rather than nothing.
-    lag(0);
     let mut backoff = Duration::from_millis(50);
     while !shutdown.is_cancelled() {
         let step = async {
@@ -192,12 +183,12 @@ pub async fn run_job<P: Processor>(
             }
             // Set before processing too, so a sink that keeps failing
             // shows its lag growing.
-            lag(batch.end.saturating_sub(from));
+            lag.set(batch.end.saturating_sub(from));
             let ops = processor.process(spec.partition, &batch.records).await?;
             let applied = state
                 .apply(&spec.job, spec.partition, stored, batch.next_offset, ops)
                 .await?;
-            lag(batch.end.saturating_sub(batch.next_offset));
+            lag.set(batch.end.saturating_sub(batch.next_offset));
             position = match applied {
                 Applied::Written => {
                     stored = Some(batch.next_offset);

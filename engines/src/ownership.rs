@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{lease_name, Cluster, Member};
-use crate::internal_events::PartitionOwned;
+use crate::internal_events::{Ownership, PartitionOwned};
 use crate::telemetry::emit;
 
 /// Margin before the lease's TTL at which a node that could not renew
@@ -94,12 +94,12 @@ pub async fn run_owned<F, Fut>(
     let node = spec.member.node;
     let mut held: BTreeMap<u32, Running> = BTreeMap::new();
     let mut renewed_at = Instant::now();
-    let owned = |partition: u32, owned: bool, why: &str| {
+    let owned = |partition: u32, what: Ownership| {
         emit(PartitionOwned {
             scope: &spec.scope,
             partition,
-            owned,
-            why,
+            node,
+            what,
         })
     };
     let spawn = |p: u32| {
@@ -133,7 +133,7 @@ pub async fn run_owned<F, Fut>(
                 tracing::error!(scope = %spec.scope, "leases may lapse; stopping every partition");
                 for (p, r) in std::mem::take(held) {
                     r.stop.cancel();
-                    owned(p, false, "leases may lapse");
+                    owned(p, Ownership::MayLapse);
                 }
             }
         };
@@ -160,7 +160,7 @@ pub async fn run_owned<F, Fut>(
                     if let Some(r) = held.remove(&p) {
                         r.stop.cancel();
                     }
-                    owned(p, false, "lease lost");
+                    owned(p, Ownership::LeaseLost);
                 }
                 Err(e) => {
                     all_renewed = false;
@@ -181,7 +181,7 @@ pub async fn run_owned<F, Fut>(
             if finish(r, spec.ttl / 3).await {
                 let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
             }
-            owned(p, false, "handed back");
+            owned(p, Ownership::HandedBack);
         }
 
         // Below it: take free ones, starting at a place that depends on
@@ -203,7 +203,7 @@ pub async fn run_owned<F, Fut>(
                 {
                     Ok(true) => {
                         held.insert(p, spawn(p));
-                        owned(p, true, "");
+                        owned(p, Ownership::Taken);
                     }
                     Ok(false) => {}
                     Err(e) => {
@@ -219,7 +219,7 @@ pub async fn run_owned<F, Fut>(
         if finish(r, spec.ttl / 3).await {
             let _ = cluster.release(&lease_name(&spec.scope, p), node).await;
         }
-        owned(p, false, "stopped");
+        owned(p, Ownership::Stopped);
     }
     let _ = cluster.leave(&spec.group, node).await;
 }

@@ -252,7 +252,7 @@ async fn deliver_partition(
 /// cluster).
 fn build_edge(
     cfg: &Config,
-    engines: &Shared,
+    engines: &Engines,
     hub: Arc<Hub>,
     pusher: Arc<dyn Pusher>,
 ) -> Result<Arc<Edge>> {
@@ -280,9 +280,9 @@ fn auth_config(cfg: &Config) -> Result<AuthConfig> {
 
 /// Every role in one process: the edge serves `listener`; the router,
 /// presence, accounts, history writer and sequencer jobs run for every
-/// partition. Returns once
-/// `shutdown` resolves and everything has stopped. Every acknowledged
-/// message is already durable, so stopping loses nothing.
+/// partition. Returns once `shutdown` resolves and everything has stopped.
+/// Every acknowledged message is already durable, so stopping loses
+/// nothing.
 pub async fn up(
     cfg: &Config,
     listener: TcpListener,
@@ -295,16 +295,12 @@ pub async fn up(
     let history = backends::open_history(&cfg.history_url())?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let hub = Hub::new();
-    let engines = Shared {
+    let engines = Engines {
         log: log.clone(),
         state: state.clone(),
         cluster: Arc::new(LocalCluster::new()),
         history: history.clone(),
         partitions,
-        member: Member {
-            node: cfg.node_id as u32,
-            addr: String::new(),
-        },
     };
     let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
     drop(engines);
@@ -378,16 +374,17 @@ pub async fn up(
 
 /// What every role opens: the log, state and history, the cluster store,
 /// and the topics' partition count (shared by the nodes of a cluster).
-struct Shared {
+struct Engines {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
     cluster: Arc<dyn Cluster>,
     history: Arc<dyn History>,
     partitions: u32,
-    member: Member,
 }
 
-async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
+/// The engines a role of a cluster shares with the other nodes, and this
+/// node as the others see it.
+async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<(Engines, Member)> {
     if cfg.history_url().starts_with("file://") {
         anyhow::bail!(
             "roles run as separate processes share one history: use --history clickhouse://HOST:PORT/DATABASE (the embedded history serves `parley up` only)"
@@ -402,17 +399,18 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<Shared> {
         Some(a) => a.clone(),
         None => listener.local_addr()?.to_string(),
     };
-    Ok(Shared {
+    let engines = Engines {
         log,
         state,
         cluster,
         history,
         partitions,
-        member: Member {
-            node: cfg.node_id as u32,
-            addr,
-        },
-    })
+    };
+    let member = Member {
+        node: cfg.node_id as u32,
+        addr,
+    };
+    Ok((engines, member))
 }
 
 /// One edge of a cluster: HTTP + WebSocket on `listener`; the appenders of
@@ -428,7 +426,7 @@ pub async fn ingest(
             "every edge of a cluster must share the token key: set jwt_secret (PARLEY__JWT_SECRET)"
         );
     }
-    let shared = open_shared(cfg, &listener).await?;
+    let (shared, member) = open_shared(cfg, &listener).await?;
     let hub = Hub::new();
     let pusher = ClusterPusher::spawn(shared.cluster.clone());
     let edge = build_edge(cfg, &shared, hub.clone(), pusher)?;
@@ -438,7 +436,7 @@ pub async fn ingest(
         parley_ingest::edge::GROUP,
         parley_ingest::edge::APPEND_SCOPE,
         shared.partitions,
-        shared.member.clone(),
+        member.clone(),
     );
     let owner = edge.clone();
     edge.spawn(run_owned(
@@ -455,7 +453,7 @@ pub async fn ingest(
         },
     ));
     let addr = listener.local_addr()?;
-    tracing::info!(node = edge.node(), advertise = %shared.member.addr, "edge is up");
+    tracing::info!(node = edge.node(), advertise = %member.addr, "edge is up");
     println!("parley ingest listening on http://{addr}");
     let app = AppState {
         edge: edge.clone(),
@@ -468,13 +466,14 @@ pub async fn ingest(
 }
 
 /// One processor node: the router, presence, accounts and history writer
-/// jobs of the partitions it holds. `listener` serves `/healthz`, `/readyz` and `/metrics`.
+/// jobs of the partitions it holds. `listener` serves `/healthz`,
+/// `/readyz` and `/metrics`.
 pub async fn process(
     cfg: &Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let shared = open_shared(cfg, &listener).await?;
+    let (shared, member) = open_shared(cfg, &listener).await?;
     let processing = Processing {
         log: shared.log.clone(),
         state: shared.state.clone(),
@@ -483,7 +482,7 @@ pub async fn process(
         read_fanout_above: cfg.group_read_fanout_above,
     };
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
-    run_role(role, shared, listener, shutdown, move |p, stop| {
+    run_role(role, shared, member, listener, shutdown, move |p, stop| {
         process_partition(processing.clone(), p, stop, None)
     })
     .await
@@ -496,11 +495,11 @@ pub async fn deliver(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let shared = open_shared(cfg, &listener).await?;
+    let (shared, member) = open_shared(cfg, &listener).await?;
     let pusher: Arc<dyn Pusher> = ClusterPusher::spawn(shared.cluster.clone());
     let (log, state) = (shared.log.clone(), shared.state.clone());
     let role = ("deliver", DELIVER_GROUP, DELIVER_SCOPE);
-    run_role(role, shared, listener, shutdown, move |p, stop| {
+    run_role(role, shared, member, listener, shutdown, move |p, stop| {
         deliver_partition(log.clone(), state.clone(), pusher.clone(), p, stop)
     })
     .await
@@ -511,7 +510,8 @@ pub async fn deliver(
 /// endpoints until `shutdown`; then stops and waits (leases are freed).
 async fn run_role<F, Fut>(
     (role, group, scope): (&str, &str, &str),
-    shared: Shared,
+    shared: Engines,
+    member: Member,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     start: F,
@@ -520,7 +520,7 @@ where
     F: Fn(u32, CancellationToken) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let spec = OwnershipSpec::new(group, scope, shared.partitions, shared.member);
+    let spec = OwnershipSpec::new(group, scope, shared.partitions, member);
     let stop = CancellationToken::new();
     let task = tokio::spawn(run_owned(shared.cluster, spec, stop.clone(), start));
     let addr = listener.local_addr()?;
