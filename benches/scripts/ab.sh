@@ -13,6 +13,10 @@
 set -euo pipefail
 A="${1:?before bin dir}"; B="${2:?after bin dir}"; ROUNDS="${3:-2}"
 export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
+# The load generators speak for each user at machine speed: per-user rates
+# out of the way, every other limit as shipped.
+export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
+export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 one() { # label bin_dir
     local label="$1" bin="$2" dir port pid

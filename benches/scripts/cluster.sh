@@ -23,6 +23,10 @@ pids+=($!)
 until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 export PARLEY__JWT_SECRET=bench-secret-bench-secret-bench-secret
 export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY__PARTITIONS=4 PARLEY_LOG=warn
+# The load generators speak for each user at machine speed: per-user rates
+# out of the way, every other limit as shipped.
+export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
+export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
 COMMON=(--log "redis://127.0.0.1:$PORT/0" --state "redis://127.0.0.1:$PORT/1" --data-dir "$DIR")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # role node -> prints the URL

@@ -58,6 +58,19 @@ pub async fn connect(url: &str, token: &str) -> Result<Ws> {
     )
 }
 
+/// The edge's limits for a load generator, which speaks for one user at
+/// machine speed: per-user rates out of the way, every other limit as
+/// shipped.
+pub fn bench_limits() -> parley::Limits {
+    parley::Limits {
+        sends_per_sec: 1_000_000,
+        sends_burst: 1_000_000,
+        receipts_per_sec: 1_000_000,
+        receipts_burst: 1_000_000,
+        ..parley::Limits::default()
+    }
+}
+
 /// A suffix that keeps user names of separate runs apart.
 pub fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
@@ -78,22 +91,33 @@ pub fn msg_id_of(text: &str) -> Option<u64> {
     text[at..end].parse().ok()
 }
 
+/// The seq of a `msg` frame, which the server writes first.
+pub fn seq_of(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix(r#"{"type":"msg","seq":"#)?;
+    rest[..rest.find(',')?].parse().ok()
+}
+
+/// Messages a reader takes before it confirms them with `received`.
+pub const CONFIRM_EVERY: usize = 64;
+
 /// One task per socket that reads until it has `n` `msg` frames (or 60 s
 /// pass without one): the msg_ids with their arrival times. `count` is
-/// raised by one per frame, for a sender that waits for deliveries.
+/// raised by one per frame, for a sender that waits for deliveries. Each
+/// confirms what it got every [`CONFIRM_EVERY`] messages, as a client
+/// that stores them would.
 pub fn spawn_readers(
     sockets: Vec<Ws>,
     n: usize,
     count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<Vec<(u64, std::time::Instant)>>> {
-    use futures::StreamExt;
+    use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     sockets
         .into_iter()
         .map(|ws| {
             let count = count.clone();
             tokio::spawn(async move {
-                let (_, mut rx) = ws.split();
+                let (mut tx, mut rx) = ws.split();
                 let mut got = Vec::with_capacity(n);
                 while got.len() < n {
                     let next = tokio::time::timeout(std::time::Duration::from_secs(60), rx.next());
@@ -102,6 +126,12 @@ pub fn spawn_readers(
                             if let Some(id) = msg_id_of(&t) {
                                 got.push((id, std::time::Instant::now()));
                                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if got.len() % CONFIRM_EVERY == 0 || got.len() == n {
+                                    if let Some(seq) = seq_of(&t) {
+                                        let c = format!(r#"{{"type":"received","seq":{seq}}}"#);
+                                        let _ = tx.send(Message::Text(c.into())).await;
+                                    }
+                                }
                             }
                         }
                         Ok(Some(Ok(_))) => {}
@@ -112,4 +142,16 @@ pub fn spawn_readers(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seq_and_msg_id_read_from_a_rendered_frame() {
+        let t =
+            r#"{"type":"msg","seq":42,"msg_id":"386158439958577152","conversation_id":"d:1:2"}"#;
+        assert_eq!(super::seq_of(t), Some(42));
+        assert_eq!(super::msg_id_of(t), Some(386158439958577152));
+        assert_eq!(super::seq_of(r#"{"type":"ack","seq":1,"#), None);
+    }
 }

@@ -15,6 +15,8 @@ use crate::internal_events::{EngineFailed, ErrorAnswered};
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// With `rate_limited`: when to try again (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -53,14 +56,14 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
+        // The client is told what kind of failure it was, never the
+        // engine's words (paths, peer addresses); the log has those.
+        emit(EngineFailed { error: &e });
         match e.retry() {
             parley_engines::Retry::Later => {
-                ApiError::new(ErrorCode::Unavailable, format!("try again: {e}"))
+                ApiError::new(ErrorCode::Unavailable, "temporarily unavailable; try again")
             }
-            parley_engines::Retry::Never => {
-                emit(EngineFailed { error: &e });
-                ApiError::new(ErrorCode::Internal, "internal error")
-            }
+            parley_engines::Retry::Never => ApiError::new(ErrorCode::Internal, "internal error"),
         }
     }
 }
@@ -70,13 +73,20 @@ impl IntoResponse for ApiError {
         emit(ErrorAnswered { code: self.code });
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (
+        let retry_after = self.retry_after_secs;
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: self.code,
                 message: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

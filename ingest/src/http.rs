@@ -1,9 +1,10 @@
 //! HTTP routes of the protocol.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -93,8 +94,12 @@ impl FromRequestParts<AppState> for Caller {
         struct TokenQuery {
             token: Option<String>,
         }
-        let from_query = Query::<TokenQuery>::try_from_uri(&parts.uri)
-            .ok()
+        // Only the WebSocket upgrade takes `?token=` (browsers cannot set
+        // its headers): anywhere else a token in the URL would end up in
+        // access logs.
+        let from_query = (parts.uri.path() == "/v1/ws")
+            .then(|| Query::<TokenQuery>::try_from_uri(&parts.uri).ok())
+            .flatten()
             .and_then(|q| q.0.token);
         let token = from_header
             .map(str::to_owned)
@@ -104,19 +109,50 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The client's address, for the per-address limits: the peer's, or with
+/// `limits.trust_forwarded_for` (behind a proxy) the first
+/// `X-Forwarded-For` entry. `None` for loopback peers with no proxy
+/// header: local tools and tests are not throttled per address.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let forwarded = state
+            .edge
+            .limits()
+            .trust_forwarded_for
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if forwarded.is_some() {
+            return Ok(ClientIp(forwarded));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(peer.filter(|ip| !ip.is_loopback())))
+    }
+}
+
 async fn create_user(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     Body(req): Body<CreateUser>,
 ) -> Result<(StatusCode, Json<UserCreated>), ApiError> {
-    let user_id = s.edge.accounts().sign_up(req).await?;
+    let user_id = s.edge.accounts().sign_up(req, ip).await?;
     Ok((StatusCode::CREATED, Json(UserCreated { user_id })))
 }
 
 async fn create_session(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     Body(req): Body<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
-    Ok(Json(s.edge.accounts().sign_in(req).await?))
+    Ok(Json(s.edge.accounts().sign_in(req, ip).await?))
 }
 
 async fn send_message(
@@ -125,6 +161,7 @@ async fn send_message(
     headers: axum::http::HeaderMap,
     Body(frame): Body<SendFrame>,
 ) -> Result<Json<Ack>, ApiError> {
+    s.edge.guard().sends.check(&caller.user)?;
     // A send another edge forwarded is never forwarded again (no loops
     // while a partition moves).
     let may_forward = !headers.contains_key(crate::edge::FORWARDED);
@@ -141,17 +178,34 @@ async fn websocket(
     State(s): State<AppState>,
     caller: Caller,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let slot = s.edge.sockets().admit(caller.user, s.edge.limits())?;
     // Frames up to 4x the limit are read and refused with an error frame;
-    // only larger ones close the socket, to bound memory.
-    upgrade
+    // only larger ones close the socket, to bound memory. The buffers
+    // start small (tungstenite's default reserves 128 KiB to read into on
+    // every socket, most of an idle socket's memory) and grow per frame.
+    Ok(upgrade
         .max_message_size(4 * MAX_FRAME_BYTES)
         .max_frame_size(4 * MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
             let (sink, stream) = futures::StreamExt::split(socket);
-            socket::serve(s.edge, caller, sink, stream)
-        })
+            socket::serve(s.edge, caller, sink, stream).await;
+            drop(slot);
+        }))
 }
+
+/// A socket's read buffer to start with; larger frames grow it.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Bytes written frames gather before they go to the network (besides
+/// the writer's own flushes).
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+/// What a socket's write buffer may hold at most: above the largest frame
+/// (a history page of 200 messages of 64 KiB, escaped), so only a runaway
+/// fails the socket instead of growing without bound.
+const WS_MAX_WRITE_BUFFER: usize = 64 * MAX_FRAME_BYTES;
 
 /// Presence as derived from heartbeats, as the owner's privacy setting
 /// lets the caller see it.
@@ -339,6 +393,7 @@ async fn messages(
     axum::extract::Path(cid): axum::extract::Path<String>,
     uri: axum::http::Uri,
 ) -> Result<Json<MessagesPage>, ApiError> {
+    s.edge.guard().history.check(&caller.user)?;
     let conversation: ConversationId = cid
         .parse()
         .map_err(|e| ApiError::bad_request(format!("conversation {cid:?}: {e}")))?;
@@ -362,6 +417,7 @@ async fn conversations(
     struct ListQuery {
         limit: Option<String>,
     }
+    s.edge.guard().history.check(&caller.user)?;
     let q: ListQuery = query(&uri)?;
     let limit = parse_param::<u32>("limit", q.limit)?;
     let conversations = s.edge.history().conversations(caller.user, limit).await?;

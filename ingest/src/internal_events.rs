@@ -90,15 +90,20 @@ impl InternalEvent for ErrorAnswered {
     }
 }
 
-/// An engine failure a retry cannot mend: the client is told only that it
-/// was internal; the log says what.
+/// An engine failure: the client is told only whether to retry; the log
+/// says what.
 pub struct EngineFailed<'a> {
     pub error: &'a EngineError,
 }
 
 impl InternalEvent for EngineFailed<'_> {
     fn emit(self) {
-        tracing::error!(error = %self.error, "engine error");
+        match self.error.retry() {
+            parley_engines::Retry::Later => {
+                tracing::warn!(error = %self.error, "engine unavailable")
+            }
+            parley_engines::Retry::Never => tracing::error!(error = %self.error, "engine error"),
+        }
     }
 }
 
@@ -203,5 +208,64 @@ impl InternalEvent for EdgeTrouble<'_> {
             }
         };
         EDGE_TROUBLE.with_label_values(&[kind]).inc();
+    }
+}
+
+static LIMIT_HITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_limit_hits_total",
+        "Requests refused or connections closed because a client met a limit, by limit",
+        &["limit"]
+    )
+    .expect("metric registers once")
+});
+
+/// The limits of [`crate::limits::Limits`], as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Sends,
+    Receipts,
+    Heartbeats,
+    Typing,
+    History,
+    SignInsPerIp,
+    SignInsPerAccount,
+    SignUpsPerIp,
+    Sockets,
+    SocketsPerUser,
+    /// A socket silent past the idle timeout, closed.
+    IdleSocket,
+    /// A socket whose client stopped reading, closed.
+    SlowReader,
+}
+
+impl Limit {
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::Sends => "sends",
+            Limit::Receipts => "receipts",
+            Limit::Heartbeats => "heartbeats",
+            Limit::Typing => "typing",
+            Limit::History => "history",
+            Limit::SignInsPerIp => "sign_ins_per_ip",
+            Limit::SignInsPerAccount => "sign_ins_per_account",
+            Limit::SignUpsPerIp => "sign_ups_per_ip",
+            Limit::Sockets => "sockets",
+            Limit::SocketsPerUser => "sockets_per_user",
+            Limit::IdleSocket => "idle_socket",
+            Limit::SlowReader => "slow_reader",
+        }
+    }
+}
+
+/// A client met a limit.
+pub struct LimitHit {
+    pub limit: Limit,
+}
+
+impl InternalEvent for LimitHit {
+    fn emit(self) {
+        tracing::debug!(limit = self.limit.label(), "limit met");
+        LIMIT_HITS.with_label_values(&[self.limit.label()]).inc();
     }
 }

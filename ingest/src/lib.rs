@@ -16,6 +16,8 @@
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
 //! - [`auth`]: argon2id passwords and HS256 session tokens.
+//! - [`limits`]: every limit on what a client sends or holds open, with
+//!   its default; [`guard`]: the rate limits checked per request.
 //! - [`internal_events`]: the edge's telemetry, logged and counted at once.
 //! - [`error`]: every client-visible error, mapped to HTTP or to an
 //!   `error` frame in one place.
@@ -24,9 +26,13 @@
 pub mod auth;
 pub mod edge;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod internal_events;
+pub mod limits;
 pub mod socket;
+
+pub use limits::Limits;
 
 use std::future::Future;
 
@@ -39,7 +45,8 @@ pub async fn run(
     state: http::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(state))
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -43,6 +43,9 @@ pub struct Config {
     /// stored copy per message, members' inboxes point at it); smaller
     /// ones write fan-out (a copy per member). See ARCHITECTURE.md.
     pub group_read_fanout_above: usize,
+    /// Every limit on what a client sends or holds open (`[limits]`,
+    /// `PARLEY__LIMITS__SENDS_PER_SEC`, ...); docs/security.md.
+    pub limits: parley_ingest::Limits,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             token_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
             group_read_fanout_above: parley_processors::router::READ_FANOUT_ABOVE,
+            limits: parley_ingest::Limits::default(),
         }
     }
 }

@@ -49,6 +49,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, Overrides};
+pub use parley_ingest::Limits;
 
 /// Creates the topics that do not exist yet; returns the partition count
 /// they have (an existing topic keeps its own).
@@ -267,6 +268,7 @@ fn build_edge(
         partitions: engines.partitions,
         cluster: engines.cluster.clone(),
         pusher,
+        limits: cfg.limits.clone(),
     }))
 }
 

@@ -157,6 +157,10 @@ async fn messages(c: &mut Client, n: usize) -> Vec<Value> {
     while got.len() < n {
         got.push(c.expect("msg").await);
     }
+    // Stored, as a client would: confirm them.
+    if let Some(seq) = got.iter().filter_map(|m| m["seq"].as_u64()).max() {
+        c.send(json!({"type": "received", "seq": seq})).await;
+    }
     got
 }
 

@@ -28,6 +28,15 @@ fn message(from: u64, to: u64, id: u64) -> MessageSent {
     }
 }
 
+/// Everything the feed has not sent yet, page by page.
+async fn drain(feed: &mut Feed) -> Vec<(u64, Arc<SharedMsg>)> {
+    let mut out = Vec::new();
+    while feed.behind() {
+        out.extend(feed.page().await.unwrap());
+    }
+    out
+}
+
 fn put(user: u64, seq: u64, m: MessageSent) -> StateOp {
     StateOp::InboxPut {
         user: UserId(user),
@@ -70,23 +79,20 @@ async fn catch_up_reads_only_the_backlog_among_100k_items_for_others() {
         .await
         .unwrap();
     feed.sync(None).await.unwrap();
-    let mut got = Vec::new();
-    while feed.catching_up() {
-        got.extend(feed.backlog().await.unwrap());
-    }
+    let got = drain(&mut feed).await;
     let seqs: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
     assert_eq!(feed.items_read, 10, "catch-up read exactly the backlog");
 
-    // After a cursor save, a reconnect reads nothing at all.
+    // Once the device confirms and the cursor is saved, a reconnect reads
+    // nothing at all.
+    feed.confirm(10);
     feed.save_cursor(true).await.unwrap();
     let mut again = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
         .await
         .unwrap();
     again.sync(None).await.unwrap();
-    while again.catching_up() {
-        assert!(again.backlog().await.unwrap().is_empty());
-    }
+    assert!(drain(&mut again).await.is_empty());
     assert_eq!(again.items_read, 0);
 }
 
@@ -134,7 +140,7 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
         .collect();
     assert_eq!(stored, vec![1, 2, 3]);
     let mut pushed = Vec::new();
-    while let Ok(Push::Item { seq, .. }) = rx.try_recv() {
+    while let Some(Push::Item { seq, .. }) = rx.try_recv() {
         pushed.push(seq);
     }
     assert_eq!(pushed, vec![1, 2, 3]);
@@ -146,7 +152,7 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
     let a = state.apply("deliver", 0, Some(2), 5, ops).await.unwrap();
     assert!(matches!(a, Applied::Stale { .. }));
     fresh.committed(a).await;
-    assert!(rx.try_recv().is_err());
+    assert!(rx.try_recv().is_none());
     let next = record(5, &item(13));
     let ops = fresh.process(0, &[next]).await.unwrap();
     let a = state.apply("deliver", 0, Some(5), 6, ops).await.unwrap();
@@ -155,7 +161,7 @@ async fn the_sequencer_issues_dense_seqs_and_drops_replayed_copies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_that_never_synced_keeps_its_cursor_before_its_backlog() {
+async fn a_live_item_waits_for_the_backlog_and_only_the_device_moves_its_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let state: Arc<dyn StateStore> = Arc::new(RedbState::open(dir.path().join("s.redb")).unwrap());
     let u = 9;
@@ -172,20 +178,27 @@ async fn a_device_that_never_synced_keeps_its_cursor_before_its_backlog() {
         .await
         .unwrap();
     let msg = Arc::new(SharedMsg::new(message(1, u, 106).to_frame(None)));
-    assert_eq!(feed.item(6, msg, None).await.unwrap().len(), 1);
-    assert_eq!(feed.cursor(), 0, "1..5 were never sent");
+    assert!(
+        feed.item(6, msg, None).is_empty(),
+        "6 may not overtake 1..5"
+    );
+    let sent: Vec<u64> = drain(&mut feed).await.iter().map(|(s, _)| *s).collect();
+    assert_eq!(sent, vec![1, 2, 3, 4, 5, 6], "the backlog first, in order");
+    // Written is not confirmed: the stored cursor stays.
+    assert_eq!(feed.confirmed(), 0);
     feed.save_cursor(true).await.unwrap();
     assert_eq!(state.cursor(UserId(u), DeviceId(1)).await.unwrap(), None);
-    // The next session's sync gets all six.
+    // The next session's sync gets all six again; a confirmation past the
+    // head is held to the head.
     let mut next = Feed::open(state.clone(), UserId(u), DeviceId(1))
         .await
         .unwrap();
     next.sync(None).await.unwrap();
-    let mut n = 0;
-    while next.catching_up() {
-        n += next.backlog().await.unwrap().len();
-    }
-    assert_eq!((n, next.cursor()), (6, 6));
+    assert_eq!(drain(&mut next).await.len(), 6);
+    next.confirm(1_000);
+    assert_eq!(next.confirmed(), 6);
+    next.save_cursor(true).await.unwrap();
+    assert_eq!(state.cursor(UserId(u), DeviceId(1)).await.unwrap(), Some(6));
 }
 
 /// Read fan-out: a large group's posts are stored once; each member's
@@ -267,7 +280,7 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
     assert_eq!(state.inbox_seq(UserId(2)).await.unwrap(), 6);
     assert_eq!(state.inbox_seq(UserId(3)).await.unwrap(), 4);
     let mut pushed = Vec::new();
-    while let Ok(Push::Item { seq, msg, .. }) = rx.try_recv() {
+    while let Some(Push::Item { seq, msg, .. }) = rx.try_recv() {
         pushed.push((seq, msg.frame.msg_id.0));
     }
     let expected = vec![(1, 100), (2, 101), (3, 500), (4, 102), (5, 103), (6, 104)];
@@ -279,18 +292,12 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
         .await
         .unwrap();
     feed.sync(Some(0)).await.unwrap();
-    let mut got = Vec::new();
-    while feed.catching_up() {
-        got.extend(feed.backlog().await.unwrap());
-    }
+    let got = drain(&mut feed).await;
     let read: Vec<(u64, u64)> = got.iter().map(|(s, m)| (*s, m.frame.msg_id.0)).collect();
     assert_eq!(read, expected);
     assert!(got[0].1.render(Some(1)).contains(r#""text":"group 100""#));
     feed.sync(Some(4)).await.unwrap();
-    let mut tail = Vec::new();
-    while feed.catching_up() {
-        tail.extend(feed.backlog().await.unwrap());
-    }
+    let tail = drain(&mut feed).await;
     let read: Vec<(u64, u64)> = tail.iter().map(|(s, m)| (*s, m.frame.msg_id.0)).collect();
     assert_eq!(read, vec![(5, 103), (6, 104)]);
     // The sender's own device is left out of its replay from the cursor.
@@ -298,9 +305,6 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
         .await
         .unwrap();
     own.sync(None).await.unwrap();
-    let mut n = 0;
-    while own.catching_up() {
-        n += own.backlog().await.unwrap().len();
-    }
-    assert_eq!((n, own.cursor()), (0, 5));
+    assert!(drain(&mut own).await.is_empty());
+    assert!(!own.behind());
 }

@@ -119,7 +119,9 @@ async fn every_device_gets_every_message_and_catches_up_on_its_own() {
     for dev in [&mut phone, &mut laptop] {
         assert_eq!(dev.expect("msg").await["msg_id"], first["msg_id"]);
     }
-    // The laptop syncs (cursor at 1) and goes away; three more arrive.
+    // The laptop confirms 1, syncs (nothing after its cursor) and goes
+    // away; three more arrive.
+    laptop.send(json!({"type": "received", "seq": 1})).await;
     laptop.send(json!({"type": "sync"})).await;
     assert!(
         laptop.quiet("msg", Duration::from_millis(300)).await,

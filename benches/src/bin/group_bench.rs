@@ -63,6 +63,7 @@ async fn main() -> Result<()> {
             let cfg = parley::Config {
                 data_dir: dir.path().to_path_buf(),
                 argon2_memory_kib: 1024,
+                limits: parley_benches::bench_limits(),
                 ..parley::Config::default()
             };
             let cfg = parley::Config {

@@ -19,7 +19,7 @@ use anyhow::Result;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use parley_benches::{connect, rand_suffix, session};
+use parley_benches::{connect, rand_suffix, session, CONFIRM_EVERY};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -109,10 +109,12 @@ async fn main() -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for (i, (sender, receiver, rid)) in sockets.into_iter().enumerate() {
-        // Receiver: every msg carries its send time; reply nothing.
+        // Receiver: every msg carries its send time; it confirms what it
+        // got every CONFIRM_EVERY messages, as a client that stores them would.
         let (hist_r, counters_r, measuring_r) = (hist.clone(), counters.clone(), measuring.clone());
-        let (_rsink, mut rstream) = receiver.split();
+        let (mut rsink, mut rstream) = receiver.split();
         tasks.push(tokio::spawn(async move {
+            let mut unconfirmed = 0;
             while let Some(Ok(m)) = rstream.next().await {
                 let Message::Text(t) = m else { continue };
                 let v: Value = match serde_json::from_str(&t) {
@@ -121,6 +123,13 @@ async fn main() -> Result<()> {
                 };
                 match v["type"].as_str() {
                     Some("msg") => {
+                        unconfirmed += 1;
+                        if unconfirmed == CONFIRM_EVERY {
+                            unconfirmed = 0;
+                            let seq = v["seq"].as_u64().unwrap_or(0);
+                            let confirm = format!(r#"{{"type":"received","seq":{seq}}}"#);
+                            let _ = rsink.send(Message::Text(confirm.into())).await;
+                        }
                         let sent_us: u64 = v["body"]["text"]
                             .as_str()
                             .and_then(|s| s.split(' ').nth(1))

@@ -2,7 +2,10 @@
 //! written to the log's `accounts` topic, from which the accounts job
 //! rebuilds the state store if it is lost.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use tokio::sync::OnceCell;
 
 use parley_engines::StateOp;
 use parley_schemas::event::{AccountCreated, DeviceAdded, Event, ProfileUpdated};
@@ -12,10 +15,15 @@ use parley_schemas::wire::{CreateSession, CreateUser, ErrorCode, Profile, Profil
 use super::core::Core;
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
+use crate::guard::Guard;
 
 pub struct Accounts {
     core: Arc<Core>,
     auth: Arc<AuthConfig>,
+    guard: Arc<Guard>,
+    /// Checked against when a username does not exist, so that a wrong
+    /// name costs the same time as a wrong password.
+    dummy_hash: OnceCell<String>,
 }
 
 fn valid_username(u: &str) -> bool {
@@ -25,13 +33,22 @@ fn valid_username(u: &str) -> bool {
 }
 
 impl Accounts {
-    pub fn new(core: Arc<Core>, auth: Arc<AuthConfig>) -> Accounts {
-        Accounts { core, auth }
+    pub fn new(core: Arc<Core>, auth: Arc<AuthConfig>, guard: Arc<Guard>) -> Accounts {
+        Accounts {
+            core,
+            auth,
+            guard,
+            dummy_hash: OnceCell::new(),
+        }
     }
 
     /// Signs a user up. The store takes the username (unique at once),
     /// then the log records the account, so a lost store gets it back.
-    pub async fn sign_up(&self, req: CreateUser) -> Result<UserId, ApiError> {
+    /// Everything cheap is checked before the password is hashed.
+    pub async fn sign_up(&self, req: CreateUser, ip: Option<IpAddr>) -> Result<UserId, ApiError> {
+        if let Some(ip) = ip {
+            self.guard.sign_ups_per_ip.check(&ip)?;
+        }
         if !valid_username(&req.username) {
             return Err(ApiError::bad_request(
                 "username must be 3..32 of a-z, 0-9, '.', '_', '-'",
@@ -41,20 +58,31 @@ impl Accounts {
         if !(8..=256).contains(&n) {
             return Err(ApiError::bad_request("password must be 8..256 characters"));
         }
-        let display_name = req.display_name.unwrap_or_else(|| req.username.clone());
-        if display_name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-            return Err(ApiError::bad_request(format!(
-                "display_name over {MAX_DISPLAY_NAME_CHARS} characters"
-            )));
+        if let Some(name) = &req.display_name {
+            valid_display_name(name)?;
         }
-        let password_hash = self.auth.hash_password(req.password).await?;
+        let display_name = req.display_name.unwrap_or_else(|| req.username.clone());
+        let taken = || ApiError::new(ErrorCode::Conflict, "username is taken");
+        if self
+            .core
+            .state
+            .account_by_name(&req.username)
+            .await?
+            .is_some()
+        {
+            return Err(taken());
+        }
+        let password_hash = {
+            let _turn = self.guard.hash_turn().await;
+            self.auth.hash_password(req.password).await?
+        };
         let Some(user) = self
             .core
             .state
             .create_account(&req.username, &password_hash, &display_name)
             .await?
         else {
-            return Err(ApiError::new(ErrorCode::Conflict, "username is taken"));
+            return Err(taken());
         };
         let event = Event::AccountCreated(AccountCreated {
             user,
@@ -69,21 +97,29 @@ impl Accounts {
 
     /// Checks the password and issues a session token, for a new device
     /// unless the request names one.
-    pub async fn sign_in(&self, req: CreateSession) -> Result<Session, ApiError> {
-        let bad = || ApiError::unauthorized("wrong username or password");
-        let account = self
-            .core
-            .state
-            .account_by_name(&req.username)
-            .await?
-            .ok_or_else(bad)?;
-        if !self
-            .auth
-            .verify_password(req.password, account.password_hash)
-            .await
-        {
-            return Err(bad());
+    pub async fn sign_in(
+        &self,
+        req: CreateSession,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, ApiError> {
+        if let Some(ip) = ip {
+            self.guard.sign_ins_per_ip.check(&ip)?;
         }
+        self.guard.sign_ins_per_account.check(&req.username)?;
+        let bad = || ApiError::unauthorized("wrong username or password");
+        let account = self.core.state.account_by_name(&req.username).await?;
+        let hash = match &account {
+            Some(a) => a.password_hash.clone(),
+            None => self.dummy_hash().await?,
+        };
+        let matches = {
+            let _turn = self.guard.hash_turn().await;
+            self.auth.verify_password(req.password, hash).await
+        };
+        let account = match account {
+            Some(a) if matches => a,
+            _ => return Err(bad()),
+        };
         let device = match req.device_id {
             Some(d) => d,
             None => self.new_device(account.user_id).await?,
@@ -97,6 +133,16 @@ impl Accounts {
             user_id: caller.user,
             device_id: device,
         })
+    }
+
+    async fn dummy_hash(&self) -> Result<String, ApiError> {
+        self.dummy_hash
+            .get_or_try_init(|| async {
+                let _turn = self.guard.hash_turn().await;
+                self.auth.hash_password("no such user".into()).await
+            })
+            .await
+            .cloned()
     }
 
     /// A new device id for `user`, recorded in the log as well.
@@ -164,6 +210,17 @@ impl Accounts {
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
 pub const MAX_ABOUT_CHARS: usize = 140;
 
+/// The one rule for display names, at sign-up and in a profile change.
+fn valid_display_name(name: &str) -> Result<(), ApiError> {
+    let n = name.chars().count();
+    if name.trim().is_empty() || n > MAX_DISPLAY_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "display_name must be 1..{MAX_DISPLAY_NAME_CHARS} characters, not blank, without control characters"
+        )));
+    }
+    Ok(())
+}
+
 /// A profile change must change something, and every field must fit.
 fn validate_profile(p: &ProfilePatch) -> Result<(), ApiError> {
     if p.display_name.is_none() && p.about.is_none() && p.avatar_media_id.is_none() {
@@ -173,12 +230,7 @@ fn validate_profile(p: &ProfilePatch) -> Result<(), ApiError> {
     }
     let no_controls = |s: &str| !s.chars().any(char::is_control);
     if let Some(name) = &p.display_name {
-        let n = name.chars().count();
-        if name.trim().is_empty() || n > MAX_DISPLAY_NAME_CHARS || !no_controls(name) {
-            return Err(ApiError::bad_request(format!(
-                "display_name must be 1..{MAX_DISPLAY_NAME_CHARS} characters, not blank, without control characters"
-            )));
-        }
+        valid_display_name(name)?;
     }
     if let Some(about) = &p.about {
         if about.chars().count() > MAX_ABOUT_CHARS || !no_controls(about) {

@@ -38,6 +38,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
+use crate::guard::Guard;
+use crate::limits::Limits;
 use crate::socket::hub::Hub;
 
 pub use self::accounts::Accounts;
@@ -64,11 +66,13 @@ pub struct EdgeParts {
     /// Where typing notices go: the local hub in one process, the session
     /// registry in a cluster.
     pub pusher: Arc<dyn Pusher>,
+    pub limits: Limits,
 }
 
 /// One edge node: its parts, and the tasks that hold its engines.
 pub struct Edge {
     auth: Arc<AuthConfig>,
+    guard: Arc<Guard>,
     messages: Messages,
     accounts: Accounts,
     groups: Groups,
@@ -88,6 +92,7 @@ impl Edge {
         let node = parts.ids.node() as u32;
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
+        let guard = Arc::new(Guard::new(parts.limits));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
         let sockets = Sockets::new(
@@ -107,13 +112,14 @@ impl Edge {
                 tasks.clone(),
                 stop.clone(),
             ),
-            accounts: Accounts::new(core.clone(), auth.clone()),
+            accounts: Accounts::new(core.clone(), auth.clone(), guard.clone()),
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             history: HistoryReads::new(core, parts.history),
             sockets,
             auth,
+            guard,
             tasks,
             stop,
         })
@@ -122,6 +128,14 @@ impl Edge {
     /// The caller a session token names, or `unauthorized`.
     pub fn verify_token(&self, token: &str) -> Result<Caller, ApiError> {
         self.auth.verify(token)
+    }
+
+    /// The rate limits and caps checked per request.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.guard.limits
     }
 
     pub fn messages(&self) -> &Messages {

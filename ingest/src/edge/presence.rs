@@ -1,39 +1,32 @@
 //! Heartbeats, typing, and presence as a viewer may see it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parley_engines::push::{Push, Pusher};
 use parley_schemas::event::{Event, Heartbeat};
 use parley_schemas::ids::{now_ms, ConversationId, UserId};
 use parley_schemas::partition::user_partition;
 use parley_schemas::topics;
-use parley_schemas::wire::{Audience, ErrorCode, PresenceFrame, ServerFrame, TypingNotice};
+use parley_schemas::wire::{Audience, PresenceFrame, ServerFrame, TypingNotice};
 
 use super::core::{Access, Core};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::guard::Throttle;
+use crate::internal_events::Limit;
 
 /// Typing frames a user may send a second, and in a burst: clients send
 /// one every few seconds while typing; more is noise to every member.
 pub const TYPING_PER_SECOND: u32 = 2;
 pub const TYPING_BURST: u32 = 5;
 
-type KeyedLimiter = governor::DefaultKeyedRateLimiter<UserId>;
-
 pub struct PresenceAndTyping {
     core: Arc<Core>,
     /// Where typing notices go: the local hub in one process, the session
     /// registry in a cluster.
     pusher: Arc<dyn Pusher>,
-    typing_limit: KeyedLimiter,
-    typing_checks: AtomicU64,
-}
-
-fn typing_limiter() -> KeyedLimiter {
-    let per_second = std::num::NonZeroU32::new(TYPING_PER_SECOND).expect("non-zero");
-    let burst = std::num::NonZeroU32::new(TYPING_BURST).expect("non-zero");
-    governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
+    typing_limit: Throttle<UserId>,
 }
 
 impl PresenceAndTyping {
@@ -41,8 +34,12 @@ impl PresenceAndTyping {
         PresenceAndTyping {
             core,
             pusher,
-            typing_limit: typing_limiter(),
-            typing_checks: AtomicU64::new(0),
+            typing_limit: Throttle::new(
+                Limit::Typing,
+                TYPING_PER_SECOND,
+                Duration::from_secs(1),
+                TYPING_BURST,
+            ),
         }
     }
 
@@ -70,17 +67,7 @@ impl PresenceAndTyping {
         caller: Caller,
         conversation: ConversationId,
     ) -> Result<(), ApiError> {
-        // Users who stopped typing are forgotten now and then, so the
-        // limiter's memory follows the users typing lately.
-        if self.typing_checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
-            self.typing_limit.retain_recent();
-        }
-        if self.typing_limit.check_key(&caller.user).is_err() {
-            return Err(ApiError::new(
-                ErrorCode::RateLimited,
-                format!("at most {TYPING_PER_SECOND} typing frames a second"),
-            ));
-        }
+        self.typing_limit.check(&caller.user)?;
         let frame = Arc::new(ServerFrame::Typing(TypingNotice {
             conversation_id: conversation,
             user_id: caller.user,

@@ -2,25 +2,38 @@
 //! pushes land), its user in the session registry (where delivery nodes
 //! look for the edge holding a user's sockets), and its device's feed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_engines::push::Push;
+use parley_engines::telemetry::emit;
+
 use parley_engines::{Cluster, StateStore};
 use parley_schemas::ids::{DeviceId, UserId};
-use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
+use crate::internal_events::{Limit, LimitHit};
+use crate::limits::Limits;
 use crate::socket::feed::Feed;
-use crate::socket::hub::{Hub, Registration};
+use crate::socket::hub::{Hub, Pushes, Registration};
+
+/// One admitted socket's place under the edge's cap.
+pub struct SocketSlot(Arc<AtomicUsize>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// How long a session registry entry lives without a refresh.
 pub const SESSION_TTL: Duration = Duration::from_secs(90);
 
 pub struct Sockets {
+    open: Arc<AtomicUsize>,
     state: Arc<dyn StateStore>,
     cluster: Arc<dyn Cluster>,
     hub: Arc<Hub>,
@@ -39,6 +52,7 @@ impl Sockets {
         stop: CancellationToken,
     ) -> Sockets {
         Sockets {
+            open: Arc::default(),
             state,
             cluster,
             hub,
@@ -52,6 +66,29 @@ impl Sockets {
         self.node
     }
 
+    /// A place for one more socket of `user`, within the edge's caps; the
+    /// place is freed when the slot drops.
+    pub fn admit(&self, user: UserId, limits: &Limits) -> Result<SocketSlot, ApiError> {
+        let refuse = |limit: Limit, what: &str| {
+            emit(LimitHit { limit });
+            Err(ApiError::rate_limited(
+                what.to_owned(),
+                Duration::from_secs(5),
+            ))
+        };
+        if self.hub.connected(user) >= limits.sockets_per_user {
+            return refuse(
+                Limit::SocketsPerUser,
+                "too many open sockets for this user; close one",
+            );
+        }
+        if self.open.fetch_add(1, Ordering::Relaxed) >= limits.sockets {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return refuse(Limit::Sockets, "this edge is full; try another or later");
+        }
+        Ok(SocketSlot(self.open.clone()))
+    }
+
     /// Held while a socket lives: shutdown waits until every one is gone.
     pub fn track(&self) -> TaskTrackerToken {
         self.tasks.token()
@@ -63,11 +100,11 @@ impl Sockets {
     }
 
     /// Registers a device in the hub; dropping the registration removes it.
-    pub fn register(&self, user: UserId, device: DeviceId) -> (Registration, mpsc::Receiver<Push>) {
+    pub fn register(&self, user: UserId, device: DeviceId) -> (Registration, Pushes) {
         self.hub.register(user, device)
     }
 
-    /// A device's feed, starting at its user's inbox head now.
+    /// A device's feed, starting after what it confirmed.
     pub async fn feed(&self, user: UserId, device: DeviceId) -> Result<Feed, ApiError> {
         Ok(Feed::open(self.state.clone(), user, device).await?)
     }

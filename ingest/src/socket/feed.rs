@@ -1,6 +1,7 @@
-//! One device's position in its user's inbox: live items in order, gaps
-//! filled from the store, and after `sync` the backlog replayed from the
-//! device's cursor (or `since`), reading only that backlog.
+//! One device's position in its user's inbox: what it confirmed, what it
+//! was sent, and what exists. Items go out in seq order, read from the
+//! store a page at a time; only the device's `received` (or `sync since`)
+//! moves its stored cursor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,34 +16,38 @@ use parley_schemas::wire::SharedMsg;
 
 use crate::internal_events::{CatchupItemRead, EdgeTrouble};
 
-/// How often a device's cursor is written while it streams.
+/// How often a device's confirmed cursor is written while it streams.
 pub const CURSOR_EVERY: Duration = Duration::from_secs(1);
 
-/// Inbox rows fetched from the store per read.
-const PAGE: usize = parley_engines::state::INBOX_PAGE;
+/// Inbox rows read from the store, and so sent, per page: a backlog of any
+/// size goes out a page at a time, with the socket's answers and other
+/// work between pages, and one page is all of it the edge holds.
+pub const PAGE: usize = 64;
 
 /// `msg` frames to send, with their seqs.
 pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 
 /// One device's position in its user's inbox.
 ///
-/// A device starts live: it is sent the items issued from now on. `sync`
-/// replays from its cursor (or from `since`) and then goes live again.
-/// The cursor is the last seq up to which the device has been sent
-/// *everything*: it moves only over contiguous seqs, so a device that went
-/// live with a backlog it never synced keeps its cursor before that backlog.
+/// Three seqs: `confirmed` (the device stored everything up to it; only
+/// the device moves it), `next` (the first seq not yet sent on this
+/// socket) and `head` (how far this socket is to be sent). The device is
+/// sent `next..=head` in order, so no live item overtakes an older one: a
+/// socket opens at its confirmed cursor with nothing to send, and the
+/// first live item (or `sync`) sends what it has not confirmed first.
 pub struct Feed {
     state: Arc<dyn InboxStore>,
     pub user: UserId,
     pub device: DeviceId,
-    /// The next seq to consider for this device.
     next: u64,
-    cursor: u64,
-    /// Where the backlog being replayed ends (`None` when live).
-    catch_up_to: Option<u64>,
-    /// During a replay: whether to leave out what this device sent itself
-    /// (a replay from the cursor does; one from an explicit `since` does not).
-    skip_own: bool,
+    head: u64,
+    /// The newest seq known to exist: confirmations stop there.
+    exists: u64,
+    confirmed: u64,
+    /// Seqs up to this one include what this device sent itself (a `sync`
+    /// with `since` asks for everything); later ones leave them out, as
+    /// the device has them already.
+    own_to: u64,
     saved: u64,
     saved_at: Instant,
     /// Inbox items read from the store by this feed.
@@ -51,142 +56,136 @@ pub struct Feed {
 
 impl Feed {
     pub async fn open(state: Arc<dyn InboxStore>, user: UserId, device: DeviceId) -> Result<Feed> {
-        let next = state.inbox_seq(user).await? + 1;
-        let saved = state.cursor(user, device).await?.unwrap_or(0);
+        let exists = state.inbox_seq(user).await?;
+        let confirmed = state.cursor(user, device).await?.unwrap_or(0).min(exists);
         Ok(Feed {
             state,
             user,
             device,
-            next,
-            cursor: saved,
-            catch_up_to: None,
-            skip_own: true,
-            saved,
+            next: confirmed + 1,
+            // The backlog waits for a live item or `sync`: sent now, a
+            // `sync` that follows would send it all again.
+            head: confirmed,
+            exists,
+            confirmed,
+            own_to: 0,
+            saved: confirmed,
             saved_at: Instant::now(),
             items_read: 0,
         })
     }
 
-    /// Everything up to this seq has been sent to the device.
-    pub fn cursor(&self) -> u64 {
-        self.cursor
+    /// What the device has confirmed.
+    pub fn confirmed(&self) -> u64 {
+        self.confirmed
     }
 
-    /// Seq `seq` went to the device (or needs not: it sent it itself).
-    fn covered(&mut self, seq: u64) {
-        self.next = self.next.max(seq + 1);
-        if seq == self.cursor + 1 {
-            self.cursor = seq;
-        }
+    /// Whether items exist that this socket has not sent yet.
+    pub fn behind(&self) -> bool {
+        self.next <= self.head
     }
 
-    /// A live item: the frames to send for it, in order, filling any gap
-    /// first (a dropped push, or items issued while the device connected).
-    pub async fn item(
-        &mut self,
-        seq: u64,
-        msg: Arc<SharedMsg>,
-        origin: Option<DeviceId>,
-    ) -> Result<Msgs> {
-        if seq < self.next || self.catch_up_to.is_some() {
-            // Already sent, or the replay in progress will reach it.
-            return Ok(Vec::new());
+    /// A live item. It goes out at once if it is the next one; a later
+    /// one waits for the pages before it (a dropped push, or a backlog
+    /// not yet sent), which [`page`](Self::page) reads in order.
+    pub fn item(&mut self, seq: u64, msg: Arc<SharedMsg>, origin: Option<DeviceId>) -> Msgs {
+        self.head = self.head.max(seq);
+        self.exists = self.exists.max(seq);
+        if seq != self.next {
+            return Vec::new();
         }
-        let mut out = self.fill_before(seq).await?;
-        if origin != Some(self.device) {
-            out.push((seq, msg));
+        self.next += 1;
+        if origin == Some(self.device) && seq > self.own_to {
+            return Vec::new();
         }
-        self.covered(seq);
-        Ok(out)
+        vec![(seq, msg)]
     }
 
-    /// Everything stored but not yet sent (pushes were lost on the way):
-    /// read up to the user's head now.
-    pub async fn fill(&mut self) -> Result<Msgs> {
-        if self.catch_up_to.is_some() {
-            return Ok(Vec::new());
-        }
-        let head = self.state.inbox_seq(self.user).await?;
-        self.fill_before(head + 1).await
-    }
-
-    /// Reads what this device has not been sent below `end`.
-    async fn fill_before(&mut self, end: u64) -> Result<Msgs> {
-        let mut out = Vec::new();
-        while self.next < end {
-            let before = self.next;
-            out.extend(
-                self.read(self.next - 1, (end - self.next) as usize, true)
-                    .await?,
-            );
-            if self.next == before {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Starts replaying from after `since`, or after the cursor.
-    pub async fn sync(&mut self, since: Option<u64>) -> Result<()> {
-        let head = self.state.inbox_seq(self.user).await?;
-        let from = since.unwrap_or(self.cursor).min(head);
-        if since.is_some() {
-            // The client says it holds everything up to `since`.
-            self.cursor = self.cursor.max(from);
-        }
-        self.next = from + 1;
-        self.catch_up_to = Some(head);
-        self.skip_own = since.is_none();
+    /// Pushes may have been lost on the way: learns the head from the store.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.exists = self.exists.max(self.state.inbox_seq(self.user).await?);
+        self.head = self.head.max(self.exists);
         Ok(())
     }
 
-    /// The next page of the replay; empty once the feed is live again.
-    pub async fn backlog(&mut self) -> Result<Msgs> {
-        let Some(end) = self.catch_up_to else {
+    /// `sync`: resend after `since` (which the device thereby confirms),
+    /// or after the confirmed cursor.
+    pub async fn sync(&mut self, since: Option<u64>) -> Result<()> {
+        self.refresh().await?;
+        match since {
+            Some(since) => {
+                let since = since.min(self.head);
+                self.confirm(since);
+                self.next = since + 1;
+                self.own_to = self.head;
+            }
+            None => {
+                self.next = self.confirmed + 1;
+                self.own_to = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The device holds everything up to `seq` (no further than what exists).
+    pub fn confirm(&mut self, seq: u64) {
+        self.confirmed = self.confirmed.max(seq.min(self.exists));
+    }
+
+    /// The next page of what this socket has not sent; empty when it is
+    /// not [`behind`](Self::behind).
+    pub async fn page(&mut self) -> Result<Msgs> {
+        if !self.behind() {
             return Ok(Vec::new());
-        };
-        // Items issued during the replay are read here too, so the switch
-        // back to live misses nothing.
+        }
         let before = self.next;
-        let page = self.read(self.next - 1, PAGE, self.skip_own).await?;
-        let read = self.next - before;
-        if read == 0 || self.next > end && read < PAGE as u64 {
-            self.catch_up_to = None;
+        let page = self.read(before - 1, PAGE).await?;
+        if self.next == before {
+            // The store has nothing where the head says items are: they
+            // cannot come back, so do not stall on them.
+            emit(EdgeTrouble::InboxUnreadable {
+                user: self.user,
+                seq: before,
+                what: "items missing below the head",
+            });
+            self.next = self.head + 1;
         }
         Ok(page)
     }
 
-    pub fn catching_up(&self) -> bool {
-        self.catch_up_to.is_some()
+    /// Whether a confirmation waits to be stored.
+    pub fn unsaved(&self) -> bool {
+        self.confirmed > self.saved
     }
 
-    /// Stores the cursor if it moved and the last save is older than
-    /// [`CURSOR_EVERY`] (or `force`, at close). A cursor that lags only
+    /// Stores the confirmed cursor if it moved and the last save is older
+    /// than [`CURSOR_EVERY`] (or `force`, at close). A lagging cursor only
     /// means a reconnect resends a little, which clients drop by `msg_id`.
     pub async fn save_cursor(&mut self, force: bool) -> Result<()> {
         let due = force || self.saved_at.elapsed() >= CURSOR_EVERY;
-        if self.cursor > self.saved && due {
+        if self.unsaved() && due {
             self.saved_at = Instant::now();
             self.state
-                .advance_cursor(self.user, self.device, self.cursor)
+                .advance_cursor(self.user, self.device, self.confirmed)
                 .await?;
-            self.saved = self.cursor;
+            self.saved = self.confirmed;
         }
         Ok(())
     }
 
-    /// Reads items after `after`, marking them covered; with `skip_own`,
-    /// leaves out those this device sent. A run of a large group's posts
-    /// is read from the group's stream.
-    async fn read(&mut self, after: u64, limit: usize, skip_own: bool) -> Result<Msgs> {
-        let rows = self
-            .state
-            .inbox_range(self.user, after, limit.min(PAGE))
-            .await?;
+    /// When the next save is due, if one is waiting.
+    pub fn save_due(&self) -> Option<Instant> {
+        self.unsaved().then(|| self.saved_at + CURSOR_EVERY)
+    }
+
+    /// Reads up to `limit` rows after `after`, in order. A run of a large
+    /// group's posts is read from the group's stream.
+    async fn read(&mut self, after: u64, limit: usize) -> Result<Msgs> {
+        let rows = self.state.inbox_range(self.user, after, limit).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             match row {
-                InboxEntry::Item { seq, item } => self.take(seq, &item, skip_own, &mut out),
+                InboxEntry::Item { seq, item } => self.take(seq, &item, &mut out),
                 InboxEntry::Run {
                     seq,
                     count,
@@ -203,26 +202,28 @@ impl Feed {
                     }
                     for (i, (_, bytes)) in posts.iter().enumerate() {
                         if seq + i as u64 > after {
-                            self.take(seq + i as u64, bytes, skip_own, &mut out);
+                            self.take(seq + i as u64, bytes, &mut out);
                         }
                     }
                     // Missing posts cannot come back; do not stall on them.
-                    for s in
-                        (seq + posts.len() as u64..seq + u64::from(count)).filter(|s| *s > after)
-                    {
-                        self.covered(s);
-                    }
+                    self.passed(seq + u64::from(count) - 1);
                 }
             }
         }
         Ok(out)
     }
 
+    fn passed(&mut self, seq: u64) {
+        self.next = self.next.max(seq + 1);
+        self.head = self.head.max(seq);
+        self.exists = self.exists.max(seq);
+    }
+
     /// Stored item `seq` (an inbox item, or a group post), read.
-    fn take(&mut self, seq: u64, bytes: &[u8], skip_own: bool, out: &mut Msgs) {
+    fn take(&mut self, seq: u64, bytes: &[u8], out: &mut Msgs) {
         emit(CatchupItemRead);
         self.items_read += 1;
-        self.covered(seq);
+        self.passed(seq);
         let message = match codec::decode(bytes) {
             Ok(Event::InboxItem(InboxItem { message, .. }) | Event::MessageSent(message)) => {
                 message
@@ -237,7 +238,7 @@ impl Feed {
             }
         };
         let own = message.from == self.user && message.from_device == self.device;
-        if !(skip_own && own) {
+        if !own || seq <= self.own_to {
             out.push((seq, Arc::new(SharedMsg::new(message.to_frame(None)))));
         }
     }

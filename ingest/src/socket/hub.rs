@@ -3,7 +3,7 @@
 //! [`Pusher`]); in a cluster, pushes come as mail ([`run_mailbox`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use parley_engines::push::{self, Push, Pusher};
@@ -14,14 +14,77 @@ use tokio::sync::mpsc;
 
 use crate::internal_events::EdgeTrouble;
 
-/// Queue depth per device. A device that falls this far behind loses live
-/// pushes, not messages: its feed refills the gap from the store.
+/// Queue depth per device, and the bytes its queue may hold. A device
+/// that falls this far behind (a slow reader) loses live pushes, not
+/// messages: its feed reads them from the store once it catches up.
 const QUEUE: usize = 1024;
+pub const QUEUE_BYTES: usize = 64 * 1024;
+
+/// What a queued `status`, `typing` or `presence` frame is counted as.
+const FRAME_WEIGHT: usize = 256;
 
 struct Conn {
     id: u64,
     device: DeviceId,
     tx: mpsc::Sender<Push>,
+    lane: Arc<Lane>,
+}
+
+/// The bytes a device's queue holds, and whether a push was dropped.
+#[derive(Default)]
+struct Lane {
+    bytes: AtomicUsize,
+    missed: AtomicBool,
+}
+
+fn weight(push: &Push) -> usize {
+    match push {
+        Push::Item { msg, .. } => msg.weight(),
+        Push::Frame(_) => FRAME_WEIGHT,
+        Push::Resync => 0,
+    }
+}
+
+/// A device's end of its queue.
+pub struct Pushes {
+    rx: mpsc::Receiver<Push>,
+    lane: Arc<Lane>,
+}
+
+impl Pushes {
+    pub async fn recv(&mut self) -> Option<Push> {
+        let push = self.rx.recv().await?;
+        self.lane.bytes.fetch_sub(weight(&push), Ordering::Relaxed);
+        Some(push)
+    }
+
+    /// A push if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Push> {
+        let push = self.rx.try_recv().ok()?;
+        self.lane.bytes.fetch_sub(weight(&push), Ordering::Relaxed);
+        Some(push)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Whether pushes were dropped since the last call: the store has
+    /// items this device was not told about.
+    pub fn missed(&self) -> bool {
+        self.lane.missed.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Conn {
+    fn offer(&self, push: &Push) {
+        let w = weight(push);
+        let held = self.lane.bytes.fetch_add(w, Ordering::Relaxed);
+        if held + w > QUEUE_BYTES.max(w) || self.tx.try_send(push.clone()).is_err() {
+            self.lane.bytes.fetch_sub(w, Ordering::Relaxed);
+            self.lane.missed.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Users → their connected devices.
@@ -55,26 +118,28 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    pub fn register(
-        self: &Arc<Self>,
-        user: UserId,
-        device: DeviceId,
-    ) -> (Registration, mpsc::Receiver<Push>) {
+    pub fn register(self: &Arc<Self>, user: UserId, device: DeviceId) -> (Registration, Pushes) {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let lane = Arc::new(Lane::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.conns
             .write()
             .expect("hub lock")
             .entry(user)
             .or_default()
-            .push(Conn { id, device, tx });
+            .push(Conn {
+                id,
+                device,
+                tx,
+                lane: lane.clone(),
+            });
         (
             Registration {
                 hub: self.clone(),
                 user,
                 id,
             },
-            rx,
+            Pushes { rx, lane },
         )
     }
 
@@ -83,8 +148,7 @@ impl Hub {
         let conns = self.conns.read().expect("hub lock");
         for c in conns.get(&user).into_iter().flatten() {
             if Some(c.device) != except {
-                // Full or closed: the device's feed recovers items from the store.
-                let _ = c.tx.try_send(push.clone());
+                c.offer(push);
             }
         }
     }
@@ -93,8 +157,17 @@ impl Hub {
     pub fn resync_all(&self) {
         let conns = self.conns.read().expect("hub lock");
         for c in conns.values().flatten() {
-            let _ = c.tx.try_send(Push::Resync);
+            c.offer(&Push::Resync);
         }
+    }
+
+    /// How many devices of `user` are connected here.
+    pub fn connected(&self, user: UserId) -> usize {
+        self.conns
+            .read()
+            .expect("hub lock")
+            .get(&user)
+            .map_or(0, Vec::len)
     }
 
     pub fn is_connected(&self, user: UserId) -> bool {

@@ -23,13 +23,12 @@ use axum::extract::ws::Message;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use parley_engines::telemetry::emit;
 use parley_schemas::wire::{ClientFrame, HistoryPage, ServerFrame, MAX_FRAME_BYTES};
-use tokio::sync::mpsc;
 
 use crate::auth::Caller;
 use crate::edge::{Edge, SESSION_TTL};
 use crate::error::ApiError;
-use crate::internal_events::{EdgeTrouble, Socket};
-use writer::{send, write_loop, Out};
+use crate::internal_events::{EdgeTrouble, Limit, LimitHit, Socket};
+use writer::{send, write_loop, Out, Outbox};
 
 pub async fn serve<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
 where
@@ -53,7 +52,8 @@ where
     // Register before the feed reads the inbox head, so no item falls
     // between the two: an earlier one is below the head, a later one is pushed.
     let (registration, pushes) = sockets.register(caller.user, caller.device);
-    let (out, out_rx) = mpsc::channel(256);
+    let limits = edge.limits().clone();
+    let (out, out_rx) = Outbox::new(&limits);
     // Registered before the feed reads the head too: a delivery node that
     // stores an item after that read finds this edge in the registry.
     let opened = match sockets.session_open(caller.user).await {
@@ -62,15 +62,23 @@ where
     };
     match opened {
         Ok(feed) => {
-            let writer = tokio::spawn(write_loop(sink, out_rx, pushes, feed));
+            let writer = tokio::spawn(write_loop(sink, limits, out_rx, pushes, feed));
             if let Err(e) = edge.presence().heartbeat(caller, false, false).await {
-                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+                out.frame(&e.into_frame(None)).await;
             }
-            read_loop(&edge, caller, stream, &out).await;
+            let mut writer = writer;
+            // A writer that stops (the socket failed, or the client stopped
+            // reading) ends the connection: the reader stops with it.
+            let writer_done = tokio::select! {
+                _ = read_loop(&edge, caller, stream, &out) => false,
+                _ = &mut writer => true,
+            };
             // Closing both queues ends the writer once it has sent what is queued.
             drop(registration);
             drop(out);
-            let _ = writer.await;
+            if !writer_done {
+                let _ = writer.await;
+            }
             let _ = edge.presence().heartbeat(caller, false, true).await;
         }
         Err(e) => {
@@ -85,7 +93,7 @@ where
     emit(Socket { open: false });
 }
 
-async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &mpsc::Sender<Out>)
+async fn read_loop<R, E>(edge: &Edge, caller: Caller, mut stream: R, out: &Outbox)
 where
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
@@ -93,11 +101,17 @@ where
     // times per TTL whatever the client sends.
     let mut refresh = tokio::time::interval(SESSION_TTL / 3);
     refresh.reset();
+    let idle = edge.limits().idle_timeout();
     loop {
         let msg = tokio::select! {
-            m = stream.next() => match m {
-                Some(m) => m,
-                None => break,
+            m = tokio::time::timeout(idle, stream.next()) => match m {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(_) => {
+                    // Not even a pong: the peer is gone without a close.
+                    emit(LimitHit { limit: Limit::IdleSocket });
+                    break;
+                }
             },
             _ = refresh.tick() => {
                 if let Err(e) = edge.sockets().session_open(caller.user).await {
@@ -113,7 +127,7 @@ where
                 let e = ApiError::bad_request(
                     "binary frames are not part of the protocol; send JSON text",
                 );
-                let _ = out.send(Out::Frame(e.into_frame(None))).await;
+                out.frame(&e.into_frame(None)).await;
                 continue;
             }
             Ok(Message::Close(_)) | Err(_) => break,
@@ -121,7 +135,7 @@ where
         };
         let (reference, result) = handle(edge, caller, text.as_str(), out).await;
         if let Err(e) = result {
-            if out.send(Out::Frame(e.into_frame(reference))).await.is_err() {
+            if !out.frame(&e.into_frame(reference)).await {
                 break;
             }
         }
@@ -134,7 +148,7 @@ async fn handle(
     edge: &Edge,
     caller: Caller,
     text: &str,
-    out: &mpsc::Sender<Out>,
+    out: &Outbox,
 ) -> (Option<String>, Result<(), ApiError>) {
     if text.len() > MAX_FRAME_BYTES {
         let e = ApiError::too_large(format!(
@@ -166,14 +180,27 @@ async fn handle(
         }
     };
     let result = async {
+        let guard = edge.guard();
+        let user = &caller.user;
+        match &frame {
+            ClientFrame::Send(_) => guard.sends.check(user)?,
+            ClientFrame::Receipt(_) => guard.receipts.check(user)?,
+            ClientFrame::Heartbeat(_) => guard.heartbeats.check(user)?,
+            ClientFrame::Sync(_) | ClientFrame::History(_) => guard.history.check(user)?,
+            // Typing has its own, tighter limit; confirmations cost nothing.
+            ClientFrame::Typing(_) | ClientFrame::Received(_) => {}
+        }
         match frame {
             ClientFrame::Send(f) => {
                 let ack = edge.messages().send(caller, f).await?;
-                let _ = out.send(Out::Frame(ServerFrame::Ack(ack))).await;
+                out.frame(&ServerFrame::Ack(ack)).await;
             }
             ClientFrame::Receipt(r) => edge.messages().receipt(caller, r).await?,
             ClientFrame::Sync(s) => {
-                let _ = out.send(Out::Sync(s.since)).await;
+                out.control(Out::Sync(s.since)).await;
+            }
+            ClientFrame::Received(r) => {
+                out.control(Out::Received(r.seq)).await;
             }
             ClientFrame::Heartbeat(h) => edge.presence().heartbeat(caller, h.active, false).await?,
             ClientFrame::Typing(t) => edge.presence().typing(caller, t.conversation_id).await?,
@@ -186,7 +213,7 @@ async fn handle(
                     conversation_id: h.conversation_id,
                     messages,
                 };
-                let _ = out.send(Out::Frame(ServerFrame::History(page))).await;
+                out.frame(&ServerFrame::History(page)).await;
             }
         }
         Ok(())

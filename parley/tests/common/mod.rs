@@ -251,6 +251,18 @@ impl Client {
         }
     }
 
+    /// The next text frame, or `None` once the socket is gone. Safe to
+    /// cancel (in a `select!`): no frame is lost.
+    pub async fn recv(&mut self) -> Option<Value> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// The next frame of type `ty`; others are kept in `skipped`.
     pub async fn expect(&mut self, ty: &str) -> Value {
         loop {
@@ -315,5 +327,14 @@ impl Client {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+
+    /// Kills the connection as a dying network does: a TCP reset, no
+    /// close handshake, whatever was unread lost with it.
+    pub fn reset(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            tcp.set_zero_linger().expect("SO_LINGER");
+        }
+        drop(self);
     }
 }

@@ -13,6 +13,7 @@ pub enum ClientFrame {
     Send(SendFrame),
     Receipt(ReceiptFrame),
     Sync(SyncFrame),
+    Received(ReceivedFrame),
     Heartbeat(HeartbeatFrame),
     Typing(TypingFrame),
     History(HistoryRequest),
@@ -37,6 +38,13 @@ pub struct ReceiptFrame {
 pub struct SyncFrame {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
+}
+
+/// The device has stored every item of its inbox up to `seq`: the only
+/// thing that moves its stored cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedFrame {
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +125,11 @@ impl SharedMsg {
             .expect("the tag is serialized first")
             .to_owned();
         SharedMsg { frame, rest }
+    }
+
+    /// About the bytes it holds, for queues bounded in bytes.
+    pub fn weight(&self) -> usize {
+        2 * self.rest.len()
     }
 
     /// The frame's JSON text with `seq` (the first field, as serde writes it).

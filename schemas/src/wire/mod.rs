@@ -239,6 +239,10 @@ mod tests {
         let sync: ClientFrame =
             serde_json::from_value(json!({"type": "sync", "since": 5})).unwrap();
         assert_eq!(sync, ClientFrame::Sync(SyncFrame { since: Some(5) }));
+        let received: ClientFrame =
+            serde_json::from_value(json!({"type": "received", "seq": 9})).unwrap();
+        assert_eq!(received, ClientFrame::Received(ReceivedFrame { seq: 9 }));
+        assert!(serde_json::from_value::<ClientFrame>(json!({"type": "received"})).is_err());
         let hb: ClientFrame =
             serde_json::from_value(json!({"type": "heartbeat", "active": false})).unwrap();
         assert_eq!(hb, ClientFrame::Heartbeat(HeartbeatFrame { active: false }));

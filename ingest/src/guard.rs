@@ -1,0 +1,143 @@
+//! The edge's rate limits and caps, checked where a request comes in:
+//! keyed token buckets (governor) per user, per client address and per
+//! username, and the bound on password hashes computed at once.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parley_engines::telemetry::emit;
+use parley_schemas::ids::UserId;
+use parley_schemas::wire::ErrorCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+use crate::internal_events::{Limit, LimitHit};
+use crate::limits::Limits;
+
+/// One keyed token bucket. Keys not seen lately are forgotten now and
+/// then, so its memory follows the clients active lately.
+pub struct Throttle<K: Hash + Eq + Clone> {
+    limit: Limit,
+    limiter: DefaultKeyedRateLimiter<K>,
+    checks: AtomicU64,
+    what: String,
+}
+
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    /// `rate` per `per`, with bursts of `burst`; a zero rate is one a period.
+    pub fn new(limit: Limit, rate: u32, per: Duration, burst: u32) -> Throttle<K> {
+        let rate = rate.max(1);
+        let period = per / rate;
+        let quota = Quota::with_period(period)
+            .expect("a non-zero period")
+            .allow_burst(NonZeroU32::new(burst.max(1)).expect("non-zero"));
+        Throttle {
+            limit,
+            limiter: RateLimiter::keyed(quota),
+            checks: AtomicU64::new(0),
+            what: format!("{rate} per {}s", per.as_secs().max(1)),
+        }
+    }
+
+    /// Takes one token for `key`, or `rate_limited` with when to retry.
+    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
+            self.limiter.retain_recent();
+        }
+        match self.limiter.check_key(key) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                emit(LimitHit { limit: self.limit });
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::rate_limited(
+                    format!("too many requests: {} ({})", self.limit.label(), self.what),
+                    wait,
+                ))
+            }
+        }
+    }
+}
+
+/// Every limit the edge checks per request.
+pub struct Guard {
+    pub sends: Throttle<UserId>,
+    pub receipts: Throttle<UserId>,
+    pub heartbeats: Throttle<UserId>,
+    pub history: Throttle<UserId>,
+    pub sign_ins_per_ip: Throttle<IpAddr>,
+    pub sign_ins_per_account: Throttle<String>,
+    pub sign_ups_per_ip: Throttle<IpAddr>,
+    hashes: Arc<Semaphore>,
+    pub limits: Limits,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Guard {
+    pub fn new(limits: Limits) -> Guard {
+        let l = &limits;
+        Guard {
+            sends: Throttle::new(Limit::Sends, l.sends_per_sec, SECOND, l.sends_burst),
+            receipts: Throttle::new(
+                Limit::Receipts,
+                l.receipts_per_sec,
+                SECOND,
+                l.receipts_burst,
+            ),
+            heartbeats: Throttle::new(
+                Limit::Heartbeats,
+                l.heartbeats_per_sec,
+                SECOND,
+                l.heartbeats_burst,
+            ),
+            history: Throttle::new(Limit::History, l.history_per_sec, SECOND, l.history_burst),
+            sign_ins_per_ip: Throttle::new(
+                Limit::SignInsPerIp,
+                l.sign_ins_per_min_per_ip,
+                MINUTE,
+                l.sign_ins_per_min_per_ip,
+            ),
+            sign_ins_per_account: Throttle::new(
+                Limit::SignInsPerAccount,
+                l.sign_ins_per_min_per_account,
+                MINUTE,
+                l.sign_ins_per_min_per_account,
+            ),
+            sign_ups_per_ip: Throttle::new(
+                Limit::SignUpsPerIp,
+                l.sign_ups_per_hour_per_ip,
+                HOUR,
+                l.sign_ups_per_hour_per_ip,
+            ),
+            hashes: Arc::new(Semaphore::new(l.hashes_at_once.max(1))),
+            limits,
+        }
+    }
+
+    /// A turn to compute a password hash: at most
+    /// [`Limits::hashes_at_once`] run at once, each holding argon2's memory.
+    pub async fn hash_turn(&self) -> OwnedSemaphorePermit {
+        self.hashes
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+impl ApiError {
+    pub fn rate_limited(m: impl Into<String>, wait: Duration) -> Self {
+        let mut e = ApiError::new(ErrorCode::RateLimited, m);
+        // Whole seconds, rounded up: `Retry-After: 0` would invite a spin.
+        e.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        e
+    }
+}

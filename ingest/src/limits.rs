@@ -1,0 +1,95 @@
+//! Every limit on what one client can send or hold open, with its default.
+//! docs/security.md says why each default is what it is; each limit, when
+//! met, counts in `parley_limit_hits_total{limit}`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The edge's limits (`[limits]` in the config file, `PARLEY__LIMITS__*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A write to a socket that waits longer closes it (code 1013): the
+    /// client stopped reading.
+    pub write_timeout_ms: u64,
+    /// A socket that sends nothing for this long (not even a pong) is
+    /// closed; clients heartbeat every 5 s.
+    pub idle_timeout_ms: u64,
+    /// How often the edge pings a socket.
+    pub ping_every_ms: u64,
+    /// Bytes of answers one socket may have queued for writing.
+    pub out_bytes: usize,
+    /// Sustained sends per second per user, and the burst above it.
+    pub sends_per_sec: u32,
+    pub sends_burst: u32,
+    /// Receipts per second per user, and the burst.
+    pub receipts_per_sec: u32,
+    pub receipts_burst: u32,
+    /// Heartbeats and typing notices per second per user, and the burst.
+    pub heartbeats_per_sec: u32,
+    pub heartbeats_burst: u32,
+    /// Scrollback and conversation-list reads per second per user, and the burst.
+    pub history_per_sec: u32,
+    pub history_burst: u32,
+    /// Sign-in attempts per minute per client address and per username.
+    pub sign_ins_per_min_per_ip: u32,
+    pub sign_ins_per_min_per_account: u32,
+    /// Sign-ups per hour per client address.
+    pub sign_ups_per_hour_per_ip: u32,
+    /// Behind a proxy: take the client's address from `X-Forwarded-For`.
+    /// Loopback peers without it are not limited per address.
+    pub trust_forwarded_for: bool,
+    /// Password hashes computed at once; more wait their turn.
+    pub hashes_at_once: usize,
+    /// Open WebSockets on this edge, and per user.
+    pub sockets: usize,
+    pub sockets_per_user: usize,
+    /// Time to read a request's headers.
+    pub header_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            write_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            ping_every_ms: 20_000,
+            out_bytes: 1 << 20,
+            sends_per_sec: 100,
+            sends_burst: 1_000,
+            receipts_per_sec: 200,
+            receipts_burst: 2_000,
+            heartbeats_per_sec: 10,
+            heartbeats_burst: 50,
+            history_per_sec: 20,
+            history_burst: 100,
+            sign_ins_per_min_per_ip: 30,
+            sign_ins_per_min_per_account: 20,
+            sign_ups_per_hour_per_ip: 60,
+            trust_forwarded_for: false,
+            hashes_at_once: 4,
+            sockets: 200_000,
+            sockets_per_user: 16,
+            header_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn ping_every(&self) -> Duration {
+        Duration::from_millis(self.ping_every_ms.max(1))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+}
