@@ -69,4 +69,6 @@ pub use embedded::{
 pub use error::{EngineError, Result, Retry};
 pub use history::{ConversationSummary, History, HistoryBatch, MessageReceipt, PresenceSession};
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
-pub use state::{Account, Applied, InboxEntry, Marks, Presence, StateOp, StateStore};
+pub use state::{
+    Account, Applied, DeviceSession, InboxEntry, Marks, Presence, StateOp, StateStore,
+};

@@ -38,6 +38,8 @@ pub enum Push {
     Frame(Arc<ServerFrame>),
     /// Pushes may have been lost on the way here: check the store.
     Resync,
+    /// This device of the user signed out: its sockets close.
+    SignedOut(DeviceId),
 }
 
 /// Where a job's pushes go.
@@ -61,8 +63,11 @@ struct Mailed {
     seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     origin: Option<DeviceId>,
-    /// Index into `frames`.
+    /// Index into `frames` (unused with `signed_out`).
+    #[serde(default)]
     frame: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_out: Option<DeviceId>,
 }
 
 pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
@@ -77,12 +82,22 @@ pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
             Push::Item { seq, msg, origin } => (Some(*seq), *origin, Arc::as_ptr(msg) as *const ()),
             Push::Frame(frame) => (None, None, Arc::as_ptr(frame) as *const ()),
             Push::Resync => continue,
+            Push::SignedOut(device) => {
+                mail.pushes.push(Mailed {
+                    user: *user,
+                    seq: None,
+                    origin: None,
+                    frame: 0,
+                    signed_out: Some(*device),
+                });
+                continue;
+            }
         };
         let frame = *index.entry(ptr).or_insert_with(|| {
             mail.frames.push(match push {
                 Push::Item { msg, .. } => ServerFrame::Msg(msg.frame.clone()),
                 Push::Frame(frame) => (**frame).clone(),
-                Push::Resync => unreachable!("skipped above"),
+                Push::Resync | Push::SignedOut(_) => unreachable!("skipped above"),
             });
             mail.frames.len() - 1
         });
@@ -91,6 +106,7 @@ pub fn encode(pushes: &[(UserId, Push)]) -> Bytes {
             seq,
             origin,
             frame,
+            signed_out: None,
         });
     }
     Bytes::from(serde_json::to_vec(&mail).expect("pushes serialize"))
@@ -110,6 +126,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(UserId, Push)>, serde_json::Error> {
     mail.pushes
         .into_iter()
         .map(|m| {
+            if let Some(device) = m.signed_out {
+                return Ok((m.user, Push::SignedOut(device)));
+            }
             let frame = frames.get(m.frame).ok_or_else(|| {
                 serde::de::Error::custom(format!("frame {} of {}", m.frame, frames.len()))
             })?;
@@ -224,6 +243,7 @@ mod tests {
             ),
             (UserId(2), Push::Frame(typing.clone())),
             (UserId(5), Push::Resync),
+            (UserId(5), Push::SignedOut(DeviceId(4))),
             (
                 UserId(6),
                 Push::Item {
@@ -241,8 +261,9 @@ mod tests {
             "one copy: {text}"
         );
         let back = decode(&bytes).unwrap();
-        assert_eq!(back.len(), 3, "resync is local only");
-        match (&back[0].1, &back[2].1) {
+        assert_eq!(back.len(), 4, "resync is local only");
+        assert!(matches!(back[2], (UserId(5), Push::SignedOut(DeviceId(4)))));
+        match (&back[0].1, &back[3].1) {
             (Push::Item { msg: a, .. }, Push::Item { msg: b, seq: 1, .. }) => {
                 assert!(Arc::ptr_eq(a, b), "decoded once, shared")
             }

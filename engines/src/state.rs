@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use parley_schemas::event::DeviceSession;
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{Audience, ReceiptStatus};
@@ -106,6 +107,13 @@ pub enum StateOp {
     RestoreDevice {
         user: UserId,
         device: DeviceId,
+    },
+    /// A device's session as the log recorded it: kept if it is later than
+    /// the stored one (the greatest wins, whatever the order of arrival).
+    RestoreDeviceSession {
+        user: UserId,
+        device: DeviceId,
+        session: DeviceSession,
     },
     /// A profile change, applied in log order (the last one wins); `None`
     /// leaves a field, an empty `avatar_media_id` removes the avatar.
@@ -260,6 +268,26 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// A device id the user has not had before (dense from 1).
     async fn new_device(&self, user: UserId) -> Result<DeviceId>;
+
+    /// How many device ids `user` was issued: they are `1..=n`.
+    async fn devices_issued(&self, user: UserId) -> Result<u64>;
+
+    /// A device's session; `None` if it never signed in.
+    async fn device_session(&self, user: UserId, device: DeviceId)
+        -> Result<Option<DeviceSession>>;
+
+    /// Every device of `user` that signed in, with its session, by id.
+    async fn device_sessions(&self, user: UserId) -> Result<Vec<(DeviceId, DeviceSession)>>;
+
+    /// Stores `next` if the device's session is still `expected` (`None`:
+    /// none stored); false if it changed meanwhile, and nothing is written.
+    async fn swap_device_session(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        expected: Option<DeviceSession>,
+        next: DeviceSession,
+    ) -> Result<bool>;
 }
 
 /// Who is online, and who may know: presence and last seen (the presence

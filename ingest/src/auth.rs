@@ -1,4 +1,9 @@
-//! Passwords (argon2id) and session tokens (JWT, HS256, with an expiry).
+//! Passwords (argon2id) and tokens (JWT, HS256, with an expiry). Three
+//! kinds, told apart by their audience: short access tokens, refresh
+//! tokens that each work once, and the edge-only tokens that carry a
+//! forwarded send between edges. Access and refresh tokens name the
+//! device's sign-in (`sid`) they belong to; the edge checks it against the
+//! device's session (signed out, or signed in again) on every use.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -10,10 +15,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
+/// The audience of access tokens, of refresh tokens, and of edge-to-edge
+/// forwards.
+pub const ACCESS: &str = "parley";
+pub const REFRESH: &str = "parley-refresh";
+pub const EDGE: &str = "parley-edge";
+
+/// How long an edge-to-edge token lives: one forward.
+pub const EDGE_TOKEN_SECS: u64 = 60;
+
 #[derive(Clone)]
 pub struct AuthConfig {
     pub secret: Vec<u8>,
+    /// Lifetime of access tokens (15 minutes by default).
     pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl_secs: u64,
     /// argon2id memory cost; the default is OWASP's 19 MiB. Lower only for
     /// load tests that create many users.
     pub argon2_memory_kib: u32,
@@ -23,8 +40,23 @@ pub struct AuthConfig {
 struct Claims {
     sub: String,
     dev: String,
+    /// The device's sign-in this token belongs to.
+    #[serde(default)]
+    sid: u64,
+    /// A refresh token's place in its chain.
+    #[serde(default)]
+    gen: u64,
+    aud: String,
     iat: u64,
     exp: u64,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub caller: Caller,
+    pub sid: u64,
+    pub gen: u64,
 }
 
 /// The authenticated caller.
@@ -64,13 +96,16 @@ impl AuthConfig {
         .unwrap_or(false)
     }
 
-    pub fn issue(&self, caller: Caller) -> String {
+    fn sign(&self, caller: Caller, sid: u64, gen: u64, aud: &str, ttl: u64) -> String {
         let iat = now_ms() / 1000;
         let claims = Claims {
             sub: caller.user.to_string(),
             dev: caller.device.to_string(),
+            sid,
+            gen,
+            aud: aud.to_owned(),
             iat,
-            exp: iat + self.token_ttl_secs,
+            exp: iat + ttl,
         };
         encode(
             &Header::default(),
@@ -80,16 +115,37 @@ impl AuthConfig {
         .expect("HS256 signing cannot fail")
     }
 
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    /// An access token of sign-in `sid`.
+    pub fn access(&self, caller: Caller, sid: u64) -> String {
+        self.sign(caller, sid, 0, ACCESS, self.token_ttl_secs)
+    }
+
+    /// Refresh token `gen` of sign-in `sid`.
+    pub fn refresh(&self, caller: Caller, sid: u64, gen: u64) -> String {
+        self.sign(caller, sid, gen, REFRESH, self.refresh_ttl_secs)
+    }
+
+    /// A token for one forward to another edge, which only edges accept.
+    pub fn edge(&self, caller: Caller) -> String {
+        self.sign(caller, 0, 0, EDGE, EDGE_TOKEN_SECS)
+    }
+
+    /// Checks the signature, the expiry and the audience.
+    pub fn verify(&self, token: &str, audience: &str) -> Result<Verified, ApiError> {
         // The edge both issues and checks tokens, so no clock-skew leeway.
         let mut validation = Validation::default();
         validation.leeway = 0;
+        validation.set_audience(&[audience]);
         let data = decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &validation)
             .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
         let bad = || ApiError::unauthorized("invalid token claims");
-        Ok(Caller {
-            user: data.claims.sub.parse().map_err(|_| bad())?,
-            device: data.claims.dev.parse().map_err(|_| bad())?,
+        Ok(Verified {
+            caller: Caller {
+                user: data.claims.sub.parse().map_err(|_| bad())?,
+                device: data.claims.dev.parse().map_err(|_| bad())?,
+            },
+            sid: data.claims.sid,
+            gen: data.claims.gen,
         })
     }
 }
@@ -102,6 +158,7 @@ mod tests {
         AuthConfig {
             secret: b"test-secret".to_vec(),
             token_ttl_secs: 60,
+            refresh_ttl_secs: 600,
             argon2_memory_kib: 1024,
         }
     }
@@ -117,16 +174,30 @@ mod tests {
             user: UserId(7),
             device: DeviceId(2),
         };
-        assert_eq!(c.verify(&c.issue(caller)).unwrap(), caller);
+        let v = c.verify(&c.access(caller, 3), ACCESS).unwrap();
+        assert_eq!((v.caller, v.sid), (caller, 3));
+        let r = c.verify(&c.refresh(caller, 3, 7), REFRESH).unwrap();
+        assert_eq!((r.sid, r.gen), (3, 7));
+        // Each kind only where it belongs.
+        assert!(c.verify(&c.refresh(caller, 3, 7), ACCESS).is_err());
+        assert!(c.verify(&c.access(caller, 3), REFRESH).is_err());
+        assert!(c.verify(&c.edge(caller), ACCESS).is_err());
+        assert_eq!(c.verify(&c.edge(caller), EDGE).unwrap().caller, caller);
         let other = AuthConfig {
             secret: b"other".to_vec(),
             ..cfg()
         };
-        assert!(other.verify(&c.issue(caller)).is_err(), "wrong key");
+        assert!(
+            other.verify(&c.access(caller, 1), ACCESS).is_err(),
+            "wrong key"
+        );
         let now = now_ms() / 1000;
         let old = Claims {
             sub: "7".into(),
             dev: "2".into(),
+            sid: 1,
+            gen: 0,
+            aud: ACCESS.into(),
             iat: now - 100,
             exp: now - 10,
         };
@@ -136,7 +207,7 @@ mod tests {
             &EncodingKey::from_secret(b"test-secret"),
         )
         .unwrap();
-        assert!(c.verify(&expired).is_err(), "expired");
-        assert!(c.verify("garbage").is_err());
+        assert!(c.verify(&expired, ACCESS).is_err(), "expired");
+        assert!(c.verify("garbage", ACCESS).is_err());
     }
 }

@@ -11,11 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use parley_schemas::group::GroupChange;
-use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
     Ack, AddContact, AddMember, ContactList, ConversationsPage, CreateGroup, CreateSession,
-    CreateUser, ErrorCode, GroupCreated, GroupInfo, MessagesPage, PresenceFrame, Privacy, Profile,
-    ProfilePatch, RenameGroup, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
+    CreateUser, DeviceList, ErrorCode, GroupCreated, GroupInfo, MessagesPage, PresenceFrame,
+    Privacy, Profile, ProfilePatch, RefreshSession, RenameGroup, SendFrame, Session, UserCreated,
+    MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -29,12 +30,18 @@ pub struct AppState {
     pub edge: Arc<Edge>,
     /// Set once the pipeline's jobs run: `/readyz` answers 200 from then on.
     pub ready: Arc<AtomicBool>,
+    /// Whether `/metrics` is served here (not when an ops listener has it).
+    pub metrics: bool,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/users", post(create_user))
         .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/refresh", post(refresh_session))
+        .route("/v1/sessions/current", delete(sign_out))
+        .route("/v1/devices", get(devices))
+        .route("/v1/devices/{id}", delete(revoke_device))
         .route("/v1/messages", post(send_message))
         .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/users/{id}", get(profile))
@@ -49,9 +56,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-        .merge(health_and_metrics())
+        .route("/readyz", get(readyz));
+    let ops = if state.metrics {
+        health_and_metrics()
+    } else {
+        Router::new().route("/healthz", get(|| async { "ok" }))
+    };
+    router.with_state(state).merge(ops)
 }
 
 /// Health, readiness and metrics alone, for roles without a public API:
@@ -105,7 +116,13 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::to_owned)
             .or(from_query)
             .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        state.edge.verify_token(&token)
+        // A send forwarded by another edge carries an edge-only token; a
+        // client's token is never accepted as one.
+        if parts.headers.contains_key(crate::edge::FORWARDED) && parts.uri.path() == "/v1/messages"
+        {
+            return state.edge.sessions().verify_edge(&token);
+        }
+        state.edge.verify_token(&token).await
     }
 }
 
@@ -153,6 +170,50 @@ async fn create_session(
     Body(req): Body<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
     Ok(Json(s.edge.accounts().sign_in(req, ip).await?))
+}
+
+async fn refresh_session(
+    State(s): State<AppState>,
+    Body(req): Body<RefreshSession>,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(s.edge.sessions().refresh(&req.refresh_token).await?))
+}
+
+/// This device's tokens stop working and its sockets close.
+async fn sign_out(State(s): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    s.edge
+        .sessions()
+        .sign_out(caller.user, caller.device)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn devices(State(s): State<AppState>, caller: Caller) -> Result<Json<DeviceList>, ApiError> {
+    Ok(Json(s.edge.sessions().list(caller).await?))
+}
+
+/// Signs one of the caller's devices out (a lost phone).
+async fn revoke_device(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let device: DeviceId = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("device id {id:?}")))?;
+    let known = s
+        .edge
+        .sessions()
+        .list(caller)
+        .await?
+        .devices
+        .iter()
+        .any(|d| d.device_id == device);
+    if !known {
+        return Err(ApiError::not_found(format!("no device {id} of yours")));
+    }
+    s.edge.sessions().sign_out(caller.user, device).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn send_message(

@@ -173,6 +173,9 @@ pub enum EdgeTrouble<'a> {
         partition: u32,
         offset: u64,
     },
+    /// Accepting a connection failed (out of descriptors, say); the
+    /// listener pauses and goes on.
+    AcceptFailed { error: &'a std::io::Error },
 }
 
 impl InternalEvent for EdgeTrouble<'_> {
@@ -206,6 +209,10 @@ impl InternalEvent for EdgeTrouble<'_> {
                 tracing::warn!(job, partition, offset, "change durable but not applied yet");
                 "change_not_applied_yet"
             }
+            EdgeTrouble::AcceptFailed { error } => {
+                tracing::warn!(%error, "accepting a connection failed");
+                "accept_failed"
+            }
         };
         EDGE_TROUBLE.with_label_values(&[kind]).inc();
     }
@@ -233,6 +240,10 @@ pub enum Limit {
     SignUpsPerIp,
     Sockets,
     SocketsPerUser,
+    /// Open connections on a listener.
+    Connections,
+    /// A TLS handshake that failed or did not finish in time.
+    TlsHandshake,
     /// A socket silent past the idle timeout, closed.
     IdleSocket,
     /// A socket whose client stopped reading, closed.
@@ -252,6 +263,8 @@ impl Limit {
             Limit::SignUpsPerIp => "sign_ups_per_ip",
             Limit::Sockets => "sockets",
             Limit::SocketsPerUser => "sockets_per_user",
+            Limit::Connections => "connections",
+            Limit::TlsHandshake => "tls_handshake",
             Limit::IdleSocket => "idle_socket",
             Limit::SlowReader => "slow_reader",
         }

@@ -21,7 +21,9 @@
 //! - [`internal_events`]: the edge's telemetry, logged and counted at once.
 //! - [`error`]: every client-visible error, mapped to HTTP or to an
 //!   `error` frame in one place.
-//! - [`run`]: serve a listener until a shutdown future resolves.
+//! - [`serve`]: the accept loop (TLS, header deadline, connection cap);
+//!   [`run`]: serve the protocol on a listener until a shutdown future
+//!   resolves.
 
 pub mod auth;
 pub mod edge;
@@ -30,6 +32,7 @@ pub mod guard;
 pub mod http;
 pub mod internal_events;
 pub mod limits;
+pub mod serve;
 pub mod socket;
 
 pub use limits::Limits;
@@ -43,10 +46,8 @@ use tokio::net::TcpListener;
 pub async fn run(
     listener: TcpListener,
     state: http::AppState,
+    opts: serve::ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, http::router(state), opts, shutdown).await
 }

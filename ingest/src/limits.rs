@@ -45,7 +45,10 @@ pub struct Limits {
     /// Open WebSockets on this edge, and per user.
     pub sockets: usize,
     pub sockets_per_user: usize,
-    /// Time to read a request's headers.
+    /// Open connections per listener (a WebSocket counts under `sockets`
+    /// once upgraded).
+    pub connections: usize,
+    /// Time to finish the TLS handshake, and to read a request's headers.
     pub header_timeout_ms: u64,
 }
 
@@ -71,6 +74,7 @@ impl Default for Limits {
             hashes_at_once: 4,
             sockets: 200_000,
             sockets_per_user: 16,
+            connections: 50_000,
             header_timeout_ms: 10_000,
         }
     }

@@ -36,13 +36,25 @@ pub struct Config {
     /// HS256 key for session tokens; by default one is generated once and
     /// kept in `<data_dir>/jwt.secret`.
     pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens; clients renew them with their refresh
+    /// token (`POST /v1/sessions/refresh`).
     pub token_ttl_secs: u64,
+    /// Lifetime of a refresh token (each works once).
+    pub refresh_ttl_secs: u64,
     /// argon2id memory cost in KiB (OWASP's 19 MiB by default).
     pub argon2_memory_kib: u32,
     /// Groups with more current members than this get read fan-out (one
     /// stored copy per message, members' inboxes point at it); smaller
     /// ones write fan-out (a copy per member). See ARCHITECTURE.md.
     pub group_read_fanout_above: usize,
+    /// TLS on the edge's listener: a PEM certificate chain and its key
+    /// (`--tls-cert`, `--tls-key`, `PARLEY__TLS_CERT`, `PARLEY__TLS_KEY`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A second listener for `/healthz`, `/readyz` and `/metrics` only
+    /// (`--ops-listen`); when set, the public listener stops serving
+    /// `/metrics`.
+    pub ops_listen: Option<SocketAddr>,
     /// Every limit on what a client sends or holds open (`[limits]`,
     /// `PARLEY__LIMITS__SENDS_PER_SEC`, ...); docs/security.md.
     pub limits: parley_ingest::Limits,
@@ -63,9 +75,13 @@ impl Default for Config {
             // a deployment that will scale out sets more.
             partitions: 4,
             jwt_secret: None,
-            token_ttl_secs: 30 * 24 * 3600,
+            token_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
             group_read_fanout_above: parley_processors::router::READ_FANOUT_ABOVE,
+            tls_cert: None,
+            tls_key: None,
+            ops_listen: None,
             limits: parley_ingest::Limits::default(),
         }
     }
@@ -114,6 +130,18 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS on the listener (with --tls-key)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the listener (with --tls-cert)
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// A separate listener for /healthz, /readyz and /metrics
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<SocketAddr>,
     /// Address other edges reach this one at [default: the listen address]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

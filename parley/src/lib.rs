@@ -39,6 +39,7 @@ use parley_engines::{
 use parley_ingest::auth::AuthConfig;
 use parley_ingest::edge::{Edge, EdgeParts};
 use parley_ingest::http::AppState;
+use parley_ingest::serve::ServeOptions;
 use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::presence::{self, PresenceJob};
@@ -85,8 +86,63 @@ pub fn raise_open_files_limit() {
 }
 
 /// The token key: from config, else generated once into the data dir.
+/// An edge's ops listener (`ops_listen`): health, readiness and metrics
+/// apart from the public API.
+struct Ops {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How the edge's public listener serves (TLS if configured), and its ops
+/// listener if one is configured.
+async fn serving(cfg: &Config) -> Result<(ServeOptions, Option<Ops>)> {
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            parley_ingest::serve::tls_acceptor(cert, key)
+                .with_context(|| format!("TLS from {} and {}", cert.display(), key.display()))?,
+        ),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
+    };
+    let opts = ServeOptions {
+        tls,
+        header_timeout: cfg.limits.header_timeout(),
+        max_connections: cfg.limits.connections,
+    };
+    let Some(addr) = cfg.ops_listen else {
+        return Ok((opts, None));
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the ops listener {addr}"))?;
+    println!("parley ops listening on http://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let plain = ServeOptions::plain(cfg.limits.header_timeout(), cfg.limits.connections);
+    let task = tokio::spawn(parley_ingest::serve::serve(
+        listener,
+        parley_ingest::http::ops_router(),
+        plain,
+        stop.clone().cancelled_owned(),
+    ));
+    Ok((opts, Some(Ops { stop, task })))
+}
+
+async fn stop_ops(ops: Option<Ops>) {
+    if let Some(ops) = ops {
+        ops.stop.cancel();
+        let _ = ops.task.await;
+    }
+}
+
 fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.jwt_secret {
+        // HS256 with a short key is open to offline guessing (RFC 7518
+        // 3.2 asks for at least the hash's 256 bits).
+        anyhow::ensure!(
+            s.len() >= 32,
+            "jwt_secret must be at least 32 bytes (it has {}); omit it to have one generated",
+            s.len()
+        );
         return Ok(s.as_bytes().to_vec());
     }
     let path = cfg.data_dir.join("jwt.secret");
@@ -276,6 +332,7 @@ fn auth_config(cfg: &Config) -> Result<AuthConfig> {
     Ok(AuthConfig {
         secret: jwt_secret(cfg)?,
         token_ttl_secs: cfg.token_ttl_secs,
+        refresh_ttl_secs: cfg.refresh_ttl_secs,
         argon2_memory_kib: cfg.argon2_memory_kib,
     })
 }
@@ -355,15 +412,19 @@ pub async fn up(
     }
     let ready = Arc::new(AtomicBool::new(true));
     let addr = listener.local_addr()?;
-    tracing::info!(url = %format!("http://{addr}"), log = %cfg.log_url(), state = %cfg.state_url(), partitions, "parley is up");
+    let (opts, ops) = serving(cfg).await?;
+    let url = format!("{}://{addr}", opts.scheme());
+    tracing::info!(%url, log = %cfg.log_url(), state = %cfg.state_url(), partitions, "parley is up");
     // A stable line on stdout for scripts and tests that start the binary.
-    println!("parley listening on http://{addr}");
+    println!("parley listening on {url}");
 
     let app = AppState {
         edge: edge.clone(),
         ready: ready.clone(),
+        metrics: ops.is_none(),
     };
-    let served = parley_ingest::run(listener, app, shutdown).await;
+    let served = parley_ingest::run(listener, app, opts, shutdown).await;
+    stop_ops(ops).await;
     ready.store(false, Ordering::Release);
     edge.shutdown().await;
     stop.cancel();
@@ -455,13 +516,16 @@ pub async fn ingest(
         },
     ));
     let addr = listener.local_addr()?;
+    let (opts, ops) = serving(cfg).await?;
     tracing::info!(node = edge.node(), advertise = %member.addr, "edge is up");
-    println!("parley ingest listening on http://{addr}");
+    println!("parley ingest listening on {}://{addr}", opts.scheme());
     let app = AppState {
         edge: edge.clone(),
         ready: Arc::new(AtomicBool::new(true)),
+        metrics: ops.is_none(),
     };
-    let served = parley_ingest::run(listener, app, shutdown).await;
+    let served = parley_ingest::run(listener, app, opts, shutdown).await;
+    stop_ops(ops).await;
     edge.shutdown().await;
     mailbox.abort();
     served.context("serving")
@@ -527,9 +591,11 @@ where
     let task = tokio::spawn(run_owned(shared.cluster, spec, stop.clone(), start));
     let addr = listener.local_addr()?;
     println!("parley {role} listening on http://{addr}");
-    let served = axum::serve(listener, parley_ingest::http::ops_router())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = &parley_ingest::Limits::default();
+    let opts = ServeOptions::plain(limits.header_timeout(), limits.connections);
+    let served =
+        parley_ingest::serve::serve(listener, parley_ingest::http::ops_router(), opts, shutdown)
+            .await;
     stop.cancel();
     task.await.context("the role's task")?;
     served.context("serving")

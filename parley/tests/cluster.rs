@@ -368,7 +368,14 @@ async fn six_processes_chat_and_survive_sigkills() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let restored = t0.elapsed();
-    // Alice's old token still works: tokens are signed, not stored.
+    // Alice's old token works again once the accounts job has restored
+    // her device's session from the log, as it restored Bob's account.
+    eventually(
+        "Alice's session restored",
+        Duration::from_secs(20),
+        || async { (get(&e2.url, &ta, "/v1/users/me").await.0 == 200).then_some(()) },
+    )
+    .await;
     let mut a = Client::connect(&e2.url, &ta).await;
     for i in 0..5 {
         let ack = a

@@ -265,3 +265,28 @@ async fn a_silent_socket_is_closed_and_a_live_one_is_not() {
     assert!(live.quiet("error", Duration::from_millis(100)).await);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_headers_never_end_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.header_timeout_ms = 300;
+    let s = Server::start_with(cfg).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let t0 = std::time::Instant::now();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The server closes it (perhaps after a 408): read until the end.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the connection")
+        .ok();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    let text = String::from_utf8_lossy(&rest);
+    assert!(!text.contains("200 OK"), "{text}");
+    s.stop().await;
+}

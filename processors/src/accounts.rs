@@ -35,6 +35,11 @@ impl Processor for AccountsJob {
                     user: d.user,
                     device: d.device,
                 }),
+                Event::DeviceSession(d) => ops.push(StateOp::RestoreDeviceSession {
+                    user: d.user,
+                    device: d.device,
+                    session: d.session,
+                }),
                 Event::ProfileUpdated(u) => ops.push(StateOp::SetProfile {
                     user: u.user,
                     display_name: u.display_name,

@@ -42,6 +42,9 @@ pub enum Event {
     /// On `inbox`: a message of a large group (read fan-out), once per
     /// inbox partition, for the members of that partition.
     GroupPost(GroupPost),
+    /// On `accounts`: a device signed in, refreshed its tokens or signed
+    /// out.
+    DeviceSession(DeviceSessionChanged),
 }
 
 impl Event {
@@ -63,6 +66,7 @@ impl Event {
             Event::PrivacySet(_) => "privacy_set",
             Event::PresenceNotice(_) => "presence_notice",
             Event::GroupPost(_) => "group_post",
+            Event::DeviceSession(_) => "device_session",
         }
     }
 }
@@ -153,6 +157,54 @@ pub struct DeviceAdded {
     pub ts: u64,
 }
 
+/// A device's session: `session` counts its sign-ins (tokens name the one
+/// they were issued in), `refresh` how many refresh tokens that sign-in
+/// used (each works once), `revoked` whether it signed out (or reused a
+/// refresh token). Later states order above earlier ones, so copies merge
+/// by taking the greatest.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct DeviceSession {
+    pub session: u64,
+    pub refresh: u64,
+    pub revoked: bool,
+}
+
+impl DeviceSession {
+    /// A fixed-width text whose byte order is the state order, for stores
+    /// that compare strings.
+    pub fn encode(&self) -> String {
+        format!(
+            "{:020}{:020}{}",
+            self.session, self.refresh, self.revoked as u8
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<DeviceSession> {
+        if s.len() != 41 || !s.is_ascii() {
+            return None;
+        }
+        Some(DeviceSession {
+            session: s[..20].parse().ok()?,
+            refresh: s[20..40].parse().ok()?,
+            revoked: match &s[40..] {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSessionChanged {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub session: DeviceSession,
+    pub ts: u64,
+}
+
 /// A user changed their profile; `None` leaves a field as it was, and an
 /// empty `avatar_media_id` removes the avatar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,5 +284,46 @@ impl StatusUpdate {
             by: self.by,
             ts: self.ts,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceSession;
+
+    #[test]
+    fn device_sessions_encode_in_their_order() {
+        let states = [
+            DeviceSession::default(),
+            DeviceSession {
+                session: 1,
+                refresh: 0,
+                revoked: false,
+            },
+            DeviceSession {
+                session: 1,
+                refresh: 9,
+                revoked: false,
+            },
+            DeviceSession {
+                session: 1,
+                refresh: 9,
+                revoked: true,
+            },
+            DeviceSession {
+                session: 2,
+                refresh: 0,
+                revoked: false,
+            },
+        ];
+        for w in states.windows(2) {
+            assert!(w[0] < w[1]);
+            assert!(w[0].encode() < w[1].encode());
+        }
+        for s in states {
+            assert_eq!(DeviceSession::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(DeviceSession::decode("1"), None);
+        assert_eq!(DeviceSession::decode(&format!("{}2", "0".repeat(40))), None);
     }
 }

@@ -17,10 +17,13 @@ use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
 use crate::guard::Guard;
 
+use super::sessions::Sessions;
+
 pub struct Accounts {
     core: Arc<Core>,
     auth: Arc<AuthConfig>,
     guard: Arc<Guard>,
+    sessions: Arc<Sessions>,
     /// Checked against when a username does not exist, so that a wrong
     /// name costs the same time as a wrong password.
     dummy_hash: OnceCell<String>,
@@ -33,11 +36,17 @@ fn valid_username(u: &str) -> bool {
 }
 
 impl Accounts {
-    pub fn new(core: Arc<Core>, auth: Arc<AuthConfig>, guard: Arc<Guard>) -> Accounts {
+    pub fn new(
+        core: Arc<Core>,
+        auth: Arc<AuthConfig>,
+        guard: Arc<Guard>,
+        sessions: Arc<Sessions>,
+    ) -> Accounts {
         Accounts {
             core,
             auth,
             guard,
+            sessions,
             dummy_hash: OnceCell::new(),
         }
     }
@@ -121,18 +130,25 @@ impl Accounts {
             _ => return Err(bad()),
         };
         let device = match req.device_id {
-            Some(d) => d,
+            Some(d) => {
+                // Only an id this user was issued: a made-up one would start
+                // a device (and a cursor) nobody registered.
+                let issued = self.core.state.devices_issued(account.user_id).await?;
+                if d.0 == 0 || d.0 > issued {
+                    return Err(ApiError::bad_request(
+                        "device_id was not issued to this user; sign in without one for a new device",
+                    ));
+                }
+                d
+            }
             None => self.new_device(account.user_id).await?,
         };
-        let caller = Caller {
-            user: account.user_id,
-            device,
-        };
-        Ok(Session {
-            token: self.auth.issue(caller),
-            user_id: caller.user,
-            device_id: device,
-        })
+        self.sessions
+            .start(Caller {
+                user: account.user_id,
+                device,
+            })
+            .await
     }
 
     async fn dummy_hash(&self) -> Result<String, ApiError> {

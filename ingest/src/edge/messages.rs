@@ -185,7 +185,7 @@ impl Messages {
         let sent = self
             .http
             .post(format!("http://{addr}/v1/messages"))
-            .bearer_auth(self.auth.issue(caller))
+            .bearer_auth(self.auth.edge(caller))
             .header(FORWARDED, "1")
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&frame).expect("send frames serialize"))

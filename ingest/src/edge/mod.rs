@@ -25,6 +25,7 @@ pub mod groups;
 pub mod history;
 pub mod messages;
 pub mod presence;
+pub mod sessions;
 pub mod sockets;
 
 use std::future::Future;
@@ -49,6 +50,7 @@ pub use self::groups::Groups;
 pub use self::history::HistoryReads;
 pub use self::messages::{Messages, APPEND_SCOPE, FORWARDED, GROUP};
 pub use self::presence::PresenceAndTyping;
+pub use self::sessions::Sessions;
 pub use self::sockets::{Sockets, SESSION_TTL};
 
 /// What an edge is built from.
@@ -71,8 +73,8 @@ pub struct EdgeParts {
 
 /// One edge node: its parts, and the tasks that hold its engines.
 pub struct Edge {
-    auth: Arc<AuthConfig>,
     guard: Arc<Guard>,
+    sessions: Arc<Sessions>,
     messages: Messages,
     accounts: Accounts,
     groups: Groups,
@@ -93,6 +95,11 @@ impl Edge {
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
         let guard = Arc::new(Guard::new(parts.limits));
+        let sessions = Arc::new(Sessions::new(
+            core.clone(),
+            auth.clone(),
+            parts.pusher.clone(),
+        ));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
         let sockets = Sockets::new(
@@ -112,22 +119,26 @@ impl Edge {
                 tasks.clone(),
                 stop.clone(),
             ),
-            accounts: Accounts::new(core.clone(), auth.clone(), guard.clone()),
+            accounts: Accounts::new(core.clone(), auth.clone(), guard.clone(), sessions.clone()),
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             history: HistoryReads::new(core, parts.history),
             sockets,
-            auth,
             guard,
+            sessions,
             tasks,
             stop,
         })
     }
 
-    /// The caller a session token names, or `unauthorized`.
-    pub fn verify_token(&self, token: &str) -> Result<Caller, ApiError> {
-        self.auth.verify(token)
+    /// The caller an access token names, or `unauthorized`.
+    pub async fn verify_token(&self, token: &str) -> Result<Caller, ApiError> {
+        self.sessions.verify_access(token).await
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The rate limits and caps checked per request.

@@ -41,7 +41,7 @@ fn weight(push: &Push) -> usize {
     match push {
         Push::Item { msg, .. } => msg.weight(),
         Push::Frame(_) => FRAME_WEIGHT,
-        Push::Resync => 0,
+        Push::Resync | Push::SignedOut(_) => 0,
     }
 }
 
@@ -147,7 +147,11 @@ impl Hub {
     pub fn push(&self, user: UserId, push: &Push, except: Option<DeviceId>) {
         let conns = self.conns.read().expect("hub lock");
         for c in conns.get(&user).into_iter().flatten() {
-            if Some(c.device) != except {
+            let wanted = match push {
+                Push::SignedOut(device) => c.device == *device,
+                _ => Some(c.device) != except,
+            };
+            if wanted {
                 c.offer(push);
             }
         }

@@ -117,6 +117,10 @@ where
                 if let Err(e) = edge.sockets().session_open(caller.user).await {
                     emit(EdgeTrouble::SessionNotRefreshed { error: &e.message });
                 }
+                // In case the "signed out" push was lost on the way.
+                if let Ok(false) = edge.sessions().still_signed_in(caller).await {
+                    break;
+                }
                 continue;
             }
             _ = edge.sockets().stopping() => break,

@@ -80,6 +80,8 @@ enum Stop {
     Gone,
     /// A write waited too long: the client does not read.
     Stuck,
+    /// The device signed out.
+    SignedOut,
 }
 
 pub(super) struct Writer<W> {
@@ -122,6 +124,7 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
                 Some(Push::Item { seq, msg, origin }) => w.msgs(&feed.item(seq, msg, origin)).await,
                 Some(Push::Frame(f)) => w.frame(&f).await,
                 Some(Push::Resync) => w.refresh(&mut feed).await,
+                Some(Push::SignedOut(_)) => Err(Stop::SignedOut),
                 None => Err(Stop::Done),
             },
             // What was not sent yet goes out a page at a time, after
@@ -164,6 +167,13 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
             let close = Message::Close(Some(CloseFrame {
                 code: 1013,
                 reason: "not reading; reconnect and sync".into(),
+            }));
+            let _ = timeout(Duration::from_secs(1), w.sink.send(close)).await;
+        }
+        Stop::SignedOut => {
+            let close = Message::Close(Some(CloseFrame {
+                code: 1008,
+                reason: "signed out".into(),
             }));
             let _ = timeout(Duration::from_secs(1), w.sink.send(close)).await;
         }

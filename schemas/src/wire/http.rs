@@ -27,11 +27,37 @@ pub struct CreateSession {
     pub device_id: Option<crate::ids::DeviceId>,
 }
 
+/// The answer to a sign-in or a refresh: an access token, and (an
+/// addition) the refresh token that gets the next pair once, and how many
+/// seconds the access token lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub token: String,
     pub user_id: UserId,
     pub device_id: crate::ids::DeviceId,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// `POST /v1/sessions/refresh`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshSession {
+    pub refresh_token: String,
+}
+
+/// `GET /v1/devices`: the caller's devices that ever signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub device_id: crate::ids::DeviceId,
+    /// The device this request came from.
+    pub current: bool,
+    /// Signed in now (not signed out or revoked).
+    pub signed_in: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -412,9 +412,11 @@ mod tests {
             to_value(&Session {
                 token: "t".into(),
                 user_id: UserId(1),
-                device_id: crate::ids::DeviceId(3)
+                device_id: crate::ids::DeviceId(3),
+                refresh_token: "r".into(),
+                expires_in: 900,
             }),
-            json!({"token": "t", "user_id": "1", "device_id": "3"})
+            json!({"token": "t", "user_id": "1", "device_id": "3", "refresh_token": "r", "expires_in": 900})
         );
         assert_eq!(
             to_value(&UserCreated { user_id: UserId(1) }),

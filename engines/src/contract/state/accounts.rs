@@ -4,7 +4,7 @@
 use parley_schemas::ids::{DeviceId, UserId};
 
 use crate::contract::unique;
-use crate::state::{Account, AccountStore, JobStore, StateOp};
+use crate::state::{Account, AccountStore, DeviceSession, JobStore, StateOp};
 
 pub(super) async fn accounts_and_devices<S: AccountStore>(s: &S) {
     let (alice, bob) = (unique("alice"), unique("bob"));
@@ -40,6 +40,78 @@ pub(super) async fn accounts_and_devices<S: AccountStore>(s: &S) {
     let d1 = s.new_device(a).await.unwrap();
     let d2 = s.new_device(a).await.unwrap();
     assert_ne!(d1, d2, "each device id is new");
+    assert_eq!(s.devices_issued(a).await.unwrap(), 2);
+    assert_eq!(s.devices_issued(b).await.unwrap(), 0);
+}
+
+/// Device sessions: a compare-and-set per device, listed per user, and
+/// restored from the log by taking the greatest.
+pub(super) async fn device_sessions<S: AccountStore + JobStore>(s: &S) {
+    let user = s
+        .create_account(&unique("sessions"), "$argon2id$s", "S")
+        .await
+        .unwrap()
+        .unwrap();
+    let (d1, d2) = (
+        s.new_device(user).await.unwrap(),
+        s.new_device(user).await.unwrap(),
+    );
+    let first = DeviceSession {
+        session: 1,
+        refresh: 0,
+        revoked: false,
+    };
+    assert_eq!(s.device_session(user, d1).await.unwrap(), None);
+    assert!(s.swap_device_session(user, d1, None, first).await.unwrap());
+    assert!(
+        !s.swap_device_session(user, d1, None, first).await.unwrap(),
+        "no longer empty"
+    );
+    let refreshed = DeviceSession {
+        refresh: 1,
+        ..first
+    };
+    assert!(
+        !s.swap_device_session(user, d1, Some(refreshed), refreshed)
+            .await
+            .unwrap(),
+        "a stale expectation writes nothing"
+    );
+    assert!(s
+        .swap_device_session(user, d1, Some(first), refreshed)
+        .await
+        .unwrap());
+    assert_eq!(s.device_session(user, d1).await.unwrap(), Some(refreshed));
+    let revoked = DeviceSession {
+        revoked: true,
+        ..refreshed
+    };
+    assert!(s
+        .swap_device_session(user, d2, None, revoked)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.device_sessions(user).await.unwrap(),
+        vec![(d1, refreshed), (d2, revoked)]
+    );
+    // The log's copies merge by the greatest, in any order; a device id
+    // restored this way stays issued.
+    let restore = |device, session| StateOp::RestoreDeviceSession {
+        user,
+        device,
+        session,
+    };
+    let d9 = DeviceId(9);
+    s.write(vec![
+        restore(d1, first),
+        restore(d9, revoked),
+        restore(d9, first),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.device_session(user, d1).await.unwrap(), Some(refreshed));
+    assert_eq!(s.device_session(user, d9).await.unwrap(), Some(revoked));
+    assert_eq!(s.devices_issued(user).await.unwrap(), 9);
 }
 
 /// What the accounts job writes when it replays the log into an empty

@@ -43,6 +43,7 @@ pub async fn job_store_contract<S: JobStore + InboxStore>(s: &S) {
 /// [`AccountStore`]: sign-up, devices, and accounts restored from the log.
 pub async fn account_store_contract<S: AccountStore + JobStore>(s: &S) {
     accounts_and_devices(s).await;
+    device_sessions(s).await;
     accounts_restore_from_the_log(s).await;
 }
 

@@ -38,8 +38,8 @@ use redb::{
 use crate::error::{EngineError, Result};
 use crate::state::{audience_code, audience_of};
 use crate::state::{
-    run_last_seq, Account, AccountStore, Applied, ConversationStore, InboxEntry, InboxStore,
-    JobStore, Marks, Presence, PresenceStore, StateOp,
+    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, InboxEntry,
+    InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod ops;
@@ -58,6 +58,8 @@ const ACCOUNTS: TableDefinition<u64, (&str, &str, &str)> = TableDefinition::new(
 const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const DEVICES: TableDefinition<u64, u64> = TableDefinition::new("devices");
+/// `(user, device)` → its session, [`DeviceSession::encode`]d.
+const DEVICE_SESSIONS: TableDefinition<(u64, u64), &str> = TableDefinition::new("device_sessions");
 const PROFILES: TableDefinition<u64, (&str, &str)> = TableDefinition::new("profiles");
 const INBOX: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("inbox");
 const HEADS: TableDefinition<(u64, &str), u64> = TableDefinition::new("heads");
@@ -163,6 +165,7 @@ impl RedbState {
         tx.open_table(USERNAMES).map_err(err)?;
         tx.open_table(COUNTERS).map_err(err)?;
         tx.open_table(DEVICES).map_err(err)?;
+        tx.open_table(DEVICE_SESSIONS).map_err(err)?;
         tx.open_table(PROFILES).map_err(err)?;
         tx.open_table(INBOX).map_err(err)?;
         tx.open_table(HEADS).map_err(err)?;

@@ -132,6 +132,23 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         StateOp::RestoreDevice { user, device } => {
             raise(&mut tx.open_table(DEVICES).map_err(err)?, user.0, device.0)?;
         }
+        StateOp::RestoreDeviceSession {
+            user,
+            device,
+            session,
+        } => {
+            let mut t = tx.open_table(DEVICE_SESSIONS).map_err(err)?;
+            let newer = t
+                .get((user.0, device.0))
+                .map_err(err)?
+                .and_then(|v| DeviceSession::decode(v.value()))
+                .is_none_or(|old| *session > old);
+            if newer {
+                t.insert((user.0, device.0), session.encode().as_str())
+                    .map_err(err)?;
+            }
+            raise(&mut tx.open_table(DEVICES).map_err(err)?, user.0, device.0)?;
+        }
         StateOp::PutGroup { group, state } => {
             let mut t = tx.open_table(GROUPS).map_err(err)?;
             t.insert(group.0, state.encode().as_slice()).map_err(err)?;

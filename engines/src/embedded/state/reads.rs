@@ -108,6 +108,65 @@ impl AccountStore for RedbState {
         })
         .await
     }
+
+    async fn devices_issued(&self, user: UserId) -> Result<u64> {
+        self.read(move |tx| {
+            let t = tx.open_table(DEVICES).map_err(err)?;
+            Ok(t.get(user.0).map_err(err)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    async fn device_session(
+        &self,
+        user: UserId,
+        device: DeviceId,
+    ) -> Result<Option<DeviceSession>> {
+        self.read(move |tx| {
+            let t = tx.open_table(DEVICE_SESSIONS).map_err(err)?;
+            let v = t.get((user.0, device.0)).map_err(err)?;
+            Ok(v.and_then(|v| DeviceSession::decode(v.value())))
+        })
+        .await
+    }
+
+    async fn device_sessions(&self, user: UserId) -> Result<Vec<(DeviceId, DeviceSession)>> {
+        self.read(move |tx| {
+            let t = tx.open_table(DEVICE_SESSIONS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((user.0, 0)..=(user.0, u64::MAX)).map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                if let Some(s) = DeviceSession::decode(v.value()) {
+                    out.push((DeviceId(k.value().1), s));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn swap_device_session(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        expected: Option<DeviceSession>,
+        next: DeviceSession,
+    ) -> Result<bool> {
+        self.write_kind(Kind::Fact, move |tx| {
+            let mut t = tx.open_table(DEVICE_SESSIONS).map_err(err)?;
+            let current = t
+                .get((user.0, device.0))
+                .map_err(err)?
+                .and_then(|v| DeviceSession::decode(v.value()));
+            if current != expected {
+                return Ok(false);
+            }
+            t.insert((user.0, device.0), next.encode().as_str())
+                .map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -32,8 +32,8 @@ use redis::Script;
 
 use crate::error::{EngineError, Result};
 use crate::state::{
-    run_last_seq, Account, AccountStore, Applied, ConversationStore, InboxEntry, InboxStore,
-    JobStore, Marks, Presence, PresenceStore, StateOp,
+    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, InboxEntry,
+    InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod reads;
@@ -130,6 +130,9 @@ while i <= #ARGV do
     nmax(p .. ':ctr', 'user', a)
   elseif op == 'V' then -- user, device
     nmax(p .. ':u:' .. a, 'dev', b)
+  elseif op == 'S' then -- user, device, session (encoded: its order is the string order)
+    smax(p .. ':ds:' .. a, b, c)
+    nmax(p .. ':u:' .. a, 'dev', b)
   elseif op == 'F' then -- user, display, about, avatar; NUL = unchanged
     local k = p .. ':a:' .. a
     if redis.call('EXISTS', k) == 1 then
@@ -164,6 +167,14 @@ redis.call('HSET', p .. ':a:' .. id, 'name', ARGV[2], 'hash', ARGV[3], 'display'
 return id
 "#;
 
+/// KEYS[1] the user's device sessions; ARGV: device, expected ('' =
+/// none), next. 1 when written.
+const SWAP_SESSION: &str = r#"
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"#;
+
 const CURSOR_MAX: &str = r#"
 local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
@@ -178,6 +189,7 @@ pub struct RedisState {
     apply: Script,
     create_account: Script,
     cursor_max: Script,
+    swap_session: Script,
 }
 
 impl RedisState {
@@ -191,6 +203,7 @@ impl RedisState {
             apply: Script::new(APPLY),
             create_account: Script::new(CREATE_ACCOUNT),
             cursor_max: Script::new(CURSOR_MAX),
+            swap_session: Script::new(SWAP_SESSION),
         })
     }
 
@@ -286,6 +299,17 @@ impl RedisState {
                 }
                 StateOp::RestoreDevice { user, device } => {
                     inv.arg("V").arg(user.0).arg(device.0).arg("").arg("");
+                }
+                StateOp::RestoreDeviceSession {
+                    user,
+                    device,
+                    session,
+                } => {
+                    inv.arg("S")
+                        .arg(user.0)
+                        .arg(device.0)
+                        .arg(session.encode())
+                        .arg("");
                 }
                 StateOp::SetProfile {
                     user,

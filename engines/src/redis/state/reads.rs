@@ -74,6 +74,60 @@ impl AccountStore for RedisState {
             .map_err(err)?;
         Ok(DeviceId(id))
     }
+
+    async fn devices_issued(&self, user: UserId) -> Result<u64> {
+        Ok(self
+            .hget(self.key(format!("u:{user}")), "dev".to_owned())
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn device_session(
+        &self,
+        user: UserId,
+        device: DeviceId,
+    ) -> Result<Option<DeviceSession>> {
+        let v: Option<String> = redis::cmd("HGET")
+            .arg(self.key(format!("ds:{user}")))
+            .arg(device.0)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(v.as_deref().and_then(DeviceSession::decode))
+    }
+
+    async fn device_sessions(&self, user: UserId) -> Result<Vec<(DeviceId, DeviceSession)>> {
+        let all: Vec<(u64, String)> = redis::cmd("HGETALL")
+            .arg(self.key(format!("ds:{user}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        let mut out: Vec<(DeviceId, DeviceSession)> = all
+            .into_iter()
+            .filter_map(|(d, s)| Some((DeviceId(d), DeviceSession::decode(&s)?)))
+            .collect();
+        out.sort_by_key(|(d, _)| d.0);
+        Ok(out)
+    }
+
+    async fn swap_device_session(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        expected: Option<DeviceSession>,
+        next: DeviceSession,
+    ) -> Result<bool> {
+        let written: i64 = self
+            .swap_session
+            .key(self.key(format!("ds:{user}")))
+            .arg(device.0)
+            .arg(expected.map(|e| e.encode()).unwrap_or_default())
+            .arg(next.encode())
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(written == 1)
+    }
 }
 
 #[async_trait]
