@@ -70,5 +70,5 @@ pub use error::{EngineError, Result, Retry};
 pub use history::{ConversationSummary, History, HistoryBatch, MessageReceipt, PresenceSession};
 pub use log::{Appended, Batch, Bounds, Epoch, Log, ReadLimit, Record, Retention, TopicSpec};
 pub use state::{
-    Account, Applied, DeviceSession, InboxEntry, Marks, Presence, StateOp, StateStore,
+    Account, Applied, DeviceSession, FirstSend, InboxEntry, Marks, Presence, StateOp, StateStore,
 };

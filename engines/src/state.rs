@@ -88,6 +88,8 @@ pub enum StateOp {
         user: UserId,
         client_msg_id: String,
         msg_id: MessageId,
+        /// Where the first send went: a resend elsewhere is refused.
+        conversation: ConversationId,
         expires_at: u64,
     },
     /// User activity: `last_seen` moves to `max(last_seen, at)`.
@@ -249,6 +251,14 @@ pub enum Applied {
     },
 }
 
+/// What a `client_msg_id` was first sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstSend {
+    pub msg_id: MessageId,
+    /// `None` for a mapping stored before conversations were kept with it.
+    pub conversation: Option<ConversationId>,
+}
+
 /// Accounts and devices: written by the edge at sign-up (a username
 /// must be unique at once) and restored by the accounts job from the log.
 #[async_trait]
@@ -319,8 +329,8 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn marks(&self, conversation: ConversationId, user: UserId) -> Result<Marks>;
 
     /// The live mapping of each `(user, client_msg_id)`, in the order
-    /// asked: the `msg_id` its first send got, while the resend window lasts.
-    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>>;
+    /// asked: what its first send got, while the resend window lasts.
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<FirstSend>>>;
 }
 
 /// Per-user inboxes and per-device cursors: written by the sequencer, read

@@ -65,10 +65,16 @@ pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>>
 /// Key prefix of Parley's state in a shared Redis.
 pub const REDIS_PREFIX: &str = "parley";
 
+/// How often the embedded state store drops expired idempotency keys.
+const IDEM_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub async fn open_state(url: &str) -> Result<Arc<dyn StateStore>> {
     if let Some(path) = file_path(url) {
         let store =
             RedbState::open(&path).with_context(|| format!("opening the state store at {url}"))?;
+        // Redis expires idempotency keys itself; the embedded store purges
+        // them on this schedule (the resend window is a day).
+        store.purge_every(IDEM_PURGE_EVERY);
         return Ok(Arc::new(store));
     }
     match scheme(url) {

@@ -178,6 +178,7 @@ impl Processor for Router {
                         user: m.from,
                         client_msg_id: m.client_msg_id.clone(),
                         msg_id: m.msg_id,
+                        conversation: m.conversation,
                         expires_at: m.ts + RESEND_WINDOW_MS,
                     });
                     ops.push(StateOp::TouchLastSeen {

@@ -103,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
                 user,
                 client_msg_id: format!("3f2a9c1e-{s:08}"),
                 msg_id: MessageId((1 << 60) + s),
+                conversation: ConversationId::direct(user, UserId(user.0 + 1)),
                 expires_at: parley_schemas::ids::now_ms() + 86_400_000,
             });
         }

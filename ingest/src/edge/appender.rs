@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parley_engines::telemetry::emit;
-use parley_engines::{EngineError, Log, ReadLimit, StateOp, StateStore};
+use parley_engines::{EngineError, FirstSend, Log, ReadLimit, StateOp, StateStore};
 use parley_schemas::codec;
 use parley_schemas::event::{Event, MessageSent};
 use parley_schemas::ids::{now_ms, ConversationId, MessageId, MessageIdGenerator, UserId};
 use parley_schemas::wire::{
-    Ack, Body, SendFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
+    Ack, Body, ErrorCode, SendFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
 use parley_schemas::{jobs, topics};
 use tokio::sync::{mpsc, oneshot};
@@ -74,15 +74,15 @@ pub fn validate_send(f: &SendFrame) -> Result<(), ApiError> {
 /// `(sender, client_msg_id)` → id, in two generations so memory stays bounded.
 #[derive(Default)]
 struct Recent {
-    new: HashMap<(UserId, String), MessageId>,
-    old: HashMap<(UserId, String), MessageId>,
+    new: HashMap<(UserId, String), FirstSend>,
+    old: HashMap<(UserId, String), FirstSend>,
 }
 
 impl Recent {
-    fn get(&self, k: &(UserId, String)) -> Option<MessageId> {
+    fn get(&self, k: &(UserId, String)) -> Option<FirstSend> {
         self.new.get(k).or_else(|| self.old.get(k)).copied()
     }
-    fn insert(&mut self, k: (UserId, String), v: MessageId) {
+    fn insert(&mut self, k: (UserId, String), v: FirstSend) {
         if self.new.len() >= RECENT {
             self.old = std::mem::take(&mut self.new);
         }
@@ -184,7 +184,11 @@ impl Appender {
                 if let Ok(Event::MessageSent(m)) = codec::decode(&r.payload) {
                     self.ids.issue_after(m.msg_id);
                     if m.ts > fresh_after {
-                        self.recent.insert((m.from, m.client_msg_id), m.msg_id);
+                        let first = FirstSend {
+                            msg_id: m.msg_id,
+                            conversation: Some(m.conversation),
+                        };
+                        self.recent.insert((m.from, m.client_msg_id), first);
                     }
                 }
             }
@@ -196,7 +200,7 @@ impl Appender {
     async fn batch(&mut self, reqs: Vec<SendReq>) {
         let mut records = Vec::new();
         let mut idem = Vec::new();
-        let mut in_batch: HashMap<(UserId, String), MessageId> = HashMap::new();
+        let mut in_batch: HashMap<(UserId, String), FirstSend> = HashMap::new();
         let mut waiting = Vec::new();
         // Keys this task has not seen lately: one store call for all of them.
         let unknown: Vec<(UserId, String)> = reqs
@@ -204,7 +208,7 @@ impl Appender {
             .map(|r| (r.caller.user, r.frame.client_msg_id.clone()))
             .filter(|k| self.recent.get(k).is_none())
             .collect();
-        let stored: HashMap<(UserId, String), MessageId> = if unknown.is_empty() {
+        let stored: HashMap<(UserId, String), FirstSend> = if unknown.is_empty() {
             HashMap::new()
         } else {
             match self.state.idem_get_many(unknown.clone()).await {
@@ -229,7 +233,17 @@ impl Appender {
                 .get(&key)
                 .or_else(|| in_batch.get(&key).copied())
                 .or_else(|| stored.get(&key).copied());
-            if let Some(id) = known {
+            if let Some(first) = known {
+                // The same client_msg_id to another conversation is not a
+                // resend: it would be acked with an id that never went there.
+                if first.conversation.is_some_and(|c| c != r.conversation) {
+                    let _ = r.reply.send(Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "client_msg_id was already used for another conversation",
+                    )));
+                    continue;
+                }
+                let id = first.msg_id;
                 // A resend: the same id, never a second message. If the
                 // first copy is in this batch, answer once it is durable.
                 if in_batch.contains_key(&key) {
@@ -256,9 +270,16 @@ impl Appender {
                 user: r.caller.user,
                 client_msg_id: r.frame.client_msg_id.clone(),
                 msg_id: id,
+                conversation: r.conversation,
                 expires_at: ts + RESEND_WINDOW_MS,
             });
-            in_batch.insert(key, id);
+            in_batch.insert(
+                key,
+                FirstSend {
+                    msg_id: id,
+                    conversation: Some(r.conversation),
+                },
+            );
             waiting.push((r.reply, ack_of(&r.frame, r.conversation, id)));
         }
         if records.is_empty() {

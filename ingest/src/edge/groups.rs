@@ -29,11 +29,13 @@ impl Groups {
 
     /// Creates a group with the caller as its admin.
     pub async fn create(&self, caller: Caller, req: CreateGroup) -> Result<GroupCreated, ApiError> {
+        // The name and the member cap first: a huge list is refused before
+        // any member is looked up.
+        let ts = now_ms();
+        GroupState::create(caller.user, &req.name, &req.members, ts).map_err(refusal)?;
         for u in &req.members {
             self.core.require_user(*u).await?;
         }
-        let ts = now_ms();
-        GroupState::create(caller.user, &req.name, &req.members, ts).map_err(refusal)?;
         let group = GroupId(self.ids.next_id().0);
         let change = GroupChange::Created {
             name: req.name,

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::appender::{validate_send, Appender, SendReq};
-use super::core::Core;
+use super::core::{Access, Core};
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
 
@@ -231,14 +231,28 @@ impl Messages {
 
     /// A cumulative delivered/read receipt from a member of the conversation.
     pub async fn receipt(&self, caller: Caller, r: ReceiptFrame) -> Result<(), ApiError> {
-        self.core
+        let access = self
+            .core
             .access(caller.user, &r.conversation_id, true)
             .await?;
+        if let (Access::Direct, Some(peer)) = (access, r.conversation_id.peer_of(caller.user)) {
+            self.core.require_user(peer).await?;
+        }
+        // A receipt covers at most what reached the reader's inbox: one
+        // naming a later (or made-up) id would tick messages never delivered.
+        let head = self
+            .core
+            .state
+            .inbox_head(caller.user, r.conversation_id)
+            .await?;
+        let Some(up_to) = head.map(|h| h.min(r.msg_id)) else {
+            return Ok(());
+        };
         let event = Event::Receipt(Receipt {
             conversation: r.conversation_id,
             by: caller.user,
             device: caller.device,
-            up_to: r.msg_id,
+            up_to,
             status: r.status,
             ts: now_ms(),
         });

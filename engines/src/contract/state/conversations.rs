@@ -6,7 +6,9 @@ use parley_schemas::wire::ReceiptStatus;
 
 use super::fresh_user;
 use crate::contract::unique;
-use crate::state::{Applied, ConversationStore, JobStore, Marks, PresenceStore, StateOp};
+use crate::state::{
+    Applied, ConversationStore, FirstSend, JobStore, Marks, PresenceStore, StateOp,
+};
 
 /// The live mapping of one key.
 pub(super) async fn idem<S: ConversationStore>(
@@ -16,7 +18,12 @@ pub(super) async fn idem<S: ConversationStore>(
 ) -> Option<MessageId> {
     let found = s.idem_get_many(vec![(user, key.to_owned())]).await.unwrap();
     assert_eq!(found.len(), 1);
-    found[0]
+    found[0].map(|f| f.msg_id)
+}
+
+/// The conversation used in these mappings.
+fn chat() -> ConversationId {
+    ConversationId::direct(UserId(1), UserId(2))
 }
 
 pub(super) async fn idempotency<S: ConversationStore + JobStore>(s: &S) {
@@ -26,6 +33,7 @@ pub(super) async fn idempotency<S: ConversationStore + JobStore>(s: &S) {
         user,
         client_msg_id: key.to_owned(),
         msg_id: MessageId(id),
+        conversation: chat(),
         expires_at,
     };
     let key = unique("c");
@@ -45,10 +53,14 @@ pub(super) async fn idempotency<S: ConversationStore + JobStore>(s: &S) {
         ])
         .await
         .unwrap();
+    let first = Some(FirstSend {
+        msg_id: MessageId(11),
+        conversation: Some(chat()),
+    });
     assert_eq!(
         many,
-        vec![Some(MessageId(11)), None, Some(MessageId(11))],
-        "in the order asked"
+        vec![first, None, first],
+        "in the order asked, with the conversation"
     );
     assert_eq!(s.idem_get_many(vec![]).await.unwrap(), vec![]);
 
@@ -149,6 +161,7 @@ pub(super) async fn derived_idempotency_and_last_seen<
         user: u,
         client_msg_id: key.clone(),
         msg_id: MessageId(id),
+        conversation: chat(),
         expires_at: far,
     };
     s.write(vec![put(5)]).await.unwrap();

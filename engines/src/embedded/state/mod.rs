@@ -38,8 +38,8 @@ use redb::{
 use crate::error::{EngineError, Result};
 use crate::state::{audience_code, audience_of};
 use crate::state::{
-    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, InboxEntry,
-    InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
+    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, FirstSend,
+    InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod ops;
@@ -49,7 +49,10 @@ pub(crate) use ops::raise;
 use ops::*;
 
 const CURSORS: TableDefinition<(u64, u64), u64> = TableDefinition::new("cursors");
-const IDEM: TableDefinition<(u64, &str), (u64, u64)> = TableDefinition::new("idem");
+/// `(user, client_msg_id)` → `(msg_id, expires_at, conversation)`.
+const IDEM: TableDefinition<(u64, &str), (u64, u64, &str)> = TableDefinition::new("idem_v2");
+/// The table before it kept the conversation; dropped at open.
+const IDEM_V1: TableDefinition<(u64, &str), (u64, u64)> = TableDefinition::new("idem");
 const MARKS: TableDefinition<(&str, u64), (u64, u64)> = TableDefinition::new("marks");
 const PRESENCE: TableDefinition<u64, (bool, u64, u64)> = TableDefinition::new("presence");
 const INBOX_SEQ: TableDefinition<u64, u64> = TableDefinition::new("inbox_seq");
@@ -157,6 +160,7 @@ impl RedbState {
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(CURSORS).map_err(err)?;
         tx.open_table(IDEM).map_err(err)?;
+        tx.delete_table(IDEM_V1).map_err(err)?;
         tx.open_table(MARKS).map_err(err)?;
         tx.open_table(PRESENCE).map_err(err)?;
         tx.open_table(INBOX_SEQ).map_err(err)?;
@@ -229,6 +233,30 @@ impl RedbState {
         read_blocking(self.db.clone(), |inner| &inner.db, f).await
     }
 
+    /// Runs [`purge_expired`](Self::purge_expired) every `every` while the
+    /// store is open (the task holds no reference between runs), so the
+    /// table holds about one resend window of sends.
+    pub fn purge_every(&self, every: Duration) {
+        let weak = Arc::downgrade(&self.db);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(db) = weak.upgrade() else { break };
+                if let Err(e) = (RedbState { db }).purge_expired().await {
+                    tracing::warn!(error = %e, "purging expired idempotency keys failed");
+                }
+            }
+        });
+    }
+
+    /// Idempotency entries stored, expired ones included until purged.
+    pub async fn idem_entries(&self) -> Result<u64> {
+        self.read(|tx| tx.open_table(IDEM).map_err(err)?.len().map_err(err))
+            .await
+    }
+
     /// Drops expired idempotency entries; Redis expires keys itself, the
     /// embedded store needs this run now and then. Returns how many went.
     pub async fn purge_expired(&self) -> Result<usize> {
@@ -236,9 +264,38 @@ impl RedbState {
         self.write_tx(move |tx| {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             let before = t.len().map_err(err)?;
-            t.retain(|_, (_, expires)| expires > now).map_err(err)?;
+            t.retain(|_, (_, expires, _)| expires > now).map_err(err)?;
             Ok((before - t.len().map_err(err)?) as usize)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_idempotency_keys_are_purged_on_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbState::open(dir.path().join("s.redb")).unwrap();
+        let soon = now_ms() + 20;
+        let ops = (0..100)
+            .map(|i| StateOp::IdemPut {
+                user: UserId(1),
+                client_msg_id: format!("c{i}"),
+                msg_id: MessageId(i + 1),
+                conversation: ConversationId::direct(UserId(1), UserId(2)),
+                expires_at: soon,
+            })
+            .collect();
+        s.write(ops).await.unwrap();
+        assert_eq!(s.idem_entries().await.unwrap(), 100);
+        s.purge_every(Duration::from_millis(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while s.idem_entries().await.unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "never purged");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -57,12 +57,17 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             user,
             client_msg_id,
             msg_id,
+            conversation,
             expires_at,
         } => {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             if live_idem(&t, *user, client_msg_id, now_ms())?.is_none() {
-                t.insert((user.0, client_msg_id.as_str()), (msg_id.0, *expires_at))
-                    .map_err(err)?;
+                let conversation = conversation.to_string();
+                t.insert(
+                    (user.0, client_msg_id.as_str()),
+                    (msg_id.0, *expires_at, conversation.as_str()),
+                )
+                .map_err(err)?;
             }
         }
         StateOp::TouchLastSeen { user, at } => {
@@ -195,14 +200,19 @@ where
 
 /// The mapping of `(user, client_msg_id)` if it has not expired by `now`.
 pub(super) fn live_idem(
-    t: &impl ReadableTable<(u64, &'static str), (u64, u64)>,
+    t: &impl ReadableTable<(u64, &'static str), (u64, u64, &'static str)>,
     user: UserId,
     key: &str,
     now: u64,
-) -> Result<Option<MessageId>> {
-    let v = t.get((user.0, key)).map_err(err)?.map(|v| v.value());
-    Ok(v.filter(|&(_, expires)| expires > now)
-        .map(|(id, _)| MessageId(id)))
+) -> Result<Option<FirstSend>> {
+    let Some(v) = t.get((user.0, key)).map_err(err)? else {
+        return Ok(None);
+    };
+    let (id, expires, conversation) = v.value();
+    Ok((expires > now).then(|| FirstSend {
+        msg_id: MessageId(id),
+        conversation: conversation.parse().ok(),
+    }))
 }
 
 /// Applies `ops` in one transaction. A fan-out batch holds an inbox write

@@ -235,7 +235,7 @@ impl ConversationStore for RedbState {
         .await
     }
 
-    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<FirstSend>>> {
         let now = now_ms();
         self.read(move |tx| {
             let t = tx.open_table(IDEM).map_err(err)?;

@@ -32,8 +32,8 @@ use redis::Script;
 
 use crate::error::{EngineError, Result};
 use crate::state::{
-    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, InboxEntry,
-    InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
+    run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, FirstSend,
+    InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod reads;
@@ -115,7 +115,7 @@ while i <= #ARGV do
     i = i + 1
   elseif op == 'Q' then -- group, msg_id, message
     redis.call('ZADD', p .. ':gp:' .. a, 0, b .. c)
-  elseif op == 'D' then -- user, client_msg_id, msg_id, expires_at ms
+  elseif op == 'D' then -- user, client_msg_id, 'msg_id conversation', expires_at ms
     local ms = tonumber(redis.call('TIME')[1]) * 1000
     if tonumber(d) > ms then
       redis.call('SET', p .. ':i:' .. a .. ':' .. b, c, 'NX', 'PXAT', d)
@@ -274,12 +274,13 @@ impl RedisState {
                     user,
                     client_msg_id,
                     msg_id,
+                    conversation,
                     expires_at,
                 } => {
                     inv.arg("D")
                         .arg(user.0)
                         .arg(client_msg_id)
-                        .arg(msg_id.0)
+                        .arg(format!("{} {conversation}", msg_id.0))
                         .arg(expires_at);
                 }
                 StateOp::TouchLastSeen { user, at } => {

@@ -194,7 +194,7 @@ impl ConversationStore for RedisState {
         })
     }
 
-    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<MessageId>>> {
+    async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<FirstSend>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -202,8 +202,19 @@ impl ConversationStore for RedisState {
         for (u, k) in &keys {
             cmd.arg(self.key(format!("i:{u}:{k}")));
         }
-        let v: Vec<Option<u64>> = cmd.query_async(&mut self.con.clone()).await.map_err(err)?;
-        Ok(v.into_iter().map(|o| o.map(MessageId)).collect())
+        let v: Vec<Option<String>> = cmd.query_async(&mut self.con.clone()).await.map_err(err)?;
+        // "msg_id conversation"; a mapping stored before conversations
+        // were kept is the msg_id alone.
+        Ok(v.into_iter()
+            .map(|o| {
+                let o = o?;
+                let (id, conversation) = o.split_once(' ').unwrap_or((o.as_str(), ""));
+                Some(FirstSend {
+                    msg_id: MessageId(id.parse().ok()?),
+                    conversation: conversation.parse().ok(),
+                })
+            })
+            .collect())
     }
 }
 
