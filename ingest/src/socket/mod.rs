@@ -22,7 +22,7 @@ use std::sync::Arc;
 use axum::extract::ws::Message;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use parley_engines::telemetry::emit;
-use parley_schemas::wire::{ClientFrame, HistoryPage, ServerFrame, MAX_FRAME_BYTES};
+use parley_schemas::wire::{parse_client_frame, ClientFrame, HistoryPage, ServerFrame};
 
 use crate::auth::Caller;
 use crate::edge::{Edge, SESSION_TTL};
@@ -154,34 +154,20 @@ async fn handle(
     text: &str,
     out: &Outbox,
 ) -> (Option<String>, Result<(), ApiError>) {
-    if text.len() > MAX_FRAME_BYTES {
-        let e = ApiError::too_large(format!(
-            "frame of {} bytes; the limit is {MAX_FRAME_BYTES}",
-            text.len()
-        ));
-        return (None, Err(e));
-    }
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                None,
-                Err(ApiError::bad_request(format!("malformed JSON: {e}"))),
-            )
+    let frame = match parse_client_frame(text) {
+        Ok(f) => f,
+        Err(r) => {
+            let e = if r.too_large {
+                ApiError::too_large(r.reason)
+            } else {
+                ApiError::bad_request(r.reason)
+            };
+            return (r.reference, Err(e));
         }
     };
-    let reference = value
-        .get("client_msg_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let frame: ClientFrame = match serde_json::from_value(value) {
-        Ok(f) => f,
-        Err(e) => {
-            return (
-                reference,
-                Err(ApiError::bad_request(format!("invalid frame: {e}"))),
-            )
-        }
+    let reference = match &frame {
+        ClientFrame::Send(f) => Some(f.client_msg_id.clone()),
+        _ => None,
     };
     let result = async {
         let guard = edge.guard();

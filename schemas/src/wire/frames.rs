@@ -19,6 +19,44 @@ pub enum ClientFrame {
     History(HistoryRequest),
 }
 
+/// Why a client's text frame is not a [`ClientFrame`]; `reference` is the
+/// `client_msg_id` it carried, if one could be read, for the error's `ref`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRefused {
+    pub reference: Option<String>,
+    pub too_large: bool,
+    pub reason: String,
+}
+
+/// Reads one client text frame: at most [`super::MAX_FRAME_BYTES`], JSON,
+/// one of the frame types. Total: any text gives a frame or a refusal.
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRefused> {
+    let refuse = |reference, too_large, reason| FrameRefused {
+        reference,
+        too_large,
+        reason,
+    };
+    if text.len() > super::MAX_FRAME_BYTES {
+        return Err(refuse(
+            None,
+            true,
+            format!(
+                "frame of {} bytes; the limit is {}",
+                text.len(),
+                super::MAX_FRAME_BYTES
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| refuse(None, false, format!("malformed JSON: {e}")))?;
+    let reference = value
+        .get("client_msg_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    serde_json::from_value(value)
+        .map_err(|e| refuse(reference, false, format!("invalid frame: {e}")))
+}
+
 /// Also the body of `POST /v1/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendFrame {
