@@ -6,7 +6,9 @@
 //! - `src/bin/`: load generators and whole-system benches, each a binary:
 //!   `parley-loadgen` (1:1 chat), `parley-group-bench` (group fan-out),
 //!   `parley-presence-bench`, `parley-history-bench`,
-//!   `parley-redis-memory`, `parley-socket-ceiling` (the transport alone).
+//!   `parley-redis-memory`, `parley-socket-ceiling` (the transport alone),
+//!   `parley-socket-memory` (server memory per idle socket, and under
+//!   clients that never read).
 //! - `scripts/`: a private cluster for the multi-process runs.
 //! - this file: what the binaries share: sign-up and sign-in, WebSocket
 //!   clients, and reading `msg` frames cheaply.

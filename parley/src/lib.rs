@@ -85,7 +85,6 @@ pub fn raise_open_files_limit() {
     }
 }
 
-/// The token key: from config, else generated once into the data dir.
 /// An edge's ops listener (`ops_listen`): health, readiness and metrics
 /// apart from the public API.
 struct Ops {
@@ -134,6 +133,7 @@ async fn stop_ops(ops: Option<Ops>) {
     }
 }
 
+/// The token key: from config, else generated once into the data dir.
 fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.jwt_secret {
         // HS256 with a short key is open to offline guessing (RFC 7518

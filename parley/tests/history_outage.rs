@@ -11,20 +11,6 @@ use std::time::Duration;
 use common::*;
 use parley_engines::contract::servers::ClickHouseServer;
 
-/// The sum of a metric's series on /metrics (0 if absent).
-async fn metric(url: &str, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Sends `n` messages to `to`; returns their msg_ids.
 async fn send(a: &mut Client, to: &str, n: usize) -> Vec<u64> {
     let mut out = Vec::new();

@@ -9,19 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
@@ -48,7 +35,7 @@ async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recov
     }
     assert!(limited > 1_000, "the burst met the limit: {acked} acked");
     assert!(acked >= 1_000, "the burst allowance passed: {acked}");
-    assert!(metric(&s.url, "parley_limit_hits_total{limit=\"sends\"}").await >= limited as f64);
+    assert!(metric(&s.url, "parley_limit_hits_total", "limit=\"sends\"").await >= limited as f64);
 
     // Only what was acked reached Bob.
     let mut b = Client::connect(&s.url, &login(&s.url, "bob", None).await.0).await;
@@ -229,7 +216,7 @@ async fn a_client_that_stops_reading_is_closed_and_loses_nothing() {
         sent.push(a.say(&bob.id, &format!("big-{i}"), &text).await["msg_id"].clone());
     }
     eventually("the slow reader closed", WAIT, || async {
-        let n = metric(&s.url, "parley_limit_hits_total{limit=\"slow_reader\"}").await;
+        let n = metric(&s.url, "parley_limit_hits_total", "limit=\"slow_reader\"").await;
         (n >= 1.0).then_some(())
     })
     .await;

@@ -8,20 +8,6 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn sign_in(url: &str, name: &str, device: Option<u64>) -> (u16, Value) {
-    let mut body = json!({"username": name, "password": "password-1"});
-    if let Some(d) = device {
-        body["device_id"] = json!(d.to_string());
-    }
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
 async fn refresh(url: &str, refresh_token: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(format!("{url}/v1/sessions/refresh"))
@@ -63,7 +49,7 @@ async fn signing_out_stops_this_devices_tokens_and_closes_its_sockets() {
     assert_eq!(get(&s.url, token(&laptop), "/v1/users/me").await.0, 200);
     // Signing in again on the same device id works, with new tokens.
     let device: u64 = phone["device_id"].as_str().unwrap().parse().unwrap();
-    let (status, again) = sign_in(&s.url, "alice", Some(device)).await;
+    let (status, again) = sign_in(&s.url, "alice", Some(&device.to_string())).await;
     assert_eq!(status, 200);
     assert_eq!(get(&s.url, token(&again), "/v1/users/me").await.0, 200);
     assert_eq!(get(&s.url, token(&phone), "/v1/users/me").await.0, 401);
@@ -146,9 +132,9 @@ async fn devices_are_listed_and_revoked_and_only_issued_ids_sign_in() {
     assert_eq!(get(&s.url, token(&laptop), "/v1/users/me").await.0, 200);
 
     // Device ids are the user's own, issued at sign-in.
-    assert_eq!(sign_in(&s.url, "alice", Some(99)).await.0, 400);
-    assert_eq!(sign_in(&s.url, "alice", Some(0)).await.0, 400);
-    assert_eq!(sign_in(&s.url, "alice", Some(2)).await.0, 200);
+    assert_eq!(sign_in(&s.url, "alice", Some("99")).await.0, 400);
+    assert_eq!(sign_in(&s.url, "alice", Some("0")).await.0, 400);
+    assert_eq!(sign_in(&s.url, "alice", Some("2")).await.0, 200);
     s.stop().await;
 }
 

@@ -111,8 +111,8 @@ pub async fn alice_and_bob(url: &str) -> (User, User) {
     (register(url, "alice").await, register(url, "bob").await)
 }
 
-/// A session; `device` reuses a device id (its cursor) when given.
-pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, String) {
+/// `POST /v1/sessions`: the status and the answer.
+pub async fn sign_in(url: &str, name: &str, device: Option<&str>) -> (u16, Value) {
     let mut body = json!({"username": name, "password": "password-1"});
     if let Some(d) = device {
         body["device_id"] = json!(d);
@@ -123,12 +123,31 @@ pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, Stri
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// A session; `device` reuses a device id (its cursor) when given.
+pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, String) {
+    let (status, v) = sign_in(url, name, device).await;
+    assert_eq!(status, 200, "{v}");
     (
         v["token"].as_str().unwrap().to_owned(),
         v["device_id"].as_str().unwrap().to_owned(),
     )
+}
+
+/// The sum of a metric's series with `label` on /metrics (0 if absent).
+pub async fn metric(url: &str, name: &str, label: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Polls `f` until it returns `Some`, for what the server makes visible a
