@@ -60,7 +60,9 @@ impl Default for Limits {
             ping_every_ms: 20_000,
             out_bytes: 1 << 20,
             sends_per_sec: 100,
-            sends_burst: 1_000,
+            // A client's outbox after a day offline may hold a few
+            // thousand; a flood of 3,000 at once still meets the limit.
+            sends_burst: 2_000,
             receipts_per_sec: 200,
             receipts_burst: 2_000,
             heartbeats_per_sec: 10,

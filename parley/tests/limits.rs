@@ -12,7 +12,12 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    let mut cfg = config(dir.path());
+    // The default burst, refilled slowly: what passes does not depend on
+    // how fast this disk syncs the 2,000 that do.
+    cfg.limits.sends_per_sec = 5;
+    assert_eq!(cfg.limits.sends_burst, 2_000);
+    let s = Server::start_with(cfg).await;
     let (_alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &token).await;
@@ -33,8 +38,8 @@ async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recov
             _ => {}
         }
     }
-    assert!(limited > 1_000, "the burst met the limit: {acked} acked");
-    assert!(acked >= 1_000, "the burst allowance passed: {acked}");
+    assert!(limited >= 500, "the burst met the limit: {acked} acked");
+    assert!(acked >= 2_000, "the burst allowance passed: {acked}");
     assert!(metric(&s.url, "parley_limit_hits_total", "limit=\"sends\"").await >= limited as f64);
 
     // Only what was acked reached Bob.
@@ -46,7 +51,7 @@ async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recov
     assert!(b.quiet("msg", Duration::from_millis(300)).await);
 
     // The same socket sends again once the bucket refills.
-    // (A token comes back every 10 ms; a client would back off like this.)
+    // (A token comes back every 200 ms; a client would back off like this.)
     let mut tries = 0;
     let ack = loop {
         a.send(json!({"type": "send", "client_msg_id": "after", "to": {"user": bob.id}, "body": {"text": "calm"}}))
@@ -57,7 +62,7 @@ async fn a_burst_of_3000_sends_meets_the_limit_appends_nothing_over_it_and_recov
         }
         assert_eq!(f["code"], "rate_limited");
         tries += 1;
-        assert!(tries < 100, "still limited");
+        assert!(tries < 200, "still limited");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(ack["client_msg_id"], "after");
