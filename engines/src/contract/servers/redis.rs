@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     dir: PathBuf,
+    extra: Vec<String>,
     pub port: u16,
     pub url: String,
 }
@@ -30,41 +31,63 @@ impl RedisServer {
         let dir =
             std::env::temp_dir().join(format!("parley-redis-{port}-{:x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("redis temp dir");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(port, &dir, &extra);
         let server = RedisServer {
             child,
             dir,
+            extra,
             port,
             url: format!("redis://127.0.0.1:{port}"),
         };
+        server.wait_up();
+        server
+    }
+
+    /// Kills the server (SIGKILL: no shutdown save) and starts it again on
+    /// the same port and directory: with `--appendonly yes` it comes back
+    /// with what its AOF holds, without persistence empty.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.dir, &self.extra);
+        self.wait_up();
+    }
+
+    fn wait_up(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if pong(port) {
-                return server;
+            if pong(self.port) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {port} did not start"
+                "redis-server on port {} did not start",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (apt-get install redis-server)")
 }
 
 /// Whether a Redis answers `PING` on `port` (plain RESP over TCP, so the
