@@ -53,7 +53,7 @@ pub enum EngineError {
         position: u64,
         reason: String,
     },
-    #[error("{0} is poisoned by an earlier write failure; reopen it to recover")]
+    #[error("{0} takes no appends after a failed write (a full disk?); it mends itself once it can write again")]
     Poisoned(String),
     #[error("the engine is shut down")]
     Closed,
@@ -81,7 +81,7 @@ impl EngineError {
                 | io::ErrorKind::WouldBlock => Retry::Later,
                 _ => Retry::Never,
             },
-            EngineError::Unavailable(_) => Retry::Later,
+            EngineError::Unavailable(_) | EngineError::Poisoned(_) => Retry::Later,
             _ => Retry::Never,
         }
     }

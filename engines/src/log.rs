@@ -166,6 +166,14 @@ pub trait Log: Send + Sync + 'static {
     /// The partition count of a topic.
     async fn partitions(&self, topic: &str) -> Result<u32>;
 
+    /// `Err` while a partition takes no appends this process could mend
+    /// by itself (the embedded log after a failed write or fsync, a full
+    /// disk, until it mends); for `/readyz`. Servers answer for
+    /// themselves: the default is healthy.
+    fn healthy(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// `Ok` if `topic` has `partition`; else `UnknownTopic` or
     /// `UnknownPartition`.
     async fn check_partition(&self, topic: &str, partition: u32) -> Result<()> {

@@ -485,11 +485,17 @@ async fn conversations(
     Ok(Json(ConversationsPage { conversations }))
 }
 
+/// Ready once the pipeline runs, and while the log takes appends (not
+/// while a partition waits to mend after a failed write, a full disk).
 async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::Acquire) {
-        "ready".into_response()
-    } else {
-        ApiError::new(ErrorCode::Unavailable, "starting").into_response()
+    if !s.ready.load(Ordering::Acquire) {
+        return ApiError::new(ErrorCode::Unavailable, "starting").into_response();
+    }
+    match s.edge.log_healthy() {
+        Ok(()) => "ready".into_response(),
+        Err(_) => {
+            ApiError::new(ErrorCode::Unavailable, "the log takes no appends now").into_response()
+        }
     }
 }
 

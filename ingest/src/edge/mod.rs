@@ -73,6 +73,8 @@ pub struct EdgeParts {
 
 /// One edge node: its parts, and the tasks that hold its engines.
 pub struct Edge {
+    /// Kept for its health, which `/readyz` reports.
+    log: Arc<dyn Log>,
     guard: Arc<Guard>,
     sessions: Arc<Sessions>,
     messages: Messages,
@@ -92,6 +94,7 @@ impl Edge {
     /// An edge with no appender yet: start them with [`Edge::run_appender`].
     pub fn new(parts: EdgeParts) -> Arc<Edge> {
         let node = parts.ids.node() as u32;
+        let log = parts.log.clone();
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
         let guard = Arc::new(Guard::new(parts.limits));
@@ -125,6 +128,7 @@ impl Edge {
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             history: HistoryReads::new(core, parts.history),
             sockets,
+            log,
             guard,
             sessions,
             tasks,
@@ -135,6 +139,11 @@ impl Edge {
     /// The caller an access token names, or `unauthorized`.
     pub async fn verify_token(&self, token: &str) -> Result<Caller, ApiError> {
         self.sessions.verify_access(token).await
+    }
+
+    /// Whether the log takes appends (see [`Log::healthy`]).
+    pub fn log_healthy(&self) -> Result<(), EngineError> {
+        self.log.healthy()
     }
 
     pub fn sessions(&self) -> &Sessions {

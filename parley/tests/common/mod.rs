@@ -335,6 +335,18 @@ impl Client {
         }
     }
 
+    /// Sends a text message; its answer, the `ack` or the `error`.
+    pub async fn try_say(&mut self, to: &str, cid: &str, text: &str) -> Value {
+        self.send(json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}}))
+            .await;
+        loop {
+            let f = self.next().await;
+            if matches!(f["type"].as_str(), Some("ack" | "error")) {
+                return f;
+            }
+        }
+    }
+
     /// Sends a text message and returns its ack.
     pub async fn say(&mut self, to: &str, cid: &str, text: &str) -> Value {
         self.send(json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}}))

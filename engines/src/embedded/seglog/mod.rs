@@ -271,6 +271,18 @@ impl Log for SegmentLog {
         Ok(self.topic(topic)?.partitions.len() as u32)
     }
 
+    fn healthy(&self) -> Result<()> {
+        let topics = self.topics.read().expect("topics lock");
+        match topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.poisoned())
+        {
+            Some(p) => Err(EngineError::Poisoned(p.shared.name.clone())),
+            None => Ok(()),
+        }
+    }
+
     async fn append(&self, topic: &str, partition: u32, payloads: Vec<Bytes>) -> Result<Appended> {
         let t = self.topic(topic)?;
         let p = t.partition(topic, partition)?;

@@ -32,6 +32,8 @@ use super::{Durability, SegmentLogOptions};
 use crate::error::{EngineError, Result};
 use crate::log::{Appended, Batch, Bounds, Epoch, ReadLimit, Record, Retention};
 
+mod mend;
+
 const IDX_MAGIC: u32 = 0x5044_4958; // "PDIX"
 /// How long the writer sleeps, when idle, between age-retention checks.
 const RETENTION_TICK: Duration = Duration::from_secs(30);
@@ -81,11 +83,13 @@ struct Req {
 
 type Reply = (oneshot::Sender<Result<Appended>>, Appended);
 
-/// Written to the page cache, waiting for the syncer's fsync.
+/// Written to the page cache, waiting for the syncer's fsync; or, with
+/// `barrier`, a marker the syncer answers once everything before it is done.
 struct Written {
     file: Arc<File>,
     end: u64,
     replies: Vec<Reply>,
+    barrier: Option<mpsc::Sender<()>>,
 }
 
 /// A handle to an open partition. Dropping the last handle lets the writer
@@ -168,6 +172,12 @@ impl Partition {
             .send(Req { payloads, reply })
             .map_err(|_| EngineError::Closed)?;
         rx.await.map_err(|_| EngineError::Closed)?
+    }
+
+    /// Whether a failed write or fsync stopped appends (until the writer
+    /// mends the partition).
+    pub fn poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
     }
 
     pub fn set_retention(&self, retention: Retention) {
@@ -486,35 +496,46 @@ fn write_index(dir: &Path, seg: &Segment) -> Result<()> {
 /// publishes the new end and answers those appends.
 fn sync_loop(shared: &Shared, rx: mpsc::Receiver<Written>) {
     while let Ok(first) = rx.recv() {
-        let mut round = vec![first];
-        round.extend(rx.try_iter());
-        let mut result = Ok(());
-        if shared.poisoned.load(Ordering::Acquire) {
-            result = Err(EngineError::Poisoned(shared.name.clone()));
-        } else {
-            // A roll can put two files in one round; each is synced once.
-            let mut last: Option<*const File> = None;
-            for w in &round {
-                if last != Some(Arc::as_ptr(&w.file)) {
-                    last = Some(Arc::as_ptr(&w.file));
-                    if let Err(e) = w.file.sync_data() {
-                        result = Err(EngineError::io(shared.dir.display(), e));
-                        break;
-                    }
+        let (barriers, round): (Vec<Written>, Vec<Written>) = std::iter::once(first)
+            .chain(rx.try_iter())
+            .partition(|w| w.barrier.is_some());
+        if !round.is_empty() {
+            sync_round(shared, round);
+        }
+        for b in barriers {
+            let _ = b.barrier.expect("a barrier").send(());
+        }
+    }
+}
+
+/// One fsync for everything in `round`, then its answers.
+fn sync_round(shared: &Shared, round: Vec<Written>) {
+    let mut result = Ok(());
+    if shared.poisoned.load(Ordering::Acquire) {
+        result = Err(EngineError::Poisoned(shared.name.clone()));
+    } else {
+        // A roll can put two files in one round; each is synced once.
+        let mut last: Option<*const File> = None;
+        for w in &round {
+            if last != Some(Arc::as_ptr(&w.file)) {
+                last = Some(Arc::as_ptr(&w.file));
+                if let Err(e) = w.file.sync_data() {
+                    result = Err(EngineError::io(shared.dir.display(), e));
+                    break;
                 }
             }
         }
-        let end = round.last().map_or(0, |w| w.end);
-        let replies = round.into_iter().flat_map(|w| w.replies);
-        match result {
-            Ok(()) => publish(shared, end, replies),
-            Err(e) => {
-                poison(shared, &e);
-                let msg = e.to_string();
-                fail(replies.map(|r| r.0), || {
-                    EngineError::Unavailable(msg.clone())
-                });
-            }
+    }
+    let end = round.last().map_or(0, |w| w.end);
+    let replies = round.into_iter().flat_map(|w| w.replies);
+    match result {
+        Ok(()) => publish(shared, end, replies),
+        Err(e) => {
+            poison(shared, &e);
+            let msg = e.to_string();
+            fail(replies.map(|r| r.0), || {
+                EngineError::Unavailable(msg.clone())
+            });
         }
     }
 }
@@ -552,6 +573,8 @@ struct Writer {
     next: u64,
     last_indexed: u64,
     buf: Vec<u8>,
+    /// When a poisoned partition may next try to mend.
+    next_mend: std::time::Instant,
 }
 
 impl Writer {
@@ -574,13 +597,24 @@ impl Writer {
             next,
             last_indexed,
             buf: Vec::new(),
+            next_mend: std::time::Instant::now(),
         })
     }
 
     fn run(mut self, rx: mpsc::Receiver<Req>) {
         loop {
-            let first = match rx.recv_timeout(RETENTION_TICK) {
+            let poisoned = self.shared.poisoned.load(Ordering::Acquire);
+            let tick = if poisoned {
+                mend::EVERY
+            } else {
+                RETENTION_TICK
+            };
+            let first = match rx.recv_timeout(tick) {
                 Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) if poisoned => {
+                    self.try_mend();
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.enforce_retention();
                     continue;
@@ -603,7 +637,7 @@ impl Writer {
     }
 
     fn commit(&mut self, reqs: Vec<Req>) {
-        if self.shared.poisoned.load(Ordering::Acquire) {
+        if self.shared.poisoned.load(Ordering::Acquire) && !self.try_mend() {
             let err = || EngineError::Poisoned(self.shared.name.clone());
             return fail(reqs.into_iter().map(|r| r.reply), err);
         }
@@ -637,6 +671,7 @@ impl Writer {
             file: self.file.clone(),
             end: self.next,
             replies,
+            barrier: None,
         };
         if self.shared.opts.durability == Durability::Os {
             return publish(&self.shared, written.end, written.replies);
