@@ -107,6 +107,9 @@ pub async fn run_job<P: Processor>(
     // The offset the store holds for this job, as last read or written:
     // `apply` writes only if it is still that.
     let mut stored: Option<u64> = None;
+    // Whether `stored` was read once: later reads that differ mean the
+    // offset moved under this run.
+    let mut loaded = false;
     let lag = ConsumerLag::register(&spec.job, spec.partition);
     let resumed = |why: Resume| {
         emit(JobResumed {
@@ -121,7 +124,21 @@ pub async fn run_job<P: Processor>(
             let from = match position {
                 Some(p) => p,
                 None => {
-                    stored = state.job_offset(&spec.job, spec.partition).await?;
+                    let now = state.job_offset(&spec.job, spec.partition).await?;
+                    if loaded && now != stored {
+                        // The store lost or moved the offset while this run
+                        // was away (a failed step: the store restarted
+                        // empty, or another owner went on): what the
+                        // processor cached of it is wrong now.
+                        resumed(Resume::OffsetMoved {
+                            expected: stored,
+                            found: now,
+                            idle: false,
+                        });
+                        processor.committed(Applied::Stale { committed: now }).await;
+                    }
+                    loaded = true;
+                    stored = now;
                     let from = stored.unwrap_or(0);
                     let bounds = log.bounds(&spec.topic, spec.partition).await?;
                     target.get_or_insert(bounds.end);
