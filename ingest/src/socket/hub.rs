@@ -54,15 +54,19 @@ pub struct Pushes {
 impl Pushes {
     pub async fn recv(&mut self) -> Option<Push> {
         let push = self.rx.recv().await?;
-        self.lane.bytes.fetch_sub(weight(&push), Ordering::Relaxed);
-        Some(push)
+        Some(self.taken(push))
     }
 
     /// A push if one is queued now.
     pub fn try_recv(&mut self) -> Option<Push> {
         let push = self.rx.try_recv().ok()?;
+        Some(self.taken(push))
+    }
+
+    /// Frees a push's bytes of the lane's budget.
+    fn taken(&self, push: Push) -> Push {
         self.lane.bytes.fetch_sub(weight(&push), Ordering::Relaxed);
-        Some(push)
+        push
     }
 
     pub fn is_empty(&self) -> bool {

@@ -49,7 +49,7 @@ impl Outbox {
 
     /// Queues a frame; false once the writer is gone.
     pub(super) async fn frame(&self, frame: &ServerFrame) -> bool {
-        let json = serde_json::to_string(frame).expect("server frames serialize");
+        let json = render(frame);
         // A frame larger than the whole budget waits for all of it.
         let n = json.len().clamp(1, self.max) as u32;
         let Ok(permit) = self.budget.clone().acquire_many_owned(n).await else {
@@ -223,8 +223,7 @@ impl<W: Sink<Message> + Unpin> Writer<W> {
     }
 
     async fn frame(&mut self, frame: &ServerFrame) -> Result<(), Stop> {
-        let json = serde_json::to_string(frame).expect("server frames serialize");
-        self.text(json).await
+        self.text(render(frame)).await
     }
 
     async fn msgs(&mut self, msgs: &Msgs) -> Result<(), Stop> {
@@ -248,6 +247,9 @@ impl<W: Sink<Message> + Unpin> Writer<W> {
 /// Writes one frame straight to a sink with no writer yet (a socket that
 /// failed to open); false once the socket is gone.
 pub(super) async fn send<W: Sink<Message> + Unpin>(sink: &mut W, frame: &ServerFrame) -> bool {
-    let json = serde_json::to_string(frame).expect("server frames serialize");
-    sink.feed(Message::Text(json.into())).await.is_ok()
+    sink.feed(Message::Text(render(frame).into())).await.is_ok()
+}
+
+fn render(frame: &ServerFrame) -> String {
+    serde_json::to_string(frame).expect("server frames serialize")
 }
