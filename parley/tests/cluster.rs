@@ -5,148 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
-use parley_engines::contract::servers::ClickHouseServer;
-use parley_engines::contract::servers::RedisServer;
 use parley_schemas::ids::{ConversationId, UserId};
 use parley_schemas::partition::{conversation_partition, user_partition};
 use serde_json::{json, Value};
-
-const PARTITIONS: u32 = 4;
-const SECRET: &str = "a-test-cluster-secret-of-more-than-32-bytes";
-
-struct Node {
-    role: &'static str,
-    node: u16,
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Where the cluster's log, state and history are.
-struct Backends {
-    log: String,
-    state: String,
-    history: String,
-}
-
-fn parley(args: &[&str], b: &Backends, dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_parley"));
-    c.args(args)
-        .args([
-            "--log",
-            &b.log,
-            "--state",
-            &b.state,
-            "--history",
-            &b.history,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("PARLEY__JWT_SECRET", SECRET)
-        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY__PARTITIONS", PARTITIONS.to_string())
-        .env("PARLEY_LOG", "warn");
-    c
-}
-
-fn spawn(role: &'static str, node: u16, b: &Backends, dir: &Path) -> Node {
-    let id = node.to_string();
-    let mut child = parley(&[role, "--listen", "127.0.0.1:0", "--node-id", &id], b, dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start parley");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let prefix = format!("parley {role} listening on ");
-    let url = loop {
-        let line = lines.next().expect("parley printed its address").unwrap();
-        if let Some(url) = line.strip_prefix(&prefix) {
-            break url.to_owned();
-        }
-    };
-    // Its log, tagged, shows with a failing test's output.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("[{role} {node}] {line}");
-        }
-    });
-    Node {
-        role,
-        node,
-        child,
-        url,
-    }
-}
-
-/// Partitions held per scope, read from a node's `/metrics`.
-async fn owned(node: &Node) -> BTreeMap<String, Vec<u32>> {
-    let text = reqwest::get(format!("{}/metrics", node.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("parley_partition_owned{") else {
-            continue;
-        };
-        let (labels, value) = rest.split_once("} ").unwrap();
-        if value.trim() != "1" {
-            continue;
-        }
-        let label = |name: &str| {
-            let start = labels.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-            labels[start..].split('"').next().unwrap().to_owned()
-        };
-        out.entry(label("scope"))
-            .or_default()
-            .push(label("partition").parse().unwrap());
-    }
-    out
-}
-
-/// Waits until the nodes of one role hold every partition of `scope`
-/// exactly once between them, each node a share; returns partition → node.
-async fn settled(nodes: &[&Node], scope: &str, within: Duration) -> BTreeMap<u32, u16> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut holders: BTreeMap<u32, Vec<u16>> = BTreeMap::new();
-        for n in nodes {
-            for p in owned(n).await.remove(scope).unwrap_or_default() {
-                holders.entry(p).or_default().push(n.node);
-            }
-        }
-        let shared = nodes
-            .iter()
-            .all(|n| holders.values().any(|h| h.contains(&n.node)));
-        if holders.len() == PARTITIONS as usize && holders.values().all(|h| h.len() == 1) && shared
-        {
-            return holders.into_iter().map(|(p, h)| (p, h[0])).collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{scope} not held exactly once by {:?} within {within:?}: {holders:?}",
-            nodes
-                .iter()
-                .map(|n| format!("{} {}", n.role, n.node))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Reads `msg` frames until `n` arrived; returns them.
 async fn messages(c: &mut Client, n: usize) -> Vec<Value> {
@@ -170,38 +36,15 @@ fn id(v: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_processes_chat_and_survive_sigkills() {
-    let log_redis = RedisServer::start();
-    let state_redis = RedisServer::start();
-    let clickhouse = ClickHouseServer::start();
-    let urls = Backends {
-        log: log_redis.url.clone(),
-        state: state_redis.url.clone(),
-        history: clickhouse.url.clone(),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let status = parley(&["migrate"], &urls, dir.path()).status().unwrap();
-    assert!(status.success());
-
-    let e1 = spawn("ingest", 1, &urls, dir.path());
-    let e2 = spawn("ingest", 2, &urls, dir.path());
-    let mut procs = vec![
-        spawn("process", 11, &urls, dir.path()),
-        spawn("process", 12, &urls, dir.path()),
-    ];
-    let mut delivs = vec![
-        spawn("deliver", 21, &urls, dir.path()),
-        spawn("deliver", 22, &urls, dir.path()),
-    ];
-    let settle = Duration::from_secs(20);
-    settled(&[&e1, &e2], "append/events", settle).await;
-    settled(&[&procs[0], &procs[1]], "process/events", settle).await;
-    let inbox_owner = settled(&[&delivs[0], &delivs[1]], "deliver/inbox", settle).await;
+    let mut cl = Cluster::start().await;
+    let inbox_owner = cl.settled("deliver", SETTLE).await;
+    let (e1, e2) = (cl.edges[0].url.clone(), cl.edges[1].url.clone());
     // Alice on one edge, Bob on the other.
-    let (alice, bob) = alice_and_bob(&e1.url).await;
-    let (ta, _) = login(&e1.url, "alice", None).await;
-    let (tb, bob_device) = login(&e2.url, "bob", None).await;
-    let mut a = Client::connect(&e1.url, &ta).await;
-    let mut b = Client::connect(&e2.url, &tb).await;
+    let (alice, bob) = alice_and_bob(&e1).await;
+    let (ta, _) = login(&e1, "alice", None).await;
+    let (tb, bob_device) = login(&e2, "bob", None).await;
+    let mut a = Client::connect(&e1, &ta).await;
+    let mut b = Client::connect(&e2, &tb).await;
     let cid = direct(&alice.id, &bob.id);
 
     // Interleaved both ways: acks carry rising ids, whichever edge took the
@@ -258,10 +101,8 @@ async fn six_processes_chat_and_survive_sigkills() {
     // comes back on the other edge; everything sent meanwhile reaches him.
     let bob_uid = UserId(bob.id.parse().unwrap());
     let victim = inbox_owner[&user_partition(bob_uid, PARTITIONS)];
-    let i = delivs.iter().position(|n| n.node == victim).unwrap();
-    let killed = delivs.remove(i);
     let t0 = Instant::now();
-    drop(killed); // SIGKILL
+    cl.kill("deliver", victim);
     b.close().await;
     for i in 0..10 {
         let ack = a
@@ -273,8 +114,8 @@ async fn six_processes_chat_and_survive_sigkills() {
             .await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }
-    let (tb, _) = login(&e1.url, "bob", Some(&bob_device)).await;
-    let mut b = Client::connect(&e1.url, &tb).await;
+    let (tb, _) = login(&e1, "bob", Some(&bob_device)).await;
+    let mut b = Client::connect(&e1, &tb).await;
     b.send(json!({"type": "sync"})).await;
     let got = messages(&mut b, 10).await;
     let took = t0.elapsed();
@@ -288,17 +129,15 @@ async fn six_processes_chat_and_survive_sigkills() {
     assert_eq!(texts, want, "Bob's backlog, in order, after the takeover");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     bob_seqs.extend(got.iter().map(|m| m["seq"].as_u64().unwrap()));
-    settled(&[&delivs[0]], "deliver/inbox", Duration::from_secs(1)).await;
+    cl.settled("deliver", Duration::from_secs(1)).await;
 
     // SIGKILL the processor that routes this conversation. Another takes
     // its partitions within 10 s; nothing is lost or applied twice.
     let conv: ConversationId = cid.parse().unwrap();
-    let proc_owner = settled(&[&procs[0], &procs[1]], "process/events", settle).await;
+    let proc_owner = cl.settled("process", SETTLE).await;
     let victim = proc_owner[&conversation_partition(&conv, PARTITIONS)];
-    let i = procs.iter().position(|n| n.node == victim).unwrap();
-    let killed = procs.remove(i);
     let t0 = Instant::now();
-    drop(killed);
+    cl.kill("process", victim);
     for i in 0..10 {
         let ack = a
             .say(
@@ -309,7 +148,7 @@ async fn six_processes_chat_and_survive_sigkills() {
             .await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }
-    settled(&[&procs[0]], "process/events", Duration::from_secs(10)).await;
+    cl.settled("process", Duration::from_secs(10)).await;
     let takeover = t0.elapsed();
     assert!(
         takeover < Duration::from_secs(10),
@@ -343,13 +182,13 @@ async fn six_processes_chat_and_survive_sigkills() {
     // replay the log; the accounts come back and Bob's inbox is rebuilt.
     let t0 = Instant::now();
     let flushed = Command::new("redis-cli")
-        .args(["-p", &state_redis.port.to_string(), "FLUSHALL"])
+        .args(["-p", &cl.state_redis.port.to_string(), "FLUSHALL"])
         .output()
         .unwrap();
     assert!(flushed.status.success(), "{flushed:?}");
     let tb = loop {
         let r = reqwest::Client::new()
-            .post(format!("{}/v1/sessions", e2.url))
+            .post(format!("{}/v1/sessions", e2))
             .json(&json!({"username": "bob", "password": "password-1", "device_id": bob_device}))
             .send()
             .await
@@ -373,10 +212,10 @@ async fn six_processes_chat_and_survive_sigkills() {
     eventually(
         "Alice's session restored",
         Duration::from_secs(20),
-        || async { (get(&e2.url, &ta, "/v1/users/me").await.0 == 200).then_some(()) },
+        || async { (get(&e2, &ta, "/v1/users/me").await.0 == 200).then_some(()) },
     )
     .await;
-    let mut a = Client::connect(&e2.url, &ta).await;
+    let mut a = Client::connect(&e2, &ta).await;
     for i in 0..5 {
         let ack = a
             .say(&bob.id, &format!("f-{i}"), &format!("after the flush {i}"))
@@ -387,8 +226,8 @@ async fn six_processes_chat_and_survive_sigkills() {
     // the log (history writers too). Until it is done, a device that
     // connects is also sent items live as they are rebuilt, before its
     // sync replay; so let another device of Bob see every message first.
-    let (tx, _) = login(&e1.url, "bob", None).await;
-    let mut x = Client::connect(&e1.url, &tx).await;
+    let (tx, _) = login(&e1, "bob", None).await;
+    let mut x = Client::connect(&e1, &tx).await;
     x.send(json!({"type": "sync"})).await;
     let mut seen = std::collections::HashSet::new();
     while !alice_to_bob.iter().all(|i| seen.contains(i)) {
@@ -396,7 +235,7 @@ async fn six_processes_chat_and_survive_sigkills() {
     }
     x.close().await;
     // Bob's cursor is gone too, so a sync replays his whole inbox.
-    let mut b = Client::connect(&e1.url, &tb).await;
+    let mut b = Client::connect(&e1, &tb).await;
     b.send(json!({"type": "sync"})).await;
     let got = messages(&mut b, alice_to_bob.len()).await;
     let ids: Vec<u64> = got.iter().map(|m| id(&m["msg_id"])).collect();
@@ -417,7 +256,7 @@ async fn six_processes_chat_and_survive_sigkills() {
     all_ids.reverse();
     let path = format!("/v1/conversations/{cid}/messages?limit=200");
     eventually("every message once in scrollback", WAIT, || async {
-        let (_, page) = get(&e2.url, &tb, &path).await;
+        let (_, page) = get(&e2, &tb, &path).await;
         let ids: Vec<u64> = page["messages"]
             .as_array()
             .map(|ms| ms.iter().map(|m| id(&m["msg_id"])).collect())

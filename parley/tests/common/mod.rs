@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod cluster;
+
 pub const WAIT: Duration = Duration::from_secs(15);
 
 pub fn config(data_dir: &Path) -> parley::Config {
@@ -224,14 +226,19 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str, token: &str) -> Client {
-        let ws_url = format!("{}/v1/ws?token={token}", url.replace("http://", "ws://"));
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+        Client::try_connect(url, token)
             .await
-            .expect("websocket upgrade");
-        Client {
+            .expect("websocket upgrade")
+    }
+
+    /// As [`connect`](Self::connect), but `None` if the server is gone.
+    pub async fn try_connect(url: &str, token: &str) -> Option<Client> {
+        let ws_url = format!("{}/v1/ws?token={token}", url.replace("http://", "ws://"));
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.ok()?;
+        Some(Client {
             ws,
             skipped: Vec::new(),
-        }
+        })
     }
 
     pub async fn send(&mut self, v: Value) {
