@@ -403,3 +403,58 @@ async fn typing_reaches_the_members_and_is_rate_limited() {
     assert_eq!(v["messages"], json!([]));
     s.stop().await;
 }
+
+/// A group remembers at most 1,024 former members (their spans of
+/// history); past that the one who left first is forgotten and reads the
+/// group no more, while a later one still scrolls back to its span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn former_members_beyond_the_bound_are_forgotten_first_out_first() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), None).await;
+    register(&s.url, "alice").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    // 1,023 members (a full group with Alice), then two more.
+    let ids: Vec<String> = futures::stream::iter(0..1025)
+        .map(|i| {
+            let url = s.url.clone();
+            async move { register(&url, &format!("m{i:04}")).await.id }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let (first, rest) = ids.split_at(1023);
+    let members: Vec<&str> = first.iter().map(String::as_str).collect();
+    let group = create_group(&s.url, &at, "crowd", &members).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    a.send(send_frame(&group, "a1", "hello all")).await;
+    a.expect("ack").await;
+    let del = |who: &str| {
+        let (url, at) = (s.url.clone(), at.clone());
+        let path = format!("{url}/v1/groups/{group}/members/{who}");
+        async move { call(reqwest::Method::DELETE, &path, &at, None).await.0 }
+    };
+    // m0000 leaves first, then the others, then the two latecomers join and
+    // leave: 1,025 former members.
+    assert_eq!(del(&ids[0]).await, 204);
+    let gone: Vec<u16> = futures::stream::iter(&ids[1..1023])
+        .map(|who| del(who))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert!(gone.iter().all(|&s| s == 204), "{gone:?}");
+    let members_url = format!("{}/v1/groups/{group}/members", s.url);
+    for who in rest {
+        let add = Some(json!({"user_id": who}));
+        let (status, v) = call(reqwest::Method::POST, &members_url, &at, add).await;
+        assert_eq!(status, 204, "{v}");
+        assert_eq!(del(who).await, 204);
+    }
+    let history = format!("/v1/conversations/g:{group}/messages");
+    let (t0, _) = login(&s.url, "m0000", None).await;
+    assert_eq!(get(&s.url, &t0, &history).await.0, 403, "forgotten");
+    let (t1, _) = login(&s.url, "m0001", None).await;
+    let (status, page) = get(&s.url, &t1, &history).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"][0]["body"]["text"], "hello all");
+}

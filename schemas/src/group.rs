@@ -20,6 +20,11 @@ use crate::wire::{ErrorCode, ReceiptStatus};
 /// The largest group (WhatsApp's limit too).
 pub const MAX_MEMBERS: usize = 1024;
 pub const MAX_NAME_CHARS: usize = 64;
+/// Former members a group remembers, each to keep reading the span of
+/// history it was in. Beyond it the one who left longest ago is forgotten
+/// (and reads the group no more), so a group's state stays bounded however
+/// many come and go.
+pub const MAX_FORMER: usize = MAX_MEMBERS;
 /// Messages of a group the router remembers (id and sender), to tell whose
 /// messages a receipt covers. A receipt reaching further back still moves
 /// the marks; only its `status` frames for the older messages are skipped.
@@ -236,6 +241,7 @@ impl GroupState {
                         next.admin = true;
                     }
                 }
+                self.prune_former();
                 let mut ticks = self.aggregate(ReceiptStatus::Delivered);
                 ticks.extend(self.aggregate(ReceiptStatus::Read));
                 Ok(ticks)
@@ -247,6 +253,18 @@ impl GroupState {
                 validate_name(name)?;
                 self.name = name.clone();
                 Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Forgets the former member who left first once there are more than
+    /// [`MAX_FORMER`]; the same on every replay, as it follows log order.
+    fn prune_former(&mut self) {
+        let former = || self.members.iter().enumerate().filter(|(_, m)| !m.is_current());
+        if former().count() > MAX_FORMER {
+            // The first of equals: the one who joined earliest.
+            if let Some((i, _)) = former().min_by_key(|(_, m)| m.left) {
+                self.members.remove(i);
             }
         }
     }
@@ -437,6 +455,29 @@ mod tests {
                 .code,
             ErrorCode::Forbidden
         );
+    }
+
+    #[test]
+    fn former_members_are_bounded_oldest_leaver_first() {
+        let mut g = group();
+        let n = MAX_FORMER as u64 + 3;
+        for i in 0..n {
+            let u = UserId(100 + i);
+            g.apply(A, &GroupChange::Added(u)).unwrap();
+            assert!(g.message(id(10 + i), u).is_some());
+            g.apply(A, &GroupChange::Removed(u)).unwrap();
+        }
+        let former = g.members.iter().filter(|m| !m.is_current()).count();
+        assert_eq!(former, MAX_FORMER);
+        for i in 0..3 {
+            assert!(g.entry(UserId(100 + i)).is_none(), "left first: forgotten");
+        }
+        let last = g.entry(UserId(100 + n - 1)).expect("left last: kept");
+        assert!(last.sees(id(10 + n - 1)) && !last.sees(id(10 + n)));
+        assert_eq!(g.current_members().count(), 3, "members stay");
+        // A forgotten one can join again, from now on.
+        g.apply(A, &GroupChange::Added(UserId(100))).unwrap();
+        assert!(!g.current(UserId(100)).unwrap().sees(id(10)));
     }
 
     #[test]
