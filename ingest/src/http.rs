@@ -14,9 +14,9 @@ use parley_schemas::group::GroupChange;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
     Ack, AddContact, AddMember, ContactList, ConversationsPage, CreateGroup, CreateSession,
-    CreateUser, DeviceList, ErrorCode, GroupCreated, GroupInfo, MessagesPage, PresenceFrame,
-    Privacy, Profile, ProfilePatch, RefreshSession, RenameGroup, SendFrame, Session, UserCreated,
-    MAX_FRAME_BYTES,
+    CreateUser, DeviceList, ErrorCode, GroupCreated, GroupInfo, IdpSession, MessagesPage,
+    PresenceFrame, Privacy, Profile, ProfilePatch, RefreshSession, RenameGroup, SendFrame, Session,
+    UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", post(create_user))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/refresh", post(refresh_session))
+        .route("/v1/sessions/idp", post(create_idp_session))
         .route("/v1/sessions/current", delete(sign_out))
         .route("/v1/devices", get(devices))
         .route("/v1/devices/{id}", delete(revoke_device))
@@ -170,6 +171,14 @@ async fn create_session(
     Body(req): Body<CreateSession>,
 ) -> Result<Json<Session>, ApiError> {
     Ok(Json(s.edge.accounts().sign_in(req, ip).await?))
+}
+
+async fn create_idp_session(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Body(req): Body<IdpSession>,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(s.edge.accounts().sign_in_idp(req, ip).await?))
 }
 
 async fn refresh_session(

@@ -15,7 +15,8 @@
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
-//! - [`auth`]: argon2id passwords and HS256 session tokens.
+//! - [`auth`]: argon2id passwords and HS256 session tokens; [`idp`]:
+//!   sign-in with an outside provider's RS256/ES256 ID token (JWKS).
 //! - [`limits`]: every limit on what a client sends or holds open, with
 //!   its default; [`guard`]: the rate limits checked per request.
 //! - [`internal_events`]: the edge's telemetry, logged and counted at once.
@@ -30,6 +31,7 @@ pub mod edge;
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod idp;
 pub mod internal_events;
 pub mod limits;
 pub mod serve;

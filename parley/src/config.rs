@@ -58,6 +58,10 @@ pub struct Config {
     /// Every limit on what a client sends or holds open (`[limits]`,
     /// `PARLEY__LIMITS__SENDS_PER_SEC`, ...); docs/security.md.
     pub limits: parley_ingest::Limits,
+    /// Sign-in with an outside identity provider's RS256/ES256 ID tokens,
+    /// checked against a JWKS file (`[idp]`, `PARLEY__IDP__JWKS_FILE`,
+    /// `..._ISSUER`, `..._AUDIENCE`); off by default. docs/security.md.
+    pub idp: Option<parley_ingest::idp::IdpSettings>,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Default for Config {
             tls_key: None,
             ops_listen: None,
             limits: parley_ingest::Limits::default(),
+            idp: None,
         }
     }
 }

@@ -325,6 +325,14 @@ fn build_edge(
         cluster: engines.cluster.clone(),
         pusher,
         limits: cfg.limits.clone(),
+        idp: match &cfg.idp {
+            Some(settings) => {
+                let idp = parley_ingest::idp::Idp::load(settings.clone())
+                    .with_context(|| format!("[idp] jwks_file {}", settings.jwks_file.display()))?;
+                Some(Arc::new(idp))
+            }
+            None => None,
+        },
     }))
 }
 

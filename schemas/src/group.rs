@@ -260,7 +260,12 @@ impl GroupState {
     /// Forgets the former member who left first once there are more than
     /// [`MAX_FORMER`]; the same on every replay, as it follows log order.
     fn prune_former(&mut self) {
-        let former = || self.members.iter().enumerate().filter(|(_, m)| !m.is_current());
+        let former = || {
+            self.members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !m.is_current())
+        };
         if former().count() > MAX_FORMER {
             // The first of equals: the one who joined earliest.
             if let Some((i, _)) = former().min_by_key(|(_, m)| m.left) {

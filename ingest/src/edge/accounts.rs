@@ -10,12 +10,15 @@ use tokio::sync::OnceCell;
 use parley_engines::StateOp;
 use parley_schemas::event::{AccountCreated, DeviceAdded, Event, ProfileUpdated};
 use parley_schemas::ids::{now_ms, DeviceId, UserId};
-use parley_schemas::wire::{CreateSession, CreateUser, ErrorCode, Profile, ProfilePatch, Session};
+use parley_schemas::wire::{
+    CreateSession, CreateUser, ErrorCode, IdpSession, Profile, ProfilePatch, Session,
+};
 
 use super::core::Core;
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
 use crate::guard::Guard;
+use crate::idp::Idp;
 
 use super::sessions::Sessions;
 
@@ -24,6 +27,8 @@ pub struct Accounts {
     auth: Arc<AuthConfig>,
     guard: Arc<Guard>,
     sessions: Arc<Sessions>,
+    /// Sign-in by an outside identity provider, when configured.
+    idp: Option<Arc<Idp>>,
     /// Checked against when a username does not exist, so that a wrong
     /// name costs the same time as a wrong password.
     dummy_hash: OnceCell<String>,
@@ -41,12 +46,14 @@ impl Accounts {
         auth: Arc<AuthConfig>,
         guard: Arc<Guard>,
         sessions: Arc<Sessions>,
+        idp: Option<Arc<Idp>>,
     ) -> Accounts {
         Accounts {
             core,
             auth,
             guard,
             sessions,
+            idp,
             dummy_hash: OnceCell::new(),
         }
     }
@@ -85,23 +92,82 @@ impl Accounts {
             let _turn = self.guard.hash_turn().await;
             self.auth.hash_password(req.password).await?
         };
+        self.create(req.username, password_hash, display_name)
+            .await?
+            .ok_or_else(taken)
+    }
+
+    /// Takes the username in the store, then records the account in the
+    /// log; `None` if the name is taken.
+    async fn create(
+        &self,
+        username: String,
+        password_hash: String,
+        display_name: String,
+    ) -> Result<Option<UserId>, ApiError> {
         let Some(user) = self
             .core
             .state
-            .create_account(&req.username, &password_hash, &display_name)
+            .create_account(&username, &password_hash, &display_name)
             .await?
         else {
-            return Err(taken());
+            return Ok(None);
         };
         let event = Event::AccountCreated(AccountCreated {
             user,
-            username: req.username,
+            username,
             password_hash,
             display_name,
             ts: now_ms(),
         });
         self.core.append_account(user, &event).await?;
-        Ok(user)
+        Ok(Some(user))
+    }
+
+    /// Signs in with an outside provider's ID token. Its first sign-in
+    /// creates the account, bound to the provider's subject: the account
+    /// has no password, and the username stays with that subject.
+    pub async fn sign_in_idp(
+        &self,
+        req: IdpSession,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, ApiError> {
+        let idp = self
+            .idp
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("no identity provider is configured"))?;
+        if let Some(ip) = ip {
+            self.guard.sign_ins_per_ip.check(&ip)?;
+        }
+        let who = idp.verify(&req.id_token)?;
+        if !valid_username(&who.username) {
+            return Err(ApiError::bad_request(
+                "the token's username must be 3..32 of a-z, 0-9, '.', '_', '-'",
+            ));
+        }
+        // Never a PHC string, so no password ever matches it.
+        let binding = format!("!idp:{}", who.subject);
+        let owned = || ApiError::new(ErrorCode::Conflict, "username belongs to another account");
+        let user = match self.core.state.account_by_name(&who.username).await? {
+            Some(a) if a.password_hash == binding => a.user_id,
+            Some(_) => return Err(owned()),
+            None => {
+                let name = who.name.filter(|n| valid_display_name(n).is_ok());
+                let display_name = name.unwrap_or_else(|| who.username.clone());
+                // Lost a race for the name: to the same subject, or not.
+                match self
+                    .create(who.username.clone(), binding.clone(), display_name)
+                    .await?
+                {
+                    Some(u) => u,
+                    None => match self.core.state.account_by_name(&who.username).await? {
+                        Some(a) if a.password_hash == binding => a.user_id,
+                        _ => return Err(owned()),
+                    },
+                }
+            }
+        };
+        self.start(user, req.device_id).await
     }
 
     /// Checks the password and issues a session token, for a new device
@@ -129,11 +195,16 @@ impl Accounts {
             Some(a) if matches => a,
             _ => return Err(bad()),
         };
-        let device = match req.device_id {
+        self.start(account.user_id, req.device_id).await
+    }
+
+    /// A session of `user` on device `device_id`, or on a new device.
+    async fn start(&self, user: UserId, device_id: Option<DeviceId>) -> Result<Session, ApiError> {
+        let device = match device_id {
             Some(d) => {
                 // Only an id this user was issued: a made-up one would start
                 // a device (and a cursor) nobody registered.
-                let issued = self.core.state.devices_issued(account.user_id).await?;
+                let issued = self.core.state.devices_issued(user).await?;
                 if d.0 == 0 || d.0 > issued {
                     return Err(ApiError::bad_request(
                         "device_id was not issued to this user; sign in without one for a new device",
@@ -141,14 +212,9 @@ impl Accounts {
                 }
                 d
             }
-            None => self.new_device(account.user_id).await?,
+            None => self.new_device(user).await?,
         };
-        self.sessions
-            .start(Caller {
-                user: account.user_id,
-                device,
-            })
-            .await
+        self.sessions.start(Caller { user, device }).await
     }
 
     async fn dummy_hash(&self) -> Result<String, ApiError> {

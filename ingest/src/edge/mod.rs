@@ -69,6 +69,8 @@ pub struct EdgeParts {
     /// registry in a cluster.
     pub pusher: Arc<dyn Pusher>,
     pub limits: Limits,
+    /// Sign-in by an outside identity provider (`[idp]`), if configured.
+    pub idp: Option<Arc<crate::idp::Idp>>,
 }
 
 /// One edge node: its parts, and the tasks that hold its engines.
@@ -122,7 +124,13 @@ impl Edge {
                 tasks.clone(),
                 stop.clone(),
             ),
-            accounts: Accounts::new(core.clone(), auth.clone(), guard.clone(), sessions.clone()),
+            accounts: Accounts::new(
+                core.clone(),
+                auth.clone(),
+                guard.clone(),
+                sessions.clone(),
+                parts.idp.clone(),
+            ),
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),

@@ -19,6 +19,15 @@ pub struct UserCreated {
     pub user_id: UserId,
 }
 
+/// `POST /v1/sessions/idp` (an addition): sign in with an outside
+/// identity provider's ID token instead of a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpSession {
+    pub id_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<crate::ids::DeviceId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateSession {
     pub username: String,
