@@ -10,6 +10,8 @@
 //! Layout:
 //! - [`config`]: layered settings (defaults, file, `PARLEY__` env, flags).
 //! - [`backends`]: URL → engine, for the backends this build has.
+//! - `edge`: the edge's listeners (TLS, ops), token key and parts;
+//!   `jobs`: what each partition runs for the process and delivery roles.
 //! - [`up`]: every role in one process, on the embedded engines.
 //! - One function per role run as its own process: [`ingest`] (the edge,
 //!   holding the sockets), [`process`] (router, presence, accounts and
@@ -20,6 +22,8 @@
 
 pub mod backends;
 pub mod config;
+mod edge;
+mod jobs;
 
 use std::future::Future;
 use std::path::Path;
@@ -50,6 +54,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, Overrides};
+use edge::{build_edge, serving, stop_ops};
+use jobs::{deliver_partition, process_partition, CaughtUp, Processing};
+pub use jobs::{DELIVER_GROUP, DELIVER_SCOPE, PROCESS_GROUP, PROCESS_SCOPE};
 pub use parley_ingest::Limits;
 
 /// Creates the topics that do not exist yet; returns the partition count
@@ -83,266 +90,6 @@ pub fn raise_open_files_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &l);
         }
     }
-}
-
-/// An edge's ops listener (`ops_listen`): health, readiness and metrics
-/// apart from the public API.
-struct Ops {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// How the edge's public listener serves (TLS if configured), and its ops
-/// listener if one is configured.
-async fn serving(cfg: &Config) -> Result<(ServeOptions, Option<Ops>)> {
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            parley_ingest::serve::tls_acceptor(cert, key)
-                .with_context(|| format!("TLS from {} and {}", cert.display(), key.display()))?,
-        ),
-        (None, None) => None,
-        _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
-    };
-    let opts = ServeOptions {
-        tls,
-        header_timeout: cfg.limits.header_timeout(),
-        max_connections: cfg.limits.connections,
-    };
-    let Some(addr) = cfg.ops_listen else {
-        return Ok((opts, None));
-    };
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the ops listener {addr}"))?;
-    println!("parley ops listening on http://{}", listener.local_addr()?);
-    let stop = CancellationToken::new();
-    let plain = ServeOptions::plain(cfg.limits.header_timeout(), cfg.limits.connections);
-    let task = tokio::spawn(parley_ingest::serve::serve(
-        listener,
-        parley_ingest::http::ops_router(),
-        plain,
-        stop.clone().cancelled_owned(),
-    ));
-    Ok((opts, Some(Ops { stop, task })))
-}
-
-async fn stop_ops(ops: Option<Ops>) {
-    if let Some(ops) = ops {
-        ops.stop.cancel();
-        let _ = ops.task.await;
-    }
-}
-
-/// The token key: from config, else generated once into the data dir.
-fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
-    if let Some(s) = &cfg.jwt_secret {
-        // HS256 with a short key is open to offline guessing (RFC 7518
-        // 3.2 asks for at least the hash's 256 bits).
-        anyhow::ensure!(
-            s.len() >= 32,
-            "jwt_secret must be at least 32 bytes (it has {}); omit it to have one generated",
-            s.len()
-        );
-        return Ok(s.as_bytes().to_vec());
-    }
-    let path = cfg.data_dir.join("jwt.secret");
-    match std::fs::read(&path) {
-        Ok(s) if s.len() >= 32 => Ok(s),
-        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
-            write_private(&path, &secret)?;
-            Ok(secret)
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-/// The process role's group and lease scope: partition `p` of `events`,
-/// `presence` and `accounts` go together.
-pub const PROCESS_GROUP: &str = "process";
-pub const PROCESS_SCOPE: &str = "process/events";
-/// The delivery role's group and lease scope (partitions of `inbox`).
-pub const DELIVER_GROUP: &str = "deliver";
-pub const DELIVER_SCOPE: &str = "deliver/inbox";
-
-fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
-    JobSpec {
-        job: job.into(),
-        topic: topic.into(),
-        partition,
-        batch: 1024,
-        linger: Duration::ZERO,
-        caught_up: None,
-    }
-}
-
-/// The history writers collect up to this many records, or for up to
-/// [`HISTORY_LINGER`], per write: ClickHouse wants few large inserts.
-const HISTORY_BATCH: usize = 10_000;
-const HISTORY_LINGER: Duration = Duration::from_millis(500);
-
-fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
-    JobSpec {
-        batch: HISTORY_BATCH,
-        linger: HISTORY_LINGER,
-        ..job_spec(job, topic, p)
-    }
-}
-
-/// Fired by a partition's router and accounts job once each has applied
-/// what the partition held at start.
-struct CaughtUp {
-    router: tokio::sync::oneshot::Sender<()>,
-    accounts: tokio::sync::oneshot::Sender<()>,
-}
-
-/// What every partition's processor jobs share.
-#[derive(Clone)]
-struct Processing {
-    log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
-    history: Arc<dyn History>,
-    partitions: u32,
-    read_fanout_above: usize,
-}
-
-/// The processor jobs of partition `p`: the router on `events`, the
-/// presence job on `presence`, the accounts job on `accounts`, and the
-/// history writers on `events` and `presence`. `caught_up` fires once the
-/// router and the accounts job have applied what the partition held at start.
-async fn process_partition(
-    engines: Processing,
-    p: u32,
-    stop: CancellationToken,
-    caught_up: Option<CaughtUp>,
-) {
-    let Processing {
-        log,
-        state,
-        history,
-        partitions,
-        read_fanout_above,
-    } = engines;
-    let (router_done, accounts_done) = match caught_up {
-        Some(c) => (Some(c.router), Some(c.accounts)),
-        None => (None, None),
-    };
-    let router_spec = JobSpec {
-        caught_up: router_done,
-        ..job_spec(router::JOB, topics::EVENTS, p)
-    };
-    let accounts_spec = JobSpec {
-        caught_up: accounts_done,
-        ..job_spec(accounts::JOB, topics::ACCOUNTS, p)
-    };
-    let router =
-        Router::new(log.clone(), state.clone(), partitions).read_fanout_above(read_fanout_above);
-    tokio::join!(
-        run_job(
-            log.clone(),
-            state.clone(),
-            router_spec,
-            router,
-            stop.clone()
-        ),
-        run_job(
-            log.clone(),
-            state.clone(),
-            job_spec(presence::JOB, topics::PRESENCE, p),
-            PresenceJob::new(log.clone(), state.clone(), partitions),
-            stop.clone(),
-        ),
-        run_job(
-            log.clone(),
-            state.clone(),
-            accounts_spec,
-            AccountsJob,
-            stop.clone(),
-        ),
-        run_job(
-            log.clone(),
-            state.clone(),
-            history_spec(history_writer::JOB, topics::EVENTS, p),
-            HistoryWriter::new(history.clone()).with_groups(state.clone()),
-            stop.clone(),
-        ),
-        run_job(
-            log,
-            state,
-            history_spec(history_writer::SESSIONS_JOB, topics::PRESENCE, p),
-            SessionWriter::new(history),
-            stop,
-        ),
-    );
-}
-
-/// The sequencer of `inbox` partition `p`, pushing through `pusher`.
-async fn deliver_partition(
-    log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
-    pusher: Arc<dyn Pusher>,
-    p: u32,
-    stop: CancellationToken,
-) {
-    let spec = job_spec(sequencer::JOB, topics::INBOX, p);
-    let job = Sequencer::new(state.clone(), pusher);
-    run_job(log, state, spec, job, stop).await
-}
-
-/// The edge of `up` and of `ingest`: the same parts, but where pushes go
-/// (`pusher`: the hub itself in one process, the session registry in a
-/// cluster).
-fn build_edge(
-    cfg: &Config,
-    engines: &Engines,
-    hub: Arc<Hub>,
-    pusher: Arc<dyn Pusher>,
-) -> Result<Arc<Edge>> {
-    let ids = Arc::new(MessageIdGenerator::new(cfg.node_id).context("node_id")?);
-    Ok(Edge::new(EdgeParts {
-        log: engines.log.clone(),
-        state: engines.state.clone(),
-        history: engines.history.clone(),
-        hub,
-        auth: auth_config(cfg)?,
-        ids,
-        partitions: engines.partitions,
-        cluster: engines.cluster.clone(),
-        pusher,
-        limits: cfg.limits.clone(),
-        idp: match &cfg.idp {
-            Some(settings) => {
-                let idp = parley_ingest::idp::Idp::load(settings.clone())
-                    .with_context(|| format!("[idp] jwks_file {}", settings.jwks_file.display()))?;
-                Some(Arc::new(idp))
-            }
-            None => None,
-        },
-    }))
-}
-
-fn auth_config(cfg: &Config) -> Result<AuthConfig> {
-    Ok(AuthConfig {
-        secret: jwt_secret(cfg)?,
-        token_ttl_secs: cfg.token_ttl_secs,
-        refresh_ttl_secs: cfg.refresh_ttl_secs,
-        argon2_memory_kib: cfg.argon2_memory_kib,
-    })
 }
 
 /// Every role in one process: the edge serves `listener`; the router,

@@ -1,0 +1,137 @@
+//! The jobs each partition runs: the processor's (router, presence,
+//! accounts, history writers) and the delivery role's sequencer, with
+//! their batch settings.
+
+use super::*;
+
+/// The process role's group and lease scope: partition `p` of `events`,
+/// `presence` and `accounts` go together.
+pub const PROCESS_GROUP: &str = "process";
+pub const PROCESS_SCOPE: &str = "process/events";
+/// The delivery role's group and lease scope (partitions of `inbox`).
+pub const DELIVER_GROUP: &str = "deliver";
+pub const DELIVER_SCOPE: &str = "deliver/inbox";
+
+pub(crate) fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
+    JobSpec {
+        job: job.into(),
+        topic: topic.into(),
+        partition,
+        batch: 1024,
+        linger: Duration::ZERO,
+        caught_up: None,
+    }
+}
+
+/// The history writers collect up to this many records, or for up to
+/// [`HISTORY_LINGER`], per write: ClickHouse wants few large inserts.
+const HISTORY_BATCH: usize = 10_000;
+const HISTORY_LINGER: Duration = Duration::from_millis(500);
+
+pub(crate) fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
+    JobSpec {
+        batch: HISTORY_BATCH,
+        linger: HISTORY_LINGER,
+        ..job_spec(job, topic, p)
+    }
+}
+
+/// Fired by a partition's router and accounts job once each has applied
+/// what the partition held at start.
+pub(crate) struct CaughtUp {
+    pub(crate) router: tokio::sync::oneshot::Sender<()>,
+    pub(crate) accounts: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What every partition's processor jobs share.
+#[derive(Clone)]
+pub(crate) struct Processing {
+    pub(crate) log: Arc<dyn Log>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) history: Arc<dyn History>,
+    pub(crate) partitions: u32,
+    pub(crate) read_fanout_above: usize,
+}
+
+/// The processor jobs of partition `p`: the router on `events`, the
+/// presence job on `presence`, the accounts job on `accounts`, and the
+/// history writers on `events` and `presence`. `caught_up` fires once the
+/// router and the accounts job have applied what the partition held at start.
+pub(crate) async fn process_partition(
+    engines: Processing,
+    p: u32,
+    stop: CancellationToken,
+    caught_up: Option<CaughtUp>,
+) {
+    let Processing {
+        log,
+        state,
+        history,
+        partitions,
+        read_fanout_above,
+    } = engines;
+    let (router_done, accounts_done) = match caught_up {
+        Some(c) => (Some(c.router), Some(c.accounts)),
+        None => (None, None),
+    };
+    let router_spec = JobSpec {
+        caught_up: router_done,
+        ..job_spec(router::JOB, topics::EVENTS, p)
+    };
+    let accounts_spec = JobSpec {
+        caught_up: accounts_done,
+        ..job_spec(accounts::JOB, topics::ACCOUNTS, p)
+    };
+    let router =
+        Router::new(log.clone(), state.clone(), partitions).read_fanout_above(read_fanout_above);
+    tokio::join!(
+        run_job(
+            log.clone(),
+            state.clone(),
+            router_spec,
+            router,
+            stop.clone()
+        ),
+        run_job(
+            log.clone(),
+            state.clone(),
+            job_spec(presence::JOB, topics::PRESENCE, p),
+            PresenceJob::new(log.clone(), state.clone(), partitions),
+            stop.clone(),
+        ),
+        run_job(
+            log.clone(),
+            state.clone(),
+            accounts_spec,
+            AccountsJob,
+            stop.clone(),
+        ),
+        run_job(
+            log.clone(),
+            state.clone(),
+            history_spec(history_writer::JOB, topics::EVENTS, p),
+            HistoryWriter::new(history.clone()).with_groups(state.clone()),
+            stop.clone(),
+        ),
+        run_job(
+            log,
+            state,
+            history_spec(history_writer::SESSIONS_JOB, topics::PRESENCE, p),
+            SessionWriter::new(history),
+            stop,
+        ),
+    );
+}
+
+/// The sequencer of `inbox` partition `p`, pushing through `pusher`.
+pub(crate) async fn deliver_partition(
+    log: Arc<dyn Log>,
+    state: Arc<dyn StateStore>,
+    pusher: Arc<dyn Pusher>,
+    p: u32,
+    stop: CancellationToken,
+) {
+    let spec = job_spec(sequencer::JOB, topics::INBOX, p);
+    let job = Sequencer::new(state.clone(), pusher);
+    run_job(log, state, spec, job, stop).await
+}
