@@ -54,13 +54,11 @@ fn rs(claims: &Value) -> String {
 }
 
 async fn exchange(url: &str, id_token: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions/idp"))
-        .json(&json!({"id_token": id_token}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    post(
+        &format!("{url}/v1/sessions/idp"),
+        json!({"id_token": id_token}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +105,8 @@ async fn provider_tokens_become_sessions_and_nothing_else_does() {
 
     // A provider's account has no password to guess.
     for password in ["password-1", "", "!idp:https://sso.example.test|sub-erin"] {
-        let (status, _) = sign_in_with(&s.url, "erin", password).await;
+        let body = json!({"username": "erin", "password": password});
+        let (status, _) = post(&format!("{}/v1/sessions", s.url), body).await;
         assert!(status == 401 || status == 400, "{password}: {status}");
     }
     // Names taken locally or by another subject stay theirs.
@@ -175,14 +174,4 @@ async fn provider_tokens_become_sessions_and_nothing_else_does() {
     let (status, e) = exchange(&plain.url, &rs(&claims("sub-erin", "erin"))).await;
     assert_eq!((status, e["code"].as_str()), (404, Some("not_found")));
     plain.stop().await;
-}
-
-async fn sign_in_with(url: &str, name: &str, password: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }

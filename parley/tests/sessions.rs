@@ -9,13 +9,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn refresh(url: &str, refresh_token: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions/refresh"))
-        .json(&json!({"refresh_token": refresh_token}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    let body = json!({"refresh_token": refresh_token});
+    post(&format!("{url}/v1/sessions/refresh"), body).await
 }
 
 fn token(v: &Value) -> &str {

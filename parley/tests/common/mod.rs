@@ -119,8 +119,14 @@ pub async fn sign_in(url: &str, name: &str, device: Option<&str>) -> (u16, Value
     if let Some(d) = device {
         body["device_id"] = json!(d);
     }
+    post(&format!("{url}/v1/sessions"), body).await
+}
+
+/// An unauthenticated `POST` of a JSON body to the full `url`: the status
+/// and the JSON answer (`null` if there is none).
+pub async fn post(url: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
-        .post(format!("{url}/v1/sessions"))
+        .post(url)
         .json(&body)
         .send()
         .await
