@@ -86,6 +86,26 @@ async fn more(count: &mut watch::Receiver<usize>, what: &str) {
         .unwrap();
 }
 
+/// SIGKILLs `node` of `role`; once the others hold its partitions and
+/// sends went on, starts it again, and waits until it has its share back
+/// and sends went on again. `edges` follows the edges' addresses.
+async fn kill_and_restart(
+    cl: &mut Cluster,
+    edges: &Edges,
+    count: &mut watch::Receiver<usize>,
+    role: &'static str,
+    node: u16,
+) {
+    cl.kill(role, node);
+    edges.set(cl);
+    cl.settled(role, TAKEOVER).await;
+    more(count, &format!("after {role} {node} was killed")).await;
+    cl.spawn(role, node);
+    edges.set(cl);
+    cl.settled(role, SETTLE).await;
+    more(count, &format!("after {role} {node} came back")).await;
+}
+
 /// client_msg_id → (conversation, msg_id) of every acknowledged send.
 type Acks = Arc<Mutex<BTreeMap<String, (String, u64)>>>;
 
@@ -229,34 +249,15 @@ async fn every_acked_message_reaches_every_device_through_kills_under_load() {
     more(&mut count, "before any kill").await;
 
     // The edge: sockets on it die; its append partitions move to the other.
-    cl.kill("ingest", 1);
-    edges.set(&cl);
-    cl.settled("ingest", TAKEOVER).await;
-    more(&mut count, "after the edge was killed").await;
-    cl.spawn("ingest", 1);
-    edges.set(&cl);
-    cl.settled("ingest", SETTLE).await;
-    more(&mut count, "after the edge came back").await;
-
+    kill_and_restart(&mut cl, &edges, &mut count, "ingest", 1).await;
     // The processor that routes Alice's conversation.
     let conv: ConversationId = direct(&alice.id, &bob.id).parse().unwrap();
     let victim = cl.settled("process", SETTLE).await[&conversation_partition(&conv, PARTITIONS)];
-    cl.kill("process", victim);
-    cl.settled("process", TAKEOVER).await;
-    more(&mut count, "after the processor was killed").await;
-    cl.spawn("process", victim);
-    cl.settled("process", SETTLE).await;
-    more(&mut count, "after the processor came back").await;
-
+    kill_and_restart(&mut cl, &edges, &mut count, "process", victim).await;
     // The delivery node that sequences Bob's inbox.
     let bob_uid = UserId(bob.id.parse().unwrap());
     let victim = cl.settled("deliver", SETTLE).await[&user_partition(bob_uid, PARTITIONS)];
-    cl.kill("deliver", victim);
-    cl.settled("deliver", TAKEOVER).await;
-    more(&mut count, "after the delivery node was killed").await;
-    cl.spawn("deliver", victim);
-    cl.settled("deliver", SETTLE).await;
-    more(&mut count, "after the delivery node came back").await;
+    kill_and_restart(&mut cl, &edges, &mut count, "deliver", victim).await;
 
     stop_tx.send_replace(true);
     for s in senders {
