@@ -202,6 +202,13 @@ mod tests {
             assert_eq!(c.node_id, 5, "env over file");
             assert_eq!(c.log_url(), "redis://127.0.0.1:1", "flag over env");
             assert_eq!(c.state_url(), "file://./parley-data/state.redb");
+            assert_eq!(c.idp, None, "no identity provider unless configured");
+            jail.set_env("PARLEY__IDP__JWKS_FILE", "/etc/parley/jwks.json");
+            jail.set_env("PARLEY__IDP__ISSUER", "https://sso.example");
+            jail.set_env("PARLEY__IDP__AUDIENCE", "parley");
+            let idp = Config::load(None, &flags).map_err(|e| *e)?.idp.unwrap();
+            assert_eq!(idp.issuer, "https://sso.example");
+            assert_eq!(idp.username_claim, "preferred_username", "its default");
             Ok(())
         });
     }
@@ -214,6 +221,9 @@ mod tests {
             jail.create_file("bad2.toml", "durability = \"sometimes\"\n")?;
             assert!(Config::load(Some(&"bad2.toml".into()), &Overrides::default()).is_err());
             assert!(Config::load(Some(&"missing.toml".into()), &Overrides::default()).is_err());
+            // An [idp] without its issuer and audience is refused at start.
+            jail.create_file("idp.toml", "[idp]\njwks_file = \"/k.json\"\n")?;
+            assert!(Config::load(Some(&"idp.toml".into()), &Overrides::default()).is_err());
             Ok(())
         });
     }
