@@ -326,27 +326,3 @@ async fn every_acked_message_reaches_every_device_through_kills_under_load() {
         .await;
     }
 }
-
-/// Every msg_id of `cid` in scrollback, newest first.
-async fn scrollback(url: &str, token: &str, cid: &str) -> Vec<u64> {
-    let mut out = Vec::new();
-    loop {
-        let before = out
-            .last()
-            .map(|m| format!("&before={m}"))
-            .unwrap_or_default();
-        let path = format!("/v1/conversations/{cid}/messages?limit=200{before}");
-        let (status, page) = get(url, token, &path).await;
-        assert_eq!(status, 200, "{page}");
-        let ids: Vec<u64> = page["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| id(&m["msg_id"]))
-            .collect();
-        if ids.is_empty() {
-            return out;
-        }
-        out.extend(ids);
-    }
-}

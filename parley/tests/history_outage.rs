@@ -41,7 +41,7 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
         ..config(dir.path())
     };
     let s = Server::start_with(cfg).await;
-    let (_alice, bob) = alice_and_bob(&s.url).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
     let (token, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &token).await;
     let mut ids = send(&mut a, &bob.id, 100).await;
@@ -103,5 +103,14 @@ async fn every_message_reaches_history_exactly_once_across_a_clickhouse_outage()
     assert_eq!(stored, ids, "the acknowledged messages, no others");
     let lag = metric(&s.url, "parley_consumer_lag_records", "job=\"history\"").await;
     assert_eq!(lag, 0.0, "caught up");
+    // And Bob's scrollback, paged back to the start, is whole.
+    let (tb, _) = login(&s.url, "bob", None).await;
+    let cid = direct(&alice.id, &bob.id);
+    ids.reverse();
+    assert_eq!(
+        scrollback(&s.url, &tb, &cid).await,
+        ids,
+        "newest first, all"
+    );
     s.stop().await;
 }

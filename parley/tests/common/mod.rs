@@ -199,6 +199,30 @@ pub async fn call(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// Every msg_id of `cid` in scrollback, newest first.
+pub async fn scrollback(url: &str, token: &str, cid: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    loop {
+        let before = out
+            .last()
+            .map(|m| format!("&before={m}"))
+            .unwrap_or_default();
+        let path = format!("/v1/conversations/{cid}/messages?limit=200{before}");
+        let (status, page) = get(url, token, &path).await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<u64> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["msg_id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        if ids.is_empty() {
+            return out;
+        }
+        out.extend(ids);
+    }
+}
+
 /// Creates a group of the caller and `members`; its id.
 pub async fn create_group(url: &str, token: &str, name: &str, members: &[&str]) -> String {
     let (status, v) = call(
