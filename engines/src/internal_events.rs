@@ -4,8 +4,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_int_counter, register_int_counter_vec, register_int_gauge_vec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec,
 };
 
 use crate::error::EngineError;
@@ -16,6 +17,24 @@ static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
         "parley_consumer_lag_records",
         "Records in the partition that the job has not yet applied",
         &["job", "partition"]
+    )
+    .expect("metric registers once")
+});
+
+static STAGE_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "parley_stage_latency_seconds",
+        "Time to get through a stage of the pipeline: `append` (a send queued at the edge to durable in the log), one per job (`router`, `sequencer`, ...: its input record appended to the job's output stored), `push` (stored in the inbox to written to the socket)",
+        &["stage"],
+        vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .expect("metric registers once")
+});
+
+static POISONED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "parley_log_partitions_poisoned",
+        "Embedded log partitions refusing appends after a failed write or fsync (a full disk), until they mend"
     )
     .expect("metric registers once")
 });
@@ -101,6 +120,42 @@ impl ConsumerLag {
 
     pub fn set(&self, records: u64) {
         self.0.set(records as i64);
+    }
+}
+
+/// One stage's latency histogram, registered once per stage (a job, the
+/// edge's appends, its pushes): no label look-up per observation.
+#[derive(Clone)]
+pub struct StageLatency(Histogram);
+
+impl StageLatency {
+    pub fn register(stage: &str) -> StageLatency {
+        StageLatency(STAGE_LATENCY.with_label_values(&[stage]))
+    }
+
+    pub fn observe(&self, d: std::time::Duration) {
+        self.0.observe(d.as_secs_f64());
+    }
+
+    /// From `since_ms` (ms since the epoch) to `now_ms`.
+    pub fn observe_ms(&self, since_ms: u64, now_ms: u64) {
+        self.0
+            .observe(now_ms.saturating_sub(since_ms) as f64 / 1000.0);
+    }
+}
+
+/// An embedded log partition was poisoned (`true`) or mended (`false`).
+pub struct PartitionPoisoned {
+    pub poisoned: bool,
+}
+
+impl InternalEvent for PartitionPoisoned {
+    fn emit(self) {
+        if self.poisoned {
+            POISONED.inc();
+        } else {
+            POISONED.dec();
+        }
     }
 }
 

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parley_schemas::ids::now_ms;
 use parley_schemas::{codec, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{EngineError, Result};
-use crate::internal_events::{ConsumerLag, JobResumed, JobStepFailed, RecordUndecodable, Resume};
+use crate::internal_events::{
+    ConsumerLag, JobResumed, JobStepFailed, RecordUndecodable, Resume, StageLatency,
+};
 use crate::log::{Log, ReadLimit, Record};
 use crate::state::{Applied, JobStore, StateOp};
 use crate::telemetry::emit;
@@ -111,6 +114,7 @@ pub async fn run_job<P: Processor>(
     // offset moved under this run.
     let mut loaded = false;
     let lag = ConsumerLag::register(&spec.job, spec.partition);
+    let stage = StageLatency::register(&spec.job);
     let resumed = |why: Resume| {
         emit(JobResumed {
             job: &spec.job,
@@ -208,6 +212,10 @@ pub async fn run_job<P: Processor>(
             lag.set(batch.end.saturating_sub(batch.next_offset));
             position = match applied {
                 Applied::Written => {
+                    let now = now_ms();
+                    for r in &batch.records {
+                        stage.observe_ms(r.timestamp, now);
+                    }
                     stored = Some(batch.next_offset);
                     stored
                 }

@@ -2,7 +2,9 @@
 //! errors answered, sockets, and what goes out on them.
 
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
+use parley_engines::internal_events::StageLatency;
 use parley_engines::telemetry::InternalEvent;
 use parley_engines::EngineError;
 use parley_schemas::ids::UserId;
@@ -40,6 +42,14 @@ static DELIVERIES: LazyLock<IntCounter> = LazyLock::new(|| {
 static SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("parley_sockets_connected", "WebSocket connections open now")
         .expect("metric registers once")
+});
+
+static SOCKETS_LIMIT: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "parley_sockets_limit",
+        "The most WebSockets this edge holds open (limits.sockets), for alerts on nearing it"
+    )
+    .expect("metric registers once")
 });
 
 static CATCHUP_READS: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -122,6 +132,19 @@ impl InternalEvent for Socket {
     }
 }
 
+/// The edge started with this cap on its sockets.
+pub struct SocketLimit {
+    pub sockets: usize,
+}
+
+impl InternalEvent for SocketLimit {
+    fn emit(self) {
+        SOCKETS_LIMIT.set(self.sockets as i64);
+        // Both series exist from the start, so their ratio does.
+        SOCKETS.add(0);
+    }
+}
+
 /// A `msg` frame went out on a socket; `appended_ms` is its msg_id time.
 pub struct MsgDelivered {
     pub appended_ms: u64,
@@ -132,6 +155,31 @@ impl InternalEvent for MsgDelivered {
         DELIVERIES.inc();
         let now = parley_schemas::ids::now_ms();
         E2E_LATENCY.observe(now.saturating_sub(self.appended_ms) as f64 / 1000.0);
+    }
+}
+
+static APPEND_STAGE: LazyLock<StageLatency> = LazyLock::new(|| StageLatency::register("append"));
+static PUSH_STAGE: LazyLock<StageLatency> = LazyLock::new(|| StageLatency::register("push"));
+
+/// A send the edge queued for its partition's appender is durable.
+pub struct SendDurable {
+    pub queued: Instant,
+}
+
+impl InternalEvent for SendDurable {
+    fn emit(self) {
+        APPEND_STAGE.observe(self.queued.elapsed());
+    }
+}
+
+/// A live item went out on a socket, `waited` after it reached the hub.
+pub struct PushWritten {
+    pub waited: Duration,
+}
+
+impl InternalEvent for PushWritten {
+    fn emit(self) {
+        PUSH_STAGE.observe(self.waited);
     }
 }
 

@@ -47,6 +47,8 @@ async fn a_full_disk_stops_sends_and_service_resumes_when_space_returns() {
         if !resized {
             let r = reqwest::get(format!("{}/readyz", s.url)).await.unwrap();
             assert_eq!(r.status(), 503);
+            let poisoned = metric(&s.url, "parley_log_partitions_poisoned", "").await;
+            assert!(poisoned >= 1.0, "the gauge says so too");
             disk.resize(64 * 1024);
             resized = true;
         }
@@ -60,6 +62,7 @@ async fn a_full_disk_stops_sends_and_service_resumes_when_space_returns() {
         r.status().is_success().then_some(())
     })
     .await;
+    assert_eq!(metric(&s.url, "parley_log_partitions_poisoned", "").await, 0.0);
 
     // Every acked message reaches Bob, once after dropping duplicates (a
     // live item still being routed can start the backlog before his

@@ -42,6 +42,8 @@ async fn metrics_show_appends_deliveries_errors_sockets_latency_and_lag() {
         1.0
     );
     assert_eq!(value(&text, "parley_sockets_connected"), 2.0);
+    let cap = parley_ingest::Limits::default().sockets as f64;
+    assert_eq!(value(&text, "parley_sockets_limit"), cap);
     assert_eq!(value(&text, "parley_e2e_latency_seconds_count"), 5.0);
     assert!(value(&text, "parley_e2e_latency_seconds_sum") > 0.0);
     assert_eq!(
@@ -56,6 +58,16 @@ async fn metrics_show_appends_deliveries_errors_sockets_latency_and_lag() {
             text.contains(&format!("parley_consumer_lag_records{{job=\"{job}\"")),
             "lag of {job}"
         );
+    }
+    // Each stage's latency: the edge's appends, every job (the router and
+    // the sequencer, `deliver`, among them), the pushes to sockets.
+    let stage = |name: &str| {
+        let series = format!("parley_stage_latency_seconds_count{{stage=\"{name}\"}}");
+        value(&text, &series)
+    };
+    assert!(stage("append") >= 5.0, "append");
+    for name in ["router", "deliver", "push"] {
+        assert!(stage(name) >= 1.0, "{name}");
     }
     assert!(
         !text.contains("user=\"") && !text.contains("user_id=\""),

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::internal_events::{EdgeTrouble, RecordsAppended};
+use crate::internal_events::{EdgeTrouble, RecordsAppended, SendDurable};
 
 /// Records at the end of a partition an appender reads when it takes
 /// over, besides what the router has not consumed yet.
@@ -43,6 +43,8 @@ pub(crate) struct SendReq {
     pub conversation: ConversationId,
     pub frame: SendFrame,
     pub reply: oneshot::Sender<Result<Ack, ApiError>>,
+    /// When the edge queued it, for the append stage's latency.
+    pub queued: std::time::Instant,
 }
 
 pub fn validate_send(f: &SendFrame) -> Result<(), ApiError> {
@@ -247,7 +249,7 @@ impl Appender {
                 // A resend: the same id, never a second message. If the
                 // first copy is in this batch, answer once it is durable.
                 if in_batch.contains_key(&key) {
-                    waiting.push((r.reply, ack_of(&r.frame, r.conversation, id)));
+                    waiting.push((r.reply, ack_of(&r.frame, r.conversation, id), None));
                 } else {
                     let _ = r.reply.send(Ok(ack_of(&r.frame, r.conversation, id)));
                 }
@@ -280,7 +282,8 @@ impl Appender {
                     conversation: Some(r.conversation),
                 },
             );
-            waiting.push((r.reply, ack_of(&r.frame, r.conversation, id)));
+            let ack = ack_of(&r.frame, r.conversation, id);
+            waiting.push((r.reply, ack, Some(r.queued)));
         }
         if records.is_empty() {
             return;
@@ -296,8 +299,11 @@ impl Appender {
                 for (k, id) in in_batch {
                     self.recent.insert(k, id);
                 }
-                for (reply, ack) in waiting {
+                for (reply, ack, queued) in waiting {
                     let _ = reply.send(Ok(ack));
+                    if let Some(queued) = queued {
+                        emit(SendDurable { queued });
+                    }
                 }
                 // After the acks: the router derives the same mappings from
                 // the log, so a crash here loses nothing.
@@ -310,7 +316,7 @@ impl Appender {
             }
             Err(e) => {
                 let err = ApiError::from(e);
-                for (reply, _) in waiting {
+                for (reply, _, _) in waiting {
                     let _ = reply.send(Err(err.clone()));
                 }
             }

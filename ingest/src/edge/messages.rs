@@ -153,6 +153,7 @@ impl Messages {
                     conversation,
                     frame,
                     reply,
+                    queued: std::time::Instant::now(),
                 };
                 match tx.send(req).await {
                     Ok(()) => {

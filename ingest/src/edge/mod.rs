@@ -96,6 +96,9 @@ impl Edge {
     /// An edge with no appender yet: start them with [`Edge::run_appender`].
     pub fn new(parts: EdgeParts) -> Arc<Edge> {
         let node = parts.ids.node() as u32;
+        parley_engines::telemetry::emit(crate::internal_events::SocketLimit {
+            sockets: parts.limits.sockets,
+        });
         let log = parts.log.clone();
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);

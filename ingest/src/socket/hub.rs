@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use parley_engines::push::{self, Push, Pusher};
 use parley_engines::telemetry::emit;
@@ -26,7 +27,7 @@ const FRAME_WEIGHT: usize = 256;
 struct Conn {
     id: u64,
     device: DeviceId,
-    tx: mpsc::Sender<Push>,
+    tx: mpsc::Sender<(Instant, Push)>,
     lane: Arc<Lane>,
 }
 
@@ -47,8 +48,10 @@ fn weight(push: &Push) -> usize {
 
 /// A device's end of its queue.
 pub struct Pushes {
-    rx: mpsc::Receiver<Push>,
+    rx: mpsc::Receiver<(Instant, Push)>,
     lane: Arc<Lane>,
+    /// When the push taken last reached the hub.
+    queued: Option<Instant>,
 }
 
 impl Pushes {
@@ -64,9 +67,16 @@ impl Pushes {
     }
 
     /// Frees a push's bytes of the lane's budget.
-    fn taken(&self, push: Push) -> Push {
+    fn taken(&mut self, (at, push): (Instant, Push)) -> Push {
         self.lane.bytes.fetch_sub(weight(&push), Ordering::Relaxed);
+        self.queued = Some(at);
         push
+    }
+
+    /// How long ago the push taken last reached the hub: in one process,
+    /// when its sequencer stored it.
+    pub fn waited(&self) -> Duration {
+        self.queued.map_or(Duration::ZERO, |at| at.elapsed())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,10 +91,10 @@ impl Pushes {
 }
 
 impl Conn {
-    fn offer(&self, push: &Push) {
+    fn offer(&self, push: &Push, at: Instant) {
         let w = weight(push);
         let held = self.lane.bytes.fetch_add(w, Ordering::Relaxed);
-        if held + w > QUEUE_BYTES.max(w) || self.tx.try_send(push.clone()).is_err() {
+        if held + w > QUEUE_BYTES.max(w) || self.tx.try_send((at, push.clone())).is_err() {
             self.lane.bytes.fetch_sub(w, Ordering::Relaxed);
             self.lane.missed.store(true, Ordering::Relaxed);
         }
@@ -143,12 +153,20 @@ impl Hub {
                 user,
                 id,
             },
-            Pushes { rx, lane },
+            Pushes {
+                rx,
+                lane,
+                queued: None,
+            },
         )
     }
 
     /// Queues `push` for every connected device of `user` but `except`.
     pub fn push(&self, user: UserId, push: &Push, except: Option<DeviceId>) {
+        self.push_at(user, push, except, Instant::now());
+    }
+
+    fn push_at(&self, user: UserId, push: &Push, except: Option<DeviceId>, at: Instant) {
         let conns = self.conns.read().expect("hub lock");
         for c in conns.get(&user).into_iter().flatten() {
             let wanted = match push {
@@ -156,7 +174,7 @@ impl Hub {
                 _ => Some(c.device) != except,
             };
             if wanted {
-                c.offer(push);
+                c.offer(push, at);
             }
         }
     }
@@ -164,8 +182,9 @@ impl Hub {
     /// Every device checks the store for items it may have missed.
     pub fn resync_all(&self) {
         let conns = self.conns.read().expect("hub lock");
+        let now = Instant::now();
         for c in conns.values().flatten() {
-            c.offer(&Push::Resync);
+            c.offer(&Push::Resync, now);
         }
     }
 
@@ -186,8 +205,9 @@ impl Hub {
 /// In one process: straight to the local sockets.
 impl Pusher for Hub {
     fn deliver(&self, pushes: Vec<(UserId, Push)>) {
+        let now = Instant::now();
         for (user, push) in &pushes {
-            self.push(*user, push, None);
+            self.push_at(*user, push, None, now);
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::feed::{Feed, Msgs};
 use super::hub::Pushes;
 use crate::error::ApiError;
-use crate::internal_events::{EdgeTrouble, Limit, LimitHit, MsgDelivered};
+use crate::internal_events::{EdgeTrouble, Limit, LimitHit, MsgDelivered, PushWritten};
 use crate::limits::Limits;
 
 /// What the reader asks the writer to do.
@@ -121,7 +121,14 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
                 None => Err(Stop::Done),
             },
             p = pushes.recv() => match p {
-                Some(Push::Item { seq, msg, origin }) => w.msgs(&feed.item(seq, msg, origin)).await,
+                Some(Push::Item { seq, msg, origin }) => {
+                    let msgs = feed.item(seq, msg, origin);
+                    let r = w.msgs(&msgs).await;
+                    if !msgs.is_empty() {
+                        emit(PushWritten { waited: pushes.waited() });
+                    }
+                    r
+                }
                 Some(Push::Frame(f)) => w.frame(&f).await,
                 Some(Push::Resync) => w.refresh(&mut feed).await,
                 Some(Push::SignedOut(_)) => Err(Stop::SignedOut),

@@ -31,7 +31,10 @@ impl Writer {
         self.next_mend = now + EVERY;
         match self.mend() {
             Ok(end) => {
-                self.shared.poisoned.store(false, Ordering::Release);
+                if self.shared.poisoned.swap(false, Ordering::AcqRel) {
+                    let mended = crate::internal_events::PartitionPoisoned { poisoned: false };
+                    crate::telemetry::emit(mended);
+                }
                 tracing::warn!(partition = %self.shared.name, end, "partition mended; appends resume");
                 true
             }

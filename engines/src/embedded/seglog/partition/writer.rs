@@ -74,7 +74,10 @@ pub(super) fn fail(
 /// append until a reopen recovers it from what is really on disk.
 pub(super) fn poison(shared: &Shared, e: &EngineError) {
     tracing::error!(partition = %shared.name, error = %e, "append failed; partition poisoned");
-    shared.poisoned.store(true, Ordering::Release);
+    // The writer and the syncer may both fail: count the partition once.
+    if !shared.poisoned.swap(true, Ordering::AcqRel) {
+        crate::telemetry::emit(crate::internal_events::PartitionPoisoned { poisoned: true });
+    }
 }
 
 pub(super) struct Writer {
