@@ -212,3 +212,62 @@ fn the_local_script_is_valid_bash() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every `parley_*` name in `text`, without a histogram's suffixes.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("parley_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        let name = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_owned();
+        out.insert(name);
+    }
+    out
+}
+
+/// The metric names the crates register (string literals in their source).
+fn registered() -> BTreeSet<String> {
+    let root = parley_deploy::dir().join("..");
+    let mut out = BTreeSet::new();
+    let mut dirs: Vec<_> = ["engines", "ingest", "processors", "delivery", "analytics"]
+        .iter()
+        .map(|c| root.join(c).join("src"))
+        .collect();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("\"parley_") {
+                    let name = text[i + 1..].split('"').next().unwrap();
+                    out.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_and_alerts_name_metrics_that_exist() {
+    let known = registered();
+    assert!(known.contains("parley_stage_latency_seconds"), "{known:?}");
+    for file in ["grafana/parley.json", "prometheus/alerts.yml"] {
+        let text = std::fs::read_to_string(parley_deploy::dir().join(file)).unwrap();
+        let used = metric_names(&text);
+        assert!(used.len() > 3, "{file}: {used:?}");
+        let unknown: Vec<_> = used.difference(&known).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names no such metric: {unknown:?}"
+        );
+    }
+}

@@ -62,7 +62,10 @@ async fn a_full_disk_stops_sends_and_service_resumes_when_space_returns() {
         r.status().is_success().then_some(())
     })
     .await;
-    assert_eq!(metric(&s.url, "parley_log_partitions_poisoned", "").await, 0.0);
+    assert_eq!(
+        metric(&s.url, "parley_log_partitions_poisoned", "").await,
+        0.0
+    );
 
     // Every acked message reaches Bob, once after dropping duplicates (a
     // live item still being routed can start the backlog before his
