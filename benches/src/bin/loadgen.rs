@@ -4,13 +4,17 @@
 //! each), sends at a fixed total `--rate` (open loop: sends are scheduled
 //! by the clock, not by acks) or flat out (`--rate 0`, with `--window`
 //! unacknowledged sends per sender), and records send → deliver latency in
-//! an HdrHistogram. Prints progress every second and a summary (or JSON
-//! with `--json`).
+//! an HdrHistogram, counted from when each send was *due* (so a sender
+//! that falls behind does not hide the wait: no coordinated omission).
+//! After the run it drains (`--drain`) and counts acked messages that never
+//! arrived (lost) and arrivals seen before (duplicates). Prints progress
+//! every second and a summary (or JSON with `--json`).
 //!
 //! Only talks to the address given (loopback in every documented run).
 //! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
 //! registering thousands of users does not dominate the run.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +57,10 @@ struct Args {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// After the run, seconds to wait for every acked message to arrive
+    /// before counting the rest as lost
+    #[arg(long, default_value_t = 30)]
+    drain: u64,
 }
 
 #[derive(Default)]
@@ -61,6 +69,22 @@ struct Counters {
     acked: AtomicU64,
     delivered: AtomicU64,
     errors: AtomicU64,
+}
+
+/// One pair's sends: what the server acked and what the receiver got, by
+/// the sender's message number, for the lost and duplicate counts.
+#[derive(Default)]
+struct Ledger {
+    acked: HashSet<u64>,
+    received: HashSet<u64>,
+    duplicates: u64,
+}
+
+/// The message number `n` of a frame naming `"client_msg_id":"<pair>-<n>"`.
+fn number_of(frame: &str) -> Option<u64> {
+    let at = frame.find("\"client_msg_id\":\"")? + 17;
+    let cid = frame[at..].split('"').next()?;
+    cid.rsplit('-').next()?.parse().ok()
 }
 
 #[tokio::main]
@@ -108,7 +132,11 @@ async fn main() -> Result<()> {
         (args.rate > 0).then(|| Duration::from_secs_f64(args.pairs as f64 / args.rate as f64));
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
+    let mut ledgers = Vec::new();
     for (i, (sender, receiver, rid)) in sockets.into_iter().enumerate() {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        ledgers.push(ledger.clone());
+        let ledger_r = ledger.clone();
         // Receiver: every msg carries its send time; it confirms what it
         // got every CONFIRM_EVERY messages, as a client that stores them would.
         let (hist_r, counters_r, measuring_r) = (hist.clone(), counters.clone(), measuring.clone());
@@ -130,11 +158,17 @@ async fn main() -> Result<()> {
                             let confirm = format!(r#"{{"type":"received","seq":{seq}}}"#);
                             let _ = rsink.send(Message::Text(confirm.into())).await;
                         }
-                        let sent_us: u64 = v["body"]["text"]
-                            .as_str()
-                            .and_then(|s| s.split(' ').nth(1))
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(0);
+                        // "lg <due µs> <n>": latency counts from when the
+                        // send was due, not when it went out (no
+                        // coordinated omission when the sender falls behind).
+                        let mut words = v["body"]["text"].as_str().unwrap_or("").split(' ').skip(1);
+                        let sent_us: u64 = words.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                        if let Some(n) = words.next().and_then(|s| s.parse::<u64>().ok()) {
+                            let mut l = ledger_r.lock().unwrap();
+                            if !l.received.insert(n) {
+                                l.duplicates += 1;
+                            }
+                        }
                         if measuring_r.load(Ordering::Relaxed) {
                             let now_us = epoch.elapsed().as_micros() as u64;
                             let _ = hist_r
@@ -161,6 +195,9 @@ async fn main() -> Result<()> {
                 if t.contains("\"type\":\"ack\"") {
                     counters2.acked.fetch_add(1, Ordering::Relaxed);
                     window2.add_permits(1);
+                    if let Some(n) = number_of(&t) {
+                        ledger.lock().unwrap().acked.insert(n);
+                    }
                 } else if t.contains("\"type\":\"error\"") {
                     counters2.errors.fetch_add(1, Ordering::Relaxed);
                     window2.add_permits(1);
@@ -177,12 +214,14 @@ async fn main() -> Result<()> {
             let stopped = stop.notified();
             tokio::pin!(stopped);
             for n in 0u64.. {
-                match &mut tick {
-                    Some(t) => tokio::select! { _ = t.tick() => {}, _ = &mut stopped => break },
-                    None => tokio::select! { p = window.acquire() => p.unwrap().forget(), _ = &mut stopped => break },
-                }
-                let now_us = epoch.elapsed().as_micros() as u64;
-                let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": format!("lg {now_us}")}});
+                // When this send is due: its tick (late ticks fire at
+                // once, each with its own scheduled time), or now.
+                let due = match &mut tick {
+                    Some(t) => tokio::select! { d = t.tick() => d.into_std(), _ = &mut stopped => break },
+                    None => tokio::select! { p = window.acquire() => { p.unwrap().forget(); Instant::now() }, _ = &mut stopped => break },
+                };
+                let due_us = due.saturating_duration_since(epoch).as_micros() as u64;
+                let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": format!("lg {due_us} {n}")}});
                 if ssink.send(Message::Text(frame.to_string().into())).await.is_err() {
                     break;
                 }
@@ -214,7 +253,23 @@ async fn main() -> Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     measuring.store(false, Ordering::Relaxed);
     stop.notify_waiters();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Drain: every acked message should arrive; what has not by the end
+    // of the drain is lost. (Sends still unanswered are neither.)
+    let drain_start = Instant::now();
+    let tally = || {
+        ledgers.iter().fold((0u64, 0u64), |(lost, dup), l| {
+            let l = l.lock().unwrap();
+            (
+                lost + l.acked.difference(&l.received).count() as u64,
+                dup + l.duplicates,
+            )
+        })
+    };
+    while tally().0 > 0 && drain_start.elapsed() < Duration::from_secs(args.drain) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (lost, duplicates) = tally();
+    let drained_in = drain_start.elapsed().as_secs_f64();
     let h = hist.lock().unwrap().clone();
     let delivered = counters.delivered.load(Ordering::Relaxed);
     let summary = json!({
@@ -231,23 +286,42 @@ async fn main() -> Result<()> {
             "max": h.max() as f64 / 1000.0,
         },
         "errors": counters.errors.load(Ordering::Relaxed),
+        "acked": counters.acked.load(Ordering::Relaxed),
+        "lost": lost,
+        "duplicates": duplicates,
+        "drained_in_s": drained_in,
     });
     if args.json {
         println!("{summary}");
     } else {
         println!(
-            "{} pairs, target {}/s: delivered {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, errors {}",
+            "{} pairs, target {}/s: delivered {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, errors {}, lost {} of {} acked, duplicates {}",
             args.pairs,
             if args.rate == 0 { "flat out".to_string() } else { args.rate.to_string() },
             summary["delivered_per_s"].as_f64().unwrap(),
             summary["latency_ms"]["p50"].as_f64().unwrap(),
             summary["latency_ms"]["p99"].as_f64().unwrap(),
             summary["latency_ms"]["p999"].as_f64().unwrap(),
-            summary["errors"]
+            summary["errors"],
+            lost,
+            summary["acked"],
+            duplicates
         );
     }
     for t in tasks {
         t.abort();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_of;
+
+    #[test]
+    fn message_numbers_come_from_the_client_msg_id() {
+        let ack = r#"{"type":"ack","client_msg_id":"12-345","msg_id":"9","conversation_id":"d:1:2","ts":1}"#;
+        assert_eq!(number_of(ack), Some(345));
+        assert_eq!(number_of(r#"{"type":"ack"}"#), None);
+    }
 }
