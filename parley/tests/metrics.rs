@@ -28,12 +28,7 @@ async fn metrics_show_appends_deliveries_errors_sockets_latency_and_lag() {
     a.send(json!({"type": "nope"})).await;
     a.expect("error").await;
 
-    let text = reqwest::get(format!("{}/metrics", s.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s.url).await;
     // 5 messages + 2 connect heartbeats.
     assert!(value(&text, "parley_appends_records_total") >= 7.0);
     assert_eq!(value(&text, "parley_deliveries_frames_total"), 5.0);

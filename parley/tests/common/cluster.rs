@@ -84,12 +84,7 @@ pub fn spawn(role: &'static str, node: u16, b: &Backends, dir: &Path) -> Node {
 
 /// Partitions held per scope, read from a node's `/metrics`.
 pub async fn owned(node: &Node) -> BTreeMap<String, Vec<u32>> {
-    let text = reqwest::get(format!("{}/metrics", node.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = super::metrics_text(&node.url).await;
     let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("parley_partition_owned{") else {

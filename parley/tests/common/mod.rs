@@ -146,16 +146,22 @@ pub async fn login(url: &str, name: &str, device: Option<&str>) -> (String, Stri
 
 /// The sum of a metric's series with `label` on /metrics (0 if absent).
 pub async fn metric(url: &str, name: &str, label: &str) -> f64 {
-    let text = reqwest::get(format!("{url}/metrics"))
+    metrics_text(url)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A node's `/metrics`, as text.
+pub async fn metrics_text(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .unwrap()
 }
 
 /// Polls `f` until it returns `Some`, for what the server makes visible a
