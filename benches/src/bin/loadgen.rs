@@ -8,7 +8,8 @@
 //! that falls behind does not hide the wait: no coordinated omission).
 //! After the run it drains (`--drain`) and counts acked messages that never
 //! arrived (lost) and arrivals seen before (duplicates). Prints progress
-//! every second and a summary (or JSON with `--json`).
+//! every second and a summary (or JSON with `--json`, with a per-second
+//! timeline: delivered, sent, acked, errors, p50 and p99 of that second).
 //!
 //! Only talks to the address given (loopback in every documented run).
 //! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
@@ -71,6 +72,20 @@ struct Counters {
     errors: AtomicU64,
 }
 
+/// Send → deliver latency in µs: over the measured run, and over the
+/// current second (for the timeline).
+struct Latency {
+    run: Histogram<u64>,
+    second: Histogram<u64>,
+}
+
+impl Latency {
+    fn record(&mut self, us: u64) {
+        let _ = self.run.record(us);
+        let _ = self.second.record(us);
+    }
+}
+
 /// One pair's sends: what the server acked and what the receiver got, by
 /// the sender's message number, for the lost and duplicate counts.
 #[derive(Default)]
@@ -94,9 +109,10 @@ async fn main() -> Result<()> {
     let run = format!("{:x}", rand_suffix());
     let http = reqwest::Client::new();
     let epoch = Instant::now();
-    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    let hist = Arc::new(Mutex::new(Latency {
+        run: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        second: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+    }));
     let counters = Arc::new(Counters::default());
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
@@ -171,7 +187,7 @@ async fn main() -> Result<()> {
                         }
                         if measuring_r.load(Ordering::Relaxed) {
                             let now_us = epoch.elapsed().as_micros() as u64;
-                            let _ = hist_r
+                            hist_r
                                 .lock()
                                 .unwrap()
                                 .record(now_us.saturating_sub(sent_us).max(1));
@@ -236,17 +252,30 @@ async fn main() -> Result<()> {
     let start = Instant::now();
     let base_sent = counters.sent.load(Ordering::Relaxed);
     let mut last = 0;
+    // One entry per second: what was delivered in it and its latency.
+    let mut timeline = Vec::new();
     for s in 1..=args.duration {
         tokio::time::sleep_until((start + Duration::from_secs(s)).into()).await;
         let d = counters.delivered.load(Ordering::Relaxed);
-        let p99 = hist.lock().unwrap().value_at_quantile(0.99);
-        eprintln!(
-            "[{s:>3}s] delivered {:>8}/s  sent {:>9}  acked {:>9}  errors {}  p99 so far {:.1} ms",
-            d - last,
+        let (p50, p99, p99_run) = {
+            let mut h = hist.lock().unwrap();
+            let q = |h: &Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
+            let out = (q(&h.second, 0.5), q(&h.second, 0.99), q(&h.run, 0.99));
+            h.second.reset();
+            out
+        };
+        let (sent, acked, errors) = (
             counters.sent.load(Ordering::Relaxed),
             counters.acked.load(Ordering::Relaxed),
             counters.errors.load(Ordering::Relaxed),
-            p99 as f64 / 1000.0
+        );
+        eprintln!(
+            "[{s:>3}s] delivered {:>8}/s  sent {sent:>9}  acked {acked:>9}  errors {errors}  p99 this second {p99:.1} ms, so far {p99_run:.1} ms",
+            d - last,
+        );
+        timeline.push(
+            json!({"second": s, "delivered": d - last, "sent": sent, "acked": acked,
+            "errors": errors, "p50_ms": p50, "p99_ms": p99}),
         );
         last = d;
     }
@@ -270,7 +299,7 @@ async fn main() -> Result<()> {
     }
     let (lost, duplicates) = tally();
     let drained_in = drain_start.elapsed().as_secs_f64();
-    let h = hist.lock().unwrap().clone();
+    let h = hist.lock().unwrap().run.clone();
     let delivered = counters.delivered.load(Ordering::Relaxed);
     let summary = json!({
         "pairs": args.pairs,
@@ -290,6 +319,7 @@ async fn main() -> Result<()> {
         "lost": lost,
         "duplicates": duplicates,
         "drained_in_s": drained_in,
+        "timeline": timeline,
     });
     if args.json {
         println!("{summary}");
