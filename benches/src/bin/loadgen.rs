@@ -58,6 +58,11 @@ struct Args {
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
+    /// A rate profile instead of --rate and --duration: comma-separated
+    /// SECONDS@RATE segments, e.g. `30@5000,60@50000,60@5000` for a 10×
+    /// spike; the warm-up runs at the first segment's rate
+    #[arg(long, value_parser = parse_profile)]
+    profile: Option<Profile>,
     /// After the run, seconds to wait for every acked message to arrive
     /// before counting the rest as lost
     #[arg(long, default_value_t = 30)]
@@ -70,6 +75,58 @@ struct Counters {
     acked: AtomicU64,
     delivered: AtomicU64,
     errors: AtomicU64,
+}
+
+/// Total send rates over time: `(seconds, msg/s)` segments, in order.
+#[derive(Clone, Debug, PartialEq)]
+struct Profile(Vec<(f64, u64)>);
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    let segments = s
+        .split(',')
+        .map(|seg| {
+            let (secs, rate) = seg.split_once('@').ok_or("segments are SECONDS@RATE")?;
+            let secs: f64 = secs
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad seconds in {seg}"))?;
+            let rate: u64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad rate in {seg}"))?;
+            if secs <= 0.0 || rate == 0 {
+                return Err(format!("{seg}: seconds and rate must be positive"));
+            }
+            Ok((secs, rate))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Profile(segments))
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let segments: Vec<String> = self.0.iter().map(|(s, r)| format!("{s}@{r}")).collect();
+        f.write_str(&segments.join(","))
+    }
+}
+
+impl Profile {
+    fn seconds(&self) -> f64 {
+        self.0.iter().map(|s| s.0).sum()
+    }
+
+    /// The total rate `t` seconds into the profile (before it: the first
+    /// segment's; after it: the last's).
+    fn rate_at(&self, t: f64) -> u64 {
+        let mut end = 0.0;
+        for &(secs, rate) in &self.0 {
+            end += secs;
+            if t < end {
+                return rate;
+            }
+        }
+        self.0.last().map_or(0, |s| s.1)
+    }
 }
 
 /// Send → deliver latency in µs: over the measured run, and over the
@@ -144,8 +201,16 @@ async fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let per_sender_interval =
-        (args.rate > 0).then(|| Duration::from_secs_f64(args.pairs as f64 / args.rate as f64));
+    // Open loop by a rate profile (one segment for --rate), or flat out.
+    let profile = match &args.profile {
+        Some(p) => Some(p.clone()),
+        None => (args.rate > 0).then(|| Profile(vec![(args.duration as f64, args.rate)])),
+    };
+    let duration = profile
+        .as_ref()
+        .map_or(args.duration, |p| p.seconds().ceil() as u64);
+    // When the measured run starts: the profile's time 0.
+    let run_start = Instant::now() + Duration::from_secs(args.warmup);
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     let mut ledgers = Vec::new();
@@ -220,21 +285,30 @@ async fn main() -> Result<()> {
                 }
             }
         }));
-        let (counters_s, stop) = (counters.clone(), stop.clone());
+        let (counters_s, stop, profile, pairs_n) =
+            (counters.clone(), stop.clone(), profile.clone(), args.pairs);
         tasks.push(tokio::spawn(async move {
-            let mut tick = per_sender_interval.map(|d| {
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d.mul_f64(i as f64 / 1000.0 % 1.0), d);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                t
+            let pairs = pairs_n as f64;
+            // Senders start spread over their first interval.
+            let mut next = profile.as_ref().map(|p| {
+                let first = pairs / p.rate_at(-1.0) as f64;
+                Instant::now() + Duration::from_secs_f64(first * (i as f64 / 1000.0 % 1.0))
             });
             let stopped = stop.notified();
             tokio::pin!(stopped);
             for n in 0u64.. {
-                // When this send is due: its tick (late ticks fire at
-                // once, each with its own scheduled time), or now.
-                let due = match &mut tick {
-                    Some(t) => tokio::select! { d = t.tick() => d.into_std(), _ = &mut stopped => break },
-                    None => tokio::select! { p = window.acquire() => { p.unwrap().forget(); Instant::now() }, _ = &mut stopped => break },
+                // When this send is due: on schedule (a late one goes at
+                // once, keeping its own due time), or now when flat out.
+                let due = match (&mut next, &profile) {
+                    (Some(at), Some(p)) => {
+                        let due = *at;
+                        tokio::select! { _ = tokio::time::sleep_until(due.into()) => {}, _ = &mut stopped => break }
+                        let t = due.saturating_duration_since(run_start).as_secs_f64()
+                            - run_start.saturating_duration_since(due).as_secs_f64();
+                        *at = due + Duration::from_secs_f64(pairs / p.rate_at(t) as f64);
+                        due
+                    }
+                    _ => tokio::select! { p = window.acquire() => { p.unwrap().forget(); Instant::now() }, _ = &mut stopped => break },
                 };
                 let due_us = due.saturating_duration_since(epoch).as_micros() as u64;
                 let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": format!("lg {due_us} {n}")}});
@@ -247,14 +321,14 @@ async fn main() -> Result<()> {
     }
 
     // Warm up, then measure with a progress line per second.
-    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    tokio::time::sleep_until(run_start.into()).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let base_sent = counters.sent.load(Ordering::Relaxed);
     let mut last = 0;
     // One entry per second: what was delivered in it and its latency.
     let mut timeline = Vec::new();
-    for s in 1..=args.duration {
+    for s in 1..=duration {
         tokio::time::sleep_until((start + Duration::from_secs(s)).into()).await;
         let d = counters.delivered.load(Ordering::Relaxed);
         let (p50, p99, p99_run) = {
@@ -305,6 +379,7 @@ async fn main() -> Result<()> {
         "pairs": args.pairs,
         "sockets": 2 * args.pairs,
         "target_rate": args.rate,
+        "profile": args.profile.as_ref().map(|p| p.0.clone()),
         "seconds": elapsed,
         "sent_per_s": (counters.sent.load(Ordering::Relaxed) - base_sent) as f64 / elapsed,
         "delivered_per_s": delivered as f64 / elapsed,
@@ -325,9 +400,13 @@ async fn main() -> Result<()> {
         println!("{summary}");
     } else {
         println!(
-            "{} pairs, target {}/s: delivered {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, errors {}, lost {} of {} acked, duplicates {}",
+            "{} pairs, target {}: delivered {:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, errors {}, lost {} of {} acked, duplicates {}",
             args.pairs,
-            if args.rate == 0 { "flat out".to_string() } else { args.rate.to_string() },
+            match (&args.profile, args.rate) {
+                (Some(p), _) => format!("profile {p}"),
+                (None, 0) => "flat out".to_string(),
+                (None, r) => format!("{r}/s"),
+            },
             summary["delivered_per_s"].as_f64().unwrap(),
             summary["latency_ms"]["p50"].as_f64().unwrap(),
             summary["latency_ms"]["p99"].as_f64().unwrap(),
@@ -347,6 +426,19 @@ async fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::number_of;
+
+    #[test]
+    fn profiles_parse_and_give_the_rate_at_a_time() {
+        let p = super::parse_profile("30@500, 60@5000,60@500").unwrap();
+        assert_eq!(p.seconds(), 150.0);
+        assert_eq!(
+            (p.rate_at(-3.0), p.rate_at(29.9), p.rate_at(30.0)),
+            (500, 500, 5000)
+        );
+        assert_eq!((p.rate_at(149.0), p.rate_at(200.0)), (500, 500));
+        assert!(super::parse_profile("30@0").is_err());
+        assert!(super::parse_profile("30").is_err());
+    }
 
     #[test]
     fn message_numbers_come_from_the_client_msg_id() {
