@@ -9,7 +9,8 @@
 //!   `parley-redis-memory`, `parley-socket-ceiling` (the transport alone),
 //!   `parley-socket-memory` (server memory per idle socket, and under
 //!   clients that never read), `parley-stages` (per-stage latency of a
-//!   running node over a window, from its `/metrics`).
+//!   running node over a window, from its `/metrics`), `parley-plot`
+//!   (loadgen timelines as SVG).
 //! - `scripts/`: a private cluster for the multi-process runs; A/B runs of
 //!   two builds; `stages.sh`, where the time goes under a given load.
 //! - this file: what the binaries share: sign-up and sign-in, WebSocket

@@ -1,0 +1,85 @@
+//! Plots `parley-loadgen --json` timelines as SVG: delivered msg/s and the
+//! p99 of each second, one line per run, so a spike and its recovery, or
+//! two servers side by side, read at a glance.
+//!
+//! `parley-plot OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]`
+
+use anyhow::{bail, Context, Result};
+use plotters::prelude::*;
+use serde_json::Value;
+
+/// One run's timeline: (second, delivered/s, p99 ms).
+fn timeline(path: &str) -> Result<Vec<(f64, f64, f64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let v: Value = serde_json::from_str(text.trim()).with_context(|| format!("{path}: JSON"))?;
+    let points = v["timeline"]
+        .as_array()
+        .with_context(|| format!("{path}: no timeline (run parley-loadgen with --json)"))?
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
+            (f("second"), f("delivered"), f("p99_ms"))
+        })
+        .collect();
+    Ok(points)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((out, runs)) = args.split_first() else {
+        bail!("usage: parley-plot OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]");
+    };
+    let mut series = Vec::new();
+    for r in runs {
+        let (label, path) = r.split_once('=').unwrap_or((r.as_str(), r.as_str()));
+        series.push((label.to_owned(), timeline(path)?));
+    }
+    if series.is_empty() {
+        bail!("no runs given");
+    }
+    let all = || series.iter().flat_map(|(_, t)| t.iter());
+    let secs = all().map(|p| p.0).fold(1.0, f64::max);
+    let rate = all().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let p99 = all().map(|p| p.2).fold(1.0, f64::max) * 1.5;
+    let floor = all().map(|p| p.2).filter(|v| *v > 0.0).fold(p99, f64::min) / 2.0;
+
+    let root = SVGBackend::new(out, (1000, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(350);
+    let mut rates = ChartBuilder::on(&top)
+        .caption("delivered msg/s, per second", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..secs, 0.0..rate)?;
+    rates.configure_mesh().x_desc("seconds").draw()?;
+    let mut lat = ChartBuilder::on(&bottom)
+        .caption(
+            "p99 latency of each second, ms (log scale)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..secs, (floor..p99).log_scale())?;
+    lat.configure_mesh().x_desc("seconds").draw()?;
+    for (i, (label, t)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        rates
+            .draw_series(LineSeries::new(t.iter().map(|p| (p.0, p.1)), color))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        lat.draw_series(LineSeries::new(
+            t.iter().map(|p| (p.0, p.2.max(floor))),
+            color,
+        ))?;
+    }
+    rates
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    eprintln!("wrote {out}");
+    Ok(())
+}
