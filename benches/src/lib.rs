@@ -13,8 +13,15 @@
 //!   (loadgen timelines as SVG).
 //! - `scripts/`: a private cluster for the multi-process runs; A/B runs of
 //!   two builds; `stages.sh`, where the time goes under a given load.
+//! - [`load`]: what the load generator does the same for either protocol
+//!   (rate profile, schedule, latency, lost and duplicate counts).
+//! - [`xmpp`]: just enough XMPP for `parley-loadgen --xmpp` to drive
+//!   ejabberd with the same load.
 //! - this file: what the binaries share: sign-up and sign-in, WebSocket
 //!   clients, and reading `msg` frames cheaply.
+
+pub mod load;
+pub mod xmpp;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};

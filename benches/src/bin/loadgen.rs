@@ -15,8 +15,7 @@
 //! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
 //! registering thousands of users does not dominate the run.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,9 +23,12 @@ use anyhow::Result;
 use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use parley_benches::{connect, rand_suffix, session, CONFIRM_EVERY};
+use parley_benches::load::{parse_profile, tally, Ledger, Profile, Schedule, Shared};
+use parley_benches::{connect, rand_suffix, session, xmpp, Ws, CONFIRM_EVERY};
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser, Clone)]
@@ -63,93 +65,22 @@ struct Args {
     /// spike; the warm-up runs at the first segment's rate
     #[arg(long, value_parser = parse_profile)]
     profile: Option<Profile>,
+    /// Drive an XMPP server at this address (HOST:PORT) instead of Parley,
+    /// with the same load: pair i is user(2i+1) → user(2i+2), registered
+    /// beforehand (`../shared/peers/ejabberd/register.sh`)
+    #[arg(long)]
+    xmpp: Option<String>,
+    /// The XMPP domain, user name prefix and password
+    #[arg(long, default_value = "localhost")]
+    xmpp_domain: String,
+    #[arg(long, default_value = "user")]
+    xmpp_prefix: String,
+    #[arg(long, default_value = "pw")]
+    xmpp_password: String,
     /// After the run, seconds to wait for every acked message to arrive
     /// before counting the rest as lost
     #[arg(long, default_value_t = 30)]
     drain: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    sent: AtomicU64,
-    acked: AtomicU64,
-    delivered: AtomicU64,
-    errors: AtomicU64,
-}
-
-/// Total send rates over time: `(seconds, msg/s)` segments, in order.
-#[derive(Clone, Debug, PartialEq)]
-struct Profile(Vec<(f64, u64)>);
-
-fn parse_profile(s: &str) -> Result<Profile, String> {
-    let segments = s
-        .split(',')
-        .map(|seg| {
-            let (secs, rate) = seg.split_once('@').ok_or("segments are SECONDS@RATE")?;
-            let secs: f64 = secs
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad seconds in {seg}"))?;
-            let rate: u64 = rate
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad rate in {seg}"))?;
-            if secs <= 0.0 || rate == 0 {
-                return Err(format!("{seg}: seconds and rate must be positive"));
-            }
-            Ok((secs, rate))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(Profile(segments))
-}
-
-impl std::fmt::Display for Profile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let segments: Vec<String> = self.0.iter().map(|(s, r)| format!("{s}@{r}")).collect();
-        f.write_str(&segments.join(","))
-    }
-}
-
-impl Profile {
-    fn seconds(&self) -> f64 {
-        self.0.iter().map(|s| s.0).sum()
-    }
-
-    /// The total rate `t` seconds into the profile (before it: the first
-    /// segment's; after it: the last's).
-    fn rate_at(&self, t: f64) -> u64 {
-        let mut end = 0.0;
-        for &(secs, rate) in &self.0 {
-            end += secs;
-            if t < end {
-                return rate;
-            }
-        }
-        self.0.last().map_or(0, |s| s.1)
-    }
-}
-
-/// Send → deliver latency in µs: over the measured run, and over the
-/// current second (for the timeline).
-struct Latency {
-    run: Histogram<u64>,
-    second: Histogram<u64>,
-}
-
-impl Latency {
-    fn record(&mut self, us: u64) {
-        let _ = self.run.record(us);
-        let _ = self.second.record(us);
-    }
-}
-
-/// One pair's sends: what the server acked and what the receiver got, by
-/// the sender's message number, for the lost and duplicate counts.
-#[derive(Default)]
-struct Ledger {
-    acked: HashSet<u64>,
-    received: HashSet<u64>,
-    duplicates: u64,
 }
 
 /// The message number `n` of a frame naming `"client_msg_id":"<pair>-<n>"`.
@@ -159,29 +90,26 @@ fn number_of(frame: &str) -> Option<u64> {
     cid.rsplit('-').next()?.parse().ok()
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args = Args::parse();
-    parley::raise_open_files_limit();
-    let run = format!("{:x}", rand_suffix());
-    let http = reqwest::Client::new();
-    let epoch = Instant::now();
-    let hist = Arc::new(Mutex::new(Latency {
-        run: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        second: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-    }));
-    let counters = Arc::new(Counters::default());
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// Each pair's two connections, of one protocol or the other.
+enum Pairs {
+    /// Sender, receiver, and the receiver's user id.
+    Parley(Vec<(Ws, Ws, String)>),
+    Xmpp(Vec<(XmppConn, XmppConn)>),
+}
 
-    // Setup: users, sessions and sockets, a bounded number at a time.
-    eprintln!("setting up {} pairs ...", args.pairs);
-    let t = Instant::now();
-    let setup = Arc::new(Semaphore::new(args.setup_concurrency));
+type XmppConn = (xmpp::Reader, tokio::net::tcp::OwnedWriteHalf);
+
+async fn parley_pairs(
+    args: &Args,
+    http: &reqwest::Client,
+    run: &str,
+    setup: &Arc<Semaphore>,
+) -> Result<Vec<(Ws, Ws, String)>> {
     let mut pairs = Vec::new();
     for i in 0..args.pairs {
         let n = args.url.len();
         let (surl, rurl) = (args.url[i % n].clone(), args.url[(i + 1) % n].clone());
-        let (http, run, setup) = (http.clone(), run.clone(), setup.clone());
+        let (http, run, setup) = (http.clone(), run.to_owned(), setup.clone());
         pairs.push(tokio::spawn(async move {
             let _p = setup.acquire().await?;
             let (_, stoken) = session(&http, &surl, &format!("lg{run}s{i}")).await?;
@@ -191,10 +119,181 @@ async fn main() -> Result<()> {
             Ok::<_, anyhow::Error>((sender, receiver, rid))
         }));
     }
-    let mut sockets = Vec::new();
+    let mut out = Vec::new();
     for p in pairs {
-        sockets.push(p.await??);
+        out.push(p.await??);
     }
+    Ok(out)
+}
+
+async fn xmpp_pairs(
+    args: &Args,
+    addr: &str,
+    setup: &Arc<Semaphore>,
+) -> Result<Vec<(XmppConn, XmppConn)>> {
+    let mut pairs = Vec::new();
+    for i in 0..args.pairs {
+        let setup = setup.clone();
+        let (addr, domain) = (addr.to_owned(), args.xmpp_domain.clone());
+        let (prefix, pw) = (args.xmpp_prefix.clone(), args.xmpp_password.clone());
+        pairs.push(tokio::spawn(async move {
+            let _p = setup.acquire().await?;
+            let user = |k: usize| format!("{prefix}{}", 2 * i + k);
+            let sender = xmpp::sign_in(&addr, &domain, &user(1), &pw).await?;
+            let receiver = xmpp::sign_in(&addr, &domain, &user(2), &pw).await?;
+            Ok::<_, anyhow::Error>((sender, receiver))
+        }));
+    }
+    let mut out = Vec::new();
+    for p in pairs {
+        out.push(p.await??);
+    }
+    Ok(out)
+}
+
+/// Parley: the receiver confirms what it got every CONFIRM_EVERY messages,
+/// as a client that stores them would; the sender's reader counts acks
+/// and frees the window.
+fn run_parley(
+    pairs: Vec<(Ws, Ws, String)>,
+    args: &Args,
+    shared: &Arc<Shared>,
+    ledgers: &[Arc<Mutex<Ledger>>],
+    stop: &Arc<Notify>,
+    schedule: impl Fn(usize) -> Schedule,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (i, (sender, receiver, rid)) in pairs.into_iter().enumerate() {
+        let (shared_r, ledger_r) = (shared.clone(), ledgers[i].clone());
+        let (mut rsink, mut rstream) = receiver.split();
+        tasks.push(tokio::spawn(async move {
+            let mut unconfirmed = 0;
+            while let Some(Ok(m)) = rstream.next().await {
+                let Message::Text(t) = m else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&t) else {
+                    continue;
+                };
+                match v["type"].as_str() {
+                    Some("msg") => {
+                        unconfirmed += 1;
+                        if unconfirmed == CONFIRM_EVERY {
+                            unconfirmed = 0;
+                            let seq = v["seq"].as_u64().unwrap_or(0);
+                            let confirm = format!(r#"{{"type":"received","seq":{seq}}}"#);
+                            let _ = rsink.send(Message::Text(confirm.into())).await;
+                        }
+                        shared_r.arrived(&ledger_r, v["body"]["text"].as_str().unwrap_or(""));
+                    }
+                    Some("error") => {
+                        shared_r.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+        let (mut ssink, mut sstream) = sender.split();
+        let window = Arc::new(Semaphore::new(args.window));
+        let (shared_a, ledger_a, window_a) = (shared.clone(), ledgers[i].clone(), window.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = sstream.next().await {
+                let Message::Text(t) = m else { continue };
+                if t.contains("\"type\":\"ack\"") {
+                    window_a.add_permits(1);
+                    if let Some(n) = number_of(&t) {
+                        shared_a.acked(&ledger_a, n);
+                    }
+                } else if t.contains("\"type\":\"error\"") {
+                    shared_a.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    window_a.add_permits(1);
+                }
+            }
+        }));
+        let (shared_s, stop) = (shared.clone(), stop.clone());
+        let mut schedule = schedule(i);
+        tasks.push(tokio::spawn(async move {
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            for n in 0u64.. {
+                let due = tokio::select! { d = schedule.next(&window) => d, _ = &mut stopped => break };
+                let text = shared_s.body(due, n);
+                let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": text}});
+                if ssink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+                shared_s.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tasks
+}
+
+/// XMPP: no per-message ack without stream management, so a message
+/// counts as acked once written (as the ejabberd harness counts lost:
+/// sent minus received); flat out, the window is refilled at once.
+fn run_xmpp(
+    pairs: Vec<(XmppConn, XmppConn)>,
+    args: &Args,
+    shared: &Arc<Shared>,
+    ledgers: &[Arc<Mutex<Ledger>>],
+    stop: &Arc<Notify>,
+    schedule: impl Fn(usize) -> Schedule,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (i, ((mut sreader, mut swriter), (mut rreader, _rwriter))) in pairs.into_iter().enumerate()
+    {
+        let (shared_r, ledger_r) = (shared.clone(), ledgers[i].clone());
+        tasks.push(tokio::spawn(async move {
+            // Kept open with the reader: dropping it would end the stream.
+            let _rwriter = _rwriter;
+            while let Ok(Some(body)) = rreader.next_body().await {
+                shared_r.arrived(&ledger_r, &body);
+            }
+        }));
+        // Whatever comes to the sender is read and dropped.
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Some(_)) = sreader.next_body().await {}
+        }));
+        let (shared_s, ledger_s, stop) = (shared.clone(), ledgers[i].clone(), stop.clone());
+        let to = format!("{}{}", args.xmpp_prefix, 2 * i + 2);
+        let domain = args.xmpp_domain.clone();
+        let window = Semaphore::new(args.window);
+        let mut schedule = schedule(i);
+        tasks.push(tokio::spawn(async move {
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            for n in 0u64.. {
+                let due =
+                    tokio::select! { d = schedule.next(&window) => d, _ = &mut stopped => break };
+                let stanza =
+                    xmpp::message(&to, &domain, &format!("{i}-{n}"), &shared_s.body(due, n));
+                if swriter.write_all(stanza.as_bytes()).await.is_err() {
+                    break;
+                }
+                shared_s.counters.sent.fetch_add(1, Ordering::Relaxed);
+                shared_s.acked(&ledger_s, n);
+                window.add_permits(1);
+            }
+        }));
+    }
+    tasks
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    parley::raise_open_files_limit();
+    let run = format!("{:x}", rand_suffix());
+    let http = reqwest::Client::new();
+    let shared = Arc::new(Shared::new());
+
+    // Setup: users, sessions and sockets, a bounded number at a time.
+    eprintln!("setting up {} pairs ...", args.pairs);
+    let t = Instant::now();
+    let setup = Arc::new(Semaphore::new(args.setup_concurrency));
+    let pairs = match &args.xmpp {
+        None => Pairs::Parley(parley_pairs(&args, &http, &run, &setup).await?),
+        Some(addr) => Pairs::Xmpp(xmpp_pairs(&args, addr, &setup).await?),
+    };
     eprintln!(
         "{} sockets open in {:.1}s",
         2 * args.pairs,
@@ -212,113 +311,15 @@ async fn main() -> Result<()> {
     // When the measured run starts: the profile's time 0.
     let run_start = Instant::now() + Duration::from_secs(args.warmup);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let mut tasks = Vec::new();
-    let mut ledgers = Vec::new();
-    for (i, (sender, receiver, rid)) in sockets.into_iter().enumerate() {
-        let ledger = Arc::new(Mutex::new(Ledger::default()));
-        ledgers.push(ledger.clone());
-        let ledger_r = ledger.clone();
-        // Receiver: every msg carries its send time; it confirms what it
-        // got every CONFIRM_EVERY messages, as a client that stores them would.
-        let (hist_r, counters_r, measuring_r) = (hist.clone(), counters.clone(), measuring.clone());
-        let (mut rsink, mut rstream) = receiver.split();
-        tasks.push(tokio::spawn(async move {
-            let mut unconfirmed = 0;
-            while let Some(Ok(m)) = rstream.next().await {
-                let Message::Text(t) = m else { continue };
-                let v: Value = match serde_json::from_str(&t) {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                };
-                match v["type"].as_str() {
-                    Some("msg") => {
-                        unconfirmed += 1;
-                        if unconfirmed == CONFIRM_EVERY {
-                            unconfirmed = 0;
-                            let seq = v["seq"].as_u64().unwrap_or(0);
-                            let confirm = format!(r#"{{"type":"received","seq":{seq}}}"#);
-                            let _ = rsink.send(Message::Text(confirm.into())).await;
-                        }
-                        // "lg <due µs> <n>": latency counts from when the
-                        // send was due, not when it went out (no
-                        // coordinated omission when the sender falls behind).
-                        let mut words = v["body"]["text"].as_str().unwrap_or("").split(' ').skip(1);
-                        let sent_us: u64 = words.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                        if let Some(n) = words.next().and_then(|s| s.parse::<u64>().ok()) {
-                            let mut l = ledger_r.lock().unwrap();
-                            if !l.received.insert(n) {
-                                l.duplicates += 1;
-                            }
-                        }
-                        if measuring_r.load(Ordering::Relaxed) {
-                            let now_us = epoch.elapsed().as_micros() as u64;
-                            hist_r
-                                .lock()
-                                .unwrap()
-                                .record(now_us.saturating_sub(sent_us).max(1));
-                            counters_r.delivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Some("error") => {
-                        counters_r.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-            }
-        }));
-        // Sender: its own reader counts acks and frees the window.
-        let (mut ssink, mut sstream) = sender.split();
-        let window = Arc::new(Semaphore::new(args.window));
-        let (counters2, window2) = (counters.clone(), window.clone());
-        tasks.push(tokio::spawn(async move {
-            while let Some(Ok(m)) = sstream.next().await {
-                let Message::Text(t) = m else { continue };
-                if t.contains("\"type\":\"ack\"") {
-                    counters2.acked.fetch_add(1, Ordering::Relaxed);
-                    window2.add_permits(1);
-                    if let Some(n) = number_of(&t) {
-                        ledger.lock().unwrap().acked.insert(n);
-                    }
-                } else if t.contains("\"type\":\"error\"") {
-                    counters2.errors.fetch_add(1, Ordering::Relaxed);
-                    window2.add_permits(1);
-                }
-            }
-        }));
-        let (counters_s, stop, profile, pairs_n) =
-            (counters.clone(), stop.clone(), profile.clone(), args.pairs);
-        tasks.push(tokio::spawn(async move {
-            let pairs = pairs_n as f64;
-            // Senders start spread over their first interval.
-            let mut next = profile.as_ref().map(|p| {
-                let first = pairs / p.rate_at(-1.0) as f64;
-                Instant::now() + Duration::from_secs_f64(first * (i as f64 / 1000.0 % 1.0))
-            });
-            let stopped = stop.notified();
-            tokio::pin!(stopped);
-            for n in 0u64.. {
-                // When this send is due: on schedule (a late one goes at
-                // once, keeping its own due time), or now when flat out.
-                let due = match (&mut next, &profile) {
-                    (Some(at), Some(p)) => {
-                        let due = *at;
-                        tokio::select! { _ = tokio::time::sleep_until(due.into()) => {}, _ = &mut stopped => break }
-                        let t = due.saturating_duration_since(run_start).as_secs_f64()
-                            - run_start.saturating_duration_since(due).as_secs_f64();
-                        *at = due + Duration::from_secs_f64(pairs / p.rate_at(t) as f64);
-                        due
-                    }
-                    _ => tokio::select! { p = window.acquire() => { p.unwrap().forget(); Instant::now() }, _ = &mut stopped => break },
-                };
-                let due_us = due.saturating_duration_since(epoch).as_micros() as u64;
-                let frame = json!({"type": "send", "client_msg_id": format!("{i}-{n}"), "to": {"user": rid}, "body": {"text": format!("lg {due_us} {n}")}});
-                if ssink.send(Message::Text(frame.to_string().into())).await.is_err() {
-                    break;
-                }
-                counters_s.sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..args.pairs).map(|_| Arc::default()).collect();
+    let schedule = |i| Schedule::new(profile.clone(), args.pairs, i, run_start);
+    let tasks = match pairs {
+        Pairs::Parley(p) => run_parley(p, &args, &shared, &ledgers, &stop, schedule),
+        Pairs::Xmpp(p) => run_xmpp(p, &args, &shared, &ledgers, &stop, schedule),
+    };
+    let counters = &shared.counters;
+    let hist = &shared.hist;
+    let measuring = &shared.measuring;
 
     // Warm up, then measure with a progress line per second.
     tokio::time::sleep_until(run_start.into()).await;
@@ -359,15 +360,7 @@ async fn main() -> Result<()> {
     // Drain: every acked message should arrive; what has not by the end
     // of the drain is lost. (Sends still unanswered are neither.)
     let drain_start = Instant::now();
-    let tally = || {
-        ledgers.iter().fold((0u64, 0u64), |(lost, dup), l| {
-            let l = l.lock().unwrap();
-            (
-                lost + l.acked.difference(&l.received).count() as u64,
-                dup + l.duplicates,
-            )
-        })
-    };
+    let tally = || tally(&ledgers);
     while tally().0 > 0 && drain_start.elapsed() < Duration::from_secs(args.drain) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -426,19 +419,6 @@ async fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::number_of;
-
-    #[test]
-    fn profiles_parse_and_give_the_rate_at_a_time() {
-        let p = super::parse_profile("30@500, 60@5000,60@500").unwrap();
-        assert_eq!(p.seconds(), 150.0);
-        assert_eq!(
-            (p.rate_at(-3.0), p.rate_at(29.9), p.rate_at(30.0)),
-            (500, 500, 5000)
-        );
-        assert_eq!((p.rate_at(149.0), p.rate_at(200.0)), (500, 500));
-        assert!(super::parse_profile("30@0").is_err());
-        assert!(super::parse_profile("30").is_err());
-    }
 
     #[test]
     fn message_numbers_come_from_the_client_msg_id() {
