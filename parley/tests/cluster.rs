@@ -217,9 +217,20 @@ async fn six_processes_chat_and_survive_sigkills() {
     .await;
     let mut a = Client::connect(&e2, &ta).await;
     for i in 0..5 {
-        let ack = a
-            .say(&bob.id, &format!("f-{i}"), &format!("after the flush {i}"))
-            .await;
+        // The leases went with the FLUSHALL: until the edges hold their
+        // partitions again a send may be `unavailable`, and is sent again
+        // with its client_msg_id, as a client does.
+        let (cid, text) = (format!("f-{i}"), format!("after the flush {i}"));
+        let deadline = Instant::now() + WAIT;
+        let ack = loop {
+            let f = a.try_say(&bob.id, &cid, &text).await;
+            if f["type"] == "ack" {
+                break f;
+            }
+            assert_eq!(f["code"], "unavailable", "{f}");
+            assert!(Instant::now() < deadline, "sends unavailable for {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         alice_to_bob.push(id(&ack["msg_id"]));
     }
     // The delivery node rebuilds Bob's inbox while the processors replay
