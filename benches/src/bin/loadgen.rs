@@ -151,20 +151,27 @@ async fn xmpp_pairs(
     Ok(out)
 }
 
+/// What every pair's tasks share: the counters and histograms, each
+/// pair's ledger, the stop signal, and each sender's schedule.
+struct Run<'a, S> {
+    shared: &'a Arc<Shared>,
+    ledgers: &'a [Arc<Mutex<Ledger>>],
+    stop: &'a Arc<Notify>,
+    schedule: S,
+}
+
 /// Parley: the receiver confirms what it got every CONFIRM_EVERY messages,
 /// as a client that stores them would; the sender's reader counts acks
 /// and frees the window.
 fn run_parley(
     pairs: Vec<(Ws, Ws, String)>,
     args: &Args,
-    shared: &Arc<Shared>,
-    ledgers: &[Arc<Mutex<Ledger>>],
-    stop: &Arc<Notify>,
-    schedule: impl Fn(usize) -> Schedule,
+    run: &Run<impl Fn(usize) -> Schedule>,
 ) -> Vec<JoinHandle<()>> {
+    let (shared, ledgers, stop, schedule) = (run.shared, run.ledgers, run.stop, &run.schedule);
     let mut tasks = Vec::new();
     for (i, (sender, receiver, rid)) in pairs.into_iter().enumerate() {
-        let (shared_r, ledger_r) = (shared.clone(), ledgers[i].clone());
+        let (shared_r, ledger_r) = (Arc::clone(shared), ledgers[i].clone());
         let (mut rsink, mut rstream) = receiver.split();
         tasks.push(tokio::spawn(async move {
             let mut unconfirmed = 0;
@@ -193,7 +200,8 @@ fn run_parley(
         }));
         let (mut ssink, mut sstream) = sender.split();
         let window = Arc::new(Semaphore::new(args.window));
-        let (shared_a, ledger_a, window_a) = (shared.clone(), ledgers[i].clone(), window.clone());
+        let (shared_a, ledger_a, window_a) =
+            (Arc::clone(shared), ledgers[i].clone(), window.clone());
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(m)) = sstream.next().await {
                 let Message::Text(t) = m else { continue };
@@ -208,7 +216,7 @@ fn run_parley(
                 }
             }
         }));
-        let (shared_s, stop) = (shared.clone(), stop.clone());
+        let (shared_s, stop) = (Arc::clone(shared), Arc::clone(stop));
         let mut schedule = schedule(i);
         tasks.push(tokio::spawn(async move {
             let stopped = stop.notified();
@@ -233,15 +241,13 @@ fn run_parley(
 fn run_xmpp(
     pairs: Vec<(XmppConn, XmppConn)>,
     args: &Args,
-    shared: &Arc<Shared>,
-    ledgers: &[Arc<Mutex<Ledger>>],
-    stop: &Arc<Notify>,
-    schedule: impl Fn(usize) -> Schedule,
+    run: &Run<impl Fn(usize) -> Schedule>,
 ) -> Vec<JoinHandle<()>> {
+    let (shared, ledgers, stop, schedule) = (run.shared, run.ledgers, run.stop, &run.schedule);
     let mut tasks = Vec::new();
     for (i, ((mut sreader, mut swriter), (mut rreader, _rwriter))) in pairs.into_iter().enumerate()
     {
-        let (shared_r, ledger_r) = (shared.clone(), ledgers[i].clone());
+        let (shared_r, ledger_r) = (Arc::clone(shared), ledgers[i].clone());
         tasks.push(tokio::spawn(async move {
             // Kept open with the reader: dropping it would end the stream.
             let _rwriter = _rwriter;
@@ -253,7 +259,7 @@ fn run_xmpp(
         tasks.push(tokio::spawn(async move {
             while let Ok(Some(_)) = sreader.next_body().await {}
         }));
-        let (shared_s, ledger_s, stop) = (shared.clone(), ledgers[i].clone(), stop.clone());
+        let (shared_s, ledger_s, stop) = (Arc::clone(shared), ledgers[i].clone(), Arc::clone(stop));
         let to = format!("{}{}", args.xmpp_prefix, 2 * i + 2);
         let domain = args.xmpp_domain.clone();
         let window = Semaphore::new(args.window);
@@ -313,9 +319,15 @@ async fn main() -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..args.pairs).map(|_| Arc::default()).collect();
     let schedule = |i| Schedule::new(profile.clone(), args.pairs, i, run_start);
+    let run = Run {
+        shared: &shared,
+        ledgers: &ledgers,
+        stop: &stop,
+        schedule,
+    };
     let tasks = match pairs {
-        Pairs::Parley(p) => run_parley(p, &args, &shared, &ledgers, &stop, schedule),
-        Pairs::Xmpp(p) => run_xmpp(p, &args, &shared, &ledgers, &stop, schedule),
+        Pairs::Parley(p) => run_parley(p, &args, &run),
+        Pairs::Xmpp(p) => run_xmpp(p, &args, &run),
     };
     let counters = &shared.counters;
     let hist = &shared.hist;
