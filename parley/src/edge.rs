@@ -52,7 +52,7 @@ pub(crate) async fn stop_ops(ops: Option<Ops>) {
 }
 
 /// The token key: from config, else generated once into the data dir.
-pub(crate) fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
+fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     if let Some(s) = &cfg.jwt_secret {
         // HS256 with a short key is open to offline guessing (RFC 7518
         // 3.2 asks for at least the hash's 256 bits).
@@ -76,7 +76,7 @@ pub(crate) fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     }
 }
 
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -122,7 +122,7 @@ pub(crate) fn build_edge(
     }))
 }
 
-pub(crate) fn auth_config(cfg: &Config) -> Result<AuthConfig> {
+fn auth_config(cfg: &Config) -> Result<AuthConfig> {
     Ok(AuthConfig {
         secret: jwt_secret(cfg)?,
         token_ttl_secs: cfg.token_ttl_secs,

@@ -12,7 +12,7 @@ pub const PROCESS_SCOPE: &str = "process/events";
 pub const DELIVER_GROUP: &str = "deliver";
 pub const DELIVER_SCOPE: &str = "deliver/inbox";
 
-pub(crate) fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
+fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
     JobSpec {
         job: job.into(),
         topic: topic.into(),
@@ -28,7 +28,7 @@ pub(crate) fn job_spec(job: &str, topic: &str, partition: u32) -> JobSpec {
 const HISTORY_BATCH: usize = 10_000;
 const HISTORY_LINGER: Duration = Duration::from_millis(500);
 
-pub(crate) fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
+fn history_spec(job: &str, topic: &str, p: u32) -> JobSpec {
     JobSpec {
         batch: HISTORY_BATCH,
         linger: HISTORY_LINGER,

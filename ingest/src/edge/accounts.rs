@@ -147,27 +147,44 @@ impl Accounts {
         }
         // Never a PHC string, so no password ever matches it.
         let binding = format!("!idp:{}", who.subject);
-        let owned = || ApiError::new(ErrorCode::Conflict, "username belongs to another account");
-        let user = match self.core.state.account_by_name(&who.username).await? {
-            Some(a) if a.password_hash == binding => a.user_id,
-            Some(_) => return Err(owned()),
+        let user = match self.bound_to(&who.username, &binding).await? {
+            Some(u) => u,
             None => {
                 let name = who.name.filter(|n| valid_display_name(n).is_ok());
                 let display_name = name.unwrap_or_else(|| who.username.clone());
-                // Lost a race for the name: to the same subject, or not.
-                match self
+                let created = self
                     .create(who.username.clone(), binding.clone(), display_name)
-                    .await?
-                {
+                    .await?;
+                match created {
                     Some(u) => u,
-                    None => match self.core.state.account_by_name(&who.username).await? {
-                        Some(a) if a.password_hash == binding => a.user_id,
-                        _ => return Err(owned()),
-                    },
+                    // Lost a race for the name: to the same subject, or not.
+                    None => self
+                        .bound_to(&who.username, &binding)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::new(
+                                ErrorCode::Conflict,
+                                "username belongs to another account",
+                            )
+                        })?,
                 }
             }
         };
         self.start(user, req.device_id).await
+    }
+
+    /// The account named `username` if `binding` holds it, `None` if there
+    /// is none; `conflict` if another (a local account, another subject)
+    /// has the name.
+    async fn bound_to(&self, username: &str, binding: &str) -> Result<Option<UserId>, ApiError> {
+        match self.core.state.account_by_name(username).await? {
+            Some(a) if a.password_hash == binding => Ok(Some(a.user_id)),
+            Some(_) => Err(ApiError::new(
+                ErrorCode::Conflict,
+                "username belongs to another account",
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Checks the password and issues a session token, for a new device
