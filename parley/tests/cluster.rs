@@ -38,7 +38,8 @@ fn id(v: &Value) -> u64 {
 async fn six_processes_chat_and_survive_sigkills() {
     let mut cl = Cluster::start().await;
     let inbox_owner = cl.settled("deliver", SETTLE).await;
-    let (e1, e2) = (cl.edges[0].url.clone(), cl.edges[1].url.clone());
+    let edges = cl.role("ingest");
+    let (e1, e2) = (edges[0].url.clone(), edges[1].url.clone());
     // Alice on one edge, Bob on the other.
     let (alice, bob) = alice_and_bob(&e1).await;
     let (ta, _) = login(&e1, "alice", None).await;
@@ -221,16 +222,7 @@ async fn six_processes_chat_and_survive_sigkills() {
         // partitions again a send may be `unavailable`, and is sent again
         // with its client_msg_id, as a client does.
         let (cid, text) = (format!("f-{i}"), format!("after the flush {i}"));
-        let deadline = Instant::now() + WAIT;
-        let ack = loop {
-            let f = a.try_say(&bob.id, &cid, &text).await;
-            if f["type"] == "ack" {
-                break f;
-            }
-            assert_eq!(f["code"], "unavailable", "{f}");
-            assert!(Instant::now() < deadline, "sends unavailable for {WAIT:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let ack = a.say_until_acked(&bob.id, &cid, &text).await;
         alice_to_bob.push(id(&ack["msg_id"]));
     }
     // The delivery node rebuilds Bob's inbox while the processors replay

@@ -36,7 +36,7 @@ struct Edges(Arc<Mutex<Vec<String>>>);
 
 impl Edges {
     fn set(&self, cl: &Cluster) {
-        *self.0.lock().unwrap() = cl.edges.iter().map(|n| n.url.clone()).collect();
+        *self.0.lock().unwrap() = cl.role("ingest").iter().map(|n| n.url.clone()).collect();
     }
 
     /// A socket on the next edge in `turn` that takes one.
@@ -128,8 +128,7 @@ impl Sender {
         let mut i = 0;
         while !*stop.borrow() {
             let cid = format!("{}-{i}", self.tag);
-            let frame = json!({"type": "send", "client_msg_id": cid, "to": {"user": self.to},
-                "body": {"text": format!("{} {i}", self.tag)}});
+            let frame = text_to(&self.to, &cid, &format!("{} {i}", self.tag));
             let msg_id = loop {
                 let c = match &mut conn {
                     Some(c) => c,
@@ -213,7 +212,7 @@ async fn every_acked_message_reaches_every_device_through_kills_under_load() {
     let mut cl = Cluster::start().await;
     let edges = Edges::default();
     edges.set(&cl);
-    let e1 = cl.edges[0].url.clone();
+    let e1 = cl.role("ingest")[0].url.clone();
     let alice = register(&e1, "alice").await;
     let carol = register(&e1, "carol").await;
     let bob = register(&e1, "bob").await;
@@ -309,7 +308,7 @@ async fn every_acked_message_reaches_every_device_through_kills_under_load() {
     // Scrollback: each conversation, paged back to its start, holds every
     // acked message of it once.
     // (The first edge was restarted on another port.)
-    let e = cl.edges[0].url.clone();
+    let e = cl.role("ingest")[0].url.clone();
     let (token, _) = login(&e, "bob", None).await;
     for who in [&alice, &carol] {
         let cid = direct(&who.id, &bob.id);

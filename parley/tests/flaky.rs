@@ -14,10 +14,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-fn text_to(to: &str, cid: &str) -> Value {
-    json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": cid}})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_to_a_socket_that_dies_come_again_after_a_plain_sync() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,7 +145,7 @@ impl SoakClient {
         // Sends not acked before the connection died go again: the same
         // client_msg_id gets the same message.
         for (cid, to) in &self.pending {
-            c.send(text_to(to, cid)).await;
+            c.send(text_to(to, cid, cid)).await;
         }
         self.client = Some(c);
     }
@@ -211,7 +207,7 @@ impl SoakClient {
                 },
                 cmd = cmds.recv(), if !waiting => match cmd.unwrap() {
                     Cmd::Send { to, cid } => {
-                        client.send(text_to(&to, &cid)).await;
+                        client.send(text_to(&to, &cid, &cid)).await;
                         self.pending.insert(cid, to);
                     }
                     Cmd::Reconnect { reset, since } => {

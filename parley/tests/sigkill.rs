@@ -56,7 +56,7 @@ async fn no_acknowledged_message_is_lost_when_the_process_is_killed() {
             let mut a = Client::connect(&url, &token).await;
             for i in 0..TOTAL {
                 let cid = format!("k-{i}");
-                let frame = json!({"type": "send", "client_msg_id": cid, "to": {"user": bob}, "body": {"text": format!("m{i}")}});
+                let frame = text_to(&bob, &cid, &format!("m{i}"));
                 // The socket dies with the process: stop at the first failure.
                 if !a.try_send(frame).await {
                     return;

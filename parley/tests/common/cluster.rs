@@ -135,6 +135,14 @@ pub async fn settled(nodes: &[&Node], scope: &str, within: Duration) -> BTreeMap
     }
 }
 
+/// Each role, the lease scope its nodes share, and the node ids a
+/// cluster starts with.
+const ROLES: [(&str, &str, [u16; 2]); 3] = [
+    ("ingest", "append/events", [1, 2]),
+    ("process", "process/events", [11, 12]),
+    ("deliver", "deliver/inbox", [21, 22]),
+];
+
 /// Two nodes of each role on their own Redis (log), Redis (state) and
 /// ClickHouse (history), migrated and settled: every partition of each
 /// role's scope held once, each node a share.
@@ -144,9 +152,8 @@ pub struct Cluster {
     pub clickhouse: ClickHouseServer,
     pub urls: Backends,
     pub dir: tempfile::TempDir,
-    pub edges: Vec<Node>,
-    pub procs: Vec<Node>,
-    pub delivs: Vec<Node>,
+    /// The live nodes, of every role.
+    pub nodes: Vec<Node>,
 }
 
 /// How long a role may take to share out its partitions.
@@ -166,77 +173,48 @@ impl Cluster {
         let status = parley(&["migrate"], &urls, dir.path()).status().unwrap();
         assert!(status.success());
         let mut c = Cluster {
-            edges: Vec::new(),
-            procs: Vec::new(),
-            delivs: Vec::new(),
             log_redis,
             state_redis,
             clickhouse,
             urls,
             dir,
+            nodes: Vec::new(),
         };
-        for (role, nodes) in [
-            ("ingest", [1, 2]),
-            ("process", [11, 12]),
-            ("deliver", [21, 22]),
-        ] {
-            for n in nodes {
+        for (role, _, ids) in ROLES {
+            for n in ids {
                 c.spawn(role, n);
             }
         }
-        for (role, scope) in c.scopes() {
-            let nodes: Vec<&Node> = c.role(role).iter().collect();
-            settled(&nodes, scope, SETTLE).await;
+        for (role, _, _) in ROLES {
+            c.settled(role, SETTLE).await;
         }
         c
     }
 
-    /// The role → the scope its nodes share.
-    fn scopes(&self) -> [(&'static str, &'static str); 3] {
-        [
-            ("ingest", "append/events"),
-            ("process", "process/events"),
-            ("deliver", "deliver/inbox"),
-        ]
-    }
-
-    pub fn role(&self, role: &str) -> &Vec<Node> {
-        match role {
-            "ingest" => &self.edges,
-            "process" => &self.procs,
-            "deliver" => &self.delivs,
-            _ => panic!("no role {role}"),
-        }
-    }
-
-    fn role_mut(&mut self, role: &str) -> &mut Vec<Node> {
-        match role {
-            "ingest" => &mut self.edges,
-            "process" => &mut self.procs,
-            "deliver" => &mut self.delivs,
-            _ => panic!("no role {role}"),
-        }
+    /// The live nodes of `role`, oldest first.
+    pub fn role(&self, role: &str) -> Vec<&Node> {
+        self.nodes.iter().filter(|n| n.role == role).collect()
     }
 
     /// Starts node `node` of `role` (again, after a kill).
-    pub fn spawn(&mut self, role: &'static str, node: u16) -> &Node {
+    pub fn spawn(&mut self, role: &'static str, node: u16) {
         let n = spawn(role, node, &self.urls, self.dir.path());
-        let nodes = self.role_mut(role);
-        nodes.push(n);
-        nodes.last().unwrap()
+        self.nodes.push(n);
     }
 
     /// SIGKILLs node `node` of `role`.
     pub fn kill(&mut self, role: &str, node: u16) {
-        let nodes = self.role_mut(role);
-        let i = nodes.iter().position(|n| n.node == node).unwrap();
-        drop(nodes.remove(i)); // SIGKILL
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.role == role && n.node == node)
+            .unwrap();
+        drop(self.nodes.remove(i)); // SIGKILL
     }
 
     /// Partition → node, once the nodes of `role` share its scope again.
     pub async fn settled(&self, role: &str, within: Duration) -> BTreeMap<u32, u16> {
-        let scope = self.scopes().iter().find(|(r, _)| *r == role).unwrap().1;
-        let nodes: Vec<&Node> = self.role(role).iter().collect();
-        settled(&nodes, scope, within).await
+        let scope = ROLES.iter().find(|r| r.0 == role).expect("a role").1;
+        settled(&self.role(role), scope, within).await
     }
 }

@@ -249,6 +249,11 @@ pub fn send_frame(group: &str, cid: &str, text: &str) -> Value {
     json!({"type": "send", "client_msg_id": cid, "to": {"group": group}, "body": {"text": text}})
 }
 
+/// A `send` frame of a text message to a user.
+pub fn text_to(to: &str, cid: &str, text: &str) -> Value {
+    json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}})
+}
+
 pub fn direct(a: &str, b: &str) -> String {
     let (x, y): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     format!("d:{}:{}", x.min(y), x.max(y))
@@ -380,8 +385,7 @@ impl Client {
 
     /// Sends a text message; its answer, the `ack` or the `error`.
     pub async fn try_say(&mut self, to: &str, cid: &str, text: &str) -> Value {
-        self.send(json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}}))
-            .await;
+        self.send(text_to(to, cid, text)).await;
         loop {
             let f = self.next().await;
             if matches!(f["type"].as_str(), Some("ack" | "error")) {
@@ -390,10 +394,29 @@ impl Client {
         }
     }
 
+    /// Sends a text message until it is acked: while the answer is
+    /// `unavailable` (a backend restarting, a partition between owners) it
+    /// goes again with the same client_msg_id, as a client sends it; any
+    /// other error, or `unavailable` for longer than [`WAIT`], fails.
+    pub async fn say_until_acked(&mut self, to: &str, cid: &str, text: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let f = self.try_say(to, cid, text).await;
+            if f["type"] == "ack" {
+                return f;
+            }
+            assert_eq!(f["code"], "unavailable", "{f}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{cid} still unavailable after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends a text message and returns its ack.
     pub async fn say(&mut self, to: &str, cid: &str, text: &str) -> Value {
-        self.send(json!({"type": "send", "client_msg_id": cid, "to": {"user": to}, "body": {"text": text}}))
-            .await;
+        self.send(text_to(to, cid, text)).await;
         let ack = self.expect("ack").await;
         assert_eq!(ack["client_msg_id"], cid);
         ack
