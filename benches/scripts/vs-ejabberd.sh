@@ -26,13 +26,13 @@ export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # CPU seconds (user + system) a process has used.
 cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
-cfg="$PEER/ejabberd.yml"
-if [ "$MAM" = 0 ]; then
-    cfg=$(mktemp /tmp/ejabberd-vs-cfg.XXXXXX)
-    sed -e '/^  mod_mam:/,/^    db_type: mnesia/d' "$PEER/ejabberd.yml" >"$cfg"
-fi
 out=$(mktemp -d)
 trap '"$PEER/stop.sh" >/dev/null 2>&1 || true; rm -rf "$out"' EXIT
+cfg="$PEER/ejabberd.yml"
+if [ "$MAM" = 0 ]; then
+    cfg="$out/ejabberd.yml"
+    sed -e '/^  mod_mam:/,/^    db_type: mnesia/d' "$PEER/ejabberd.yml" >"$cfg"
+fi
 lg=(--pairs "$PAIRS" --duration "$DURATION" --warmup "$WARMUP" --json --drain 10)
 
 # One run: server pid, then loadgen args; prints "delivered p50 p99 lost cpu%".
@@ -69,4 +69,3 @@ for rate in "$@"; do
     ratio=$(python3 -c "print(f'{float(\"$p\".split()[2]) / max(float(\"$e\".split()[2]), 0.001):.2f}')")
     printf '%-8s | %-44s | %-44s | %s\n' "$rate" "$p" "$e" "$ratio"
 done
-[ "$MAM" = 0 ] && rm -f "$cfg"

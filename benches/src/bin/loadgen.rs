@@ -372,11 +372,10 @@ async fn main() -> Result<()> {
     // Drain: every acked message should arrive; what has not by the end
     // of the drain is lost. (Sends still unanswered are neither.)
     let drain_start = Instant::now();
-    let tally = || tally(&ledgers);
-    while tally().0 > 0 && drain_start.elapsed() < Duration::from_secs(args.drain) {
+    while tally(&ledgers).0 > 0 && drain_start.elapsed() < Duration::from_secs(args.drain) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (lost, duplicates) = tally();
+    let (lost, duplicates) = tally(&ledgers);
     let drained_in = drain_start.elapsed().as_secs_f64();
     let h = hist.lock().unwrap().run.clone();
     let delivered = counters.delivered.load(Ordering::Relaxed);
