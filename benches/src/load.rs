@@ -133,6 +133,11 @@ pub struct Counters {
     pub acked: AtomicU64,
     pub delivered: AtomicU64,
     pub errors: AtomicU64,
+    /// Receipts the receivers sent (`--receipts`).
+    pub receipts: AtomicU64,
+    /// `status` frames the senders got, by kind.
+    pub status_delivered: AtomicU64,
+    pub status_read: AtomicU64,
 }
 
 /// One pair's sends: what the server acked and what the receiver got, by

@@ -11,6 +11,10 @@
 //! every second and a summary (or JSON with `--json`, with a per-second
 //! timeline: delivered, sent, acked, errors, p50 and p99 of that second).
 //!
+//! `--receipts MS` makes it the realistic mix: each receiver answers every
+//! message with a `delivered` receipt at once and a `read` receipt MS
+//! later, and the senders count the `status` frames that come back.
+//!
 //! Only talks to the address given (loopback in every documented run).
 //! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
 //! registering thousands of users does not dominate the run.
@@ -81,6 +85,10 @@ struct Args {
     /// before counting the rest as lost
     #[arg(long, default_value_t = 30)]
     drain: u64,
+    /// The realistic mix: every received message gets a `delivered`
+    /// receipt at once and a `read` receipt this many ms later (Parley only)
+    #[arg(long)]
+    receipts: Option<u64>,
 }
 
 /// The message number `n` of a frame naming `"client_msg_id":"<pair>-<n>"`.
@@ -173,9 +181,28 @@ fn run_parley(
     for (i, (sender, receiver, rid)) in pairs.into_iter().enumerate() {
         let (shared_r, ledger_r) = (Arc::clone(shared), ledgers[i].clone());
         let (mut rsink, mut rstream) = receiver.split();
+        let read_after = args.receipts.map(Duration::from_millis);
         tasks.push(tokio::spawn(async move {
             let mut unconfirmed = 0;
-            while let Some(Ok(m)) = rstream.next().await {
+            // Read receipts still to send: (due, conversation, msg_id), in
+            // arrival order (one delay for all, so the front is due first).
+            let mut reads: std::collections::VecDeque<(Instant, String, String)> =
+                Default::default();
+            loop {
+                let next_read = reads.front().map(|(due, _, _)| *due);
+                let m = tokio::select! {
+                    m = rstream.next() => m,
+                    _ = tokio::time::sleep_until(next_read.unwrap_or_else(Instant::now).into()),
+                        if next_read.is_some() => {
+                        let (_, conv, id) = reads.pop_front().expect("a read is due");
+                        if rsink.send(receipt(&conv, &id, "read")).await.is_err() {
+                            break;
+                        }
+                        shared_r.counters.receipts.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let Some(Ok(m)) = m else { break };
                 let Message::Text(t) = m else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(&t) else {
                     continue;
@@ -190,6 +217,15 @@ fn run_parley(
                             let _ = rsink.send(Message::Text(confirm.into())).await;
                         }
                         shared_r.arrived(&ledger_r, v["body"]["text"].as_str().unwrap_or(""));
+                        if let (Some(after), Some(conv), Some(id)) = (
+                            read_after,
+                            v["conversation_id"].as_str(),
+                            v["msg_id"].as_str(),
+                        ) {
+                            let _ = rsink.send(receipt(conv, id, "delivered")).await;
+                            shared_r.counters.receipts.fetch_add(1, Ordering::Relaxed);
+                            reads.push_back((Instant::now() + after, conv.to_owned(), id.to_owned()));
+                        }
                     }
                     Some("error") => {
                         shared_r.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -210,6 +246,14 @@ fn run_parley(
                     if let Some(n) = number_of(&t) {
                         shared_a.acked(&ledger_a, n);
                     }
+                } else if t.contains("\"type\":\"status\"") {
+                    let c = &shared_a.counters;
+                    let kind = if t.contains("\"status\":\"read\"") {
+                        &c.status_read
+                    } else {
+                        &c.status_delivered
+                    };
+                    kind.fetch_add(1, Ordering::Relaxed);
                 } else if t.contains("\"type\":\"error\"") {
                     shared_a.counters.errors.fetch_add(1, Ordering::Relaxed);
                     window_a.add_permits(1);
@@ -233,6 +277,12 @@ fn run_parley(
         }));
     }
     tasks
+}
+
+/// A `receipt` frame.
+fn receipt(conversation: &str, msg_id: &str, status: &str) -> Message {
+    let frame = json!({"type": "receipt", "conversation_id": conversation, "msg_id": msg_id, "status": status});
+    Message::Text(frame.to_string().into())
 }
 
 /// XMPP: no per-message ack without stream management, so a message
@@ -338,6 +388,10 @@ async fn main() -> Result<()> {
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
     let base_sent = counters.sent.load(Ordering::Relaxed);
+    let receipts = |c: &parley_benches::load::Counters| {
+        [&c.receipts, &c.status_delivered, &c.status_read].map(|n| n.load(Ordering::Relaxed))
+    };
+    let base_receipts = receipts(counters);
     let mut last = 0;
     // One entry per second: what was delivered in it and its latency.
     let mut timeline = Vec::new();
@@ -368,6 +422,8 @@ async fn main() -> Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     measuring.store(false, Ordering::Relaxed);
+    let end_receipts = receipts(counters);
+    let rate_of = |k: usize| (end_receipts[k] - base_receipts[k]) as f64 / elapsed;
     stop.notify_waiters();
     // Drain: every acked message should arrive; what has not by the end
     // of the drain is lost. (Sends still unanswered are neither.)
@@ -394,6 +450,9 @@ async fn main() -> Result<()> {
             "max": h.max() as f64 / 1000.0,
         },
         "errors": counters.errors.load(Ordering::Relaxed),
+        "receipts_per_s": rate_of(0),
+        "status_delivered_per_s": rate_of(1),
+        "status_read_per_s": rate_of(2),
         "acked": counters.acked.load(Ordering::Relaxed),
         "lost": lost,
         "duplicates": duplicates,
@@ -420,6 +479,14 @@ async fn main() -> Result<()> {
             summary["acked"],
             duplicates
         );
+        if args.receipts.is_some() {
+            println!(
+                "receipts sent {:.0}/s, status frames back: delivered {:.0}/s, read {:.0}/s",
+                rate_of(0),
+                rate_of(1),
+                rate_of(2)
+            );
+        }
     }
     for t in tasks {
         t.abort();
