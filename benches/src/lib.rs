@@ -70,6 +70,27 @@ pub async fn connect(url: &str, token: &str) -> Result<Ws> {
     )
 }
 
+/// [`connect`], from the local address `from` (any of 127.0.0.0/8 for a
+/// loopback server), so that more sockets than one address's ephemeral
+/// ports can reach one server port.
+pub async fn connect_from(url: &str, token: &str, from: std::net::Ipv4Addr) -> Result<Ws> {
+    let ws = format!("{}/v1/ws?token={token}", url.replacen("http", "ws", 1));
+    let host = url.split("://").nth(1).context("url")?.trim_end_matches('/');
+    let addr: std::net::SocketAddr = host.parse().context("url must name IP:PORT")?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((from, 0).into())?;
+    let tcp = socket.connect(addr).await.context("tcp connect")?;
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        ws,
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        Some(config),
+    )
+    .await
+    .context("websocket connect")?;
+    Ok(ws)
+}
+
 /// The edge's limits for a load generator, which speaks for one user at
 /// machine speed: per-user rates out of the way, every other limit as
 /// shipped.

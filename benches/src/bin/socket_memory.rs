@@ -4,6 +4,9 @@
 //! - `idle`: opens `--sockets` WebSockets that do nothing after one round
 //!   trip (an `error` frame for a bad frame, so each socket has read and
 //!   written once), and reports the RSS growth per socket.
+//!   Past 20,000 sockets, each further 20,000 come from the next loopback
+//!   address (127.0.0.2, 127.0.0.3, ...), past one address's ephemeral
+//!   ports; raise the open-files limit first (`ulimit -n 250000`).
 //! - `slow`: opens `--sockets` receivers that never read and `--senders`
 //!   senders that send `--rate` messages a second to them for
 //!   `--duration` seconds, sampling the server's RSS each second: the
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use futures::{SinkExt, StreamExt};
-use parley_benches::{connect, rand_suffix, session};
+use parley_benches::{connect, connect_from, rand_suffix, session};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -107,6 +110,9 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Sockets per client address: well inside the 28K ephemeral ports.
+const PER_ADDRESS: usize = 20_000;
+
 async fn idle(args: &Args, http: &reqwest::Client, url: &str, pid: u32, run: u64) -> Result<()> {
     let (_, token) = session(http, url, &format!("idle{run}")).await?;
     // One socket first, so what every socket shares is in the baseline.
@@ -117,10 +123,15 @@ async fn idle(args: &Args, http: &reqwest::Client, url: &str, pid: u32, run: u64
     let t = Instant::now();
     let mut sockets = Vec::with_capacity(args.sockets);
     for i in 0..args.sockets {
-        let mut ws = connect(url, &token).await?;
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i / PER_ADDRESS) as u8);
+        // A server out of file descriptors leaves connects unanswered.
+        let mut ws = tokio::time::timeout(Duration::from_secs(10), connect_from(url, &token, from))
+            .await
+            .with_context(|| format!("socket {i}: no answer in 10 s (open-files limits?)"))?
+            .with_context(|| format!("socket {i} from {from}"))?;
         round_trip(&mut ws).await?;
         sockets.push(ws);
-        if (i + 1) % 1000 == 0 {
+        if (i + 1) % 10_000 == 0 {
             eprintln!("{} sockets open ({:.1}s)", i + 1, t.elapsed().as_secs_f64());
         }
     }
