@@ -132,6 +132,25 @@ impl InternalEvent for Socket {
     }
 }
 
+static BEHIND: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
+    prometheus::register_gauge!(
+        "parley_pipeline_behind_seconds",
+        "Age of the oldest record the router or the sequencer has not applied yet, as this edge last measured it (sends are refused past limits.shed_behind_ms)"
+    )
+    .expect("metric registers once")
+});
+
+/// The edge measured how far behind delivery is.
+pub struct PipelineBehind {
+    pub ms: u64,
+}
+
+impl InternalEvent for PipelineBehind {
+    fn emit(self) {
+        BEHIND.set(self.ms as f64 / 1000.0);
+    }
+}
+
 /// The edge started with this cap on its sockets.
 pub struct SocketLimit {
     pub sockets: usize,
@@ -224,6 +243,9 @@ pub enum EdgeTrouble<'a> {
     /// Accepting a connection failed (out of descriptors, say); the
     /// listener pauses and goes on.
     AcceptFailed { error: &'a std::io::Error },
+    /// How far behind the pipeline is could not be read; the last measure
+    /// stands.
+    BacklogUnknown { error: &'a dyn std::fmt::Display },
 }
 
 impl InternalEvent for EdgeTrouble<'_> {
@@ -261,6 +283,10 @@ impl InternalEvent for EdgeTrouble<'_> {
                 tracing::warn!(%error, "accepting a connection failed");
                 "accept_failed"
             }
+            EdgeTrouble::BacklogUnknown { error } => {
+                tracing::warn!(%error, "measuring the pipeline's backlog failed");
+                "backlog_unknown"
+            }
         };
         EDGE_TROUBLE.with_label_values(&[kind]).inc();
     }
@@ -296,6 +322,9 @@ pub enum Limit {
     IdleSocket,
     /// A socket whose client stopped reading, closed.
     SlowReader,
+    /// A send refused while delivery is further behind than
+    /// `limits.shed_behind_ms`.
+    Backlog,
 }
 
 impl Limit {
@@ -315,6 +344,7 @@ impl Limit {
             Limit::TlsHandshake => "tls_handshake",
             Limit::IdleSocket => "idle_socket",
             Limit::SlowReader => "slow_reader",
+            Limit::Backlog => "backlog",
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct Limits {
     pub connections: usize,
     /// Time to finish the TLS handshake, and to read a request's headers.
     pub header_timeout_ms: u64,
+    /// Sends are refused (`unavailable`, `Retry-After`) while delivery is
+    /// more than this far behind; below it the log absorbs the spike. 0:
+    /// never refuse.
+    pub shed_behind_ms: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             sockets_per_user: 16,
             connections: 50_000,
             header_timeout_ms: 10_000,
+            shed_behind_ms: 5_000,
         }
     }
 }

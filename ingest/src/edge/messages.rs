@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::appender::{validate_send, Appender, SendReq};
+use super::backlog::Backlog;
 use super::core::{Access, Core};
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
@@ -43,6 +44,8 @@ pub struct Messages {
     cluster: Arc<dyn Cluster>,
     /// Mints the caller's token for a forwarded send.
     auth: Arc<AuthConfig>,
+    /// Whether delivery is too far behind to take more sends.
+    backlog: Arc<Backlog>,
     /// The appenders of the `events` partitions this edge holds.
     appenders: RwLock<HashMap<u32, mpsc::Sender<SendReq>>>,
     /// Other edges' addresses, by node.
@@ -60,6 +63,7 @@ impl Messages {
         ids: Arc<MessageIdGenerator>,
         cluster: Arc<dyn Cluster>,
         auth: Arc<AuthConfig>,
+        backlog: Arc<Backlog>,
         tasks: TaskTracker,
         edge_stop: CancellationToken,
     ) -> Messages {
@@ -73,6 +77,7 @@ impl Messages {
             ids,
             cluster,
             auth,
+            backlog,
             appenders: Default::default(),
             peers: Default::default(),
             http,
@@ -132,6 +137,10 @@ impl Messages {
         may_forward: bool,
     ) -> Result<Ack, ApiError> {
         validate_send(&frame)?;
+        // The edge the client reached decides; a forwarded send passed.
+        if may_forward {
+            self.backlog.admit()?;
+        }
         let conversation = match frame.to {
             Recipient::User(to) => {
                 self.core.require_user(to).await?;

@@ -8,7 +8,8 @@
 //! - [`messages`]: sends (validated, then appended by the partition's
 //!   appender, or forwarded to the edge that holds it) and receipts;
 //!   [`appender`]: the per-partition task that issues `msg_id`s in log
-//!   order and makes resends idempotent.
+//!   order and makes resends idempotent; [`backlog`]: how far behind
+//!   delivery is, and the rule that refuses sends past a bound.
 //! - [`accounts`]: sign-up, sign-in, devices and profiles.
 //! - [`groups`]: create, change and read groups.
 //! - [`contacts`]: contact lists and the presence privacy setting.
@@ -19,6 +20,7 @@
 
 pub mod accounts;
 pub mod appender;
+pub mod backlog;
 pub mod contacts;
 pub mod core;
 pub mod groups;
@@ -102,6 +104,7 @@ impl Edge {
         let log = parts.log.clone();
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
+        let backlog = Arc::new(backlog::Backlog::new(parts.limits.shed_behind_ms));
         let guard = Arc::new(Guard::new(parts.limits));
         let sessions = Arc::new(Sessions::new(
             core.clone(),
@@ -110,6 +113,11 @@ impl Edge {
         ));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
+        tasks.spawn({
+            let (b, log, state) = (backlog.clone(), log.clone(), parts.state.clone());
+            let (partitions, stop) = (parts.partitions, stop.clone());
+            async move { b.watch(log, state, partitions, stop).await }
+        });
         let sockets = Sockets::new(
             parts.state,
             parts.cluster.clone(),
@@ -124,6 +132,7 @@ impl Edge {
                 parts.ids.clone(),
                 parts.cluster,
                 auth.clone(),
+                backlog,
                 tasks.clone(),
                 stop.clone(),
             ),

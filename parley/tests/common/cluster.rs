@@ -55,8 +55,20 @@ pub fn parley(args: &[&str], b: &Backends, dir: &Path) -> Command {
 }
 
 pub fn spawn(role: &'static str, node: u16, b: &Backends, dir: &Path) -> Node {
+    spawn_with(role, node, b, dir, &[])
+}
+
+/// [`spawn`], with more environment (`PARLEY__...` settings).
+pub fn spawn_with(
+    role: &'static str,
+    node: u16,
+    b: &Backends,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Node {
     let id = node.to_string();
     let mut child = parley(&[role, "--listen", "127.0.0.1:0", "--node-id", &id], b, dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start parley");
