@@ -12,6 +12,9 @@
 #   env: USERS=1000 DURATION=20 WARMUP=5
 #        MAM=1 (ejabberd archives every message in Mnesia, its default
 #        config; MAM=0: routing only, nothing stored)
+#        KEEP=DIR keeps each run's `--json` summary (parley-RATE.json,
+#        ejabberd-RATE.json) and plots both servers' throughput/latency
+#        curves into DIR/curve.svg
 set -euo pipefail
 BIN="${1:?bin dir with parley and parley-loadgen}"; shift
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,9 +38,10 @@ if [ "$MAM" = 0 ]; then
 fi
 lg=(--pairs "$PAIRS" --duration "$DURATION" --warmup "$WARMUP" --json --drain 10)
 
-# One run: server pid, then loadgen args; prints "delivered p50 p99 lost cpu%".
+# One run: the name to keep it under, the server pid, then loadgen args;
+# prints "delivered p50 p99 lost cpu%".
 measure() {
-    local pid="$1"; shift
+    local name="$1" pid="$2"; shift 2
     local c0; c0=$(cpu "$pid")
     local t0; t0=$(date +%s.%N)
     "$BIN/parley-loadgen" "${lg[@]}" "$@" >"$out/run.json" 2>"$out/run.err"
@@ -49,6 +53,7 @@ c0, c1, t0, t1 = map(float, sys.argv[2:6])
 cpu = 100 * (c1 - c0) / (t1 - t0)
 print(f"{s['delivered_per_s']:.0f} {s['latency_ms']['p50']:.2f} {s['latency_ms']['p99']:.2f} {s['lost']} {cpu:.0f}")
 PY
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp "$out/run.json" "$KEEP/$name.json"; fi
 }
 
 printf '%-8s | %-44s | %-44s | %s\n' rate "parley up (durable): msg/s p50 p99 lost cpu%" \
@@ -58,14 +63,22 @@ for rate in "$@"; do
     "$BIN/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
     pid=$!
     until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.2; done
-    p=$(measure "$pid" --url "http://127.0.0.1:$port" --rate "$rate")
+    p=$(measure "parley-$rate" "$pid" --url "http://127.0.0.1:$port" --rate "$rate")
     kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$dir"
 
     run=$(EJB_CONFIG="$cfg" "$PEER/start.sh")
     "$PEER/register.sh" "$USERS" >/dev/null
-    e=$(measure "$(cat "$run/beam.pid")" --xmpp 127.0.0.1:5222 --rate "$rate")
+    e=$(measure "ejabberd-$rate" "$(cat "$run/beam.pid")" --xmpp 127.0.0.1:5222 --rate "$rate")
     "$PEER/stop.sh" >/dev/null 2>&1 || true
 
     ratio=$(python3 -c "print(f'{float(\"$p\".split()[2]) / max(float(\"$e\".split()[2]), 0.001):.2f}')")
     printf '%-8s | %-44s | %-44s | %s\n' "$rate" "$p" "$e" "$ratio"
 done
+if [ -n "${KEEP:-}" ]; then
+    label="ejabberd (mod_mam)"; [ "$MAM" = 0 ] && label="ejabberd (routing only)"
+    runs=()
+    for rate in "$@"; do
+        runs+=("parley up (durable)=$KEEP/parley-$rate.json" "$label=$KEEP/ejabberd-$rate.json")
+    done
+    "$BIN/parley-plot" curve "$KEEP/curve.svg" "${runs[@]}"
+fi

@@ -3,6 +3,11 @@
 //! two servers side by side, read at a glance.
 //!
 //! `parley-plot OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]`
+//!
+//! `parley-plot curve OUT.svg LABEL=RUN.json ...`: the throughput/latency
+//! curve instead, one point per run (its delivered rate against its p50
+//! and p99), one line per label, so runs of two servers at the same rates
+//! compare as two curves.
 
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -24,19 +29,100 @@ fn timeline(path: &str) -> Result<Vec<(f64, f64, f64)>> {
     Ok(points)
 }
 
+/// One run's summary: (delivered/s, p50 ms, p99 ms).
+fn summary(path: &str) -> Result<(f64, f64, f64)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let v: Value = serde_json::from_str(text.trim()).with_context(|| format!("{path}: JSON"))?;
+    let f = |x: &Value| x.as_f64().with_context(|| format!("{path}: not a --json summary"));
+    Ok((
+        f(&v["delivered_per_s"])?,
+        f(&v["latency_ms"]["p50"])?,
+        f(&v["latency_ms"]["p99"])?,
+    ))
+}
+
+/// Runs grouped by label, in the order the labels first appear.
+fn by_label<T>(runs: &[String], read: impl Fn(&str) -> Result<T>) -> Result<Vec<(String, Vec<T>)>> {
+    let mut out: Vec<(String, Vec<T>)> = Vec::new();
+    for r in runs {
+        let (label, path) = r.split_once('=').unwrap_or((r.as_str(), r.as_str()));
+        let v = read(path)?;
+        match out.iter_mut().find(|(l, _)| l == label) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((label.to_owned(), vec![v])),
+        }
+    }
+    if out.is_empty() {
+        bail!("no runs given");
+    }
+    Ok(out)
+}
+
+fn curve(out: &str, runs: &[String]) -> Result<()> {
+    let mut series = by_label(runs, summary)?;
+    for (_, points) in &mut series {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let all = || series.iter().flat_map(|(_, t)| t.iter());
+    let rate = all().map(|p| p.0).fold(1.0, f64::max) * 1.1;
+    let top = all().map(|p| p.2).fold(1.0, f64::max) * 1.5;
+    let floor = all().map(|p| p.1).filter(|v| *v > 0.0).fold(top, f64::min) / 2.0;
+    let root = SVGBackend::new(out, (1000, 550)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "latency against delivered rate: p99 solid, p50 dashed (ms, log scale)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..rate, (floor..top).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("delivered msg/s")
+        .y_desc("ms")
+        .draw()?;
+    for (i, (label, t)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(t.iter().map(|p| (p.0, p.2)), color.stroke_width(2)))?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(t.iter().map(|p| Circle::new((p.0, p.2), 4, color.filled())))?;
+        chart.draw_series(DashedLineSeries::new(
+            t.iter().map(|p| (p.0, p.1.max(floor))),
+            6,
+            4,
+            color.into(),
+        ))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    eprintln!("wrote {out}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(("curve", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        let Some((out, runs)) = rest.split_first() else {
+            bail!("usage: parley-plot curve OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]");
+        };
+        return curve(out, runs);
+    }
     let Some((out, runs)) = args.split_first() else {
         bail!("usage: parley-plot OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]");
     };
-    let mut series = Vec::new();
-    for r in runs {
-        let (label, path) = r.split_once('=').unwrap_or((r.as_str(), r.as_str()));
-        series.push((label.to_owned(), timeline(path)?));
-    }
-    if series.is_empty() {
-        bail!("no runs given");
-    }
+    let series: Vec<(String, Vec<(f64, f64, f64)>)> = by_label(runs, timeline)?
+        .into_iter()
+        .flat_map(|(label, runs)| runs.into_iter().map(move |t| (label.clone(), t)))
+        .collect();
     let all = || series.iter().flat_map(|(_, t)| t.iter());
     let secs = all().map(|p| p.0).fold(1.0, f64::max);
     let rate = all().map(|p| p.1).fold(1.0, f64::max) * 1.1;
