@@ -8,7 +8,7 @@
 # Each directory holds release builds of `parley`, `parley-loadgen` and
 # `parley-group-bench` (e.g. a `target/release` of each commit). Per round
 # and build: `parley up` on a free loopback port with a fresh data dir,
-# `parley-loadgen` at 4,000 msg/s with 1,000 clients, then
+# `parley-loadgen` at RATE (env, default 4,000) msg/s with 1,000 clients (0: flat out), then
 # `parley-group-bench` (1,000 members, 200 messages, its own server).
 set -euo pipefail
 A="${1:?before bin dir}"; B="${2:?after bin dir}"; ROUNDS="${3:-2}"
@@ -25,7 +25,7 @@ one() { # label bin_dir
     pid=$!
     until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.2; done
     echo "[$label] 1:1: $("$bin/parley-loadgen" --url "http://127.0.0.1:$port" \
-        --pairs 500 --rate 4000 --duration 15 --warmup 3 2>/dev/null)"
+        --pairs 500 --rate "${RATE:-4000}" --duration 15 --warmup 3 2>/dev/null)"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
     echo "[$label] group: $("$bin/parley-group-bench" --members 1000 --messages 200 2>/dev/null | tr '\n' ' ')"

@@ -1,5 +1,6 @@
-//! The embedded [`StateStore`]: one redb file. Every call is one redb
-//! transaction, so `apply` gets its atomicity from redb; see [`RedbState`]
+//! The embedded [`StateStore`]: one redb file. Every call runs inside one
+//! redb transaction (derived writes may share theirs with others queued at
+//! the same moment), so `apply` gets its atomicity from redb; see [`RedbState`]
 //! for which writes are durable at commit and which at the next checkpoint.
 //!
 //! Tables (all ids as `u64`, message id 0 meaning "none", since no real id
@@ -42,6 +43,7 @@ use crate::state::{
     InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
+mod commit;
 mod ops;
 mod reads;
 
@@ -89,7 +91,8 @@ const CHECKPOINT: Duration = Duration::from_secs(1);
 /// [`CHECKPOINT`] (and on close). A crash loses at most that last second of
 /// derived state, offsets included, and the jobs derive it again from the
 /// log. Without this, every job batch would wait for an fsync, and redb
-/// allows one writer at a time.
+/// allows one writer at a time. Derived writes queued meanwhile share one
+/// transaction (see `commit`).
 #[derive(Clone)]
 pub struct RedbState {
     db: Arc<Inner>,
@@ -98,6 +101,8 @@ pub struct RedbState {
 struct Inner {
     db: Database,
     dirty: std::sync::atomic::AtomicBool,
+    /// Batches derived writes into shared transactions.
+    committer: commit::Committer,
 }
 
 impl std::ops::Deref for Inner {
@@ -182,6 +187,7 @@ impl RedbState {
         let inner = Arc::new(Inner {
             db,
             dirty: Default::default(),
+            committer: Default::default(),
         });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -209,17 +215,14 @@ impl RedbState {
         kind: Kind,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if kind == Kind::Derived {
+            return self.db.write_derived(f).await;
+        }
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let mut tx = db.begin_write().map_err(err)?;
-            if kind == Kind::Derived {
-                tx.set_durability(redb::Durability::None).map_err(err)?;
-            }
+            let tx = db.begin_write().map_err(err)?;
             let out = f(&tx)?;
             tx.commit().map_err(err)?;
-            if kind == Kind::Derived {
-                db.dirty.store(true, std::sync::atomic::Ordering::Release);
-            }
             Ok(out)
         })
         .await
