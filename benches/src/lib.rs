@@ -75,7 +75,11 @@ pub async fn connect(url: &str, token: &str) -> Result<Ws> {
 /// ports can reach one server port.
 pub async fn connect_from(url: &str, token: &str, from: std::net::Ipv4Addr) -> Result<Ws> {
     let ws = format!("{}/v1/ws?token={token}", url.replacen("http", "ws", 1));
-    let host = url.split("://").nth(1).context("url")?.trim_end_matches('/');
+    let host = url
+        .split("://")
+        .nth(1)
+        .context("url")?
+        .trim_end_matches('/');
     let addr: std::net::SocketAddr = host.parse().context("url must name IP:PORT")?;
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind((from, 0).into())?;

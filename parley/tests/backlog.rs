@@ -23,7 +23,10 @@ async fn sends_are_refused_while_delivery_is_behind_and_taken_again_once_it_caug
         state: redis.url.clone(),
         history: clickhouse.url.clone(),
     };
-    assert!(parley(&["migrate"], &b, dir.path()).status().unwrap().success());
+    assert!(parley(&["migrate"], &b, dir.path())
+        .status()
+        .unwrap()
+        .success());
     let shed = [("PARLEY__LIMITS__SHED_BEHIND_MS", "1000")];
     let edge = spawn_with("ingest", 1, &b, dir.path(), &shed);
     let processor = spawn("process", 11, &b, dir.path());
@@ -58,7 +61,10 @@ async fn sends_are_refused_while_delivery_is_behind_and_taken_again_once_it_caug
     }
     let refused = refused.unwrap();
     assert_eq!(refused["code"], "unavailable", "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("behind"), "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("behind"),
+        "{refused}"
+    );
     // Over HTTP: 503 with when to come back.
     let r = reqwest::Client::new()
         .post(format!("{url}/v1/messages"))
@@ -68,7 +74,11 @@ async fn sends_are_refused_while_delivery_is_behind_and_taken_again_once_it_caug
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
     let text = metrics_text(&url).await;
     assert!(metric_value(&text, "parley_limit_hits_total{limit=\"backlog\"}") >= 2.0);

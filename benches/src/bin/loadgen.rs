@@ -224,7 +224,11 @@ fn run_parley(
                         ) {
                             let _ = rsink.send(receipt(conv, id, "delivered")).await;
                             shared_r.counters.receipts.fetch_add(1, Ordering::Relaxed);
-                            reads.push_back((Instant::now() + after, conv.to_owned(), id.to_owned()));
+                            reads.push_back((
+                                Instant::now() + after,
+                                conv.to_owned(),
+                                id.to_owned(),
+                            ));
                         }
                     }
                     Some("error") => {
@@ -432,6 +436,15 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (lost, duplicates) = tally(&ledgers);
+    // Which ones, so a loss can be traced on the server.
+    for (pair, l) in ledgers.iter().enumerate() {
+        let l = l.lock().unwrap();
+        let mut missing: Vec<_> = l.acked.difference(&l.received).copied().collect();
+        missing.sort_unstable();
+        if !missing.is_empty() {
+            eprintln!("lost: pair {pair}, messages {missing:?} (client_msg_id {pair}-N)");
+        }
+    }
     let drained_in = drain_start.elapsed().as_secs_f64();
     let h = hist.lock().unwrap().run.clone();
     let delivered = counters.delivered.load(Ordering::Relaxed);

@@ -33,7 +33,10 @@ fn timeline(path: &str) -> Result<Vec<(f64, f64, f64)>> {
 fn summary(path: &str) -> Result<(f64, f64, f64)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let v: Value = serde_json::from_str(text.trim()).with_context(|| format!("{path}: JSON"))?;
-    let f = |x: &Value| x.as_f64().with_context(|| format!("{path}: not a --json summary"));
+    let f = |x: &Value| {
+        x.as_f64()
+            .with_context(|| format!("{path}: not a --json summary"))
+    };
     Ok((
         f(&v["delivered_per_s"])?,
         f(&v["latency_ms"]["p50"])?,
@@ -86,7 +89,10 @@ fn curve(out: &str, runs: &[String]) -> Result<()> {
     for (i, (label, t)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(LineSeries::new(t.iter().map(|p| (p.0, p.2)), color.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                t.iter().map(|p| (p.0, p.2)),
+                color.stroke_width(2),
+            ))?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(t.iter().map(|p| Circle::new((p.0, p.2), 4, color.filled())))?;

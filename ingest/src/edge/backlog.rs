@@ -104,13 +104,21 @@ impl Backlog {
 }
 
 /// The age in ms of the oldest record on the delivery path not yet applied.
-async fn behind(log: &dyn Log, state: &dyn StateStore, partitions: u32) -> Result<u64, EngineError> {
+async fn behind(
+    log: &dyn Log,
+    state: &dyn StateStore,
+    partitions: u32,
+) -> Result<u64, EngineError> {
     let now = now_ms();
     let mut oldest = now;
     for (job, topic) in PATH {
         for p in 0..partitions {
             let bounds = log.bounds(topic, p).await?;
-            let next = state.job_offset(job, p).await?.unwrap_or(0).max(bounds.start);
+            let next = state
+                .job_offset(job, p)
+                .await?
+                .unwrap_or(0)
+                .max(bounds.start);
             if next >= bounds.end {
                 continue;
             }
