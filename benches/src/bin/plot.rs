@@ -13,8 +13,11 @@ use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use serde_json::Value;
 
-/// One run's timeline: (second, delivered/s, p99 ms).
-fn timeline(path: &str) -> Result<Vec<(f64, f64, f64)>> {
+/// One run's timeline: (second, delivered/s, p99 ms) each second.
+type Timeline = Vec<(f64, f64, f64)>;
+
+/// One run's timeline.
+fn timeline(path: &str) -> Result<Timeline> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let v: Value = serde_json::from_str(text.trim()).with_context(|| format!("{path}: JSON"))?;
     let points = v["timeline"]
@@ -125,7 +128,7 @@ fn main() -> Result<()> {
     let Some((out, runs)) = args.split_first() else {
         bail!("usage: parley-plot OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]");
     };
-    let series: Vec<(String, Vec<(f64, f64, f64)>)> = by_label(runs, timeline)?
+    let series: Vec<(String, Timeline)> = by_label(runs, timeline)?
         .into_iter()
         .flat_map(|(label, runs)| runs.into_iter().map(move |t| (label.clone(), t)))
         .collect();
