@@ -82,7 +82,7 @@ impl Default for Limits {
             sockets_per_user: 16,
             connections: 50_000,
             header_timeout_ms: 10_000,
-            shed_behind_ms: 5_000,
+            shed_behind_ms: 30_000,
         }
     }
 }

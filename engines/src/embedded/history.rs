@@ -40,9 +40,13 @@ pub struct RedbHistory {
     db: Arc<Database>,
 }
 
+/// The history file's page cache: scrollback reads the newest pages of a
+/// conversation, and `parley up` is not the analysts' store.
+pub const HISTORY_CACHE_BYTES: usize = 128 << 20;
+
 impl RedbHistory {
     pub fn open(path: impl AsRef<Path>) -> Result<RedbHistory> {
-        let db = super::state::create_database(path.as_ref())?;
+        let db = super::state::create_database(path.as_ref(), HISTORY_CACHE_BYTES)?;
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(MESSAGES).map_err(err)?;
         tx.open_table(CONVERSATIONS).map_err(err)?;

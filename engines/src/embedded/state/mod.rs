@@ -138,12 +138,21 @@ enum Kind {
     Derived,
 }
 
-/// Opens (or creates) a redb file, making its directory first.
-pub(crate) fn create_database(path: &Path) -> Result<Database> {
+/// The page cache the state store's redb file may hold in memory. redb's
+/// default is 1 GiB per file, which a spike fills and the process keeps;
+/// the live path touches each user's newest pages, far less than this.
+pub const STATE_CACHE_BYTES: usize = 256 << 20;
+
+/// Opens (or creates) a redb file with a page cache of at most
+/// `cache_bytes`, making its directory first.
+pub(crate) fn create_database(path: &Path, cache_bytes: usize) -> Result<Database> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir.display(), e))?;
     }
-    Database::create(path).map_err(|e| err(format!("{}: {e}", path.display())))
+    redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| err(format!("{}: {e}", path.display())))
 }
 
 /// Runs `f` on a read transaction of the database `get` finds in `db`, on
@@ -160,7 +169,7 @@ pub(crate) async fn read_blocking<D: Send + Sync + 'static, T: Send + 'static>(
 
 impl RedbState {
     pub fn open(path: impl AsRef<Path>) -> Result<RedbState> {
-        let db = create_database(path.as_ref())?;
+        let db = create_database(path.as_ref(), STATE_CACHE_BYTES)?;
         // Create every table up front so readers never meet a missing one.
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(CURSORS).map_err(err)?;
