@@ -449,7 +449,59 @@ async fn main() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (lost, duplicates) = tally(&ledgers);
+    // Arrived, but the sender never saw the ack (the mirror of lost).
+    let unacked: Vec<(usize, Vec<u64>)> = ledgers
+        .iter()
+        .enumerate()
+        .filter_map(|(pair, l)| {
+            let l = l.lock().unwrap();
+            let mut u: Vec<_> = l.received.difference(&l.acked).copied().collect();
+            u.sort_unstable();
+            (!u.is_empty()).then_some((pair, u))
+        })
+        .collect();
+    if !unacked.is_empty() {
+        eprintln!("received but never acked (pair, numbers): {unacked:?}");
+    }
+    // Which ones, so a loss can be traced on the server.
+    for (pair, l) in ledgers.iter().enumerate() {
+        let l = l.lock().unwrap();
+        let mut missing: Vec<_> = l.acked.difference(&l.received).copied().collect();
+        missing.sort_unstable();
+        if !missing.is_empty() {
+            let mut unacked: Vec<_> = l.received.difference(&l.acked).copied().collect();
+            unacked.sort_unstable();
+            eprintln!(
+                "lost: pair {pair}, messages {missing:?} (client_msg_id {pair}-N); received but not acked: {unacked:?}; acked {}, received {}",
+                l.acked.len(),
+                l.received.len()
+            );
+        }
+    }
     if lost > 0 && args.xmpp.is_none() {
+        // Written by the server but not read here, or never written?
+        let got: u64 = ledgers
+            .iter()
+            .map(|l| {
+                let l = l.lock().unwrap();
+                l.received.len() as u64 + l.duplicates
+            })
+            .sum();
+        let mut written = 0.0;
+        for url in &args.url {
+            let text = http
+                .get(format!("{url}/metrics"))
+                .send()
+                .await?
+                .text()
+                .await?;
+            written += text
+                .lines()
+                .find_map(|l| l.strip_prefix("parley_deliveries_frames_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+        eprintln!("the server wrote {written} msg frames; the receivers read {got}");
         // Where they are: a plain `sync` replays the inbox from each
         // receiver's confirmed cursor, so what arrives now was stored.
         resync.notify_waiters();
@@ -461,15 +513,6 @@ async fn main() -> Result<()> {
             "after a plain sync, {} of the {lost} lost arrived (stored, but not pushed)",
             lost - tally(&ledgers).0
         );
-    }
-    // Which ones, so a loss can be traced on the server.
-    for (pair, l) in ledgers.iter().enumerate() {
-        let l = l.lock().unwrap();
-        let mut missing: Vec<_> = l.acked.difference(&l.received).copied().collect();
-        missing.sort_unstable();
-        if !missing.is_empty() {
-            eprintln!("lost: pair {pair}, messages {missing:?} (client_msg_id {pair}-N)");
-        }
     }
     let drained_in = drain_start.elapsed().as_secs_f64();
     let h = hist.lock().unwrap().run.clone();
