@@ -165,9 +165,6 @@ struct Run<'a, S> {
     shared: &'a Arc<Shared>,
     ledgers: &'a [Arc<Mutex<Ledger>>],
     stop: &'a Arc<Notify>,
-    /// Tells the receivers to send a plain `sync` (after a drain that
-    /// left messages missing: were they stored but not pushed?).
-    resync: &'a Arc<Notify>,
     schedule: S,
 }
 
@@ -185,7 +182,6 @@ fn run_parley(
         let (shared_r, ledger_r) = (Arc::clone(shared), ledgers[i].clone());
         let (mut rsink, mut rstream) = receiver.split();
         let read_after = args.receipts.map(Duration::from_millis);
-        let resync = Arc::clone(run.resync);
         tasks.push(tokio::spawn(async move {
             let mut unconfirmed = 0;
             // Read receipts still to send: (due, conversation, msg_id), in
@@ -196,13 +192,6 @@ fn run_parley(
                 let next_read = reads.front().map(|(due, _, _)| *due);
                 let m = tokio::select! {
                     m = rstream.next() => m,
-                    _ = resync.notified() => {
-                        let sync = Message::Text(r#"{"type":"sync"}"#.into());
-                        if rsink.send(sync).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
                     _ = tokio::time::sleep_until(next_read.unwrap_or_else(Instant::now).into()),
                         if next_read.is_some() => {
                         let (_, conv, id) = reads.pop_front().expect("a read is due");
@@ -384,12 +373,10 @@ async fn main() -> Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let ledgers: Vec<Arc<Mutex<Ledger>>> = (0..args.pairs).map(|_| Arc::default()).collect();
     let schedule = |i| Schedule::new(profile.clone(), args.pairs, i, run_start);
-    let resync = Arc::new(Notify::new());
     let run = Run {
         shared: &shared,
         ledgers: &ledgers,
         stop: &stop,
-        resync: &resync,
         schedule,
     };
     let tasks = match pairs {
@@ -445,7 +432,17 @@ async fn main() -> Result<()> {
     // Drain: every acked message should arrive; what has not by the end
     // of the drain is lost. (Sends still unanswered are neither.)
     let drain_start = Instant::now();
-    while tally(&ledgers).0 > 0 && drain_start.elapsed() < Duration::from_secs(args.drain) {
+    // First every send is answered (a send acked just after a check that
+    // found nothing missing would be counted lost before its delivery had
+    // time to arrive), then every acked message arrives.
+    let answered = || {
+        let c = &shared.counters;
+        c.acked.load(Ordering::Relaxed) + c.errors.load(Ordering::Relaxed)
+            >= c.sent.load(Ordering::Relaxed)
+    };
+    while (!answered() || tally(&ledgers).0 > 0)
+        && drain_start.elapsed() < Duration::from_secs(args.drain)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (lost, duplicates) = tally(&ledgers);
@@ -477,42 +474,6 @@ async fn main() -> Result<()> {
                 l.received.len()
             );
         }
-    }
-    if lost > 0 && args.xmpp.is_none() {
-        // Written by the server but not read here, or never written?
-        let got: u64 = ledgers
-            .iter()
-            .map(|l| {
-                let l = l.lock().unwrap();
-                l.received.len() as u64 + l.duplicates
-            })
-            .sum();
-        let mut written = 0.0;
-        for url in &args.url {
-            let text = http
-                .get(format!("{url}/metrics"))
-                .send()
-                .await?
-                .text()
-                .await?;
-            written += text
-                .lines()
-                .find_map(|l| l.strip_prefix("parley_deliveries_frames_total "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0);
-        }
-        eprintln!("the server wrote {written} msg frames; the receivers read {got}");
-        // Where they are: a plain `sync` replays the inbox from each
-        // receiver's confirmed cursor, so what arrives now was stored.
-        resync.notify_waiters();
-        let t = Instant::now();
-        while tally(&ledgers).0 > 0 && t.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        eprintln!(
-            "after a plain sync, {} of the {lost} lost arrived (stored, but not pushed)",
-            lost - tally(&ledgers).0
-        );
     }
     let drained_in = drain_start.elapsed().as_secs_f64();
     let h = hist.lock().unwrap().run.clone();
