@@ -90,11 +90,7 @@ async fn sign_ups_and_sign_ins_are_limited_per_address_and_per_account() {
     }
     let r = sign_up("user3".into(), "203.0.113.7").await.unwrap();
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&r);
     assert!(retry >= 1, "Retry-After {retry}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "rate_limited");

@@ -154,6 +154,15 @@ pub async fn metric(url: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// The `Retry-After` of an answer, in seconds (panics if it has none).
+pub fn retry_after(r: &reqwest::Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// A node's `/metrics`, as text.
 pub async fn metrics_text(url: &str) -> String {
     reqwest::get(format!("{url}/metrics"))
