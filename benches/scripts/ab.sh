@@ -12,18 +12,11 @@
 # `parley-group-bench` (1,000 members, 200 messages, its own server).
 set -euo pipefail
 A="${1:?before bin dir}"; B="${2:?after bin dir}"; ROUNDS="${3:-2}"
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-# The load generators speak for each user at machine speed: per-user rates
-# out of the way, every other limit as shipped.
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/common.sh"
 one() { # label bin_dir
     local label="$1" bin="$2" dir port pid
     dir="$(mktemp -d)"; port=$(free_port)
-    "$bin/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
-    pid=$!
-    until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.2; done
+    up "$bin" "$dir/d" "$port" "$dir/server.log"
     echo "[$label] 1:1: $("$bin/parley-loadgen" --url "http://127.0.0.1:$port" \
         --pairs 500 --rate "${RATE:-4000}" --duration 15 --warmup 3 2>/dev/null)"
     kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -7,6 +7,7 @@
 #
 #   benches/scripts/cluster.sh up|cluster [loadgen args...]
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 cd "$(dirname "$0")/../.."
 MODE="${1:?up or cluster}"; shift
 BIN=target/release/parley
@@ -22,13 +23,8 @@ redis-server --port "$PORT" --bind 127.0.0.1 --dir "$DIR" --save "" --appendonly
 pids+=($!)
 until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
 export PARLEY__JWT_SECRET=bench-secret-bench-secret-bench-secret
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY__PARTITIONS=4 PARLEY_LOG=warn
-# The load generators speak for each user at machine speed: per-user rates
-# out of the way, every other limit as shipped.
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
+export PARLEY__PARTITIONS=4
 COMMON=(--log "redis://127.0.0.1:$PORT/0" --state "redis://127.0.0.1:$PORT/1" --data-dir "$DIR")
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # role node -> prints the URL
     local p; p=$(free_port)
     "$BIN" "$1" --node-id "$2" --listen "127.0.0.1:$p" "${COMMON[@]}" >"$DIR/$1-$2.log" 2>&1 &

@@ -9,15 +9,10 @@ set -euo pipefail
 BIN="${1:?bin dir with parley, parley-loadgen}"; RATE="${2:?rate}"
 OUT="${3:-$(mktemp -d)}"; mkdir -p "$OUT"
 command -v perf >/dev/null || apt-get install -y linux-perf >/dev/null
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/common.sh"
 dir="$(mktemp -d)"; port=$(free_port); url="http://127.0.0.1:$port"
 trap 'kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-"$BIN/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$OUT/server.log" 2>&1 &
-pid=$!
-until curl -fs "$url/readyz" >/dev/null 2>&1; do sleep 0.2; done
+up "$BIN" "$dir/d" "$port" "$OUT/server.log"
 "$BIN/parley-loadgen" --url "$url" --pairs "${PAIRS:-500}" --rate "$RATE" --duration 20 --warmup 5 \
     >"$OUT/loadgen.txt" 2>"$OUT/loadgen.err" &
 lg=$!

@@ -10,15 +10,10 @@
 set -euo pipefail
 BIN="${1:?bin dir}"; LOW="${2:?low rate}"; HIGH="${3:?high rate}"; OUT="${4:?out dir}"
 mkdir -p "$OUT"
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/common.sh"
 dir="$(mktemp -d)"; port=$(free_port); url="http://127.0.0.1:$port"
-"$BIN/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
-pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-until curl -fs "$url/readyz" >/dev/null 2>&1; do sleep 0.2; done
+up "$BIN" "$dir/d" "$port" "$dir/server.log"
 ( while kill -0 "$pid" 2>/dev/null; do
       echo "$(date +%s) $(ps -o rss= -p "$pid")"; sleep 1
   done ) >"$OUT/rss.txt" &

@@ -7,16 +7,10 @@
 #   benches/scripts/stages.sh BIN_DIR RATE [RATE ...]
 set -euo pipefail
 BIN="${1:?bin dir with parley, parley-loadgen, parley-stages}"; shift
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-# The load generator speaks for each user at machine speed.
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/common.sh"
 for rate in "$@"; do
     dir="$(mktemp -d)"; port=$(free_port); url="http://127.0.0.1:$port"
-    "$BIN/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
-    pid=$!
-    until curl -fs "$url/readyz" >/dev/null 2>&1; do sleep 0.2; done
+    up "$BIN" "$dir/d" "$port" "$dir/server.log"
     "$BIN/parley-loadgen" --url "$url" --pairs 500 --rate "$rate" --duration 20 --warmup 5 \
         >"$dir/loadgen.txt" 2>"$dir/loadgen.err" &
     lg=$!

@@ -23,10 +23,7 @@ USERS=${USERS:-1000}; DURATION=${DURATION:-20}; WARMUP=${WARMUP:-5}; MAM=${MAM:-
 PAIRS=$((USERS / 2))
 [ -x "$PEER/start.sh" ] || { echo "no ejabberd harness at $PEER" >&2; exit 1; }
 dpkg -s ejabberd >/dev/null 2>&1 || "$PEER/setup.sh"
-export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000
-export PARLEY__LIMITS__RECEIPTS_PER_SEC=1000000 PARLEY__LIMITS__RECEIPTS_BURST=1000000
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/common.sh"
 # CPU seconds (user + system) a process has used.
 cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 out=$(mktemp -d)
@@ -60,9 +57,7 @@ printf '%-8s | %-44s | %-44s | %s\n' rate "parley up (durable): msg/s p50 p99 lo
     "ejabberd (mod_mam $MAM): msg/s p50 p99 lost cpu%" "p99 ratio"
 for rate in "$@"; do
     dir=$(mktemp -d); port=$(free_port)
-    "$BIN/parley" up --data-dir "$dir/d" --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
-    pid=$!
-    until curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.2; done
+    up "$BIN" "$dir/d" "$port" "$dir/server.log"
     p=$(measure "parley-$rate" "$pid" --url "http://127.0.0.1:$port" --rate "$rate")
     kill "$pid"; wait "$pid" 2>/dev/null || true; rm -rf "$dir"
 

@@ -12,7 +12,9 @@
 //!   running node over a window, from its `/metrics`), `parley-plot`
 //!   (loadgen timelines as SVG).
 //! - `scripts/`: a private cluster for the multi-process runs; A/B runs of
-//!   two builds; `stages.sh`, where the time goes under a given load.
+//!   two builds; `stages.sh` and `profile.sh`, where the time goes under a
+//!   given load; `spike.sh`; `vs-ejabberd.sh`; `common.sh`, what they all
+//!   set and how they start `parley up`.
 //! - [`load`]: what the load generator does the same for either protocol
 //!   (rate profile, schedule, latency, lost and duplicate counts).
 //! - [`xmpp`]: just enough XMPP for `parley-loadgen --xmpp` to drive
