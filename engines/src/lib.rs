@@ -17,6 +17,8 @@
 //!   - [`history::History`]: every message, for scrollback and
 //!     conversation lists, and the receipt and presence rows analysts
 //!     query. Written only by the history writer, idempotently.
+//!   - [`blob::BlobStore`]: media bytes by key, each blob visible only
+//!     once whole and durable.
 //!   - [`cluster::Cluster`]: membership, partition leases, the session
 //!     registry and node mailboxes, for roles run as several processes;
 //!     and beside it [`push`], where a job's pushes to devices go (the
@@ -26,19 +28,21 @@
 //!   partitions among a role's live nodes.
 //! - The backends, one folder each:
 //!   - [`embedded`] (always): segment-file log, redb state, redb history,
-//!     in-memory cluster.
+//!     blobs in a directory, in-memory cluster.
 //!   - `redis` (feature `redis`): state, log (Streams) and cluster.
 //!   - `fluvio` (feature `fluvio`): the log on Fluvio.
 //!   - `clickhouse` (feature `clickhouse`): the history on ClickHouse.
+//!   - `s3` (feature `s3`): blobs on S3 or an S3-compatible server.
 //! - [`contract`] (feature `contract`): the suite each seam's backends
 //!   must pass, and launchers of real servers (redis-server,
-//!   clickhouse-server) on free ports for tests.
+//!   clickhouse-server, an S3 server) on free ports for tests.
 //! - [`telemetry`]: telemetry as named events that log and count at once
 //!   (every crate's `internal_events` module); [`internal_events`] holds
 //!   this crate's.
 //! - [`error::EngineError`]: this crate's one error type;
 //!   [`error::EngineError::retry`] says whether a retry can help.
 
+pub mod blob;
 pub mod cluster;
 pub mod error;
 pub mod history;
@@ -58,13 +62,16 @@ pub mod clickhouse;
 pub mod fluvio;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 #[cfg(feature = "contract")]
 pub mod contract;
 
+pub use blob::{BlobInfo, BlobStore, BlobWriter, ByteStream};
 pub use cluster::{Cluster, Mail, Member};
 pub use embedded::{
-    Durability, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
+    Durability, FsBlobs, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
 };
 pub use error::{EngineError, Result, Retry};
 pub use history::{ConversationSummary, History, HistoryBatch, MessageReceipt, PresenceSession};

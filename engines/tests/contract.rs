@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use parley_engines::contract::{cluster_contract, history_contract, log_contract, state_contract};
-use parley_engines::{LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions};
+use parley_engines::contract::{
+    blob_contract, cluster_contract, history_contract, log_contract, state_contract,
+};
+use parley_engines::{FsBlobs, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_cluster_passes_the_cluster_contract() {
@@ -43,4 +45,13 @@ async fn redb_history_passes_the_history_contract() {
     let dir = tempfile::tempdir().unwrap();
     let history = RedbHistory::open(dir.path().join("history.redb")).unwrap();
     history_contract(Arc::new(history)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_blobs_pass_the_blob_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    blob_contract(&FsBlobs::open(dir.path()).unwrap()).await;
+    // Nothing a writer left behind stays in the temp dir.
+    let tmp = std::fs::read_dir(dir.path().join("Tmp")).unwrap().count();
+    assert_eq!(tmp, 0);
 }

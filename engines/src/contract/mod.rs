@@ -5,14 +5,17 @@
 
 //!
 //! [`servers`]: real servers for the tests, started on free ports in temp
-//! dirs (redis-server, clickhouse-server), never one already running.
+//! dirs (redis-server, clickhouse-server, moto_server), never one already
+//! running.
 
+mod blob;
 mod cluster;
 mod history;
 mod log;
 pub mod servers;
 mod state;
 
+pub use self::blob::blob_contract;
 pub use self::cluster::cluster_contract;
 pub use self::history::{history_contract, message};
 pub use self::log::log_contract;
