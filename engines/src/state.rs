@@ -12,7 +12,9 @@ use bytes::Bytes;
 pub use parley_schemas::event::DeviceSession;
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::media::MediaId;
 use parley_schemas::wire::{Audience, ReceiptStatus};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
@@ -53,6 +55,28 @@ pub struct Account {
     /// The profile's free text; empty until set.
     pub about: String,
     pub avatar_media_id: Option<String>,
+}
+
+/// An upload as the log recorded it, with what the thumbnail job found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub uploader: UserId,
+    /// Lowercase hex: the blob's key is derived from it.
+    pub sha256: String,
+    pub size: u64,
+    pub mime: String,
+    pub uploaded_at: u64,
+    /// `None` until the thumbnail job has looked (and for non-images).
+    #[serde(default)]
+    pub image: Option<ImageInfo>,
+}
+
+/// An image's size, and whether a thumbnail of it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail: bool,
 }
 
 /// One write of a job's output.
@@ -148,6 +172,24 @@ pub enum StateOp {
         group: GroupId,
         msg_id: MessageId,
         message: Bytes,
+    },
+    /// An upload: stored if absent (what the thumbnail job added stays).
+    PutMedia {
+        media: MediaId,
+        record: MediaRecord,
+    },
+    /// What the thumbnail job found of an upload's image. Kept apart from
+    /// the record, so the two jobs may run in either order.
+    SetMediaImage {
+        media: MediaId,
+        image: ImageInfo,
+    },
+    /// A message carrying `media` was sent in `conversation`: those who
+    /// may see that message may fetch the media.
+    MediaUsed {
+        media: MediaId,
+        conversation: ConversationId,
+        msg_id: MessageId,
     },
     /// Seqs `seq..seq + count` of `user` are the `count` consecutive posts
     /// of `group`'s stream from `first` on (the last is `last`): one row
@@ -367,6 +409,20 @@ pub trait InboxStore: Send + Sync + 'static {
     async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
 }
 
+/// Uploads and where they were sent: what decides who may fetch a file.
+#[async_trait]
+pub trait MediaStore: Send + Sync + 'static {
+    /// The upload, with its image details merged in; `None` if unknown.
+    async fn media(&self, media: MediaId) -> Result<Option<MediaRecord>>;
+
+    /// Up to `limit` messages that carried `media`, in no set order.
+    async fn media_uses(
+        &self,
+        media: MediaId,
+        limit: usize,
+    ) -> Result<Vec<(ConversationId, MessageId)>>;
+}
+
 /// Job output and offsets: how every job commits, and how the edge sees
 /// that a job has applied a change.
 #[async_trait]
@@ -397,12 +453,18 @@ pub trait JobStore: Send + Sync + 'static {
 /// `Arc<dyn StateStore>` and call what their job needs; the contract suite
 /// tests each narrow trait on its own.
 pub trait StateStore:
-    AccountStore + PresenceStore + ConversationStore + InboxStore + JobStore
+    AccountStore + PresenceStore + ConversationStore + InboxStore + MediaStore + JobStore
 {
 }
 
 impl<T> StateStore for T where
-    T: AccountStore + PresenceStore + ConversationStore + InboxStore + JobStore + ?Sized
+    T: AccountStore
+        + PresenceStore
+        + ConversationStore
+        + InboxStore
+        + MediaStore
+        + JobStore
+        + ?Sized
 {
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use parley_engines::contract::{
     blob_contract, cluster_contract, history_contract, log_contract, state_contract,
 };
-use parley_engines::{FsBlobs, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions};
+use parley_engines::{
+    FsBlobs, LocalCluster, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_cluster_passes_the_cluster_contract() {

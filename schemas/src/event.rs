@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::group::GroupChange;
 use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use crate::media::MediaId;
 use crate::wire::{Audience, Body, ReceiptStatus, Recipient};
 
 /// One record of the log.
@@ -45,6 +46,9 @@ pub enum Event {
     /// On `accounts`: a device signed in, refreshed its tokens or signed
     /// out.
     DeviceSession(DeviceSessionChanged),
+    /// On `accounts`: a user uploaded a file; what the upload's id stands
+    /// for, and who may use it first.
+    MediaAdded(MediaAdded),
 }
 
 impl Event {
@@ -67,6 +71,7 @@ impl Event {
             Event::PresenceNotice(_) => "presence_notice",
             Event::GroupPost(_) => "group_post",
             Event::DeviceSession(_) => "device_session",
+            Event::MediaAdded(_) => "media_added",
         }
     }
 }
@@ -213,6 +218,19 @@ pub struct ProfileUpdated {
     pub display_name: Option<String>,
     pub about: Option<String>,
     pub avatar_media_id: Option<String>,
+    pub ts: u64,
+}
+
+/// An upload, stored and durable: its bytes are the blob of `sha256`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaAdded {
+    pub media: MediaId,
+    pub uploader: UserId,
+    /// Lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    /// As sniffed from the bytes (never only what the client declared).
+    pub mime: String,
     pub ts: u64,
 }
 

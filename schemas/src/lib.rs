@@ -10,6 +10,8 @@
 //! - [`codec`]: the compact, versioned binary envelope those events are
 //!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
 //! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
+//! - [`media`]: the id of an upload, the keys its bytes are stored at,
+//!   and the image limits.
 //! - [`topics`]: the names of the log's topics; [`jobs`]: the names of
 //!   the jobs that consume them (their offsets are stored data).
 //! - [`presence`]: what online means (a heartbeat within 15 s, from any
@@ -27,6 +29,7 @@ pub mod event;
 pub mod group;
 pub mod ids;
 pub mod jobs;
+pub mod media;
 pub mod partition;
 pub mod presence;
 pub mod topics;

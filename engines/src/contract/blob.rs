@@ -108,7 +108,11 @@ async fn list_and_delete<S: BlobStore + ?Sized>(s: &S) {
     s.delete(&format!("{dir}/b")).await.unwrap();
     let left = s.list(&format!("{dir}/")).await.unwrap();
     assert_eq!(left.len(), 2);
-    assert!(s.list(&format!("{}/", key("empty"))).await.unwrap().is_empty());
+    assert!(s
+        .list(&format!("{}/", key("empty")))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn bad_keys_are_refused<S: BlobStore + ?Sized>(s: &S) {
@@ -124,7 +128,9 @@ async fn bad_keys_are_refused<S: BlobStore + ?Sized>(s: &S) {
 /// Bigger than S3's 5 MiB part, in uneven chunks.
 async fn big_blobs_stream_in_parts<S: BlobStore + ?Sized>(s: &S) {
     let k = key("big");
-    let body: Vec<u8> = (0..(11 * 1024 * 1024 + 17)).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..(11 * 1024 * 1024 + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
     let mut w = s.writer().await.unwrap();
     for c in body.chunks(700_001) {
         w.write(Bytes::copy_from_slice(c)).await.unwrap();

@@ -88,7 +88,9 @@ impl BlobStore for FsBlobs {
                 "range {r:?} outside a blob of {len} bytes"
             )));
         }
-        file.seek(SeekFrom::Start(r.start)).await.map_err(io(&path))?;
+        file.seek(SeekFrom::Start(r.start))
+            .await
+            .map_err(io(&path))?;
         let shown = path.display().to_string();
         let stream = ReaderStream::with_capacity(file.take(r.end - r.start), CHUNK)
             .map(move |c| c.map_err(|e| EngineError::io(&shown, e)));

@@ -6,6 +6,7 @@ mod accounts;
 mod conversations;
 mod inboxes;
 mod jobs;
+mod media;
 mod presence;
 
 use std::sync::Arc;
@@ -13,12 +14,14 @@ use std::sync::Arc;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 
 use crate::state::{
-    AccountStore, ConversationStore, InboxStore, JobStore, PresenceStore, StateOp, StateStore,
+    AccountStore, ConversationStore, InboxStore, JobStore, MediaStore, PresenceStore, StateOp,
+    StateStore,
 };
 use accounts::*;
 use conversations::*;
 use inboxes::*;
 use jobs::*;
+use media::*;
 use presence::*;
 
 /// Users no other run touches, so the suite can share a server.
@@ -33,6 +36,13 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     presence_store_contract(&*store).await;
     conversation_store_contract(&*store).await;
     inbox_store_contract(&*store).await;
+    media_store_contract(&*store).await;
+}
+
+/// [`MediaStore`]: uploads, their images, and where they were sent.
+pub async fn media_store_contract<S: MediaStore + JobStore>(s: &S) {
+    uploads_and_their_images(s).await;
+    where_media_was_sent(s).await;
 }
 
 /// [`JobStore`]: output and offset together, a compare-and-set.

@@ -21,6 +21,8 @@
 //!   placed in that inbox from that conversation
 //! - `group_posts`: `(group, msg_id)` → encoded message (large groups'
 //!   stream, read fan-out)
+//! - `media`, `media_image`, `media_uses`: uploads and where they were
+//!   sent ([`media`])
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +46,7 @@ use crate::state::{
 };
 
 mod commit;
+mod media;
 mod ops;
 mod reads;
 
@@ -192,6 +195,7 @@ impl RedbState {
         tx.open_table(CONTACTS).map_err(err)?;
         tx.open_table(WATCHERS).map_err(err)?;
         tx.open_table(PRIVACY).map_err(err)?;
+        media::create_tables(&tx)?;
         tx.commit().map_err(err)?;
         let inner = Arc::new(Inner {
             db,

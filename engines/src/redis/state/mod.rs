@@ -15,6 +15,8 @@
 //! - `P:j:{job}` hash: partition → next offset
 //! - `P:a:{user}` hash: `name`, `hash`, `display`; `P:n:{username}` → user;
 //!   `P:ctr` hash: `user` (last user id)
+//! - `P:md:{media}`, `P:mu:{media}`: uploads and where they were sent
+//!   ([`media`])
 //!
 //! Message ids are 63-bit and Lua numbers are doubles, so inside scripts ids
 //! are zero-padded 20-digit strings, whose string order is numeric order.
@@ -36,6 +38,7 @@ use crate::state::{
     InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
+mod media;
 mod reads;
 
 /// A Redis failure: connection trouble is worth a retry, the rest is not.
@@ -152,6 +155,7 @@ while i <= #ARGV do
     end
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
+  __MEDIA__
   end
   i = i + 5
 end
@@ -200,7 +204,7 @@ impl RedisState {
         Ok(RedisState {
             con,
             prefix: prefix.to_owned(),
-            apply: Script::new(APPLY),
+            apply: Script::new(&APPLY.replace("  __MEDIA__", media::MEDIA_LUA)),
             create_account: Script::new(CREATE_ACCOUNT),
             cursor_max: Script::new(CURSOR_MAX),
             swap_session: Script::new(SWAP_SESSION),
@@ -226,6 +230,12 @@ impl RedisState {
             .arg(next_offset)
             .arg(prev.map(|p| p.to_string()).unwrap_or_default());
         for op in ops {
+            if let Some(args) = media::media_args(op) {
+                for a in args {
+                    inv.arg(a);
+                }
+                continue;
+            }
             match op {
                 StateOp::AdvanceMark {
                     conversation,
@@ -380,6 +390,9 @@ impl RedisState {
                         .arg("")
                         .arg("");
                 }
+                StateOp::PutMedia { .. }
+                | StateOp::SetMediaImage { .. }
+                | StateOp::MediaUsed { .. } => {} // sent above
             }
         }
         inv.invoke_async(&mut self.con.clone()).await.map_err(err)
