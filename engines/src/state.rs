@@ -205,6 +205,24 @@ pub enum StateOp {
     },
 }
 
+impl StateOp {
+    /// The upload a `MediaAdded` records (written by the edge, and by the
+    /// accounts job when it replays the log).
+    pub fn put_media(a: &parley_schemas::event::MediaAdded) -> StateOp {
+        StateOp::PutMedia {
+            media: a.media,
+            record: MediaRecord {
+                uploader: a.uploader,
+                sha256: a.sha256.clone(),
+                size: a.size,
+                mime: a.mime.clone(),
+                uploaded_at: a.ts,
+                image: None,
+            },
+        }
+    }
+}
+
 /// One row of a user's inbox, as [`StateStore::inbox_range`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboxEntry {

@@ -17,6 +17,9 @@ pub struct ApiError {
     pub message: String,
     /// With `rate_limited`: when to try again (`Retry-After`).
     pub retry_after_secs: Option<u64>,
+    /// A `Range` past the end of a blob of this size: answered 416 with
+    /// `Content-Range: bytes */size` (code `bad_request`).
+    pub unsatisfiable_size: Option<u64>,
 }
 
 impl ApiError {
@@ -25,7 +28,17 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            unsatisfiable_size: None,
         }
+    }
+
+    pub fn range_not_satisfiable(size: u64) -> Self {
+        let mut e = Self::new(
+            ErrorCode::BadRequest,
+            format!("the range is outside the {size} bytes of this media"),
+        );
+        e.unsatisfiable_size = Some(size);
+        e
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, m)
@@ -71,8 +84,12 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         emit(ErrorAnswered { code: self.code });
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = match self.unsatisfiable_size {
+            Some(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            None => StatusCode::from_u16(self.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        };
+        let unsatisfiable = self.unsatisfiable_size;
         let retry_after = self.retry_after_secs;
         let mut response = (
             status,
@@ -86,6 +103,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        if let Some(size) = unsatisfiable {
+            let v = format!("bytes */{size}").parse().expect("a header value");
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_RANGE, v);
         }
         response
     }

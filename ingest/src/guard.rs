@@ -73,6 +73,7 @@ pub struct Guard {
     pub sign_ins_per_ip: Throttle<IpAddr>,
     pub sign_ins_per_account: Throttle<String>,
     pub sign_ups_per_ip: Throttle<IpAddr>,
+    pub media_uploads: Throttle<UserId>,
     hashes: Arc<Semaphore>,
     pub limits: Limits,
 }
@@ -116,6 +117,12 @@ impl Guard {
                 l.sign_ups_per_hour_per_ip,
                 HOUR,
                 l.sign_ups_per_hour_per_ip,
+            ),
+            media_uploads: Throttle::new(
+                Limit::MediaUploads,
+                l.media_uploads_per_min,
+                MINUTE,
+                l.media_uploads_per_min,
             ),
             hashes: Arc::new(Semaphore::new(l.hashes_at_once.max(1))),
             limits,

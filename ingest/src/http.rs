@@ -57,7 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .merge(crate::media::routes());
     let ops = if state.metrics {
         health_and_metrics()
     } else {

@@ -89,6 +89,50 @@ impl InternalEvent for RecordsAppended {
     }
 }
 
+static MEDIA_UPLOADS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("parley_media_uploads_total", "Uploads stored")
+        .expect("metric registers once")
+});
+
+static MEDIA_UPLOAD_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_media_upload_bytes_total",
+        "Bytes of uploads stored (before deduplication)"
+    )
+    .expect("metric registers once")
+});
+
+static MEDIA_SERVED_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_media_served_bytes_total",
+        "Bytes of media and thumbnails sent to clients"
+    )
+    .expect("metric registers once")
+});
+
+/// An upload stored: its blob and its record are durable.
+pub struct MediaStored {
+    pub bytes: u64,
+}
+
+impl InternalEvent for MediaStored {
+    fn emit(self) {
+        MEDIA_UPLOADS.inc();
+        MEDIA_UPLOAD_BYTES.inc_by(self.bytes);
+    }
+}
+
+/// Bytes of media on their way to a client.
+pub struct MediaServed {
+    pub bytes: u64,
+}
+
+impl InternalEvent for MediaServed {
+    fn emit(self) {
+        MEDIA_SERVED_BYTES.inc_by(self.bytes);
+    }
+}
+
 /// An error answered to a client, over HTTP or as an `error` frame.
 pub struct ErrorAnswered {
     pub code: ErrorCode,
@@ -325,6 +369,14 @@ pub enum Limit {
     /// A send refused while delivery is further behind than
     /// `limits.shed_behind_ms`.
     Backlog,
+    /// An upload over `limits.media_max_bytes`.
+    MediaSize,
+    /// A user's uploads of the day over `limits.media_bytes_per_day`.
+    MediaQuota,
+    /// Uploads per minute per user.
+    MediaUploads,
+    /// An upload that sent nothing for `limits.media_stall_ms`.
+    MediaStall,
 }
 
 impl Limit {
@@ -345,6 +397,10 @@ impl Limit {
             Limit::IdleSocket => "idle_socket",
             Limit::SlowReader => "slow_reader",
             Limit::Backlog => "backlog",
+            Limit::MediaSize => "media_size",
+            Limit::MediaQuota => "media_quota",
+            Limit::MediaUploads => "media_uploads",
+            Limit::MediaStall => "media_stall",
         }
     }
 }

@@ -9,9 +9,10 @@
 //! - [`edge`]: what the edge does, one part per concern: messages (and
 //!   the per-partition appenders that issue `msg_id`s in log order and make
 //!   resends idempotent), accounts and profiles, groups, contacts and
-//!   privacy, presence and typing, sockets, and the members-only history
-//!   reads; what they share is in `edge::core`.
-//! - [`http`]: the protocol's HTTP routes.
+//!   privacy, presence and typing, sockets, the members-only history
+//!   reads, and media; what they share is in `edge::core`.
+//! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
+//!   (streamed uploads, ranged downloads).
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod idp;
 pub mod internal_events;
 pub mod limits;
+pub mod media;
 pub mod serve;
 pub mod socket;
 

@@ -54,6 +54,14 @@ pub struct Limits {
     /// more than this far behind; below it the log absorbs the spike. 0:
     /// never refuse.
     pub shed_behind_ms: u64,
+    /// The largest upload, in bytes (`too_large` above it).
+    pub media_max_bytes: u64,
+    /// Bytes one user may upload per day (UTC), per edge.
+    pub media_bytes_per_day: u64,
+    /// Uploads per minute per user (and the burst).
+    pub media_uploads_per_min: u32,
+    /// An upload that sends nothing for this long is dropped.
+    pub media_stall_ms: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +91,10 @@ impl Default for Limits {
             connections: 50_000,
             header_timeout_ms: 10_000,
             shed_behind_ms: 30_000,
+            media_max_bytes: 100 << 20,
+            media_bytes_per_day: 2 << 30,
+            media_uploads_per_min: 30,
+            media_stall_ms: 30_000,
         }
     }
 }
@@ -98,6 +110,10 @@ impl Limits {
 
     pub fn ping_every(&self) -> Duration {
         Duration::from_millis(self.ping_every_ms.max(1))
+    }
+
+    pub fn media_stall(&self) -> Duration {
+        Duration::from_millis(self.media_stall_ms.max(1))
     }
 
     pub fn header_timeout(&self) -> Duration {

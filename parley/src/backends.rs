@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use parley_engines::{
-    Cluster, Durability, History, Log, RedbHistory, RedbState, SegmentLog, SegmentLogOptions,
-    StateStore,
+    BlobStore, Cluster, Durability, FsBlobs, History, Log, RedbHistory, RedbState, SegmentLog,
+    SegmentLogOptions, StateStore,
 };
 
 fn file_path(url: &str) -> Option<PathBuf> {
@@ -133,6 +133,28 @@ pub fn open_clickhouse(url: &str) -> Result<parley_engines::clickhouse::ClickHou
         .with_context(|| format!("the history URL {url}"))
 }
 
+/// The media blob store: a directory, or S3 (checked here, reached at
+/// first use).
+pub fn open_blobs(url: &str) -> Result<Arc<dyn BlobStore>> {
+    if let Some(dir) = file_path(url) {
+        let blobs =
+            FsBlobs::open(&dir).with_context(|| format!("opening the media store at {url}"))?;
+        return Ok(Arc::new(blobs));
+    }
+    match scheme(url) {
+        #[cfg(feature = "s3")]
+        "s3" => Ok(Arc::new(
+            parley_engines::s3::S3Blobs::connect(url)
+                .with_context(|| format!("the media URL {url}"))?,
+        )),
+        #[cfg(not(feature = "s3"))]
+        "s3" => Err(not_built(url, "s3")),
+        other => bail!(
+            "unknown media backend {other:?} in {url:?}: use file://DIR or s3://BUCKET?endpoint=URL"
+        ),
+    }
+}
+
 /// The cluster store of roles run as separate processes: the state's Redis.
 pub async fn open_cluster(state_url: &str) -> Result<Arc<dyn Cluster>> {
     match scheme(state_url) {
@@ -179,6 +201,9 @@ mod tests {
         assert!(open_history(&history_url).is_ok());
         let e = open_history("postgres://x").err().unwrap().to_string();
         assert!(e.contains("unknown history backend"), "{e}");
+        assert!(open_blobs(&format!("file://{}", dir.path().join("m").display())).is_ok());
+        let e = open_blobs("ftp://x").err().unwrap().to_string();
+        assert!(e.contains("unknown media backend"), "{e}");
     }
 
     #[cfg(feature = "redis")]
@@ -188,6 +213,13 @@ mod tests {
         assert!(open_state(&redis.url).await.is_ok());
         assert!(open_log(&redis.url, Durability::Fsync).await.is_ok());
         assert!(open_cluster(&redis.url).await.is_ok());
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn s3_urls_are_checked_before_connecting() {
+        assert!(open_blobs("s3://bucket?endpoint=http://127.0.0.1:1&region=us-east-1").is_ok());
+        assert!(open_blobs("s3://?endpoint=http://127.0.0.1:1").is_err());
     }
 
     #[cfg(feature = "clickhouse")]

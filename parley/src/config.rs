@@ -29,6 +29,10 @@ pub struct Config {
     pub state: Option<String>,
     /// History backend URL; default `file://<data_dir>/history.redb`.
     pub history: Option<String>,
+    /// Media blob store URL; default `file://<data_dir>/media`. Every
+    /// edge and processor of a cluster must reach the same one (S3, or
+    /// one shared directory).
+    pub media: Option<String>,
     /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
     pub durability: Durability,
     /// Partitions per topic when `migrate` or `up` creates them.
@@ -74,6 +78,7 @@ impl Default for Config {
             log: None,
             state: None,
             history: None,
+            media: None,
             durability: Durability::Fsync,
             // Measured best for one 2-core machine (docs/benchmarks.md);
             // a deployment that will scale out sets more.
@@ -121,6 +126,12 @@ impl Config {
         self.history
             .clone()
             .unwrap_or_else(|| file_url(&self.data_dir, "history.redb"))
+    }
+
+    pub fn media_url(&self) -> String {
+        self.media
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir, "media"))
     }
 }
 
@@ -171,6 +182,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<String>,
+    /// Media blobs: file://DIR | s3://BUCKET[/PREFIX]?endpoint=URL&region=R
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
 }
 
 // figment's Jail closures return its (large) error type by design.

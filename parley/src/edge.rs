@@ -104,6 +104,7 @@ pub(crate) fn build_edge(
         log: engines.log.clone(),
         state: engines.state.clone(),
         history: engines.history.clone(),
+        blobs: engines.blobs.clone(),
         hub,
         auth: auth_config(cfg)?,
         ids,

@@ -38,7 +38,7 @@ use parley_engines::job::{run_job, JobSpec};
 use parley_engines::ownership::{run_owned, OwnershipSpec};
 use parley_engines::push::{ClusterPusher, Pusher};
 use parley_engines::{
-    Cluster, EngineError, History, LocalCluster, Log, Member, StateStore, TopicSpec,
+    BlobStore, Cluster, EngineError, History, LocalCluster, Log, Member, StateStore, TopicSpec,
 };
 use parley_ingest::auth::AuthConfig;
 use parley_ingest::edge::{Edge, EdgeParts};
@@ -114,6 +114,7 @@ pub async fn up(
         state: state.clone(),
         cluster: Arc::new(LocalCluster::new()),
         history: history.clone(),
+        blobs: backends::open_blobs(&cfg.media_url())?,
         partitions,
     };
     let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
@@ -197,6 +198,7 @@ struct Engines {
     state: Arc<dyn StateStore>,
     cluster: Arc<dyn Cluster>,
     history: Arc<dyn History>,
+    blobs: Arc<dyn BlobStore>,
     partitions: u32,
 }
 
@@ -222,6 +224,7 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<(Engines, M
         state,
         cluster,
         history,
+        blobs: backends::open_blobs(&cfg.media_url())?,
         partitions,
     };
     let member = Member {

@@ -1,6 +1,7 @@
 //! The accounts job, on `accounts` (by user): restores accounts and device
-//! counters a lost state store lacks, and derives profiles, contact lists
-//! and privacy settings, so the whole store can be rebuilt from the log.
+//! counters a lost state store lacks, and derives profiles, contact lists,
+//! privacy settings and uploads, so the whole store can be rebuilt from
+//! the log.
 
 use async_trait::async_trait;
 use parley_engines::job::{events, Processor};
@@ -55,6 +56,7 @@ impl Processor for AccountsJob {
                     user: p.user,
                     presence: p.presence,
                 }),
+                Event::MediaAdded(m) => ops.push(StateOp::put_media(&m)),
                 other => tracing::warn!(
                     partition,
                     offset,

@@ -20,7 +20,7 @@ use parley_schemas::event::{Event, Receipt};
 use parley_schemas::ids::{now_ms, ConversationId, MessageIdGenerator};
 use parley_schemas::partition::conversation_partition;
 use parley_schemas::topics;
-use parley_schemas::wire::{Ack, ErrorBody, ErrorCode, ReceiptFrame, Recipient, SendFrame};
+use parley_schemas::wire::{Ack, Body, ErrorBody, ErrorCode, ReceiptFrame, Recipient, SendFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -133,10 +133,21 @@ impl Messages {
     pub async fn send_with(
         &self,
         caller: Caller,
-        frame: SendFrame,
+        mut frame: SendFrame,
         may_forward: bool,
     ) -> Result<Ack, ApiError> {
         validate_send(&frame)?;
+        if let Body::Media(m) = &mut frame.body {
+            // Only media the sender may fetch can be sent on; its type is
+            // the one sniffed at upload, whatever the client says.
+            let record = match m.media_id.parse() {
+                Ok(id) => super::media::usable(&self.core, caller.user, id).await?,
+                Err(_) => None,
+            };
+            let record = record
+                .ok_or_else(|| ApiError::forbidden("no media with this id that you may send"))?;
+            m.mime = Some(record.mime);
+        }
         // The edge the client reached decides; a forwarded send passed.
         if may_forward {
             self.backlog.admit()?;

@@ -17,6 +17,8 @@
 //! - [`sockets`]: what a WebSocket needs of the edge: its registration in
 //!   the hub and the session registry, and its device's feed.
 //! - [`history`]: scrollback and the conversation list, members only.
+//! - [`media`]: uploads into the blob store, and who may fetch or send
+//!   them.
 
 pub mod accounts;
 pub mod appender;
@@ -25,6 +27,7 @@ pub mod contacts;
 pub mod core;
 pub mod groups;
 pub mod history;
+pub mod media;
 pub mod messages;
 pub mod presence;
 pub mod sessions;
@@ -34,7 +37,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use parley_engines::push::Pusher;
-use parley_engines::{Cluster, EngineError, History, Log, StateStore};
+use parley_engines::{BlobStore, Cluster, EngineError, History, Log, StateStore};
 use parley_schemas::ids::MessageIdGenerator;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,6 +53,7 @@ pub use self::contacts::Contacts;
 pub use self::core::{Access, Core};
 pub use self::groups::Groups;
 pub use self::history::HistoryReads;
+pub use self::media::Media;
 pub use self::messages::{Messages, APPEND_SCOPE, FORWARDED, GROUP};
 pub use self::presence::PresenceAndTyping;
 pub use self::sessions::Sessions;
@@ -67,6 +71,8 @@ pub struct EdgeParts {
     pub cluster: Arc<dyn Cluster>,
     /// Scrollback and conversation lists.
     pub history: Arc<dyn History>,
+    /// Media bytes.
+    pub blobs: Arc<dyn BlobStore>,
     /// Where typing notices go: the local hub in one process, the session
     /// registry in a cluster.
     pub pusher: Arc<dyn Pusher>,
@@ -88,6 +94,7 @@ pub struct Edge {
     presence: PresenceAndTyping,
     sockets: Sockets,
     history: HistoryReads,
+    media: Media,
     /// Every task that holds an engine: appenders and sockets.
     tasks: TaskTracker,
     /// Cancelled at shutdown: sockets close, appenders drain.
@@ -146,6 +153,7 @@ impl Edge {
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
+            media: Media::new(core.clone(), parts.blobs, guard.clone()),
             history: HistoryReads::new(core, parts.history),
             sockets,
             log,
@@ -198,6 +206,9 @@ impl Edge {
     }
     pub fn history(&self) -> &HistoryReads {
         &self.history
+    }
+    pub fn media(&self) -> &Media {
+        &self.media
     }
 
     /// This node's id (that of its msg_id generator).

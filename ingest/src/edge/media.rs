@@ -1,0 +1,390 @@
+//! Media: uploads streamed to the blob store, and who may fetch or send
+//! them.
+//!
+//! An upload is hashed (SHA-256) and size-checked while it streams into a
+//! blob writer; its type is sniffed from the first bytes; its blob is
+//! committed under `blobs/<sha256>` (the same bytes stored once), and only
+//! then is a `MediaAdded` appended to the uploader's `accounts` partition
+//! and written to the store: the 201 means the bytes and the record are
+//! durable. A failed, oversized or interrupted upload leaves no blob.
+//!
+//! Who may fetch media (and send it on): its uploader, and whoever may see
+//! a message that carried it: both sides of a 1:1 chat, and in a group the
+//! members whose span covers that message. Everyone else is told it does
+//! not exist. This is read from state the jobs derive from the log (the
+//! router records each message carrying media), so it holds on every edge
+//! and after the store is rebuilt.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use parley_engines::state::MediaRecord;
+use parley_engines::telemetry::emit;
+use parley_engines::BlobStore;
+use parley_engines::StateOp;
+use parley_schemas::event::{Event, MediaAdded};
+use parley_schemas::ids::{now_ms, ConversationId, GroupId, UserId};
+use parley_schemas::media::{blob_key, MediaId};
+use parley_schemas::wire::MediaUploaded;
+use sha2::{Digest, Sha256};
+
+use super::core::Core;
+use crate::error::ApiError;
+use crate::guard::Guard;
+use crate::internal_events::{Limit, LimitHit, MediaStored};
+
+/// Bytes read before the type is sniffed: every signature `infer` knows
+/// lies well within them.
+const SNIFF_BYTES: usize = 8192;
+/// Messages carrying one upload that are checked for access: a file
+/// forwarded into more chats than this grants access through the first.
+const MAX_USES: usize = 1024;
+const DAY_MS: u64 = 86_400_000;
+
+pub struct Media {
+    core: Arc<Core>,
+    blobs: Arc<dyn BlobStore>,
+    guard: Arc<Guard>,
+    /// Bytes uploaded today per user, on this edge.
+    quota: Mutex<HashMap<UserId, (u64, u64)>>,
+}
+
+/// Where a stored upload's bytes are.
+pub struct Stored {
+    pub record: MediaRecord,
+    pub key: String,
+    pub size: u64,
+}
+
+impl Media {
+    pub fn new(core: Arc<Core>, blobs: Arc<dyn BlobStore>, guard: Arc<Guard>) -> Media {
+        Media {
+            core,
+            blobs,
+            guard,
+            quota: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// Stores an upload. `declared` is the request's `Content-Type`,
+    /// `length` its `Content-Length` if it gave one.
+    pub async fn upload<S, E>(
+        &self,
+        user: UserId,
+        declared: Option<&str>,
+        length: Option<u64>,
+        body: S,
+    ) -> Result<MediaUploaded, ApiError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let limits = &self.guard.limits;
+        self.guard.media_uploads.check(&user)?;
+        let max = limits.media_max_bytes;
+        if length.is_some_and(|n| n > max) {
+            emit(LimitHit {
+                limit: Limit::MediaSize,
+            });
+            return Err(too_large(max));
+        }
+        let left = self.quota_left(user);
+        if left == 0 || length.is_some_and(|n| n > left) {
+            emit(LimitHit {
+                limit: Limit::MediaQuota,
+            });
+            return Err(ApiError::rate_limited(
+                format!(
+                    "daily upload quota of {} bytes reached",
+                    limits.media_bytes_per_day
+                ),
+                Duration::from_millis(DAY_MS - now_ms() % DAY_MS),
+            ));
+        }
+        let mut body = Chunks {
+            body,
+            stall: limits.media_stall(),
+        };
+        let mut head = BytesMut::new();
+        while head.len() < SNIFF_BYTES {
+            match body.next().await? {
+                Some(c) => head.extend_from_slice(&c),
+                None => break,
+            }
+        }
+        if head.is_empty() {
+            return Err(ApiError::bad_request("the upload is empty"));
+        }
+        let mime = sniff(declared, &head)?;
+        let mut writer = self.blobs.writer().await?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut chunk = head.freeze();
+        let outcome: Result<(), ApiError> = async {
+            loop {
+                size += chunk.len() as u64;
+                if size > max.min(left) {
+                    let limit = if size > max {
+                        Limit::MediaSize
+                    } else {
+                        Limit::MediaQuota
+                    };
+                    emit(LimitHit { limit });
+                    return Err(too_large(max.min(left)));
+                }
+                hash.update(&chunk);
+                writer.write(chunk).await?;
+                match body.next().await? {
+                    Some(c) => chunk = c,
+                    None => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if let Err(e) = outcome {
+            writer.abort().await;
+            return Err(e);
+        }
+        let sha256 = format!("{:x}", hash.finalize());
+        writer.commit(&blob_key(&sha256)).await?;
+        self.charge(user, size);
+        let media = MediaId::random();
+        let added = MediaAdded {
+            media,
+            uploader: user,
+            sha256: sha256.clone(),
+            size,
+            mime: mime.clone(),
+            ts: now_ms(),
+        };
+        self.core
+            .append_account(user, &Event::MediaAdded(added.clone()))
+            .await?;
+        self.core
+            .state
+            .write(vec![StateOp::put_media(&added)])
+            .await?;
+        emit(MediaStored { bytes: size });
+        Ok(MediaUploaded {
+            media_id: media.to_string(),
+            sha256,
+            size,
+            mime,
+        })
+    }
+
+    /// The upload `id` names and where its bytes (or its thumbnail's) are,
+    /// if `user` may fetch it; `not_found` otherwise, whether or not it
+    /// exists.
+    pub async fn open(&self, user: UserId, id: &str, thumbnail: bool) -> Result<Stored, ApiError> {
+        let missing = || ApiError::not_found("no such media");
+        let media: MediaId = id.parse().map_err(|_| missing())?;
+        let record = usable(&self.core, user, media).await?.ok_or_else(missing)?;
+        let key = if thumbnail {
+            if !record.image.is_some_and(|i| i.thumbnail) {
+                return Err(ApiError::not_found("no thumbnail of this media"));
+            }
+            parley_schemas::media::thumbnail_key(&record.sha256)
+        } else {
+            blob_key(&record.sha256)
+        };
+        let size = self.blobs.size(&key).await?.ok_or_else(missing)?;
+        Ok(Stored { record, key, size })
+    }
+
+    fn quota_left(&self, user: UserId) -> u64 {
+        let day = now_ms() / DAY_MS;
+        let q = self.quota.lock().expect("quota");
+        let used = q
+            .get(&user)
+            .filter(|(d, _)| *d == day)
+            .map_or(0, |(_, b)| *b);
+        self.guard.limits.media_bytes_per_day.saturating_sub(used)
+    }
+
+    fn charge(&self, user: UserId, bytes: u64) {
+        let day = now_ms() / DAY_MS;
+        let mut q = self.quota.lock().expect("quota");
+        // Yesterday's counts are dropped as today's arrive.
+        if q.len() > 100_000 {
+            q.retain(|_, (d, _)| *d == day);
+        }
+        let e = q.entry(user).or_insert((day, 0));
+        if e.0 != day {
+            *e = (day, 0);
+        }
+        e.1 += bytes;
+    }
+}
+
+/// The upload, if `user` may fetch it or send it on: its uploader, or
+/// someone who may see a message that carried it.
+pub(crate) async fn usable(
+    core: &Core,
+    user: UserId,
+    media: MediaId,
+) -> Result<Option<MediaRecord>, ApiError> {
+    let Some(record) = core.state.media(media).await? else {
+        return Ok(None);
+    };
+    if record.uploader == user {
+        return Ok(Some(record));
+    }
+    let mut groups: HashMap<GroupId, Option<parley_schemas::group::GroupState>> = HashMap::new();
+    for (conversation, msg_id) in core.state.media_uses(media, MAX_USES).await? {
+        let sees = match conversation {
+            ConversationId::Direct { .. } => conversation.is_direct_member(user),
+            ConversationId::Group(g) => {
+                let state = match groups.entry(g) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(core.state.group(g).await?),
+                };
+                state
+                    .as_ref()
+                    .and_then(|s| s.entry(user))
+                    .is_some_and(|m| m.sees(msg_id))
+            }
+        };
+        if sees {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::too_large(format!("the upload is over {max} bytes"))
+}
+
+/// The type the bytes are stored and served as. A type the bytes show is
+/// kept if the client declared it or nothing specific; one they
+/// contradict is refused. Bytes of no known type are stored as
+/// `application/octet-stream`, unless the client called them an image,
+/// audio or video, which they are not.
+pub fn sniff(declared: Option<&str>, head: &[u8]) -> Result<String, ApiError> {
+    let mime = sniffed(declared, head)?;
+    // A page or a script is stored as bytes: served as itself, it would
+    // run as this origin.
+    Ok(if SCRIPTABLE.contains(&mime.as_str()) {
+        "application/octet-stream".to_owned()
+    } else {
+        mime
+    })
+}
+
+const SCRIPTABLE: [&str; 7] = [
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+    "text/javascript",
+    "application/javascript",
+];
+
+fn sniffed(declared: Option<&str>, head: &[u8]) -> Result<String, ApiError> {
+    let declared = declared
+        .and_then(|d| d.split(';').next())
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty() && d != "application/octet-stream");
+    let found = infer::get(head).map(|t| t.mime_type());
+    match (declared, found) {
+        (None, Some(t)) => Ok(t.to_owned()),
+        (Some(d), Some(t)) if d == t || same_type(&d, t) => Ok(t.to_owned()),
+        (Some(d), Some(t)) => Err(ApiError::bad_request(format!(
+            "Content-Type says {d} but the bytes are {t}"
+        ))),
+        (Some(d), None)
+            if d.starts_with("image/") || d.starts_with("video/") || d.starts_with("audio/") =>
+        {
+            Err(ApiError::bad_request(format!(
+                "Content-Type says {d} but the bytes are not"
+            )))
+        }
+        (_, None) => Ok("application/octet-stream".to_owned()),
+    }
+}
+
+/// Aliases clients send for what `infer` names otherwise.
+fn same_type(declared: &str, found: &str) -> bool {
+    matches!(
+        (declared, found),
+        ("image/jpg", "image/jpeg")
+            | ("image/pjpeg", "image/jpeg")
+            | ("audio/mp3", "audio/mpeg")
+            | ("video/quicktime", "video/quicktime")
+            | ("application/x-zip-compressed", "application/zip")
+    )
+}
+
+/// A request body read a chunk at a time, each within the stall limit.
+struct Chunks<S> {
+    body: S,
+    stall: Duration,
+}
+
+impl<S, E> Chunks<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        loop {
+            return match tokio::time::timeout(self.stall, self.body.next()).await {
+                Err(_) => {
+                    emit(LimitHit {
+                        limit: Limit::MediaStall,
+                    });
+                    Err(ApiError::bad_request(format!(
+                        "the upload stalled for {} s",
+                        self.stall.as_secs()
+                    )))
+                }
+                Ok(None) => Ok(None),
+                Ok(Some(Ok(c))) if c.is_empty() => continue,
+                Ok(Some(Ok(c))) => Ok(Some(c)),
+                Ok(Some(Err(e))) => Err(ApiError::bad_request(format!(
+                    "the upload was cut off: {e}"
+                ))),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn types_come_from_the_bytes() {
+        assert_eq!(sniff(None, PNG).unwrap(), "image/png");
+        assert_eq!(sniff(Some("image/png"), PNG).unwrap(), "image/png");
+        assert_eq!(
+            sniff(Some("application/octet-stream"), PNG).unwrap(),
+            "image/png"
+        );
+        let e = sniff(Some("image/jpeg"), PNG).unwrap_err();
+        assert!(e.message.contains("image/png"), "{}", e.message);
+        assert!(sniff(Some("image/png"), b"just text").is_err());
+        // HTML is never served as HTML: stored as bytes.
+        let html = b"<html><script>alert(1)</script></html>";
+        assert_eq!(
+            sniff(Some("text/html"), html).unwrap(),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            sniff(Some("image/jpg"), b"\xff\xd8\xff\xe0\0\x10JFIF").unwrap(),
+            "image/jpeg"
+        );
+    }
+}
