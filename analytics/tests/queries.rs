@@ -62,7 +62,7 @@ impl Seed {
         let body = Body::Media(Media {
             media_id: format!("m{}", self.seq),
             mime: Some(mime.into()),
-            caption: None,
+            ..Media::default()
         });
         self.push(c, from, Recipient::User(UserId(to)), ts, body)
     }

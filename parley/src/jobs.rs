@@ -1,5 +1,5 @@
 //! The jobs each partition runs: the processor's (router, presence,
-//! accounts, history writers) and the delivery role's sequencer, with
+//! accounts, thumbnails, history writers) and the delivery role's sequencer, with
 //! their batch settings.
 
 use super::*;
@@ -49,12 +49,14 @@ pub(crate) struct Processing {
     pub(crate) log: Arc<dyn Log>,
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) history: Arc<dyn History>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) partitions: u32,
     pub(crate) read_fanout_above: usize,
 }
 
 /// The processor jobs of partition `p`: the router on `events`, the
-/// presence job on `presence`, the accounts job on `accounts`, and the
+/// presence job on `presence`, the accounts and thumbnail jobs on
+/// `accounts`, and the
 /// history writers on `events` and `presence`. `caught_up` fires once the
 /// router and the accounts job have applied what the partition held at start.
 pub(crate) async fn process_partition(
@@ -67,6 +69,7 @@ pub(crate) async fn process_partition(
         log,
         state,
         history,
+        blobs,
         partitions,
         read_fanout_above,
     } = engines;
@@ -104,6 +107,13 @@ pub(crate) async fn process_partition(
             state.clone(),
             accounts_spec,
             AccountsJob,
+            stop.clone(),
+        ),
+        run_job(
+            log.clone(),
+            state.clone(),
+            job_spec(thumbnails::JOB, topics::ACCOUNTS, p),
+            ThumbnailJob::new(blobs),
             stop.clone(),
         ),
         run_job(

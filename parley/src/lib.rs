@@ -48,6 +48,7 @@ use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
+use parley_processors::thumbnails::{self, ThumbnailJob};
 use parley_schemas::ids::MessageIdGenerator;
 use parley_schemas::topics;
 use tokio::net::TcpListener;
@@ -107,6 +108,7 @@ pub async fn up(
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;
+    let blobs = backends::open_blobs(&cfg.media_url())?;
     let partitions = migrate(&*log, cfg.partitions).await?;
     let hub = Hub::new();
     let engines = Engines {
@@ -114,7 +116,7 @@ pub async fn up(
         state: state.clone(),
         cluster: Arc::new(LocalCluster::new()),
         history: history.clone(),
-        blobs: backends::open_blobs(&cfg.media_url())?,
+        blobs: blobs.clone(),
         partitions,
     };
     let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
@@ -124,6 +126,7 @@ pub async fn up(
         log: log.clone(),
         state: state.clone(),
         history: history.clone(),
+        blobs,
         partitions,
         read_fanout_above: cfg.group_read_fanout_above,
     };
@@ -302,6 +305,7 @@ pub async fn process(
         log: shared.log.clone(),
         state: shared.state.clone(),
         history: shared.history.clone(),
+        blobs: shared.blobs.clone(),
         partitions: shared.partitions,
         read_fanout_above: cfg.group_read_fanout_above,
     };

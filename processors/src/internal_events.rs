@@ -31,6 +31,49 @@ static CAPPED: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+static THUMBNAILS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("parley_thumbnails_total", "Thumbnails made and stored")
+        .expect("metric registers once")
+});
+
+static THUMBNAIL_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("parley_thumbnail_bytes_total", "Bytes of thumbnails stored")
+        .expect("metric registers once")
+});
+
+static THUMBNAILS_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_thumbnails_failed_total",
+        "Uploaded images no thumbnail could be made of (corrupt, too many pixels)"
+    )
+    .expect("metric registers once")
+});
+
+/// A thumbnail stored.
+pub struct ThumbnailMade {
+    pub bytes: usize,
+}
+
+impl InternalEvent for ThumbnailMade {
+    fn emit(self) {
+        THUMBNAILS.inc();
+        THUMBNAIL_BYTES.inc_by(self.bytes as u64);
+    }
+}
+
+/// An upload of an image type that did not decode, or was too large.
+pub struct ThumbnailFailed<'a> {
+    pub media: parley_schemas::media::MediaId,
+    pub reason: &'a str,
+}
+
+impl InternalEvent for ThumbnailFailed<'_> {
+    fn emit(self) {
+        THUMBNAILS_FAILED.inc();
+        tracing::info!(media = %self.media, reason = self.reason, "no thumbnail");
+    }
+}
+
 /// A message from someone no longer a member when the router reached it
 /// (the edge checked an older state): not delivered.
 pub struct GroupMessageRefused {

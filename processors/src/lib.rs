@@ -21,9 +21,13 @@
 //! - [`accounts::AccountsJob`] consumes `accounts` (by user) and restores
 //!   accounts and device counters that the state store lacks: with it, the
 //!   whole state store can be rebuilt from the log.
+//! - [`thumbnails::ThumbnailJob`] consumes `accounts` too: for each
+//!   uploaded image, a metadata-free JPEG thumbnail in the blob store and
+//!   the image's size in the state store.
 //! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
 pub mod internal_events;
 pub mod presence;
 pub mod router;
+pub mod thumbnails;

@@ -2,6 +2,11 @@
 //!
 //! Layout: `[0xB7 magic][version: u8][postcard-encoded Event]`.
 //!
+//! Versions: 1, the first; 2, in which a media body also carries its
+//! image's size and whether a thumbnail exists. Both decode: while a
+//! record decodes, [`layout`] tells the one type whose layout differs
+//! ([`crate::wire::Media`]) which version it is reading.
+//!
 //! Why postcard: its wire format is specified and frozen at 1.0, it writes
 //! integers as varints (a 200-byte chat message stays ~200 bytes), it is
 //! serde-based so the same derives serve JSON and binary, and it needs no
@@ -16,7 +21,35 @@
 use crate::event::Event;
 
 pub const MAGIC: u8 = 0xB7;
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The oldest version this build still reads.
+pub const OLDEST: u8 = 1;
+
+thread_local! {
+    static LAYOUT: std::cell::Cell<u8> = const { std::cell::Cell::new(VERSION) };
+}
+
+/// The envelope version of the record being decoded on this thread
+/// ([`VERSION`] outside [`decode`]).
+pub fn layout() -> u8 {
+    LAYOUT.with(|l| l.get())
+}
+
+/// Sets [`layout`] for one decode, and back however it ends.
+struct Layout;
+
+impl Layout {
+    fn enter(version: u8) -> Layout {
+        LAYOUT.with(|l| l.set(version));
+        Layout
+    }
+}
+
+impl Drop for Layout {
+    fn drop(&mut self) {
+        LAYOUT.with(|l| l.set(VERSION));
+    }
+}
 /// A decoded record larger than this is refused before allocating: the log
 /// caps records well below it.
 pub const MAX_ENCODED: usize = 16 << 20;
@@ -27,7 +60,7 @@ pub enum DecodeError {
     Empty,
     #[error("not a Parley event (magic byte {0:#04x})")]
     BadMagic(u8),
-    #[error("unknown envelope version {0}; this build reads version {VERSION}")]
+    #[error("unknown envelope version {0}; this build reads versions {OLDEST} to {VERSION}")]
     UnknownVersion(u8),
     #[error("record of {0} bytes exceeds the {MAX_ENCODED}-byte limit")]
     TooLarge(usize),
@@ -59,14 +92,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         return Err(DecodeError::BadMagic(magic));
     }
     let (&version, body) = rest.split_first().ok_or(DecodeError::Empty)?;
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(DecodeError::UnknownVersion(version));
     }
     if bytes.len() > MAX_ENCODED {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    let (event, trailing) = postcard::take_from_bytes::<Event>(body)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let layout = Layout::enter(version);
+    let decoded = postcard::take_from_bytes::<Event>(body);
+    drop(layout);
+    let (event, trailing) = decoded.map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if !trailing.is_empty() {
         return Err(DecodeError::Trailing(trailing.len()));
     }

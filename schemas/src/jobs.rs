@@ -17,3 +17,5 @@ pub const SEQUENCER: &str = "deliver";
 pub const HISTORY: &str = "history";
 /// Heartbeats → presence sessions in the history store (`presence`).
 pub const HISTORY_SESSIONS: &str = "history-sessions";
+/// Uploaded images → thumbnails and image sizes (`accounts`).
+pub const THUMBNAILS: &str = "thumbnails";

@@ -151,6 +151,7 @@ impl TryFrom<MessageRow> for MessageSent {
                 media_id: r.media_id,
                 mime: some(r.mime),
                 caption: some(r.caption),
+                ..Media::default()
             }),
             _ => Body::Text(r.text),
         };

@@ -53,6 +53,7 @@ async fn pages_walk_a_conversation_once<H: History>(h: &H) {
         media_id: "m1".into(),
         mime: Some("image/png".into()),
         caption: Some("look".into()),
+        ..Media::default()
     });
     ab.push(media.clone());
     batch.messages.push(media);

@@ -138,8 +138,9 @@ impl Messages {
     ) -> Result<Ack, ApiError> {
         validate_send(&frame)?;
         if let Body::Media(m) = &mut frame.body {
-            // Only media the sender may fetch can be sent on; its type is
-            // the one sniffed at upload, whatever the client says.
+            // Only media the sender may fetch can be sent on; its type,
+            // size and thumbnail are what the server found, whatever the
+            // client says.
             let record = match m.media_id.parse() {
                 Ok(id) => super::media::usable(&self.core, caller.user, id).await?,
                 Err(_) => None,
@@ -147,6 +148,11 @@ impl Messages {
             let record = record
                 .ok_or_else(|| ApiError::forbidden("no media with this id that you may send"))?;
             m.mime = Some(record.mime);
+            m.size = Some(record.size);
+            let image = record.image.filter(|i| i.width > 0);
+            m.width = image.map(|i| i.width);
+            m.height = image.map(|i| i.height);
+            m.thumbnail = image.map(|i| i.thumbnail);
         }
         // The edge the client reached decides; a forwarded send passed.
         if may_forward {

@@ -45,50 +45,116 @@ pub enum Body {
     Media(Media),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A media body. `media_id`, `mime` and `caption` are the spec's; the
+/// server adds the file's size, and the image's size and whether a
+/// thumbnail exists when it knows them at send
+/// (docs/protocol-additions.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Media {
     pub media_id: String,
-    #[serde(default)]
     pub mime: Option<String>,
-    #[serde(default)]
     pub caption: Option<String>,
+    /// Bytes.
+    pub size: Option<u64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// `Some(true)` once `GET /v1/media/{id}/thumbnail` has one.
+    pub thumbnail: Option<bool>,
 }
 
-/// JSON omits absent optional fields; the binary codec is positional and
-/// must write every field, so `Media` (which events carry) picks its form
-/// by `is_human_readable`.
+/// JSON omits absent optional fields and ignores unknown ones; the binary
+/// codec is positional and writes every field. Envelope version 1 wrote
+/// only the first three, and still decodes ([`crate::codec::layout`]).
+#[derive(Serialize, Deserialize)]
+struct MediaJson {
+    media_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    thumbnail: Option<bool>,
+}
+
+type MediaV1 = (String, Option<String>, Option<String>);
+type MediaV2 = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<u64>,
+    Option<u32>,
+    Option<u32>,
+    Option<bool>,
+);
+
 impl Serialize for Media {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Json<'a> {
-            media_id: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            mime: &'a Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            caption: &'a Option<String>,
-        }
-        #[derive(Serialize)]
-        struct Binary<'a> {
-            media_id: &'a str,
-            mime: &'a Option<String>,
-            caption: &'a Option<String>,
-        }
-        let (media_id, mime, caption) = (self.media_id.as_str(), &self.mime, &self.caption);
+        let m = self.clone();
         if s.is_human_readable() {
-            Json {
-                media_id,
-                mime,
-                caption,
+            MediaJson {
+                media_id: m.media_id,
+                mime: m.mime,
+                caption: m.caption,
+                size: m.size,
+                width: m.width,
+                height: m.height,
+                thumbnail: m.thumbnail,
             }
             .serialize(s)
         } else {
-            Binary {
+            let v2: MediaV2 = (
+                m.media_id,
+                m.mime,
+                m.caption,
+                m.size,
+                m.width,
+                m.height,
+                m.thumbnail,
+            );
+            v2.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Media {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let j = MediaJson::deserialize(d)?;
+            return Ok(Media {
+                media_id: j.media_id,
+                mime: j.mime,
+                caption: j.caption,
+                size: j.size,
+                width: j.width,
+                height: j.height,
+                thumbnail: j.thumbnail,
+            });
+        }
+        if crate::codec::layout() < 2 {
+            let (media_id, mime, caption) = MediaV1::deserialize(d)?;
+            return Ok(Media {
                 media_id,
                 mime,
                 caption,
-            }
-            .serialize(s)
+                ..Media::default()
+            });
         }
+        let (media_id, mime, caption, size, width, height, thumbnail) = MediaV2::deserialize(d)?;
+        Ok(Media {
+            media_id,
+            mime,
+            caption,
+            size,
+            width,
+            height,
+            thumbnail,
+        })
     }
 }
 

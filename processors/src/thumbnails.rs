@@ -1,0 +1,190 @@
+//! The thumbnail job, on `accounts` (by user): for each uploaded JPEG,
+//! PNG, WebP or GIF (its first frame), a JPEG of at most
+//! [`THUMBNAIL_PX`] a side, stored by content (`thumbs/<sha256>`), and the
+//! image's size and the thumbnail's existence written to the store.
+//!
+//! Off the upload path, and off every other job's: decoding runs on the
+//! blocking pool, one image at a time. The thumbnail is encoded from
+//! pixels, so none of the original's metadata (EXIF, location) is in it;
+//! its orientation is applied first, so it shows upright. Images over
+//! [`MAX_IMAGE_PIXELS`] are not decoded, decoder memory is capped, and an
+//! image that fails to decode is counted and skipped, never retried.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use parley_engines::job::{events, Processor};
+use parley_engines::state::ImageInfo;
+use parley_engines::telemetry::emit;
+use parley_engines::{BlobStore, Record, Result, StateOp};
+use parley_schemas::event::{Event, MediaAdded};
+use parley_schemas::media::{blob_key, thumbnail_key, MAX_IMAGE_PIXELS, THUMBNAIL_PX};
+use parley_schemas::topics;
+
+use crate::internal_events::{ThumbnailFailed, ThumbnailMade};
+
+pub const JOB: &str = parley_schemas::jobs::THUMBNAILS;
+
+/// The types thumbnails are made of.
+const IMAGES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+/// Largest image file read into memory to decode.
+const MAX_IMAGE_BYTES: u64 = 64 << 20;
+/// Decoder allocations per image.
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+const JPEG_QUALITY: u8 = 80;
+
+pub struct ThumbnailJob {
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl ThumbnailJob {
+    pub fn new(blobs: Arc<dyn BlobStore>) -> Self {
+        ThumbnailJob { blobs }
+    }
+
+    /// The image's size and its thumbnail, stored; `None` if it is not an
+    /// image we thumbnail or its blob is gone.
+    async fn thumbnail(&self, m: &MediaAdded) -> Result<Option<ImageInfo>> {
+        if !IMAGES.contains(&m.mime.as_str()) || m.size > MAX_IMAGE_BYTES {
+            return Ok(None);
+        }
+        let Some(stream) = self.blobs.read(&blob_key(&m.sha256), None).await? else {
+            return Ok(None);
+        };
+        let chunks: Vec<Bytes> = stream.try_collect().await?;
+        let bytes = chunks.concat();
+        let made = tokio::task::spawn_blocking(move || make(&bytes))
+            .await
+            .map_err(|e| parley_engines::EngineError::Unavailable(format!("thumbnailer: {e}")))?;
+        let (width, height, jpeg) = match made {
+            Ok(m) => m,
+            Err(reason) => {
+                emit(ThumbnailFailed {
+                    media: m.media,
+                    reason: &reason,
+                });
+                return Ok(None);
+            }
+        };
+        let mut w = self.blobs.writer().await?;
+        let size = jpeg.len();
+        w.write(Bytes::from(jpeg)).await?;
+        w.commit(&thumbnail_key(&m.sha256)).await?;
+        emit(ThumbnailMade { bytes: size });
+        Ok(Some(ImageInfo {
+            width,
+            height,
+            thumbnail: true,
+        }))
+    }
+}
+
+/// Decodes, orients, shrinks and encodes: `(width, height, jpeg)` of the
+/// upright original and its thumbnail, or why not.
+pub fn make(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u8>), String> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("reading its size: {e}"))?;
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(format!("{w}x{h} is over {MAX_IMAGE_PIXELS} pixels"));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let (width, height) = (img.width(), img.height());
+    let thumb = if width.max(height) > THUMBNAIL_PX {
+        img.thumbnail(THUMBNAIL_PX, THUMBNAIL_PX)
+    } else {
+        img
+    }
+    .into_rgb8();
+    let mut out = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY);
+    thumb
+        .write_with_encoder(encoder)
+        .map_err(|e| format!("encoding: {e}"))?;
+    debug_assert_eq!(
+        image::guess_format(&out).ok(),
+        Some(ImageFormat::Jpeg),
+        "thumbnails are JPEG"
+    );
+    Ok((width, height, out))
+}
+
+#[async_trait]
+impl Processor for ThumbnailJob {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        let mut ops = Vec::new();
+        for (_, event) in events(topics::ACCOUNTS, partition, records) {
+            if let Event::MediaAdded(m) = event {
+                if let Some(image) = self.thumbnail(&m).await? {
+                    ops.push(StateOp::SetMediaImage {
+                        media: m.media,
+                        image,
+                    });
+                }
+            }
+        }
+        Ok(ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn thumbnails_are_small_jpegs_of_the_whole_image() {
+        let (w, h, jpeg) = make(&png(1000, 500)).unwrap();
+        assert_eq!((w, h), (1000, 500));
+        let t = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((t.width(), t.height()), (320, 160));
+        let (_, _, small) = make(&png(40, 30)).unwrap();
+        let t = image::load_from_memory(&small).unwrap();
+        assert_eq!((t.width(), t.height()), (40, 30), "never enlarged");
+    }
+
+    #[test]
+    fn corrupt_and_oversized_images_are_refused_not_fatal() {
+        let mut cut = png(100, 100);
+        cut.truncate(cut.len() / 2);
+        assert!(make(&cut).is_err());
+        assert!(make(b"\x89PNG\r\n\x1a\nnonsense").is_err());
+        // A GIF whose header claims 60,000 x 60,000 pixels: refused
+        // before any pixel is decoded.
+        let mut bomb = b"GIF89a".to_vec();
+        bomb.extend(60_000u16.to_le_bytes());
+        bomb.extend(60_000u16.to_le_bytes());
+        bomb.extend([0, 0, 0, 0x2c, 0, 0, 0, 0]);
+        bomb.extend(60_000u16.to_le_bytes());
+        bomb.extend(60_000u16.to_le_bytes());
+        bomb.extend([0, 2, 2, 0x4c, 0x01, 0, 0x3b]);
+        let e = make(&bomb).unwrap_err();
+        assert!(e.contains("over 50000000 pixels"), "{e}");
+    }
+}
