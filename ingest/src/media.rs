@@ -1,6 +1,7 @@
 //! The media routes: `POST /v1/media` (the body streamed to the blob
 //! store), `GET`/`HEAD /v1/media/{id}` and `/v1/media/{id}/thumbnail`
-//! (streamed back, with one `Range`, an `ETag` and conditional requests).
+//! (streamed back, with one `Range`, an `ETag` and conditional requests),
+//! and resumable uploads under `/v1/media/uploads`.
 
 use std::num::NonZeroUsize;
 
@@ -15,6 +16,7 @@ use parley_engines::telemetry::emit;
 
 use crate::auth::Caller;
 use crate::edge::media::Stored;
+use crate::edge::resumable::Chunked;
 use crate::error::ApiError;
 use crate::http::AppState;
 use crate::internal_events::MediaServed;
@@ -24,6 +26,78 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/media", post(upload))
         .route("/v1/media/{id}", get(download))
         .route("/v1/media/{id}/thumbnail", get(thumbnail))
+        .route("/v1/media/uploads", post(begin))
+        .route("/v1/media/uploads/{id}", get(progress).put(chunk))
+}
+
+#[derive(serde::Deserialize)]
+struct Begin {
+    size: u64,
+    #[serde(default)]
+    mime: Option<String>,
+}
+
+async fn begin(
+    State(s): State<AppState>,
+    caller: Caller,
+    crate::http::Body(b): crate::http::Body<Begin>,
+) -> Result<Response, ApiError> {
+    let state = s
+        .edge
+        .media()
+        .begin(caller.user, b.size, b.mime.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(state)).into_response())
+}
+
+async fn progress(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.edge.media().progress(caller.user, &id).await?).into_response())
+}
+
+/// `PUT` with `Content-Range: bytes START-END/TOTAL` (or `bytes
+/// START-END/*`): 200 with where the upload stands, or 201 with the
+/// stored media once the last byte is in.
+async fn chunk(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (start, total) = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(content_range)
+        .ok_or_else(|| {
+            ApiError::bad_request("a chunk needs Content-Range: bytes START-END/TOTAL")
+        })?;
+    let media = s.edge.media();
+    match media
+        .chunk(caller.user, &id, start, total, body.into_data_stream())
+        .await?
+    {
+        Chunked::Partial(state) => Ok(Json(state).into_response()),
+        Chunked::Done(stored) => Ok((StatusCode::CREATED, Json(stored)).into_response()),
+    }
+}
+
+/// `bytes START-END/TOTAL` → `(START, TOTAL)`; `TOTAL` may be `*`.
+fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+    if end < start {
+        return None;
+    }
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start, total))
 }
 
 async fn upload(
@@ -187,6 +261,10 @@ mod tests {
         assert!(matches!(requested("bytes=0-1,5-6", 100), Ranged::Ignored));
         assert!(matches!(requested("pages=1", 100), Ranged::Ignored));
         assert!(!inline("text/html") && !inline("image/svg+xml"));
+        assert_eq!(content_range("bytes 0-9/100"), Some((0, Some(100))));
+        assert_eq!(content_range("bytes 10-19/*"), Some((10, None)));
+        assert_eq!(content_range("bytes 9-1/100"), None);
+        assert_eq!(content_range("items 0-1/2"), None);
         assert!(inline("image/png") && inline("video/mp4"));
     }
 }

@@ -414,3 +414,112 @@ async fn images_get_a_metadata_free_thumbnail_and_their_size_in_messages() {
     assert_eq!(failed().await - failed_before, 1.0);
     s.stop().await;
 }
+
+async fn put_chunk(
+    url: &str,
+    token: &str,
+    id: &str,
+    start: usize,
+    bytes: &[u8],
+    total: usize,
+) -> (u16, Value) {
+    let end = start + bytes.len() - 1;
+    let r = reqwest::Client::new()
+        .put(format!("{url}/v1/media/uploads/{id}"))
+        .bearer_auth(token)
+        .header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{end}/{total}"),
+        )
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_upload_survives_a_cut_connection() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    register(&s.url, "alice").await;
+    register(&s.url, "bob").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let file = png_like(3_000_000, 5);
+    let total = file.len();
+
+    let (status, up) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/media/uploads", s.url),
+        &at,
+        Some(json!({"size": total, "mime": "image/png"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(
+        (up["offset"].as_u64(), up["size"].as_u64()),
+        (Some(0), Some(total as u64))
+    );
+    let id = up["upload_id"].as_str().unwrap().to_owned();
+    let progress = format!("/v1/media/uploads/{id}");
+
+    // The first megabyte.
+    let (status, st) = put_chunk(&s.url, &at, &id, 0, &file[..1_000_000], total).await;
+    assert_eq!(
+        (status, st["offset"].as_u64()),
+        (200, Some(1_000_000)),
+        "{st}"
+    );
+
+    // The next chunk is cut off half-way: a raw request that says a
+    // megabyte is coming, sends half, and closes.
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/media/uploads/{id} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {at}\r\n\
+         Content-Range: bytes 1000000-1999999/{total}\r\nContent-Length: 1000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&file[1_000_000..1_500_000]).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    drop(tcp);
+    // What arrived is kept: the upload resumes from 1.5 MB, not from zero.
+    let at_offset = eventually("the cut chunk kept", WAIT, || {
+        let (url, at, path) = (s.url.clone(), at.clone(), progress.clone());
+        async move {
+            let (_, st) = get(&url, &at, &path).await;
+            let off = st["offset"].as_u64()?;
+            (off > 1_000_000).then_some(off)
+        }
+    })
+    .await;
+    assert_eq!(at_offset, 1_500_000);
+
+    // Only the owner sees the session; a chunk at the wrong offset is a
+    // conflict; one past the end is too large.
+    assert_eq!(get(&s.url, &bt, &progress).await.0, 404);
+    let (status, e) = put_chunk(&s.url, &at, &id, 0, &file[..10], total).await;
+    assert_eq!((status, e["code"].as_str()), (409, Some("conflict")));
+    let mut past = file[1_500_000..].to_vec();
+    past.push(0);
+    let (status, _) = put_chunk(&s.url, &at, &id, 1_500_000, &past, total).await;
+    assert_eq!(status, 413);
+    assert_eq!(get(&s.url, &at, &progress).await.1["offset"], 1_500_000);
+
+    // The rest: the upload is stored whole, like a plain one.
+    let (status, done) = put_chunk(&s.url, &at, &id, 1_500_000, &file[1_500_000..], total).await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["sha256"], format!("{:x}", Sha256::digest(&file)));
+    assert_eq!(
+        (done["size"].as_u64(), done["mime"].as_str()),
+        (Some(total as u64), Some("image/png"))
+    );
+    let r = fetch(&s.url, &at, done["media_id"].as_str().unwrap(), None).await;
+    assert!(r.bytes().await.unwrap() == file);
+    // The session and its parts are gone.
+    assert_eq!(get(&s.url, &at, &progress).await.0, 404);
+    assert_eq!(files(dir.path(), "uploads"), 0);
+    s.stop().await;
+}

@@ -108,6 +108,12 @@ async fn list_and_delete<S: BlobStore + ?Sized>(s: &S) {
     s.delete(&format!("{dir}/b")).await.unwrap();
     let left = s.list(&format!("{dir}/")).await.unwrap();
     assert_eq!(left.len(), 2);
+    // Emptied, a prefix lists nothing, and takes blobs again.
+    s.delete(&format!("{dir}/c/d")).await.unwrap();
+    s.delete(&format!("{dir}/a")).await.unwrap();
+    assert!(s.list(&format!("{dir}/")).await.unwrap().is_empty());
+    put(s, &format!("{dir}/c/e"), &[b"4"]).await;
+    assert_eq!(s.size(&format!("{dir}/c/e")).await.unwrap(), Some(1));
     assert!(s
         .list(&format!("{}/", key("empty")))
         .await

@@ -100,10 +100,23 @@ impl BlobStore for FsBlobs {
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&path)(e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&path)(e)),
         }
+        // Directories below a key's first segment (an upload's parts) go
+        // with their last blob; `remove_dir` refuses any that is not empty.
+        let top = self.root.join(key.split('/').next().unwrap_or_default());
+        for dir in path
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(&top) && *d != top)
+        {
+            if tokio::fs::remove_dir(dir).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>> {

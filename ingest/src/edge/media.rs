@@ -87,6 +87,13 @@ impl Media {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.admit(user, length)?;
+        self.store(user, declared, body).await
+    }
+
+    /// The checks before an upload starts: the rate, the size if known,
+    /// and what is left of the day's quota.
+    pub(crate) fn admit(&self, user: UserId, length: Option<u64>) -> Result<(), ApiError> {
         let limits = &self.guard.limits;
         self.guard.media_uploads.check(&user)?;
         let max = limits.media_max_bytes;
@@ -109,10 +116,32 @@ impl Media {
                 Duration::from_millis(DAY_MS - now_ms() % DAY_MS),
             ));
         }
-        let mut body = Chunks {
+        Ok(())
+    }
+
+    /// A request body, read a chunk at a time within the stall limit.
+    pub(crate) fn chunks<S>(&self, body: S) -> Chunks<S> {
+        Chunks {
             body,
-            stall: limits.media_stall(),
-        };
+            stall: self.guard.limits.media_stall(),
+        }
+    }
+
+    /// Streams `body` into a blob and records the upload (see the module
+    /// docs); what was admitted is checked again as it streams.
+    pub(crate) async fn store<S, E>(
+        &self,
+        user: UserId,
+        declared: Option<&str>,
+        body: S,
+    ) -> Result<MediaUploaded, ApiError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let max = self.guard.limits.media_max_bytes;
+        let left = self.quota_left(user);
+        let mut body = self.chunks(body);
         let mut head = BytesMut::new();
         while head.len() < SNIFF_BYTES {
             match body.next().await? {
@@ -326,7 +355,7 @@ fn same_type(declared: &str, found: &str) -> bool {
 }
 
 /// A request body read a chunk at a time, each within the stall limit.
-struct Chunks<S> {
+pub(crate) struct Chunks<S> {
     body: S,
     stall: Duration,
 }
@@ -336,7 +365,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
         loop {
             return match tokio::time::timeout(self.stall, self.body.next()).await {
                 Err(_) => {

@@ -18,7 +18,8 @@
 //!   the hub and the session registry, and its device's feed.
 //! - [`history`]: scrollback and the conversation list, members only.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
-//!   them.
+//!   them; [`resumable`]: uploads in chunks that survive a cut
+//!   connection.
 
 pub mod accounts;
 pub mod appender;
@@ -30,6 +31,7 @@ pub mod history;
 pub mod media;
 pub mod messages;
 pub mod presence;
+pub mod resumable;
 pub mod sessions;
 pub mod sockets;
 
