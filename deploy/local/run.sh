@@ -69,11 +69,13 @@ XML
 pids+=($!)
 until curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null 2>&1; do sleep 0.1; done
 
+MEDIA_URL="file://$DATA/media"
 "$BIN" migrate --log "$LOG_URL" --state "$STATE_URL" --history "$HISTORY_URL" --data-dir "$DATA"
 
 role() { # role node port
     "$BIN" "$1" --node-id "$2" --listen "127.0.0.1:$3" \
-        --log "$LOG_URL" --state "$STATE_URL" --history "$HISTORY_URL" --data-dir "$DATA" \
+        --log "$LOG_URL" --state "$STATE_URL" --history "$HISTORY_URL" --media "$MEDIA_URL" \
+        --data-dir "$DATA" \
         >"$DATA/$1-$2.log" 2>&1 &
     pids+=($!)
 }

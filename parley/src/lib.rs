@@ -213,6 +213,11 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<(Engines, M
             "roles run as separate processes share one history: use --history clickhouse://HOST:PORT/DATABASE (the embedded history serves `parley up` only)"
         );
     }
+    if cfg.media.is_none() {
+        anyhow::bail!(
+            "roles run as separate processes share one media store: use --media s3://BUCKET?endpoint=URL, or --media file://DIR of a directory every node shares"
+        );
+    }
     let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let cluster = backends::open_cluster(&cfg.state_url()).await?;

@@ -40,6 +40,10 @@ fn load(inv: &Invocation) -> parley::Config {
                 None if k.ends_with("__HISTORY") => {
                     "clickhouse://parley:pw@clickhouse:8123".to_owned()
                 }
+                None if k.ends_with("__MEDIA") => {
+                    "s3://media?endpoint=http://minio:9000&access_key_id=k&secret_access_key=s"
+                        .to_owned()
+                }
                 None => "a-secret-from-the-platform-of-32+bytes".to_owned(),
                 // `${NAME:?...}` from the environment, wherever it stands.
                 Some(v) if v.contains("${") => {
@@ -138,6 +142,16 @@ fn deploy_files_match_the_binary() {
         #[cfg(feature = "clickhouse")]
         if cfg.history_url().starts_with("clickhouse://") {
             parley_engines::clickhouse::ClickHouseUrl::parse(&cfg.history_url()).unwrap();
+        }
+        let media = cfg.media_url();
+        assert!(
+            media.starts_with("file://") || media.starts_with("s3://"),
+            "{}: media {media:?}",
+            inv.source
+        );
+        #[cfg(feature = "s3")]
+        if media.starts_with("s3://") {
+            parley_engines::s3::S3Blobs::connect(&media).unwrap();
         }
 
         // Ports and probes: what the platform checks is what the role serves.

@@ -45,6 +45,9 @@ pub fn parley(args: &[&str], b: &Backends, dir: &Path) -> Command {
             "--history",
             &b.history,
         ])
+        // Every node of the test shares one media directory.
+        .arg("--media")
+        .arg(format!("file://{}", dir.join("media").display()))
         .arg("--data-dir")
         .arg(dir)
         .env("PARLEY__JWT_SECRET", SECRET)
