@@ -523,3 +523,59 @@ async fn a_resumable_upload_survives_a_cut_connection() {
     assert_eq!(files(dir.path(), "uploads"), 0);
     s.stop().await;
 }
+
+/// The same protocol on S3 (a private moto server): upload, thumbnail,
+/// send, ranged download, resumable upload.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_on_s3_behaves_the_same() {
+    let s3 = parley_engines::contract::servers::S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.media = Some(s3.url.clone());
+    let s = Server::start_with(cfg).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let image = jpeg_with_exif(700, 350);
+    let (status, up) = upload(&s.url, &at, "image/jpeg", image.clone()).await;
+    assert_eq!(status, 201, "{up}");
+    let id = up["media_id"].as_str().unwrap().to_owned();
+    let thumb = format!("/v1/media/{id}/thumbnail");
+    eventually("a thumbnail in S3", WAIT, || {
+        let (url, at, path) = (s.url.clone(), at.clone(), thumb.clone());
+        async move { (get(&url, &at, &path).await.0 == 200).then_some(()) }
+    })
+    .await;
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    a.send(media_to(json!({"user": bob.id}), "s3", &id)).await;
+    a.expect("ack").await;
+    assert_eq!(b.expect("msg").await["body"]["media"]["width"], 700);
+    let r = fetch(&s.url, &bt, &id, Some("bytes=100-199")).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), image[100..200]);
+    assert!(fetch(&s.url, &bt, &id, None).await.bytes().await.unwrap() == image);
+    assert_eq!(
+        status_of(&s.url, &bt, "ffffffffffffffffffffffffffffffff").await,
+        404
+    );
+
+    let big = png_like(6_000_000, 3);
+    let (_, st) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/media/uploads", s.url),
+        &at,
+        Some(json!({"size": big.len()})),
+    )
+    .await;
+    let up_id = st["upload_id"].as_str().unwrap();
+    let (status, _) = put_chunk(&s.url, &at, up_id, 0, &big[..5_500_000], big.len()).await;
+    assert_eq!(status, 200);
+    let (status, done) =
+        put_chunk(&s.url, &at, up_id, 5_500_000, &big[5_500_000..], big.len()).await;
+    assert_eq!(status, 201, "{done}");
+    let r = fetch(&s.url, &at, done["media_id"].as_str().unwrap(), None).await;
+    assert!(r.bytes().await.unwrap() == big);
+    s.stop().await;
+}
