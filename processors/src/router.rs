@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
-use parley_engines::state::StateStore;
+use parley_engines::state::ConversationStore;
 use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
@@ -41,7 +41,7 @@ pub const READ_FANOUT_ABOVE: usize = 64;
 /// `pending` and reach the cache only once stored, as in the sequencer.
 pub struct Router {
     log: Arc<dyn Log>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn ConversationStore>,
     inbox_partitions: u32,
     read_fanout_above: usize,
     groups: HashMap<GroupId, GroupState>,
@@ -49,7 +49,11 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(log: Arc<dyn Log>, state: Arc<dyn StateStore>, inbox_partitions: u32) -> Self {
+    pub fn new(
+        log: Arc<dyn Log>,
+        state: Arc<dyn ConversationStore>,
+        inbox_partitions: u32,
+    ) -> Self {
         Router {
             log,
             state,
@@ -105,7 +109,6 @@ impl Processor for Router {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         self.pending.clear();
         let mut ops = Vec::new();
-        let mut media_uses = Vec::new();
         // Inbox partition -> records, kept in log order.
         let mut out: BTreeMap<u32, Vec<Bytes>> = BTreeMap::new();
         let parts = self.inbox_partitions;
@@ -183,10 +186,11 @@ impl Processor for Router {
                         user: m.from,
                         at: m.ts,
                     });
+                    // The edge stored this before it appended the message;
+                    // derived again here, so a rebuilt store has it too.
                     if let Body::Media(media) = &m.body {
-                        // The edge let only a usable id through.
                         if let Ok(media) = media.media_id.parse::<MediaId>() {
-                            media_uses.push(StateOp::MediaUsed {
+                            ops.push(StateOp::MediaUsed {
                                 media,
                                 conversation: m.conversation,
                                 msg_id: m.msg_id,
@@ -277,11 +281,6 @@ impl Processor for Router {
                     state: state.clone(),
                 });
             }
-        }
-        // Who may fetch a message's media is stored before the message can
-        // reach anyone, so a recipient never asks too early.
-        if !media_uses.is_empty() {
-            self.state.write(media_uses).await?;
         }
         let appends = out
             .into_iter()

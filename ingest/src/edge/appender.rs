@@ -17,6 +17,7 @@ use parley_engines::{EngineError, FirstSend, Log, ReadLimit, StateOp, StateStore
 use parley_schemas::codec;
 use parley_schemas::event::{Event, MessageSent};
 use parley_schemas::ids::{now_ms, ConversationId, MessageId, MessageIdGenerator, UserId};
+use parley_schemas::media::MediaId;
 use parley_schemas::wire::{
     Ack, Body, ErrorCode, SendFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
 };
@@ -202,6 +203,7 @@ impl Appender {
     async fn batch(&mut self, reqs: Vec<SendReq>) {
         let mut records = Vec::new();
         let mut idem = Vec::new();
+        let mut media_uses = Vec::new();
         let mut in_batch: HashMap<(UserId, String), FirstSend> = HashMap::new();
         let mut waiting = Vec::new();
         // Keys this task has not seen lately: one store call for all of them.
@@ -268,6 +270,15 @@ impl Appender {
                 ts,
             });
             records.push(Bytes::from(codec::encode(&event)));
+            if let Body::Media(m) = &r.frame.body {
+                if let Ok(media) = m.media_id.parse::<MediaId>() {
+                    media_uses.push(StateOp::MediaUsed {
+                        media,
+                        conversation: r.conversation,
+                        msg_id: id,
+                    });
+                }
+            }
             idem.push(StateOp::IdemPut {
                 user: r.caller.user,
                 client_msg_id: r.frame.client_msg_id.clone(),
@@ -287,6 +298,18 @@ impl Appender {
         }
         if records.is_empty() {
             return;
+        }
+        // Who may fetch a message's media is stored before the message is
+        // acked or can reach anyone, so no recipient asks too early. (The
+        // router derives it again from the log.)
+        if !media_uses.is_empty() {
+            if let Err(e) = self.state.write(media_uses).await {
+                let err = ApiError::from(e);
+                for (reply, _, _) in waiting {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
         }
         let n = records.len() as u64;
         match self
