@@ -9,8 +9,9 @@
 //!   `parley-redis-memory`, `parley-socket-ceiling` (the transport alone),
 //!   `parley-socket-memory` (server memory per idle socket, and under
 //!   clients that never read), `parley-stages` (per-stage latency of a
-//!   running node over a window, from its `/metrics`), `parley-plot`
-//!   (loadgen timelines as SVG).
+//!   running node over a window, from its `/metrics`), `parley-media-bench`
+//!   (upload and download MB/s with the server's RSS, thumbnails per
+//!   second), `parley-plot` (loadgen timelines as SVG).
 //! - `scripts/`: a private cluster for the multi-process runs; A/B runs of
 //!   two builds; `stages.sh` and `profile.sh`, where the time goes under a
 //!   given load; `spike.sh`; `vs-ejabberd.sh`; `common.sh`, what they all
@@ -20,7 +21,8 @@
 //! - [`xmpp`]: just enough XMPP for `parley-loadgen --xmpp` to drive
 //!   ejabberd with the same load.
 //! - this file: what the binaries share: sign-up and sign-in, WebSocket
-//!   clients, and reading `msg` frames cheaply.
+//!   clients, reading `msg` frames cheaply, and a `parley up` child
+//!   process with its RSS.
 
 pub mod load;
 pub mod xmpp;
@@ -193,4 +195,57 @@ mod tests {
         assert_eq!(super::msg_id_of(t), Some(386158439958577152));
         assert_eq!(super::seq_of(r#"{"type":"ack","seq":1,"#), None);
     }
+}
+
+/// A `parley up` child process on a free port in a temp dir, for benches
+/// that measure the server alone (its RSS from /proc, not the client's).
+pub struct Child {
+    pub url: String,
+    pub pid: u32,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `parley` (a release build) with `env` (`PARLEY__...` settings)
+/// and returns once it listens.
+pub async fn spawn_up(parley: &std::path::Path, env: &[(&str, &str)]) -> Result<Child> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir()?;
+    let mut child = tokio::process::Command::new(parley)
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
+        .env("PARLEY_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", parley.display()))?;
+    let pid = child.id().context("pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let url = loop {
+        let Some(line) = lines.next_line().await? else {
+            bail!("parley exited before it listened");
+        };
+        if let Some(u) = line.strip_prefix("parley listening on ") {
+            break u.to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Child {
+        url,
+        pid,
+        _child: child,
+        _dir: dir,
+    })
+}
+
+/// A process's resident memory, KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS")
 }

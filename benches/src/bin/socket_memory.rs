@@ -23,16 +23,14 @@
 //! user each, so the rate is spread over them as real traffic is.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use futures::{SinkExt, StreamExt};
-use parley_benches::{connect, connect_from, rand_suffix, session};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use parley_benches::{connect, connect_from, rand_suffix, rss_kib, session, spawn_up};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,43 +63,20 @@ struct Args {
     read: bool,
 }
 
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmRSS")
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     parley::raise_open_files_limit();
-    let dir = tempfile::tempdir()?;
-    let mut child = tokio::process::Command::new(&args.parley)
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000")
-        .env("PARLEY__LIMITS__SENDS_PER_SEC", "1000000")
-        .env("PARLEY__LIMITS__SENDS_BURST", "1000000")
-        .env("PARLEY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", args.parley.display()))?;
-    let pid = child.id().context("pid")?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let url = loop {
-        let Some(line) = lines.next_line().await? else {
-            bail!("parley exited before it listened");
-        };
-        if let Some(u) = line.strip_prefix("parley listening on ") {
-            break u.to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let server = spawn_up(
+        &args.parley,
+        &[
+            ("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000"),
+            ("PARLEY__LIMITS__SENDS_PER_SEC", "1000000"),
+            ("PARLEY__LIMITS__SENDS_BURST", "1000000"),
+        ],
+    )
+    .await?;
+    let (url, pid) = (server.url.clone(), server.pid);
     let http = reqwest::Client::new();
     let run = rand_suffix();
     match args.mode {
