@@ -185,18 +185,6 @@ pub fn spawn_readers(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn seq_and_msg_id_read_from_a_rendered_frame() {
-        let t =
-            r#"{"type":"msg","seq":42,"msg_id":"386158439958577152","conversation_id":"d:1:2"}"#;
-        assert_eq!(super::seq_of(t), Some(42));
-        assert_eq!(super::msg_id_of(t), Some(386158439958577152));
-        assert_eq!(super::seq_of(r#"{"type":"ack","seq":1,"#), None);
-    }
-}
-
 /// A `parley up` child process on a free port in a temp dir, for benches
 /// that measure the server alone (its RSS from /proc, not the client's).
 pub struct Child {
@@ -248,4 +236,16 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .context("VmRSS")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seq_and_msg_id_read_from_a_rendered_frame() {
+        let t =
+            r#"{"type":"msg","seq":42,"msg_id":"386158439958577152","conversation_id":"d:1:2"}"#;
+        assert_eq!(super::seq_of(t), Some(42));
+        assert_eq!(super::msg_id_of(t), Some(386158439958577152));
+        assert_eq!(super::seq_of(r#"{"type":"ack","seq":1,"#), None);
+    }
 }
