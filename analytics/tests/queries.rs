@@ -57,11 +57,12 @@ impl Seed {
         )
     }
 
-    fn media(&mut self, from: u64, to: u64, ts: u64, mime: &str) -> MessageSent {
+    fn media(&mut self, from: u64, to: u64, ts: u64, mime: &str, size: u64) -> MessageSent {
         let c = ConversationId::direct(UserId(from), UserId(to));
         let body = Body::Media(Media {
             media_id: format!("m{}", self.seq),
             mime: Some(mime.into()),
+            size: Some(size),
             ..Media::default()
         });
         self.push(c, from, Recipient::User(UserId(to)), ts, body)
@@ -107,7 +108,7 @@ fn seed() -> HistoryBatch {
     };
     // Day 1, minute 0: three texts 1 -> 2 and an image 2 -> 1.
     let first: Vec<_> = (1..=3).map(|i| s.direct(1, 2, T + i * S)).collect();
-    s.media(2, 1, T + 10 * S, "image/png");
+    s.media(2, 1, T + 10 * S, "image/png", 250_000);
     // Delivered after 100, 200, 300 ms; the first also a second time,
     // later (a replayed receipt: the earliest counts).
     for (i, m) in first.iter().enumerate() {
@@ -132,7 +133,7 @@ fn seed() -> HistoryBatch {
         s.direct(4, 5, T + 70 * MIN + i * 100);
     }
     // Day 2: a video 1 -> 2 and a text 2 -> 1.
-    s.media(1, 2, T + DAY, "video/mp4");
+    s.media(1, 2, T + DAY, "video/mp4", 9_000_000);
     s.direct(2, 1, T + DAY + S);
     // February: one text.
     s.direct(1, 2, T + 31 * DAY);
@@ -230,9 +231,29 @@ async fn the_ready_queries_return_the_seeded_numbers() {
     assert_eq!(
         rows(&t),
         [
-            ["2026-01-01", "110", "1", "0.0091", "1", "0"],
-            ["2026-01-02", "2", "1", "0.5", "0", "1"],
-            ["2026-02-01", "1", "0", "0", "0", "0"],
+            [
+                "2026-01-01",
+                "110",
+                "1",
+                "0.0091",
+                "1",
+                "250000",
+                "0",
+                "0",
+                "250000"
+            ],
+            [
+                "2026-01-02",
+                "2",
+                "1",
+                "0.5",
+                "0",
+                "0",
+                "1",
+                "9000000",
+                "9000000"
+            ],
+            ["2026-02-01", "1", "0", "0", "0", "0", "0", "0", "0"],
         ]
     );
 

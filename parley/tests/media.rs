@@ -93,6 +93,24 @@ async fn members_download_what_was_sent_and_no_one_else_learns_it_exists() {
         json!({"media_id": id, "mime": "image/png", "caption": "look", "size": bytes.len()})
     );
 
+    // Scrollback and the conversation list show it as sent.
+    let cid = msg["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/conversations/{cid}/messages");
+    let page = eventually("the media message in scrollback", WAIT, || {
+        let (url, bt, path) = (s.url.clone(), bt.clone(), path.clone());
+        async move {
+            let (_, page) = get(&url, &bt, &path).await;
+            (page["messages"].as_array()?.len() == 1).then_some(page)
+        }
+    })
+    .await;
+    assert_eq!(page["messages"][0]["body"], msg["body"]);
+    let (_, list) = get(&s.url, &bt, "/v1/conversations").await;
+    assert_eq!(
+        list["conversations"][0]["last_message"]["body"],
+        msg["body"]
+    );
+
     let r = fetch(&s.url, &bt, &id, None).await;
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();

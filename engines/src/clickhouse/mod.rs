@@ -92,6 +92,11 @@ struct MessageRow {
     media_id: String,
     mime: String,
     caption: String,
+    media_size: u64,
+    width: u32,
+    height: u32,
+    /// 0 unknown, 1 no, 2 yes.
+    thumbnail: u8,
     client_msg_id: String,
     from_device: u64,
     ts: u64,
@@ -103,15 +108,10 @@ impl From<&MessageSent> for MessageRow {
             Recipient::User(u) => (u.0, 0),
             Recipient::Group(g) => (0, g.0),
         };
-        let (kind, text, media_id, mime, caption) = match &m.body {
-            Body::Text(t) => ("text", t.clone(), "", None, None),
-            Body::Media(media) => (
-                "media",
-                String::new(),
-                media.media_id.as_str(),
-                media.mime.clone(),
-                media.caption.clone(),
-            ),
+        let none = Media::default();
+        let (kind, text, media) = match &m.body {
+            Body::Text(t) => ("text", t.clone(), &none),
+            Body::Media(media) => ("media", String::new(), media),
         };
         MessageRow {
             msg_id: m.msg_id.0,
@@ -121,9 +121,13 @@ impl From<&MessageSent> for MessageRow {
             group_id,
             kind: kind.to_owned(),
             text,
-            media_id: media_id.to_owned(),
-            mime: mime.unwrap_or_default(),
-            caption: caption.unwrap_or_default(),
+            media_id: media.media_id.clone(),
+            mime: media.mime.clone().unwrap_or_default(),
+            caption: media.caption.clone().unwrap_or_default(),
+            media_size: media.size.unwrap_or_default(),
+            width: media.width.unwrap_or_default(),
+            height: media.height.unwrap_or_default(),
+            thumbnail: media.thumbnail.map_or(0, |t| 1 + u8::from(t)),
             client_msg_id: m.client_msg_id.clone(),
             from_device: m.from_device.0,
             ts: m.ts,
@@ -151,7 +155,10 @@ impl TryFrom<MessageRow> for MessageSent {
                 media_id: r.media_id,
                 mime: some(r.mime),
                 caption: some(r.caption),
-                ..Media::default()
+                size: (r.media_size > 0).then_some(r.media_size),
+                width: (r.width > 0).then_some(r.width),
+                height: (r.height > 0).then_some(r.height),
+                thumbnail: (r.thumbnail > 0).then_some(r.thumbnail == 2),
             }),
             _ => Body::Text(r.text),
         };
@@ -273,7 +280,8 @@ impl ClickHouseHistory {
         &self.client
     }
 
-    /// Creates the database and every table and view that is missing.
+    /// Creates the database and every table and view that is missing, and
+    /// adds the columns later versions added to tables made before them.
     pub async fn migrate(&self) -> Result<()> {
         let server = self.client.clone().with_database("default");
         server
@@ -291,7 +299,43 @@ impl ClickHouseHistory {
                 .await
                 .map_err(engine_err)?;
         }
+        self.add_columns().await?;
         self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `ADD COLUMN IF NOT EXISTS` is newer than 18.16: columns are looked
+    /// up and the missing ones added (another node adding one meanwhile is
+    /// fine: it is looked up again).
+    async fn add_columns(&self) -> Result<()> {
+        for (table, column, ty) in ADDED_COLUMNS {
+            for attempt in 0..2 {
+                let present: u64 = self
+                    .client
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one()
+                    .await
+                    .map_err(engine_err)?;
+                if present > 0 {
+                    break;
+                }
+                let added = self
+                    .client
+                    .query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
+                    .execute()
+                    .await;
+                match added {
+                    Ok(()) => break,
+                    Err(e) if attempt == 1 => return Err(engine_err(e)),
+                    Err(_) => continue,
+                }
+            }
+        }
         Ok(())
     }
 
@@ -320,6 +364,15 @@ impl ClickHouseHistory {
 
 /// The statements of a schema file: split at lines holding only `;`,
 /// comments dropped.
+/// Columns added to tables after their first version: `(table, column,
+/// type)`, created on tables that predate them.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("messages", "media_size", "UInt64"),
+    ("messages", "width", "UInt32"),
+    ("messages", "height", "UInt32"),
+    ("messages", "thumbnail", "UInt8"),
+];
+
 pub fn statements(schema: &str) -> Vec<String> {
     schema
         .split("\n;\n")

@@ -53,7 +53,10 @@ async fn pages_walk_a_conversation_once<H: History>(h: &H) {
         media_id: "m1".into(),
         mime: Some("image/png".into()),
         caption: Some("look".into()),
-        ..Media::default()
+        size: Some(123_456),
+        width: Some(640),
+        height: Some(480),
+        thumbnail: Some(true),
     });
     ab.push(media.clone());
     batch.messages.push(media);
