@@ -184,6 +184,12 @@ pub enum StateOp {
         media: MediaId,
         image: ImageInfo,
     },
+    /// An upload never sent, deleted: its record goes, and its blob's
+    /// count of uploads drops (at 0 the blob is unreferenced from `at`).
+    DeleteMedia {
+        media: MediaId,
+        at: u64,
+    },
     /// A message carrying `media` was sent in `conversation`: those who
     /// may see that message may fetch the media.
     MediaUsed {
@@ -427,7 +433,14 @@ pub trait InboxStore: Send + Sync + 'static {
     async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
 }
 
-/// Uploads and where they were sent: what decides who may fetch a file.
+/// Uploads and where they were sent: what decides who may fetch a file,
+/// and when an upload or a blob may go.
+///
+/// Blobs are shared by content, so each blob (by its SHA-256) counts the
+/// uploads that are its bytes. One that drops to none is *unreferenced*
+/// from then; the sweeper deletes it after a grace period, claiming it
+/// first, and an upload of the same bytes pins it first: the two are
+/// atomic against each other, so a blob is never deleted under an upload.
 #[async_trait]
 pub trait MediaStore: Send + Sync + 'static {
     /// The upload, with its image details merged in; `None` if unknown.
@@ -439,6 +452,25 @@ pub trait MediaStore: Send + Sync + 'static {
         media: MediaId,
         limit: usize,
     ) -> Result<Vec<(ConversationId, MessageId)>>;
+
+    /// Up to `limit` uploads made before `before` (ms) and never sent.
+    async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>>;
+
+    /// Up to `limit` blobs (their SHA-256) unreferenced since before
+    /// `before`.
+    async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>>;
+
+    /// Marks blob `sha256` as being deleted if it is still unreferenced
+    /// since before `before`; false if it is not (an upload pinned it).
+    async fn claim_blob(&self, sha256: &str, before: u64) -> Result<bool>;
+
+    /// A claimed blob is gone: uploads of its bytes may go on.
+    async fn blob_deleted(&self, sha256: &str) -> Result<()>;
+
+    /// An upload is about to commit blob `sha256`: it is no longer
+    /// unreferenced. False while it is being deleted (commit after
+    /// [`blob_deleted`](Self::blob_deleted)).
+    async fn pin_blob(&self, sha256: &str) -> Result<bool>;
 }
 
 /// Job output and offsets: how every job commits, and how the edge sees

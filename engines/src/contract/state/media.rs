@@ -95,3 +95,98 @@ pub(super) async fn where_media_was_sent<S: MediaStore + JobStore>(s: &S) {
         .unwrap()
         .is_empty());
 }
+
+pub(super) async fn unsent_uploads_and_unreferenced_blobs<S: MediaStore + JobStore>(s: &S) {
+    let user = fresh_user();
+    // Two uploads of the same bytes, one sent; a third of other bytes.
+    let sha = format!("{:064x}", rand::random::<u128>());
+    let other = format!("{:064x}", rand::random::<u128>());
+    let (a, b, c) = (MediaId::random(), MediaId::random(), MediaId::random());
+    let at = |sha: &str, t: u64| MediaRecord {
+        sha256: sha.to_owned(),
+        uploaded_at: t,
+        ..record(user, 1)
+    };
+    // Far in the past: no other run's uploads are older.
+    let t0 = 1_000;
+    let ops = vec![
+        StateOp::PutMedia {
+            media: a,
+            record: at(&sha, t0),
+        },
+        StateOp::PutMedia {
+            media: b,
+            record: at(&sha, t0 + 1),
+        },
+        StateOp::PutMedia {
+            media: c,
+            record: at(&other, t0 + 2),
+        },
+    ];
+    s.write(ops.clone()).await.unwrap();
+    s.write(ops).await.unwrap(); // replayed: counted once
+    let sent = StateOp::MediaUsed {
+        media: b,
+        conversation: ConversationId::direct(user, fresh_user()),
+        msg_id: MessageId(1),
+    };
+    s.write(vec![sent]).await.unwrap();
+    let unsent = |before| async move {
+        let mut v = s.unsent_media(before, 1000).await.unwrap();
+        v.retain(|m| [a, b, c].contains(m));
+        v
+    };
+    assert_eq!(unsent(t0 + 10).await, vec![a, c]);
+    assert_eq!(unsent(t0 + 1).await, vec![a], "only those before");
+
+    // Deleting `a` leaves its bytes to `b`; deleting `c` frees its blob.
+    for m in [a, c] {
+        let del = StateOp::DeleteMedia {
+            media: m,
+            at: 5_000,
+        };
+        s.write(vec![del.clone()]).await.unwrap();
+        s.write(vec![del]).await.unwrap();
+    }
+    assert_eq!(s.media(a).await.unwrap(), None);
+    assert!(unsent(t0 + 10).await.is_empty());
+    let (sha_ref, other_ref) = (&sha, &other);
+    let unref = |before| async move {
+        let mut v = s.unreferenced_blobs(before, 1000).await.unwrap();
+        v.retain(|x| x == sha_ref || x == other_ref);
+        v
+    };
+    assert_eq!(unref(6_000).await, vec![other.clone()]);
+    assert!(
+        unref(5_000).await.is_empty(),
+        "only those unreferenced before"
+    );
+
+    // An upload pins a blob before a sweeper claims it: no claim.
+    assert!(s.pin_blob(&other).await.unwrap());
+    assert!(!s.claim_blob(&other, 6_000).await.unwrap());
+    // Unreferenced again, then claimed: an upload waits for the delete.
+    let d = MediaId::random();
+    s.write(vec![StateOp::PutMedia {
+        media: d,
+        record: at(&other, t0),
+    }])
+    .await
+    .unwrap();
+    s.write(vec![StateOp::DeleteMedia {
+        media: d,
+        at: 5_000,
+    }])
+    .await
+    .unwrap();
+    assert!(
+        !s.claim_blob(&sha, 6_000).await.unwrap(),
+        "b still holds it"
+    );
+    assert!(s.claim_blob(&other, 6_000).await.unwrap());
+    assert!(!s.claim_blob(&other, 6_000).await.unwrap(), "claimed once");
+    assert!(!s.pin_blob(&other).await.unwrap());
+    s.blob_deleted(&other).await.unwrap();
+    assert!(s.pin_blob(&other).await.unwrap());
+    assert!(unref(u64::MAX).await.is_empty());
+}

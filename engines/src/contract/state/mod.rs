@@ -43,6 +43,7 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
 pub async fn media_store_contract<S: MediaStore + JobStore>(s: &S) {
     uploads_and_their_images(s).await;
     where_media_was_sent(s).await;
+    unsent_uploads_and_unreferenced_blobs(s).await;
 }
 
 /// [`JobStore`]: output and offset together, a compare-and-set.

@@ -1,7 +1,11 @@
-//! Uploads and where they were sent, in three tables:
-//! - `media`: media id (16 bytes, big-endian) → the record as JSON
+//! Uploads and where they were sent, and blobs by how many uploads they
+//! hold:
+//! - `media`: media id → the record as JSON
 //! - `media_image`: media id → what the thumbnail job found, as JSON
 //! - `media_uses`: `(media id, conversation, msg_id)` → ()
+//! - `media_unsent`: `(uploaded_at, media id)` → (), uploads never sent
+//! - `blob_refs`: sha256 → uploads that are its bytes
+//! - `blob_unref`: sha256 → since when none is; `blob_deleting`: sha256 → ()
 
 use parley_schemas::media::MediaId;
 
@@ -13,11 +17,37 @@ pub(super) const MEDIA_IMAGE: TableDefinition<u128, &str> = TableDefinition::new
 pub(super) const MEDIA_USES: TableDefinition<(u128, &str, u64), ()> =
     TableDefinition::new("media_uses");
 
+const MEDIA_UNSENT: TableDefinition<(u64, u128), ()> = TableDefinition::new("media_unsent");
+const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
+const BLOB_UNREF: TableDefinition<&str, u64> = TableDefinition::new("blob_unref");
+const BLOB_DELETING: TableDefinition<&str, ()> = TableDefinition::new("blob_deleting");
+
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(MEDIA).map_err(err)?;
     tx.open_table(MEDIA_IMAGE).map_err(err)?;
     tx.open_table(MEDIA_USES).map_err(err)?;
+    tx.open_table(MEDIA_UNSENT).map_err(err)?;
+    tx.open_table(BLOB_REFS).map_err(err)?;
+    tx.open_table(BLOB_UNREF).map_err(err)?;
+    tx.open_table(BLOB_DELETING).map_err(err)?;
     Ok(())
+}
+
+fn record(tx: &WriteTransaction, media: MediaId) -> Result<Option<MediaRecord>> {
+    let t = tx.open_table(MEDIA).map_err(err)?;
+    let v = t.get(media.0).map_err(err)?;
+    v.map(|v| serde_json::from_str(v.value()).map_err(err))
+        .transpose()
+}
+
+fn used(tx: &WriteTransaction, media: MediaId) -> Result<bool> {
+    let t = tx.open_table(MEDIA_USES).map_err(err)?;
+    let any = t
+        .range((media.0, "", 0)..=(media.0, "\u{10ffff}", u64::MAX))
+        .map_err(err)?
+        .next()
+        .is_some();
+    Ok(any)
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -29,12 +59,56 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
     match op {
         StateOp::PutMedia { media, record } => {
             let mut t = tx.open_table(MEDIA).map_err(err)?;
-            if t.get(media.0).map_err(err)?.is_none() {
-                let record = MediaRecord {
-                    image: None,
-                    ..record.clone()
-                };
-                t.insert(media.0, json(&record)?.as_str()).map_err(err)?;
+            if t.get(media.0).map_err(err)?.is_some() {
+                return Ok(());
+            }
+            let stored = MediaRecord {
+                image: None,
+                ..record.clone()
+            };
+            t.insert(media.0, json(&stored)?.as_str()).map_err(err)?;
+            let sha = record.sha256.as_str();
+            let mut refs = tx.open_table(BLOB_REFS).map_err(err)?;
+            let n = refs.get(sha).map_err(err)?.map_or(0, |v| v.value());
+            refs.insert(sha, n + 1).map_err(err)?;
+            tx.open_table(BLOB_UNREF)
+                .map_err(err)?
+                .remove(sha)
+                .map_err(err)?;
+            if !used(tx, *media)? {
+                tx.open_table(MEDIA_UNSENT)
+                    .map_err(err)?
+                    .insert((record.uploaded_at, media.0), ())
+                    .map_err(err)?;
+            }
+        }
+        StateOp::DeleteMedia { media, at } => {
+            let Some(rec) = record(tx, *media)? else {
+                return Ok(());
+            };
+            tx.open_table(MEDIA)
+                .map_err(err)?
+                .remove(media.0)
+                .map_err(err)?;
+            tx.open_table(MEDIA_IMAGE)
+                .map_err(err)?
+                .remove(media.0)
+                .map_err(err)?;
+            tx.open_table(MEDIA_UNSENT)
+                .map_err(err)?
+                .remove((rec.uploaded_at, media.0))
+                .map_err(err)?;
+            let sha = rec.sha256.as_str();
+            let mut refs = tx.open_table(BLOB_REFS).map_err(err)?;
+            let n = refs.get(sha).map_err(err)?.map_or(0, |v| v.value());
+            if n > 1 {
+                refs.insert(sha, n - 1).map_err(err)?;
+            } else {
+                refs.remove(sha).map_err(err)?;
+                tx.open_table(BLOB_UNREF)
+                    .map_err(err)?
+                    .insert(sha, *at)
+                    .map_err(err)?;
             }
         }
         StateOp::SetMediaImage { media, image } => {
@@ -49,6 +123,12 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
             let mut t = tx.open_table(MEDIA_USES).map_err(err)?;
             let c = conversation.to_string();
             t.insert((media.0, c.as_str(), msg_id.0), ()).map_err(err)?;
+            if let Some(rec) = record(tx, *media)? {
+                tx.open_table(MEDIA_UNSENT)
+                    .map_err(err)?
+                    .remove((rec.uploaded_at, media.0))
+                    .map_err(err)?;
+            }
         }
         _ => {}
     }
@@ -91,6 +171,90 @@ impl MediaStore for RedbState {
                 out.push((c, MessageId(m)));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(MEDIA_UNSENT).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
+                out.push(MediaId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>> {
+        self.read(move |tx| {
+            let t = tx.open_table(BLOB_UNREF).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                if v.value() < before {
+                    out.push(k.value().to_owned());
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_blob(&self, sha256: &str, before: u64) -> Result<bool> {
+        let sha = sha256.to_owned();
+        self.write_tx(move |tx| {
+            let refs = tx.open_table(BLOB_REFS).map_err(err)?;
+            if refs
+                .get(sha.as_str())
+                .map_err(err)?
+                .is_some_and(|n| n.value() > 0)
+            {
+                return Ok(false);
+            }
+            let mut unref = tx.open_table(BLOB_UNREF).map_err(err)?;
+            let since = unref.get(sha.as_str()).map_err(err)?.map(|v| v.value());
+            if !since.is_some_and(|s| s < before) {
+                return Ok(false);
+            }
+            unref.remove(sha.as_str()).map_err(err)?;
+            tx.open_table(BLOB_DELETING)
+                .map_err(err)?
+                .insert(sha.as_str(), ())
+                .map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn blob_deleted(&self, sha256: &str) -> Result<()> {
+        let sha = sha256.to_owned();
+        self.write_tx(move |tx| {
+            tx.open_table(BLOB_DELETING)
+                .map_err(err)?
+                .remove(sha.as_str())
+                .map_err(err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pin_blob(&self, sha256: &str) -> Result<bool> {
+        let sha = sha256.to_owned();
+        self.write_tx(move |tx| {
+            let deleting = tx.open_table(BLOB_DELETING).map_err(err)?;
+            if deleting.get(sha.as_str()).map_err(err)?.is_some() {
+                return Ok(false);
+            }
+            tx.open_table(BLOB_UNREF)
+                .map_err(err)?
+                .remove(sha.as_str())
+                .map_err(err)?;
+            Ok(true)
         })
         .await
     }

@@ -177,9 +177,10 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             let mut t = tx.open_table(PRIVACY).map_err(err)?;
             t.insert(user.0, audience_code(*presence)).map_err(err)?;
         }
-        StateOp::PutMedia { .. } | StateOp::SetMediaImage { .. } | StateOp::MediaUsed { .. } => {
-            super::media::apply_media_op(tx, op)?
-        }
+        StateOp::PutMedia { .. }
+        | StateOp::SetMediaImage { .. }
+        | StateOp::MediaUsed { .. }
+        | StateOp::DeleteMedia { .. } => super::media::apply_media_op(tx, op)?,
     }
     Ok(())
 }

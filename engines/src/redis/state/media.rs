@@ -1,7 +1,12 @@
-//! Uploads and where they were sent, on Redis:
+//! Uploads and where they were sent, and blobs by how many uploads they
+//! hold, on Redis:
 //! - `P:md:{media}` hash: `rec` (the record, JSON), `img` (what the
 //!   thumbnail job found, JSON)
 //! - `P:mu:{media}` set: `{conversation}|{msg_id}` per message that carried it
+//! - `P:mus` sorted set: uploads never sent, score = uploaded at
+//! - `P:mr` hash: sha256 → uploads that are its bytes
+//! - `P:mun` sorted set: unreferenced blobs, score = since;
+//!   `P:mdel` set: blobs being deleted
 
 use parley_schemas::media::MediaId;
 
@@ -17,18 +22,25 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
     Some(match op {
         StateOp::PutMedia { media, record } => {
-            let record = MediaRecord {
+            let stored = MediaRecord {
                 image: None,
                 ..record.clone()
             };
             [
                 "X".into(),
                 media.to_string(),
-                json(&record),
-                "".into(),
-                "".into(),
+                json(&stored),
+                record.sha256.clone(),
+                record.uploaded_at.to_string(),
             ]
         }
+        StateOp::DeleteMedia { media, at } => [
+            "W".into(),
+            media.to_string(),
+            at.to_string(),
+            "".into(),
+            "".into(),
+        ],
         StateOp::SetMediaImage { media, image } => [
             "Z".into(),
             media.to_string(),
@@ -53,12 +65,47 @@ pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
 
 /// The script's media ops, spliced into `APPLY`.
 pub(super) const MEDIA_LUA: &str = r#"
-  elseif op == 'X' then -- media, record: kept if there
-    redis.call('HSETNX', p .. ':md:' .. a, 'rec', b)
+  elseif op == 'X' then -- media, record, sha256, uploaded at: kept if there
+    if redis.call('HSETNX', p .. ':md:' .. a, 'rec', b) == 1 then
+      redis.call('HINCRBY', p .. ':mr', c, 1)
+      redis.call('ZREM', p .. ':mun', c)
+      if redis.call('SCARD', p .. ':mu:' .. a) == 0 then
+        redis.call('ZADD', p .. ':mus', d, a)
+      end
+    end
+  elseif op == 'W' then -- media, at: deleted, its blob's count drops
+    local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
+    if rec then
+      local sha = cjson.decode(rec).sha256
+      redis.call('DEL', p .. ':md:' .. a)
+      redis.call('ZREM', p .. ':mus', a)
+      if redis.call('HINCRBY', p .. ':mr', sha, -1) <= 0 then
+        redis.call('HDEL', p .. ':mr', sha)
+        redis.call('ZADD', p .. ':mun', b, sha)
+      end
+    end
   elseif op == 'Z' then -- media, image
     redis.call('HSET', p .. ':md:' .. a, 'img', b)
   elseif op == 'U' then -- media, 'conversation|msg_id'
-    redis.call('SADD', p .. ':mu:' .. a, b)"#;
+    redis.call('SADD', p .. ':mu:' .. a, b)
+    redis.call('ZREM', p .. ':mus', a)"#;
+
+/// KEYS: refs, unreferenced, deleting; ARGV: sha256, before. 1 if claimed.
+const CLAIM: &str = r#"
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then return 0 end
+local since = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if (not since) or tonumber(since) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"#;
+
+/// KEYS: unreferenced, deleting; ARGV: sha256. 0 while it is being deleted.
+const PIN: &str = r#"
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"#;
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(format!("malformed media row: {e}"))
@@ -99,5 +146,65 @@ impl MediaStore for RedisState {
                 Ok((c.parse().map_err(bad)?, m.parse().map_err(bad)?))
             })
             .collect()
+    }
+
+    async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("mus".into()))
+            .arg("-inf")
+            .arg(format!("({before}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        ids.iter().map(|i| i.parse().map_err(bad)).collect()
+    }
+
+    async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>> {
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key("mun".into()))
+            .arg("-inf")
+            .arg(format!("({before}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn claim_blob(&self, sha256: &str, before: u64) -> Result<bool> {
+        let claimed: i64 = redis::Script::new(CLAIM)
+            .key(self.key("mr".into()))
+            .key(self.key("mun".into()))
+            .key(self.key("mdel".into()))
+            .arg(sha256)
+            .arg(before)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(claimed == 1)
+    }
+
+    async fn blob_deleted(&self, sha256: &str) -> Result<()> {
+        redis::cmd("SREM")
+            .arg(self.key("mdel".into()))
+            .arg(sha256)
+            .query_async::<()>(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+
+    async fn pin_blob(&self, sha256: &str) -> Result<bool> {
+        let pinned: i64 = redis::Script::new(PIN)
+            .key(self.key("mun".into()))
+            .key(self.key("mdel".into()))
+            .arg(sha256)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(pinned == 1)
     }
 }

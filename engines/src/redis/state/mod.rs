@@ -392,7 +392,8 @@ impl RedisState {
                 }
                 StateOp::PutMedia { .. }
                 | StateOp::SetMediaImage { .. }
-                | StateOp::MediaUsed { .. } => {} // sent above
+                | StateOp::MediaUsed { .. }
+                | StateOp::DeleteMedia { .. } => unreachable!("sent by media_args above"),
             }
         }
         inv.invoke_async(&mut self.con.clone()).await.map_err(err)
