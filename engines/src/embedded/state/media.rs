@@ -218,7 +218,7 @@ impl MediaStore for RedbState {
             }
             let mut unref = tx.open_table(BLOB_UNREF).map_err(err)?;
             let since = unref.get(sha.as_str()).map_err(err)?.map(|v| v.value());
-            if !since.is_some_and(|s| s < before) {
+            if since.is_none_or(|s| s >= before) {
                 return Ok(false);
             }
             unref.remove(sha.as_str()).map_err(err)?;
