@@ -62,6 +62,10 @@ pub struct Limits {
     pub media_uploads_per_min: u32,
     /// An upload that sends nothing for this long is dropped.
     pub media_stall_ms: u64,
+    /// An upload never sent in a message is deleted after this.
+    pub media_unsent_ms: u64,
+    /// A resumable upload session is deleted this long after it began.
+    pub media_session_ms: u64,
 }
 
 impl Default for Limits {
@@ -95,6 +99,8 @@ impl Default for Limits {
             media_bytes_per_day: 2 << 30,
             media_uploads_per_min: 30,
             media_stall_ms: 30_000,
+            media_unsent_ms: 24 * 3600 * 1000,
+            media_session_ms: 24 * 3600 * 1000,
         }
     }
 }

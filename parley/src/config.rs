@@ -33,6 +33,11 @@ pub struct Config {
     /// edge and processor of a cluster must reach the same one (S3, or
     /// one shared directory).
     pub media: Option<String>,
+    /// How often the media sweeper deletes what nothing refers to
+    /// (`limits.media_unsent_ms`, `limits.media_session_ms`).
+    pub media_sweep_every_ms: u64,
+    /// A blob no upload refers to any more is deleted after this.
+    pub media_blob_grace_ms: u64,
     /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
     pub durability: Durability,
     /// Partitions per topic when `migrate` or `up` creates them.
@@ -79,6 +84,8 @@ impl Default for Config {
             state: None,
             history: None,
             media: None,
+            media_sweep_every_ms: 600_000,
+            media_blob_grace_ms: 3_600_000,
             durability: Durability::Fsync,
             // Measured best for one 2-core machine (docs/benchmarks.md);
             // a deployment that will scale out sets more.

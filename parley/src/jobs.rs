@@ -52,11 +52,32 @@ pub(crate) struct Processing {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) partitions: u32,
     pub(crate) read_fanout_above: usize,
+    pub(crate) lifetimes: Lifetimes,
+}
+
+impl Processing {
+    pub(crate) fn new(cfg: &Config, shared: &Engines) -> Processing {
+        let ms = Duration::from_millis;
+        Processing {
+            log: shared.log.clone(),
+            state: shared.state.clone(),
+            history: shared.history.clone(),
+            blobs: shared.blobs.clone(),
+            partitions: shared.partitions,
+            read_fanout_above: cfg.group_read_fanout_above,
+            lifetimes: Lifetimes {
+                unsent_after: ms(cfg.limits.media_unsent_ms),
+                sessions_after: ms(cfg.limits.media_session_ms),
+                grace: ms(cfg.media_blob_grace_ms),
+                every: ms(cfg.media_sweep_every_ms.max(1)),
+            },
+        }
+    }
 }
 
 /// The processor jobs of partition `p`: the router on `events`, the
 /// presence job on `presence`, the accounts and thumbnail jobs on
-/// `accounts`, and the
+/// `accounts` (and with partition 0 the media sweeper), and the
 /// history writers on `events` and `presence`. `caught_up` fires once the
 /// router and the accounts job have applied what the partition held at start.
 pub(crate) async fn process_partition(
@@ -72,7 +93,24 @@ pub(crate) async fn process_partition(
         blobs,
         partitions,
         read_fanout_above,
+        lifetimes,
     } = engines;
+    // One media sweeper per deployment: with partition 0.
+    let sweeper = Sweeper {
+        log: log.clone(),
+        state: state.clone(),
+        blobs: blobs.clone(),
+        partitions,
+        lifetimes,
+    };
+    let sweep = {
+        let stop = stop.clone();
+        async move {
+            if p == 0 {
+                sweeper.run(stop).await
+            }
+        }
+    };
     let (router_done, accounts_done) = match caught_up {
         Some(c) => (Some(c.router), Some(c.accounts)),
         None => (None, None),
@@ -116,6 +154,7 @@ pub(crate) async fn process_partition(
             ThumbnailJob::new(blobs),
             stop.clone(),
         ),
+        sweep,
         run_job(
             log.clone(),
             state.clone(),

@@ -46,6 +46,7 @@ use parley_ingest::http::AppState;
 use parley_ingest::serve::ServeOptions;
 use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
+use parley_processors::media_sweeper::{Lifetimes, Sweeper};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
 use parley_processors::thumbnails::{self, ThumbnailJob};
@@ -120,16 +121,9 @@ pub async fn up(
         partitions,
     };
     let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
-    drop(engines);
 
-    let processing = Processing {
-        log: log.clone(),
-        state: state.clone(),
-        history: history.clone(),
-        blobs,
-        partitions,
-        read_fanout_above: cfg.group_read_fanout_above,
-    };
+    let processing = Processing::new(cfg, &engines);
+    drop(engines);
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
     let mut caught_up = Vec::new();
@@ -306,14 +300,7 @@ pub async fn process(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (shared, member) = open_shared(cfg, &listener).await?;
-    let processing = Processing {
-        log: shared.log.clone(),
-        state: shared.state.clone(),
-        history: shared.history.clone(),
-        blobs: shared.blobs.clone(),
-        partitions: shared.partitions,
-        read_fanout_above: cfg.group_read_fanout_above,
-    };
+    let processing = Processing::new(cfg, &shared);
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
     run_role(role, shared, member, listener, shutdown, move |p, stop| {
         process_partition(processing.clone(), p, stop, None)

@@ -597,3 +597,118 @@ async fn media_on_s3_behaves_the_same() {
     assert!(r.bytes().await.unwrap() == big);
     s.stop().await;
 }
+
+/// Every file under the media store's `dir`, however deep.
+fn deep_files(data: &Path, dir: &str) -> usize {
+    fn count(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    count(&data.join("media").join(dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_never_sent_and_blobs_no_one_holds_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // Lifetimes of a second, swept every 100 ms, so the test sees a day.
+    cfg.limits.media_unsent_ms = 1_000;
+    cfg.limits.media_session_ms = 1_000;
+    cfg.media_blob_grace_ms = 0;
+    cfg.media_sweep_every_ms = 100;
+    let s = Server::start_with(cfg).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let swept = |what: &'static str| {
+        let url = s.url.clone();
+        async move {
+            metric(
+                &url,
+                "parley_media_deleted_total",
+                &format!("what=\"{what}\""),
+            )
+            .await
+        }
+    };
+    let (uploads0, blobs0, sessions0) = (
+        swept("upload").await,
+        swept("blob").await,
+        swept("session").await,
+    );
+
+    // `kept` is sent; `dup` is the same bytes, never sent; `lone` is other
+    // bytes, never sent; and a resumable upload is begun and left.
+    let (_, kept) = upload(&s.url, &at, "image/png", png_like(5_000, 1)).await;
+    let (_, dup) = upload(&s.url, &bt, "image/png", png_like(5_000, 1)).await;
+    let (_, lone) = upload(&s.url, &at, "image/png", png_like(5_000, 2)).await;
+    let (status, session) = call(
+        reqwest::Method::POST,
+        &format!("{}/v1/media/uploads", s.url),
+        &at,
+        Some(json!({"size": 10_000})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = put_chunk(
+        &s.url,
+        &at,
+        session["upload_id"].as_str().unwrap(),
+        0,
+        &png_like(100, 3),
+        10_000,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = |v: &Value| v["media_id"].as_str().unwrap().to_owned();
+    let mut a = Client::connect(&s.url, &at).await;
+    a.send(media_to(json!({"user": bob.id}), "keep", &id(&kept)))
+        .await;
+    a.expect("ack").await;
+    assert_eq!(files(dir.path(), "blobs"), 2);
+
+    eventually(
+        "the unsent uploads, the free blob and the session swept",
+        WAIT,
+        || async {
+            let done = swept("upload").await - uploads0 >= 2.0
+                && swept("blob").await - blobs0 >= 1.0
+                && swept("session").await - sessions0 >= 1.0;
+            done.then_some(())
+        },
+    )
+    .await;
+    // Sent: still there for both. Never sent: gone, even for the uploader.
+    assert_eq!(status_of(&s.url, &at, &id(&kept)).await, 200);
+    assert_eq!(status_of(&s.url, &bt, &id(&kept)).await, 200);
+    assert_eq!(status_of(&s.url, &bt, &id(&dup)).await, 404);
+    assert_eq!(status_of(&s.url, &at, &id(&lone)).await, 404);
+    // The shared blob stays (the sent upload holds it); the other is gone.
+    assert_eq!(files(dir.path(), "blobs"), 1);
+    assert_eq!(deep_files(dir.path(), "uploads"), 0);
+    let session_path = format!(
+        "/v1/media/uploads/{}",
+        session["upload_id"].as_str().unwrap()
+    );
+    assert_eq!(get(&s.url, &at, &session_path).await.0, 404);
+    // An unsent upload may not be sent once deleted.
+    a.send(media_to(json!({"user": bob.id}), "late", &id(&lone)))
+        .await;
+    assert_eq!(a.expect("error").await["code"], "forbidden");
+
+    // The same bytes uploaded again after their blob went: stored anew.
+    let (status, again) = upload(&s.url, &at, "image/png", png_like(5_000, 2)).await;
+    assert_eq!(status, 201);
+    let r = fetch(&s.url, &at, &id(&again), None).await;
+    assert!(r.bytes().await.unwrap() == png_like(5_000, 2));
+    s.stop().await;
+}

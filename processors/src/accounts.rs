@@ -57,6 +57,10 @@ impl Processor for AccountsJob {
                     presence: p.presence,
                 }),
                 Event::MediaAdded(m) => ops.push(StateOp::put_media(&m)),
+                Event::MediaDeleted(m) => ops.push(StateOp::DeleteMedia {
+                    media: m.media,
+                    at: m.ts,
+                }),
                 other => tracing::warn!(
                     partition,
                     offset,

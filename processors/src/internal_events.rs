@@ -74,6 +74,61 @@ impl InternalEvent for ThumbnailFailed<'_> {
     }
 }
 
+static MEDIA_DELETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_media_deleted_total",
+        "What the media sweeper deleted: uploads never sent, blobs no upload refers to, expired resumable sessions",
+        &["what"]
+    )
+    .expect("metric registers once")
+});
+
+static SWEEPS_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_media_sweeps_failed_total",
+        "Media sweeper passes that failed (tried again at the next)"
+    )
+    .expect("metric registers once")
+});
+
+/// A sweeper pass ended.
+pub struct MediaSwept {
+    pub swept: crate::media_sweeper::Swept,
+}
+
+impl InternalEvent for MediaSwept {
+    fn emit(self) {
+        let s = self.swept;
+        for (what, n) in [
+            ("upload", s.uploads),
+            ("blob", s.blobs),
+            ("session", s.sessions),
+        ] {
+            MEDIA_DELETED.with_label_values(&[what]).inc_by(n);
+        }
+        if s != Default::default() {
+            tracing::info!(
+                uploads = s.uploads,
+                blobs = s.blobs,
+                sessions = s.sessions,
+                "media swept"
+            );
+        }
+    }
+}
+
+/// A sweeper pass failed.
+pub struct SweepFailed<'a> {
+    pub error: &'a parley_engines::EngineError,
+}
+
+impl InternalEvent for SweepFailed<'_> {
+    fn emit(self) {
+        SWEEPS_FAILED.inc();
+        tracing::warn!(error = %self.error, "media sweep failed");
+    }
+}
+
 /// A message from someone no longer a member when the router reached it
 /// (the edge checked an older state): not delivered.
 pub struct GroupMessageRefused {

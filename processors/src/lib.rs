@@ -24,10 +24,14 @@
 //! - [`thumbnails::ThumbnailJob`] consumes `accounts` too: for each
 //!   uploaded image, a metadata-free JPEG thumbnail in the blob store and
 //!   the image's size in the state store.
+//! - [`media_sweeper::Sweeper`], not a job but a periodic task: deletes
+//!   uploads never sent, blobs no upload refers to and expired resumable
+//!   sessions.
 //! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
 pub mod internal_events;
+pub mod media_sweeper;
 pub mod presence;
 pub mod router;
 pub mod thumbnails;

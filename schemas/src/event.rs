@@ -49,6 +49,8 @@ pub enum Event {
     /// On `accounts`: a user uploaded a file; what the upload's id stands
     /// for, and who may use it first.
     MediaAdded(MediaAdded),
+    /// On `accounts`: an upload never sent, deleted by the sweeper.
+    MediaDeleted(MediaDeleted),
 }
 
 impl Event {
@@ -72,6 +74,7 @@ impl Event {
             Event::GroupPost(_) => "group_post",
             Event::DeviceSession(_) => "device_session",
             Event::MediaAdded(_) => "media_added",
+            Event::MediaDeleted(_) => "media_deleted",
         }
     }
 }
@@ -231,6 +234,12 @@ pub struct MediaAdded {
     pub size: u64,
     /// As sniffed from the bytes (never only what the client declared).
     pub mime: String,
+    pub ts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaDeleted {
+    pub media: MediaId,
     pub ts: u64,
 }
 

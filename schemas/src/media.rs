@@ -76,6 +76,10 @@ pub fn thumbnail_key(sha256_hex: &str) -> String {
     format!("thumbs/{sha256_hex}")
 }
 
+/// Resumable uploads keep their session under `uploads/<upload_id>/`: a
+/// `meta` blob and one blob per chunk.
+pub const UPLOADS: &str = "uploads/";
+
 /// The longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_PX: u32 = 320;
 /// Images with more pixels than this are not decoded (decompression

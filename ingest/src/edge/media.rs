@@ -44,6 +44,9 @@ const SNIFF_BYTES: usize = 8192;
 /// forwarded into more chats than this grants access through the first.
 const MAX_USES: usize = 1024;
 const DAY_MS: u64 = 86_400_000;
+/// How long an upload waits for the sweeper to finish deleting a blob of
+/// the same bytes (a blob delete takes milliseconds).
+const PIN_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Media {
     core: Arc<Core>,
@@ -72,6 +75,10 @@ impl Media {
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
+    }
+
+    pub(crate) fn limits(&self) -> &crate::limits::Limits {
+        &self.guard.limits
     }
 
     /// Stores an upload. `declared` is the request's `Content-Type`,
@@ -183,6 +190,19 @@ impl Media {
             return Err(e);
         }
         let sha256 = format!("{:x}", hash.finalize());
+        // The same bytes may be an unreferenced blob the sweeper is about
+        // to delete: pin it first, or wait until it is gone.
+        let deadline = tokio::time::Instant::now() + PIN_WAIT;
+        while !self.core.state.pin_blob(&sha256).await? {
+            if tokio::time::Instant::now() > deadline {
+                writer.abort().await;
+                return Err(ApiError::new(
+                    parley_schemas::wire::ErrorCode::Unavailable,
+                    "the same file is being deleted; try again",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         writer.commit(&blob_key(&sha256)).await?;
         self.charge(user, size);
         let media = MediaId::random();

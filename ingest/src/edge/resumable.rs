@@ -14,15 +14,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parley_engines::{BlobInfo, EngineError};
 use parley_schemas::ids::{now_ms, UserId};
-use parley_schemas::media::MediaId;
+use parley_schemas::media::{MediaId, UPLOADS};
 use parley_schemas::wire::MediaUploaded;
 use serde::{Deserialize, Serialize};
 
 use super::media::Media;
 use crate::error::ApiError;
-
-/// How long a session may take before the lifecycle sweep drops it.
-pub const SESSION_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// What a session's `meta` blob holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,11 +49,11 @@ pub enum Chunked {
 }
 
 fn dir(id: MediaId) -> String {
-    format!("uploads/{id}/")
+    format!("{UPLOADS}{id}/")
 }
 
 fn part_key(id: MediaId, offset: u64) -> String {
-    format!("uploads/{id}/p{offset:020}")
+    format!("{UPLOADS}{id}/p{offset:020}")
 }
 
 impl Media {
@@ -82,13 +79,13 @@ impl Media {
         let mut w = self.blobs().writer().await?;
         w.write(Bytes::from(meta)).await?;
         w.commit(&format!("{}meta", dir(id))).await?;
-        Ok(state(id, &session, 0))
+        Ok(self.state(id, &session, 0))
     }
 
     /// Where session `id` of `user` stands; `not_found` for anyone else.
     pub async fn progress(&self, user: UserId, id: &str) -> Result<UploadState, ApiError> {
         let (id, session, parts) = self.session(user, id).await?;
-        Ok(state(id, &session, offset(&parts)))
+        Ok(self.state(id, &session, offset(&parts)))
     }
 
     /// Takes the bytes from `start` on, which must be where the session
@@ -149,7 +146,7 @@ impl Media {
             return Err(e);
         }
         if at + got < session.size {
-            return Ok(Chunked::Partial(state(id, &session, at + got)));
+            return Ok(Chunked::Partial(self.state(id, &session, at + got)));
         }
         self.finish(user, id, &session).await.map(Chunked::Done)
     }
@@ -229,11 +226,13 @@ fn offset(parts: &[BlobInfo]) -> u64 {
     parts.iter().map(|p| p.size).sum()
 }
 
-fn state(id: MediaId, s: &Session, offset: u64) -> UploadState {
-    UploadState {
-        upload_id: id.to_string(),
-        offset,
-        size: s.size,
-        expires_at: s.created + SESSION_TTL_MS,
+impl Media {
+    fn state(&self, id: MediaId, s: &Session, offset: u64) -> UploadState {
+        UploadState {
+            upload_id: id.to_string(),
+            offset,
+            size: s.size,
+            expires_at: s.created + self.limits().media_session_ms,
+        }
     }
 }
