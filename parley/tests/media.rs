@@ -224,8 +224,26 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // A body cut off half-way: the client is gone, and nothing is kept.
+    {
+        use tokio::io::AsyncWriteExt;
+        let addr = s.url.trim_start_matches("http://").to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /v1/media HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {at}\r\n\
+             Content-Type: image/png\r\nContent-Length: 50000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&png_like(20_000, 4)).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut rest).await;
+    }
+    eventually("the cut upload's temp file gone", WAIT, || async {
+        (files(dir.path(), "Tmp") == 0).then_some(())
+    })
+    .await;
     assert_eq!(files(dir.path(), "blobs"), 0);
-    assert_eq!(files(dir.path(), "Tmp"), 0);
     assert_eq!(size_hits().await - hits_before, 2.0);
 
     // Unknown bytes are stored as bytes, and served as a download.
@@ -410,6 +428,35 @@ async fn images_get_a_metadata_free_thumbnail_and_their_size_in_messages() {
     let (et, _) = login(&s.url, "eve", None).await;
     let (status, _) = get(&s.url, &et, &format!("/v1/media/{id}/thumbnail")).await;
     assert_eq!(status, 404);
+
+    // A PNG (generated) gets one too.
+    let png = {
+        let img =
+            image::RgbaImage::from_fn(500, 1000, |x, y| image::Rgba([x as u8, y as u8, 1, 200]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let (_, up) = upload(&s.url, &at, "image/png", png).await;
+    let png_thumb = format!("/v1/media/{}/thumbnail", up["media_id"].as_str().unwrap());
+    let thumb = eventually("the PNG's thumbnail", WAIT, || {
+        let (url, at, path) = (s.url.clone(), at.clone(), png_thumb.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{url}{path}"))
+                .bearer_auth(at)
+                .send()
+                .await
+                .unwrap();
+            if r.status() != 200 {
+                return None;
+            }
+            Some(r.bytes().await.unwrap())
+        }
+    })
+    .await;
+    let t = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((t.width(), t.height()), (160, 320));
 
     // A corrupt image is stored (it is the sender's file) but gets no
     // thumbnail, and the job goes on to the next one.
