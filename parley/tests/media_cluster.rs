@@ -1,0 +1,76 @@
+//! Media across processes: an upload on one edge, its thumbnail made by a
+//! processor, the message through the pipeline, the download on the other
+//! edge; access decided from what every node shares (the log, Redis, one
+//! media store).
+
+mod common;
+
+use common::cluster::*;
+use common::*;
+use serde_json::json;
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 40]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_crosses_edges_and_processes() {
+    let cl = Cluster::start().await;
+    let edges = cl.role("ingest");
+    let (one, two) = (edges[0].url.clone(), edges[1].url.clone());
+    let (_, bob) = alice_and_bob(&one).await;
+    register(&one, "carol").await;
+    let (at, _) = login(&one, "alice", None).await;
+    let (bt, _) = login(&two, "bob", None).await;
+    let (ct, _) = login(&two, "carol", None).await;
+
+    let bytes = jpeg(800, 600);
+    let r = reqwest::Client::new()
+        .post(format!("{one}/v1/media"))
+        .bearer_auth(&at)
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["media_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Made by a processor, served by the other edge.
+    let thumb = format!("/v1/media/{id}/thumbnail");
+    eventually("the thumbnail, through the other edge", WAIT, || {
+        let (url, at, path) = (two.clone(), at.clone(), thumb.clone());
+        async move { (get(&url, &at, &path).await.0 == 200).then_some(()) }
+    })
+    .await;
+
+    let mut a = Client::connect(&one, &at).await;
+    let mut b = Client::connect(&two, &bt).await;
+    a.send(json!({"type": "send", "client_msg_id": "pic", "to": {"user": bob.id},
+                  "body": {"media": {"media_id": id}}}))
+        .await;
+    a.expect("ack").await;
+    let msg = b.expect("msg").await;
+    assert_eq!(msg["body"]["media"]["width"], 800);
+    let fetch = |url: String, token: String| {
+        let id = id.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{url}/v1/media/{id}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = fetch(two.clone(), bt.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == bytes);
+    assert_eq!(fetch(two.clone(), ct.clone()).await.status(), 404);
+    assert_eq!(fetch(one.clone(), ct).await.status(), 404);
+}
