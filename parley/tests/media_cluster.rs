@@ -6,15 +6,9 @@
 mod common;
 
 use common::cluster::*;
+use common::media::jpeg_with_exif;
 use common::*;
 use serde_json::json;
-
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 40]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
-    out.into_inner()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_crosses_edges_and_processes() {
@@ -27,7 +21,7 @@ async fn media_crosses_edges_and_processes() {
     let (bt, _) = login(&two, "bob", None).await;
     let (ct, _) = login(&two, "carol", None).await;
 
-    let bytes = jpeg(800, 600);
+    let bytes = jpeg_with_exif(800, 600);
     let r = reqwest::Client::new()
         .post(format!("{one}/v1/media"))
         .bearer_auth(&at)
@@ -51,9 +45,11 @@ async fn media_crosses_edges_and_processes() {
 
     let mut a = Client::connect(&one, &at).await;
     let mut b = Client::connect(&two, &bt).await;
-    a.send(json!({"type": "send", "client_msg_id": "pic", "to": {"user": bob.id},
-                  "body": {"media": {"media_id": id}}}))
-        .await;
+    a.send(
+        json!({"type": "send", "client_msg_id": "pic", "to": {"user": bob.id},
+                  "body": {"media": {"media_id": id}}}),
+    )
+    .await;
     a.expect("ack").await;
     let msg = b.expect("msg").await;
     assert_eq!(msg["body"]["media"]["width"], 800);
