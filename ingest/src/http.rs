@@ -36,7 +36,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let router = Router::new()
-        .route("/v1/users", post(create_user))
+        .route("/v1/users", post(create_user).get(find_user))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/refresh", post(refresh_session))
         .route("/v1/sessions/idp", post(create_idp_session))
@@ -58,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
         .route("/readyz", get(readyz))
-        .merge(crate::media::routes());
+        .merge(crate::media::routes())
+        .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()
     } else {
@@ -349,6 +350,22 @@ async fn profile(
 fn user_id(id: &str) -> Result<UserId, ApiError> {
     id.parse()
         .map_err(|e| ApiError::bad_request(format!("user id {id:?}: {e}")))
+}
+
+#[derive(Deserialize)]
+struct FindUser {
+    username: String,
+}
+
+/// `GET /v1/users?username=NAME`: whom to write to, by name (sign-up
+/// tells whether a name is taken anyway); limited like reads.
+async fn find_user(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<FindUser>,
+) -> Result<Json<Profile>, ApiError> {
+    s.edge.guard().history.check(&caller.user)?;
+    Ok(Json(s.edge.accounts().profile_by_name(&q.username).await?))
 }
 
 async fn my_profile(State(s): State<AppState>, caller: Caller) -> Result<Json<Profile>, ApiError> {

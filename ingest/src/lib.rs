@@ -16,6 +16,8 @@
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
+//! - [`web`]: the web client (`web/`), built into the binary and served
+//!   at `/`.
 //! - [`auth`]: argon2id passwords and HS256 session tokens; [`idp`]:
 //!   sign-in with an outside provider's RS256/ES256 ID token (JWKS).
 //! - [`limits`]: every limit on what a client sends or holds open, with
@@ -38,6 +40,7 @@ pub mod limits;
 pub mod media;
 pub mod serve;
 pub mod socket;
+pub mod web;
 
 pub use limits::Limits;
 

@@ -287,6 +287,17 @@ impl Accounts {
         self.profile(user).await
     }
 
+    /// The profile of the user called `username`.
+    pub async fn profile_by_name(&self, username: &str) -> Result<Profile, ApiError> {
+        let a = self
+            .core
+            .state
+            .account_by_name(username)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no user of that name"))?;
+        self.profile(a.user_id).await
+    }
+
     pub async fn profile(&self, user: UserId) -> Result<Profile, ApiError> {
         let a = self
             .core

@@ -1,0 +1,25 @@
+// The page's own files, so it opens (and shows its outbox) offline. The
+// network comes first, so a new version is picked up at once; the API and
+// the socket never go through here.
+const SHELL = 'parley-shell-v1';
+const FILES = ['/', '/app.js', '/style.css'];
+
+self.addEventListener('install', (e) => {
+  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener('fetch', (e) => {
+  const url = new URL(e.request.url);
+  if (e.request.method !== 'GET' || !FILES.includes(url.pathname)) return;
+  e.respondWith(
+    fetch(e.request)
+      .then((r) => {
+        const copy = r.clone();
+        caches.open(SHELL).then((c) => c.put(e.request, copy));
+        return r;
+      })
+      .catch(() => caches.match(e.request)),
+  );
+});

@@ -1,0 +1,125 @@
+// The web client's scenario in a real browser (Debian's chromium, driven
+// by playwright-core): two people sign up through the page and chat,
+// ticks turn blue, messages written offline survive a reload and arrive
+// once and in order, a group of three, an image, and markup shown as text.
+// Usage: node scenario.mjs URL SHOTS_DIR IMAGE.png
+import { chromium } from 'playwright-core';
+
+const [url, shots, image] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const step = (s) => console.log(`step: ${s}`);
+let failed = null;
+
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await context.newPage();
+  page.on('dialog', (d) => {
+    failed = `a dialog opened in ${name}'s page: ${d.message()}`;
+    d.dismiss();
+  });
+  page.on('pageerror', (e) => console.log(`${name} page error: ${e.message}`));
+  await page.goto(url);
+  await page.getByLabel('Username', { exact: true }).fill(name);
+  await page.getByLabel('Password', { exact: true }).fill(`${name}-password`);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.locator('#me', { hasText: name }).waitFor();
+  return { name, context, page };
+}
+
+async function openChatWith(p, other) {
+  await p.page.getByLabel('Chat with (username)').fill(other);
+  await p.page.getByRole('button', { name: 'Open' }).click();
+  await p.page.locator('#chat-title', { hasText: other }).waitFor();
+}
+
+async function say(p, text) {
+  await p.page.getByLabel('Message').fill(text);
+  await p.page.getByRole('button', { name: 'Send' }).click();
+}
+
+async function openConversation(p, title) {
+  await p.page.locator('#conversations button', { hasText: title }).first().click();
+  await p.page.locator('#chat-title', { hasText: title }).waitFor();
+}
+
+const texts = (p) => p.page.locator('#messages li').evaluateAll((lis) =>
+  lis.map((li) => li.childNodes[li.childNodes.length - 2]?.textContent ?? ''));
+
+try {
+  step('alice and bob sign up through the page');
+  const alice = await person('alice');
+  const bob = await person('bob');
+
+  step('alice writes to bob; bob sees it');
+  await openChatWith(alice, 'bob');
+  await say(alice, 'hello bob');
+  await alice.page.locator('#messages li.mine .tick.sent, #messages li.mine .tick.delivered').first().waitFor();
+  await openConversation(bob, 'alice');
+  await bob.page.locator('#messages li', { hasText: 'hello bob' }).waitFor();
+
+  step('bob has the chat open: alice sees blue ticks');
+  await alice.page.locator('#messages li.mine .tick.read').first().waitFor();
+  await alice.page.screenshot({ path: `${shots}/alice-read.png` });
+
+  step('alice goes offline, writes twice, reloads, comes back');
+  await alice.context.setOffline(true);
+  await alice.page.locator('#offline').waitFor({ state: 'visible' });
+  await say(alice, 'offline one');
+  await say(alice, 'offline two');
+  await alice.page.locator('#messages li .tick.pending').nth(1).waitFor();
+  await alice.page.reload();
+  await alice.page.locator('#offline').waitFor({ state: 'visible' });
+  await alice.page.locator('#conversations button').first().click();
+  await alice.page.locator('#messages li', { hasText: 'offline two' }).locator('.tick.pending').waitFor();
+  await alice.page.screenshot({ path: `${shots}/alice-offline.png` });
+  await alice.context.setOffline(false);
+  await alice.page.locator('#offline').waitFor({ state: 'hidden' });
+  await bob.page.locator('#messages li', { hasText: 'offline two' }).waitFor();
+  await alice.page.locator('#messages li.mine .tick.pending').waitFor({ state: 'detached' });
+  const got = (await texts(bob)).filter((t) => t.startsWith('offline') || t === 'hello bob');
+  if (JSON.stringify(got) !== JSON.stringify(['hello bob', 'offline one', 'offline two'])) {
+    throw new Error(`bob got ${JSON.stringify(got)}`);
+  }
+
+  step('markup in a message is shown as text');
+  const markup = '<img src=x onerror=alert(1)>';
+  await say(alice, markup);
+  await bob.page.locator('#messages li', { hasText: markup }).waitFor();
+  if (await bob.page.locator('#messages img[src="x"]').count()) throw new Error('markup became an element');
+
+  step('a group of three');
+  const carol = await person('carol');
+  await alice.page.getByLabel('New group').fill('trio');
+  await alice.page.getByLabel('Members (usernames, comma separated)').fill('bob, carol');
+  await alice.page.getByRole('button', { name: 'Create' }).click();
+  await alice.page.locator('#chat-title', { hasText: 'trio' }).waitFor();
+  await say(alice, 'hi both');
+  for (const p of [bob, carol]) {
+    await openConversation(p, 'trio');
+    await p.page.locator('#messages li', { hasText: 'hi both' }).waitFor();
+  }
+  await alice.page.locator('#messages li.mine .tick.read').first().waitFor();
+
+  step('an image, with its thumbnail');
+  await openConversation(alice, 'bob');
+  await alice.page.getByLabel('Attach a file').setInputFiles(image);
+  await openConversation(bob, 'alice');
+  await bob.page.waitForFunction(() =>
+    [...document.querySelectorAll('#messages img')].some((i) => i.complete && i.naturalWidth > 0));
+  await bob.page.screenshot({ path: `${shots}/bob-chat.png` });
+
+  step('a phone-sized window');
+  await bob.page.setViewportSize({ width: 390, height: 800 });
+  await bob.page.screenshot({ path: `${shots}/bob-phone.png` });
+  if (failed) throw new Error(failed);
+  console.log('scenario passed');
+} catch (e) {
+  console.log(`scenario failed: ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
