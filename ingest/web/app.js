@@ -211,6 +211,26 @@ async function loadHistory(c) {
   const r = await api('GET', `/v1/conversations/${c.cid}/messages?limit=50`);
   for (const m of r.messages) if (!c.entries.has(m.msg_id)) upsert(c, fromFrame(m));
   c.loaded = true;
+  c.complete = r.messages.length < 50;
+}
+
+// Scrolling to the top loads the page of history before the oldest shown.
+async function loadOlder(c) {
+  if (c.complete || c.loadingOlder) return;
+  const oldest = ordered(c).find((e) => e.msg_id);
+  if (!oldest) return;
+  c.loadingOlder = true;
+  try {
+    const r = await api('GET', `/v1/conversations/${c.cid}/messages?limit=50&before=${oldest.msg_id}`);
+    for (const m of r.messages) if (!c.entries.has(m.msg_id)) upsert(c, fromFrame(m));
+    c.complete = r.messages.length < 50;
+    const ol = $('messages');
+    const below = ol.scrollHeight - ol.scrollTop;
+    renderChat(true);
+    ol.scrollTop = ol.scrollHeight - below;
+  } finally {
+    c.loadingOlder = false;
+  }
 }
 
 // ---- rendering -------------------------------------------------------------
@@ -260,7 +280,7 @@ const TICKS = {
   read: ['✓✓', 'read'],
 };
 
-function renderChat() {
+function renderChat(keepScroll) {
   const c = S.chats.get(S.open);
   if (!c) return;
   $('chat-title').textContent = c.title;
@@ -280,7 +300,7 @@ function renderChat() {
     li.append(meta);
     ol.append(li);
   }
-  ol.scrollTop = ol.scrollHeight;
+  if (!keepScroll) ol.scrollTop = ol.scrollHeight;
 }
 
 function media(m) {
@@ -301,6 +321,27 @@ function media(m) {
   }
   if (m.caption) box.append(el('div', {}, m.caption));
   return box;
+}
+
+// fetch() reports no upload progress; XMLHttpRequest does.
+function uploadWithProgress(file) {
+  const bar = $('upload-progress');
+  bar.hidden = false;
+  bar.value = 0;
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('POST', '/v1/media');
+    x.setRequestHeader('Authorization', `Bearer ${S.session.token}`);
+    x.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    x.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+    x.onload = () => {
+      const body = x.responseText ? JSON.parse(x.responseText) : null;
+      if (x.status === 201) resolve(body);
+      else reject(new ApiError(x.status, body));
+    };
+    x.onerror = () => reject(new Error('the connection failed'));
+    x.send(file);
+  });
 }
 
 async function blobUrl(path) {
@@ -324,7 +365,45 @@ async function openChat(cid) {
   renderChat();
   renderList();
   markRead(c);
+  $('chat-status').textContent = '';
+  $('group-panel').hidden = !c.to.group;
+  if (c.to.group) renderMembers(c);
+  else showPresence(c.to.user);
   $('text').focus();
+}
+
+async function showPresence(user) {
+  try {
+    onPresence(await api('GET', `/v1/users/${user}/presence`));
+  } catch {
+    // Hidden by their privacy setting, or offline: nothing shown.
+  }
+}
+
+async function renderMembers(c) {
+  const ul = $('members');
+  let g;
+  try {
+    g = await api('GET', `/v1/groups/${c.to.group}`);
+  } catch (e) {
+    ul.replaceChildren(el('li', {}, e.message));
+    return;
+  }
+  const mine = g.members.find((m) => m.user_id === me());
+  ul.replaceChildren();
+  for (const m of g.members) {
+    const li = el('li', {}, el('span', {}, `${await nameOf(m.user_id)}${m.admin ? ' (admin)' : ''}`));
+    if (mine && mine.admin && m.user_id !== me()) {
+      const b = el('button', { type: 'button' }, 'Remove');
+      b.ariaLabel = `Remove ${S.names.get(m.user_id)}`;
+      b.onclick = async () => {
+        await api('DELETE', `/v1/groups/${c.to.group}/members/${m.user_id}`);
+        renderMembers(c);
+      };
+      li.append(b);
+    }
+    ul.append(li);
+  }
 }
 
 // ---- the socket ------------------------------------------------------------
@@ -576,13 +655,30 @@ addEventListener('DOMContentLoaded', async () => {
     if (!f || !S.open) return;
     $('chat-status').textContent = `Uploading ${f.name}…`;
     try {
-      const up = await api('POST', '/v1/media', f);
+      const up = await uploadWithProgress(f);
       $('chat-status').textContent = '';
       await compose({ media: { media_id: up.media_id, mime: up.mime } });
     } catch (e) {
       $('chat-status').textContent = `Upload failed: ${e.message}`;
     }
+    $('upload-progress').hidden = true;
     $('file').value = '';
+  };
+  $('messages').onscroll = () => {
+    const c = S.chats.get(S.open);
+    if (c && $('messages').scrollTop < 40) loadOlder(c).catch(() => {});
+  };
+  $('add-member').onsubmit = async (ev) => {
+    ev.preventDefault();
+    const c = S.chats.get(S.open);
+    try {
+      const p = await api('GET', `/v1/users?username=${encodeURIComponent($('add-member-name').value.trim())}`);
+      await api('POST', `/v1/groups/${c.to.group}/members`, { user_id: p.user_id });
+      $('add-member-name').value = '';
+      renderMembers(c);
+    } catch (e) {
+      $('chat-status').textContent = e.status === 404 ? 'No user of that name.' : e.message;
+    }
   };
   addEventListener('online', () => { S.backoff = 250; connect(); });
   addEventListener('offline', () => {

@@ -103,9 +103,18 @@ try {
     await p.page.locator('#messages li', { hasText: 'hi both' }).waitFor();
   }
   await alice.page.locator('#messages li.mine .tick.read').first().waitFor();
+  await alice.page.locator('#group-panel summary').click();
+  await alice.page.locator('#members li').nth(2).waitFor();
+  const members = await alice.page.locator('#members li span').allTextContents();
+  if (JSON.stringify(members.sort()) !== JSON.stringify(['alice (admin)', 'bob', 'carol'])) {
+    throw new Error(`members: ${JSON.stringify(members)}`);
+  }
+
+  step('presence in a 1:1 chat header');
+  await openConversation(alice, 'bob');
+  await alice.page.locator('#chat-status', { hasText: 'online' }).waitFor();
 
   step('an image, with its thumbnail');
-  await openConversation(alice, 'bob');
   await alice.page.getByLabel('Attach a file').setInputFiles(image);
   await openConversation(bob, 'alice');
   await bob.page.waitForFunction(() =>
