@@ -1,0 +1,178 @@
+//! The connection loop: connect, sync from the last stored `seq`, send
+//! the outbox, handle frames, heartbeat; after any loss, connect again
+//! with exponential backoff and jitter (and a renewed token when the old
+//! one is refused).
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use parley_schemas::wire::{
+    ClientFrame, ErrorCode, HeartbeatFrame, ReceivedFrame, ServerFrame, SyncFrame,
+};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{frame, Client, Event};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The protocol asks for a heartbeat at least every 5 s.
+const HEARTBEAT: Duration = Duration::from_secs(4);
+
+pub(crate) async fn run(client: Client) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let stopped = client.inner.stop.notified();
+        tokio::pin!(stopped);
+        tokio::select! {
+            _ = &mut stopped => return,
+            connected = session(&client) => match connected {
+                Ok(()) => backoff = BACKOFF_MIN,
+                Err(refused) => {
+                    if refused {
+                        client.refresh().await;
+                    }
+                }
+            }
+        }
+        client.emit(Event::Disconnected);
+        let jitter = rand::random::<f64>() + 0.5;
+        tokio::select! {
+            _ = client.inner.stop.notified() => return,
+            _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One socket, until it closes: `Ok` if it was open, `Err(true)` if the
+/// upgrade was refused (a stale token), `Err(false)` if it never opened.
+async fn session(client: &Client) -> Result<(), bool> {
+    let Ok(Some(s)) = client.session() else {
+        return Err(false);
+    };
+    let url = format!("{}/v1/ws", client.inner.url.replacen("http", "ws", 1));
+    let mut req = url.into_client_request().map_err(|_| false)?;
+    let auth = format!("Bearer {}", s.token).parse().map_err(|_| false)?;
+    req.headers_mut().insert("authorization", auth);
+    let (ws, _) = match tokio_tungstenite::connect_async(req).await {
+        Ok(ok) => ok,
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            return Err(r.status().as_u16() == 401)
+        }
+        Err(_) => return Err(false),
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    // From the last seq stored here: what the server replays from there
+    // is dropped if stored already.
+    // Sends made from now on go through the channel (after the outbox
+    // below, perhaps twice: a resend is harmless, a send lost is not).
+    *client.inner.socket.lock().expect("socket lock") = Some(tx);
+    let since = client.store().seq().unwrap_or(0);
+    let mut first = vec![frame(ClientFrame::Sync(SyncFrame {
+        since: (since > 0).then_some(since),
+    }))];
+    for m in client.outbox().unwrap_or_default() {
+        first.push(frame(ClientFrame::Send(parley_schemas::wire::SendFrame {
+            client_msg_id: m.client_msg_id,
+            to: m.to,
+            body: m.body,
+        })));
+    }
+    for f in first {
+        if sink.send(Message::text(f)).await.is_err() {
+            *client.inner.socket.lock().expect("socket lock") = None;
+            return Ok(());
+        }
+    }
+    client.emit(Event::Connected);
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let result = loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(text) => if sink.send(Message::text(text)).await.is_err() { break Ok(()) },
+                None => break Ok(()),
+            },
+            _ = beat.tick() => {
+                let hb = frame(ClientFrame::Heartbeat(HeartbeatFrame { active: true }));
+                if sink.send(Message::text(hb)).await.is_err() { break Ok(()) }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(reply) = handle(client, &t) {
+                        if sink.send(Message::text(reply)).await.is_err() { break Ok(()) }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Ok(()),
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    *client.inner.socket.lock().expect("socket lock") = None;
+    result
+}
+
+/// Handles one server frame; what to answer on the socket, if anything.
+fn handle(client: &Client, text: &str) -> Option<String> {
+    let Ok(f) = serde_json::from_str::<ServerFrame>(text) else {
+        tracing::warn!(frame = text, "unreadable frame");
+        return None;
+    };
+    match f {
+        ServerFrame::Msg(m) => {
+            // Stored, then confirmed: never the other way round.
+            let added = client.store().put_message(&m);
+            match added {
+                Ok(added) => {
+                    let seq = m.seq;
+                    if added {
+                        client.emit(Event::Message(m));
+                    }
+                    seq.map(|seq| frame(ClientFrame::Received(ReceivedFrame { seq })))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "a message could not be stored; not confirmed");
+                    None
+                }
+            }
+        }
+        ServerFrame::Ack(a) => {
+            // Our own message joins the conversation as the server has it
+            // (a replay from the inbox later is then a duplicate).
+            if let Err(e) = client.store().acked(&a) {
+                tracing::error!(error = %e, "an acked message stays in the outbox");
+            }
+            client.emit(Event::Acked(a));
+            None
+        }
+        ServerFrame::Error(e) => {
+            let retry = matches!(e.code, ErrorCode::RateLimited | ErrorCode::Unavailable);
+            if let (Some(id), false) = (e.reference.clone(), retry) {
+                let _ = client.store().pop_outbox(&id);
+                client.emit(Event::Refused {
+                    client_msg_id: id,
+                    error: parley_schemas::wire::ErrorBody {
+                        code: e.code,
+                        message: e.message,
+                    },
+                });
+            }
+            None
+        }
+        ServerFrame::Status(s) => {
+            client.emit(Event::Status(s));
+            None
+        }
+        ServerFrame::Presence(p) => {
+            client.emit(Event::Presence(p));
+            None
+        }
+        ServerFrame::Typing(t) => {
+            client.emit(Event::Typing(t));
+            None
+        }
+        ServerFrame::History(_) => None,
+    }
+}

@@ -1,0 +1,249 @@
+//! A Rust client for Parley (`shared/protocol.md`), for apps, bots and
+//! tools: sign-in with renewed tokens, one WebSocket kept open (reconnect
+//! with backoff and jitter), and a SQLite file that holds what a phone
+//! would: the outbox, the messages received and the last `seq` stored.
+//!
+//! The guarantees it adds to the server's:
+//! - a message handed to [`Client::send_text`] is in the outbox before
+//!   the call returns, and is sent (again, with the same `client_msg_id`)
+//!   on every connect until it is acked: through a killed process or a
+//!   network gone for days, it arrives once;
+//! - a received message is stored before it is confirmed (`received`),
+//!   and a reconnect syncs from the last one stored, so none is lost and
+//!   a replayed one is dropped by its `msg_id`.
+//!
+//! Layout:
+//! - this file: [`Client`] (sign-in, send, read) and [`Event`];
+//! - `conn`: the connection loop (connect, sync, flush the outbox,
+//!   handle frames, heartbeat, reconnect);
+//! - [`store`]: the SQLite file; [`error`]: [`ClientError`].
+
+mod conn;
+pub mod error;
+pub mod store;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use parley_schemas::ids::{ConversationId, UserId};
+use parley_schemas::wire::{
+    Ack, Body, ClientFrame, ErrorBody, MsgFrame, PresenceFrame, Recipient, SendFrame, StatusFrame,
+    TypingNotice,
+};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, Notify};
+
+pub use error::{ClientError, Result};
+pub use store::{Outgoing, Session, Store};
+
+/// What happens, as the client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Connected,
+    Disconnected,
+    /// A new message (never a replay of one already stored).
+    Message(MsgFrame),
+    /// One of ours is durably on the server (one tick).
+    Acked(Ack),
+    /// Refused for good (`forbidden`, `bad_request`, ...): out of the outbox.
+    Refused {
+        client_msg_id: String,
+        error: ErrorBody,
+    },
+    Status(StatusFrame),
+    Presence(PresenceFrame),
+    Typing(TypingNotice),
+}
+
+/// A Parley client bound to one SQLite file; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    http: reqwest::Client,
+    store: Mutex<Store>,
+    events: broadcast::Sender<Event>,
+    /// Frames for the socket now open, if one is.
+    socket: Mutex<Option<mpsc::UnboundedSender<String>>>,
+    stop: Notify,
+}
+
+impl Client {
+    /// A client of the server at `url` (`http://HOST:PORT`), keeping its
+    /// state in the SQLite file `db` (made if missing).
+    pub fn open(db: impl AsRef<Path>, url: &str) -> Result<Client> {
+        let (events, _) = broadcast::channel(4096);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                url: url.trim_end_matches('/').to_owned(),
+                http: reqwest::Client::new(),
+                store: Mutex::new(Store::open(db.as_ref())?),
+                events,
+                socket: Mutex::new(None),
+                stop: Notify::new(),
+            }),
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.inner.store.lock().expect("the store lock")
+    }
+
+    /// Registers `username`; `conflict` if it is taken.
+    pub async fn sign_up(&self, username: &str, password: &str) -> Result<UserId> {
+        let v = self
+            .post(
+                "/v1/users",
+                json!({"username": username, "password": password}),
+            )
+            .await?;
+        v["user_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ClientError::Protocol(format!("sign-up answered {v}")))
+    }
+
+    /// Signs in, as the device this file signed in as before if it did.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<Session> {
+        let mut body = json!({"username": username, "password": password});
+        if let Some(s) = self.session()?.filter(|s| s.username == username) {
+            body["device_id"] = json!(s.device_id.to_string());
+        }
+        let v = self.post("/v1/sessions", body).await?;
+        let parse = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok());
+        let session = Session {
+            user_id: UserId(parse("user_id").ok_or_else(|| bad_answer(&v))?),
+            device_id: parley_schemas::ids::DeviceId(
+                parse("device_id").ok_or_else(|| bad_answer(&v))?,
+            ),
+            username: username.to_owned(),
+            token: v["token"]
+                .as_str()
+                .ok_or_else(|| bad_answer(&v))?
+                .to_owned(),
+            refresh_token: v["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        };
+        self.store().set_session(&session)?;
+        Ok(session)
+    }
+
+    /// The stored session, if this file signed in.
+    pub fn session(&self) -> Result<Option<Session>> {
+        self.store().session()
+    }
+
+    /// Renews the access token with the refresh token; false if that failed.
+    pub(crate) async fn refresh(&self) -> bool {
+        let Ok(Some(s)) = self.session() else {
+            return false;
+        };
+        let Ok(v) = self
+            .post(
+                "/v1/sessions/refresh",
+                json!({"refresh_token": s.refresh_token}),
+            )
+            .await
+        else {
+            return false;
+        };
+        let (Some(token), Some(refresh)) = (v["token"].as_str(), v["refresh_token"].as_str())
+        else {
+            return false;
+        };
+        let renewed = Session {
+            token: token.to_owned(),
+            refresh_token: refresh.to_owned(),
+            ..s
+        };
+        self.store().set_session(&renewed).is_ok()
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        let r = self
+            .inner
+            .http
+            .post(format!("{}{path}", self.inner.url))
+            .json(&body)
+            .send()
+            .await?;
+        let ok = r.status().is_success();
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        if ok {
+            return Ok(v);
+        }
+        let e: ErrorBody = serde_json::from_value(v.clone()).map_err(|_| bad_answer(&v))?;
+        Err(ClientError::Server {
+            code: e.code,
+            message: e.message,
+        })
+    }
+
+    /// Every event from now on.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Keeps a socket open (connecting again after every loss) until
+    /// [`stop`](Self::stop): spawn it.
+    pub async fn run(&self) {
+        conn::run(self.clone()).await
+    }
+
+    /// Ends [`run`](Self::run).
+    pub fn stop(&self) {
+        self.inner.stop.notify_waiters();
+    }
+
+    /// Puts a text message in the outbox and sends it if connected; its
+    /// `client_msg_id`. It is in the SQLite file before this returns.
+    pub fn send_text(&self, to: Recipient, text: &str) -> Result<String> {
+        let m = Outgoing {
+            client_msg_id: format!("{:032x}", rand::random::<u128>()),
+            to,
+            body: Body::Text(text.to_owned()),
+        };
+        self.store().push_outbox(&m)?;
+        self.send_frame(&m);
+        Ok(m.client_msg_id)
+    }
+
+    /// Messages waiting for their ack.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>> {
+        self.store().outbox()
+    }
+
+    /// A conversation's messages as stored here, oldest first.
+    pub fn messages(&self, conversation: &ConversationId) -> Result<Vec<MsgFrame>> {
+        self.store().messages(conversation)
+    }
+
+    fn send_frame(&self, m: &Outgoing) {
+        self.send_raw(frame(ClientFrame::Send(SendFrame {
+            client_msg_id: m.client_msg_id.clone(),
+            to: m.to,
+            body: m.body.clone(),
+        })));
+    }
+
+    fn send_raw(&self, text: String) {
+        if let Some(tx) = self.inner.socket.lock().expect("socket lock").as_ref() {
+            let _ = tx.send(text);
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.inner.events.send(e);
+    }
+}
+
+/// A client frame as the wire has it.
+pub(crate) fn frame(f: ClientFrame) -> String {
+    serde_json::to_string(&f).expect("client frames serialize")
+}
+
+fn bad_answer(v: &serde_json::Value) -> ClientError {
+    ClientError::Protocol(format!("unexpected answer {v}"))
+}

@@ -1,0 +1,215 @@
+//! The client against a real `parley up` on a free port: a sender killed
+//! in the middle of sending and started again, messages composed while
+//! the server is down, and two devices of one user in step.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use parley_client::{Client, Event};
+use parley_schemas::ids::{ConversationId, UserId};
+use parley_schemas::wire::{Body, Recipient};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `parley up` in this process, on `addr` (port 0: a free one).
+struct Server {
+    url: String,
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+async fn up(data: &Path, addr: SocketAddr) -> Server {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = parley::Config {
+        data_dir: data.to_path_buf(),
+        argon2_memory_kib: 1024,
+        ..parley::Config::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        parley::up(&cfg, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|e| format!("{e:#}"))
+    });
+    let url = format!("http://{addr}");
+    // Ready once it answers; sign-ups come right after.
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !http
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "parley up did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server {
+        url,
+        addr,
+        stop,
+        task,
+    }
+}
+
+impl Server {
+    async fn down(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// A signed-up, signed-in client on its own file, running.
+async fn person(dir: &Path, url: &str, name: &str, file: &str) -> (Client, UserId) {
+    let c = Client::open(dir.join(file), url).unwrap();
+    let _ = c.sign_up(name, "a-long-password").await;
+    let s = c.sign_in(name, "a-long-password").await.unwrap();
+    let runner = c.clone();
+    tokio::spawn(async move { runner.run().await });
+    (c, s.user_id)
+}
+
+/// The texts of the next `n` new messages on `events`, in arrival order.
+async fn texts(events: &mut tokio::sync::broadcast::Receiver<Event>, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while out.len() < n {
+            if let Event::Message(m) = events.recv().await.unwrap() {
+                if let Body::Text(t) = m.body {
+                    out.push(t);
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {n} messages arrived: {out:?}", out.len()));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_killed_mid_send_and_restarted_delivers_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let mut events = bob.events();
+    let (_, _alice_id) = person(dir.path(), &s.url, "alice", "alice-signup.db").await;
+    let args = [
+        dir.path().join("alice.db").to_str().unwrap().to_owned(),
+        s.url.clone(),
+        "alice".to_owned(),
+        "a-long-password".to_owned(),
+        bob_id.to_string(),
+    ];
+    let sender = move |count: &str| {
+        Command::new(env!("CARGO_BIN_EXE_parley-client-send"))
+            .args(&args)
+            .arg(count)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    const N: usize = 300;
+    let mut first = sender(&N.to_string());
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "composed");
+    assert_eq!(lines.next().unwrap().unwrap(), "first ack");
+    // Killed while it sends: some acked, some on the wire, some not sent.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = tokio::task::spawn_blocking(move || sender("0").wait_with_output().unwrap());
+    let out = tokio::time::timeout(WAIT, second).await.unwrap().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("sent"), "{said}");
+    // The restart had something left to send (the kill was mid-way).
+    assert!(said.contains("first ack"), "{said}");
+
+    let got = texts(&mut events, N).await;
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want, "each once, in order");
+    // Nothing more comes: no duplicate after the last.
+    let c = ConversationId::direct(_alice_id, bob_id);
+    assert_eq!(bob.messages(&c).unwrap().len(), N);
+    s.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_composed_while_the_server_is_down_arrive_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("server");
+    let s = up(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, _) = person(dir.path(), &s.url, "alice", "alice.db").await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let mut events = bob.events();
+    let (url, addr) = (s.url.clone(), s.addr);
+    s.down().await;
+
+    for t in ["one", "two", "three"] {
+        alice.send_text(Recipient::User(bob_id), t).unwrap();
+    }
+    assert_eq!(alice.outbox().unwrap().len(), 3);
+    let s = up(&data, addr).await;
+    assert_eq!(s.url, url);
+    assert_eq!(texts(&mut events, 3).await, ["one", "two", "three"]);
+    // Acked too: the outbox empties (the acks may have come before bob's
+    // messages, so the store is asked, not the event stream).
+    let mut acked = alice.events();
+    tokio::time::timeout(WAIT, async {
+        while !alice.outbox().unwrap().is_empty() {
+            let _ = acked.recv().await;
+        }
+    })
+    .await
+    .unwrap();
+    s.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_user_stay_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (phone, alice_id) = person(dir.path(), &s.url, "alice", "phone.db").await;
+    let (laptop, _) = person(dir.path(), &s.url, "alice", "laptop.db").await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let (mut on_phone, mut on_laptop) = (phone.events(), laptop.events());
+    bob.send_text(Recipient::User(alice_id), "to both").unwrap();
+    assert_eq!(texts(&mut on_phone, 1).await, ["to both"]);
+    assert_eq!(texts(&mut on_laptop, 1).await, ["to both"]);
+    // Sent from the phone: the laptop gets it as the user's own message.
+    let mut phone_acks = phone.events();
+    phone
+        .send_text(Recipient::User(bob_id), "from the phone")
+        .unwrap();
+    assert_eq!(texts(&mut on_laptop, 1).await, ["from the phone"]);
+    tokio::time::timeout(WAIT, async {
+        while !matches!(phone_acks.recv().await.unwrap(), Event::Acked(_)) {}
+    })
+    .await
+    .unwrap();
+    let c = ConversationId::direct(alice_id, bob_id);
+    let view = |client: &Client| -> BTreeMap<u64, String> {
+        client
+            .messages(&c)
+            .unwrap()
+            .into_iter()
+            .map(|m| match m.body {
+                Body::Text(t) => (m.msg_id.0, t),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(view(&phone).len(), 2);
+    assert_eq!(view(&phone), view(&laptop));
+    s.down().await;
+}
