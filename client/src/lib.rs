@@ -161,6 +161,42 @@ impl Client {
         self.store().set_session(&renewed).is_ok()
     }
 
+    /// The id of the user called `username`.
+    pub async fn user_by_name(&self, username: &str) -> Result<UserId> {
+        let s = self.session()?.ok_or(ClientError::SignedOut)?;
+        let r = self
+            .inner
+            .http
+            .get(format!("{}/v1/users", self.inner.url))
+            .query(&[("username", username)])
+            .bearer_auth(&s.token)
+            .send()
+            .await?;
+        let v = answer(r).await?;
+        v["user_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .map(UserId)
+            .ok_or_else(|| bad_answer(&v))
+    }
+
+    /// The username of user `id`.
+    pub async fn username(&self, id: UserId) -> Result<String> {
+        let s = self.session()?.ok_or(ClientError::SignedOut)?;
+        let r = self
+            .inner
+            .http
+            .get(format!("{}/v1/users/{id}", self.inner.url))
+            .bearer_auth(&s.token)
+            .send()
+            .await?;
+        let v = answer(r).await?;
+        v["username"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| bad_answer(&v))
+    }
+
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
         let r = self
             .inner
@@ -169,16 +205,7 @@ impl Client {
             .json(&body)
             .send()
             .await?;
-        let ok = r.status().is_success();
-        let v: serde_json::Value = r.json().await.unwrap_or_default();
-        if ok {
-            return Ok(v);
-        }
-        let e: ErrorBody = serde_json::from_value(v.clone()).map_err(|_| bad_answer(&v))?;
-        Err(ClientError::Server {
-            code: e.code,
-            message: e.message,
-        })
+        answer(r).await
     }
 
     /// Every event from now on.
@@ -237,6 +264,20 @@ impl Client {
     fn emit(&self, e: Event) {
         let _ = self.inner.events.send(e);
     }
+}
+
+/// A JSON answer, or the protocol's error as a [`ClientError::Server`].
+async fn answer(r: reqwest::Response) -> Result<serde_json::Value> {
+    let ok = r.status().is_success();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    if ok {
+        return Ok(v);
+    }
+    let e: ErrorBody = serde_json::from_value(v.clone()).map_err(|_| bad_answer(&v))?;
+    Err(ClientError::Server {
+        code: e.code,
+        message: e.message,
+    })
 }
 
 /// A client frame as the wire has it.

@@ -35,6 +35,8 @@ enum Role {
     /// Run one of the analysts' ready queries on the ClickHouse history and
     /// print a table; without a name, list them
     Analytics(AnalyticsArgs),
+    /// A terminal chat with a running Parley (a client, not a role)
+    Chat(parley::chat::ChatArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +78,7 @@ async fn main() -> Result<()> {
         }
         Role::Migrate(args) => migrate(&args.load()?).await,
         Role::Analytics(args) => analytics(&args).await,
+        Role::Chat(args) => parley::chat::chat(args).await,
         Role::Ingest(args) => {
             let (cfg, listener) = bind(&args).await?;
             parley::raise_open_files_limit();
