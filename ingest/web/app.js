@@ -295,7 +295,8 @@ function renderChat(keepScroll) {
     const meta = el('span', { className: 'meta' }, new Date(Number(e.ts) || Date.now()).toLocaleTimeString());
     if (e.mine) {
       const [sym, label] = TICKS[e.tick] || TICKS.sent;
-      meta.append(' ', el('span', { className: `tick ${e.tick}`, title: label, ariaLabel: label }, sym));
+      const who = e.readBy ? `; read by ${[...e.readBy].map((u) => S.names.get(u) || u).join(', ')}` : '';
+      meta.append(' ', el('span', { className: `tick ${e.tick}`, title: label + who, ariaLabel: label + who }, sym));
     }
     li.append(meta);
     ol.append(li);
@@ -406,6 +407,34 @@ async function renderMembers(c) {
   }
 }
 
+// ---- profile, contacts, privacy -------------------------------------------
+
+async function loadSettings() {
+  const [me, privacy, contacts] = await Promise.all([
+    api('GET', '/v1/users/me'),
+    api('GET', '/v1/users/me/privacy'),
+    api('GET', '/v1/contacts'),
+  ]);
+  $('display-name').value = me.display_name;
+  $('about').value = me.about || '';
+  $('privacy').value = privacy.presence;
+  renderContacts(contacts.contacts);
+}
+
+function renderContacts(list) {
+  const ul = $('contacts');
+  ul.replaceChildren();
+  for (const c of list) {
+    const b = el('button', { type: 'button' }, 'Remove');
+    b.ariaLabel = `Remove ${c.display_name} from contacts`;
+    b.onclick = async () => {
+      await api('DELETE', `/v1/contacts/${c.user_id}`);
+      renderContacts((await api('GET', '/v1/contacts')).contacts);
+    };
+    ul.append(el('li', {}, el('span', {}, c.display_name), b));
+  }
+}
+
 // ---- the socket ------------------------------------------------------------
 
 function connect() {
@@ -498,9 +527,20 @@ function onMsg(m) {
 function onStatus(s) {
   const c = S.chats.get(s.conversation_id);
   if (!c) return;
-  // Cumulative: every one of my messages up to msg_id; in a group only
-  // the aggregate (`all`) moves the ticks.
-  if (c.to.group && !s.all) return;
+  // Cumulative: every one of my messages up to msg_id. In a group a
+  // member's receipt is noted per message (who has read it) and only the
+  // aggregate (`all`) moves the ticks.
+  if (c.to.group && !s.all) {
+    for (const e of c.entries.values()) {
+      if (e.mine && e.msg_id && big(e.msg_id) <= big(s.msg_id)) {
+        const set = s.status === 'read' ? 'readBy' : 'deliveredTo';
+        (e[set] = e[set] || new Set()).add(s.by);
+        nameOf(s.by);
+      }
+    }
+    if (S.open === c.cid) renderChat(true);
+    return;
+  }
   const rank = { sent: 0, delivered: 1, read: 2 };
   for (const e of c.entries.values()) {
     if (e.mine && e.msg_id && big(e.msg_id) <= big(s.msg_id) && rank[s.status] > (rank[e.tick] ?? 0)) {
@@ -663,6 +703,37 @@ addEventListener('DOMContentLoaded', async () => {
     }
     $('upload-progress').hidden = true;
     $('file').value = '';
+  };
+  $('settings').ontoggle = () => {
+    if ($('settings').open) loadSettings().catch((e) => { $('nav-error').textContent = e.message; });
+  };
+  $('profile').onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const p = await api('PATCH', '/v1/users/me', {
+        display_name: $('display-name').value.trim(),
+        about: $('about').value.trim(),
+      });
+      $('me').textContent = p.display_name;
+      $('nav-error').textContent = 'Profile saved.';
+    } catch (e) {
+      $('nav-error').textContent = e.message;
+    }
+  };
+  $('privacy').onchange = () =>
+    api('PUT', '/v1/users/me/privacy', { presence: $('privacy').value })
+      .then(() => { $('nav-error').textContent = 'Privacy saved.'; })
+      .catch((e) => { $('nav-error').textContent = e.message; });
+  $('add-contact').onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const p = await api('GET', `/v1/users?username=${encodeURIComponent($('contact-name').value.trim())}`);
+      await api('POST', '/v1/contacts', { user_id: p.user_id });
+      $('contact-name').value = '';
+      renderContacts((await api('GET', '/v1/contacts')).contacts);
+    } catch (e) {
+      $('nav-error').textContent = e.status === 404 ? 'No user of that name.' : e.message;
+    }
   };
   $('messages').onscroll = () => {
     const c = S.chats.get(S.open);

@@ -121,6 +121,17 @@ try {
     [...document.querySelectorAll('#messages img')].some((i) => i.complete && i.naturalWidth > 0));
   await bob.page.screenshot({ path: `${shots}/bob-chat.png` });
 
+  step('profile, contacts and privacy');
+  await carol.page.locator('#settings summary').click();
+  await carol.page.getByLabel('Display name').fill('Carol C.');
+  await carol.page.getByRole('button', { name: 'Save profile' }).click();
+  await carol.page.locator('#nav-error', { hasText: 'Profile saved.' }).waitFor();
+  await carol.page.getByLabel('Add a contact (username)').fill('alice');
+  await carol.page.getByRole('button', { name: 'Add contact' }).click();
+  await carol.page.locator('#contacts li', { hasText: 'alice' }).waitFor();
+  await carol.page.getByLabel("Who sees when I'm online").selectOption('contacts');
+  await carol.page.locator('#nav-error', { hasText: 'Privacy saved.' }).waitFor();
+
   step('a phone-sized window');
   await bob.page.setViewportSize({ width: 390, height: 800 });
   await bob.page.screenshot({ path: `${shots}/bob-phone.png` });
