@@ -310,7 +310,10 @@ function media(m) {
   if ((m.mime || '').startsWith('image/')) {
     const img = el('img', { alt: m.caption || 'image' });
     blobUrl(src).then((u) => { img.src = u; }, () => { img.alt = 'image not available yet'; });
-    box.append(img);
+    // The thumbnail opens the full image.
+    const open = el('button', { type: 'button', className: 'image', ariaLabel: 'Open the full image' }, img);
+    open.onclick = async () => window.open(await blobUrl(`/v1/media/${m.media_id}`), '_blank');
+    box.append(open);
   } else {
     const a = el('button', { type: 'button' }, `Download ${m.mime || 'file'}`);
     a.onclick = async () => {
