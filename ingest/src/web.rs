@@ -33,37 +33,24 @@ fn file(body: &'static str, mime: &'static str) -> Response {
     r
 }
 
+/// The page's files: path, contents, type.
+const FILES: [(&str, &str, &str); 9] = [
+    ("/", include_str!("../web/index.html"), HTML),
+    ("/style.css", include_str!("../web/style.css"), CSS),
+    ("/sw.js", include_str!("../web/sw.js"), JS),
+    ("/app.js", include_str!("../web/app.js"), JS),
+    ("/state.js", include_str!("../web/state.js"), JS),
+    ("/http.js", include_str!("../web/http.js"), JS),
+    ("/accounts.js", include_str!("../web/accounts.js"), JS),
+    ("/chats.js", include_str!("../web/chats.js"), JS),
+    ("/socket.js", include_str!("../web/socket.js"), JS),
+];
+const JS: &str = "text/javascript; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async {
-                file(
-                    include_str!("../web/index.html"),
-                    "text/html; charset=utf-8",
-                )
-            }),
-        )
-        .route(
-            "/app.js",
-            get(|| async {
-                file(
-                    include_str!("../web/app.js"),
-                    "text/javascript; charset=utf-8",
-                )
-            }),
-        )
-        .route(
-            "/sw.js",
-            get(|| async {
-                file(
-                    include_str!("../web/sw.js"),
-                    "text/javascript; charset=utf-8",
-                )
-            }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { file(include_str!("../web/style.css"), "text/css; charset=utf-8") }),
-        )
+    FILES.iter().fold(Router::new(), |r, &(path, body, mime)| {
+        r.route(path, get(move || async move { file(body, mime) }))
+    })
 }

@@ -1,8 +1,9 @@
 // The page's own files, so it opens (and shows its outbox) offline. The
 // network comes first, so a new version is picked up at once; the API and
 // the socket never go through here.
-const SHELL = 'parley-shell-v1';
-const FILES = ['/', '/app.js', '/style.css'];
+const SHELL = 'parley-shell-v2';
+const FILES = ['/', '/style.css', '/app.js', '/state.js', '/http.js', '/accounts.js', '/chats.js',
+  '/socket.js'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
