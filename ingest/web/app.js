@@ -11,8 +11,8 @@ import { $, S, openDb } from './state.js';
 import { api, uploadWithProgress } from './http.js';
 import { signIn, signOut, signUp } from './accounts.js';
 import {
-  chat, directId, loadConversations, loadOlder, loadSettings, me, openChat, renderContacts,
-  renderList, renderMembers,
+  avatarUrl, chat, directId, loadConversations, loadOlder, loadSettings, me, openChat,
+  renderContacts, renderList, renderMembers,
 } from './chats.js';
 import { compose, connect, markRead, restoreOutbox, setOffline } from './socket.js';
 
@@ -130,6 +130,21 @@ addEventListener('DOMContentLoaded', async () => {
     } catch (e) {
       $('nav-error').textContent = e.message;
     }
+  };
+  $('avatar').onchange = async () => {
+    const f = $('avatar').files[0];
+    if (!f) return;
+    try {
+      const up = await uploadWithProgress(f);
+      await api('PATCH', '/v1/users/me', { avatar_media_id: up.media_id });
+      $('avatar-preview').src = await avatarUrl(up.media_id);
+      $('avatar-preview').hidden = false;
+      $('nav-error').textContent = 'Avatar saved.';
+    } catch (e) {
+      $('nav-error').textContent = e.message;
+    }
+    $('upload-progress').hidden = true;
+    $('avatar').value = '';
   };
   $('privacy').onchange = () =>
     api('PUT', '/v1/users/me/privacy', { presence: $('privacy').value })

@@ -228,12 +228,38 @@ export async function openChat(cid) {
   markRead(c);
   $('chat-status').textContent = '';
   $('group-panel').hidden = !c.to.group;
+  showAvatar(c.to.user);
   if (c.to.group) renderMembers(c);
   else showPresence(c.to.user);
   $('text').focus();
 }
 
-export async function showPresence(user) {
+export // The other person's avatar beside the chat's title, if they have one.
+async function showAvatar(user) {
+  const img = $('chat-avatar');
+  img.hidden = true;
+  if (!user) return;
+  try {
+    const p = await api('GET', `/v1/users/${user}`);
+    if (!p.avatar_media_id || S.open !== directId(me(), user)) return;
+    img.src = await avatarUrl(p.avatar_media_id);
+    img.alt = `${p.display_name}'s avatar`;
+    img.hidden = false;
+  } catch {
+    // No avatar shown.
+  }
+}
+
+// An avatar's thumbnail, or the picture itself while it has none.
+export async function avatarUrl(id) {
+  try {
+    return await blobUrl(`/v1/media/${id}/thumbnail`);
+  } catch {
+    return blobUrl(`/v1/media/${id}`);
+  }
+}
+
+async function showPresence(user) {
   try {
     onPresence(await api('GET', `/v1/users/${user}/presence`));
   } catch {
@@ -277,6 +303,10 @@ export async function loadSettings() {
   ]);
   $('display-name').value = me.display_name;
   $('about').value = me.about || '';
+  if (me.avatar_media_id) {
+    $('avatar-preview').src = await avatarUrl(me.avatar_media_id);
+    $('avatar-preview').hidden = false;
+  }
   $('privacy').value = privacy.presence;
   renderContacts(contacts.contacts);
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use common::media;
 use serde_json::{json, Value};
 
 async fn patch(url: &str, token: &str, body: Value) -> (u16, Value) {
@@ -26,15 +27,27 @@ async fn profiles_change_by_log_events_and_refuse_bad_values() {
         json!({"user_id": alice.id, "username": "alice", "display_name": "alice", "about": ""})
     );
 
+    // An avatar is a picture the user uploaded; before it is one, no one
+    // else may fetch it.
+    let (_, up) = media::upload(&s.url, &at, "image/png", media::png_like(500, 7)).await;
+    let avatar = up["media_id"].as_str().unwrap().to_owned();
+    assert_eq!(media::status_of(&s.url, &bt, &avatar).await, 404);
     let (status, p) = patch(
         &s.url,
         &at,
-        json!({"display_name": "Alice A.", "about": "at work", "avatar_media_id": "m-42"}),
+        json!({"display_name": "Alice A.", "about": "at work", "avatar_media_id": avatar}),
     )
     .await;
     assert_eq!(status, 200, "{p}");
     let want = json!({"user_id": alice.id, "username": "alice", "display_name": "Alice A.",
-                      "about": "at work", "avatar_media_id": "m-42"});
+                      "about": "at work", "avatar_media_id": avatar});
+    assert_eq!(media::status_of(&s.url, &bt, &avatar).await, 200);
+    // Someone else's upload, or an id that is none, cannot be an avatar.
+    let (_, theirs) = media::upload(&s.url, &bt, "image/png", media::png_like(500, 8)).await;
+    for other in [theirs["media_id"].as_str().unwrap(), "0123456789abcdef0123456789abcdef"] {
+        let (status, e) = patch(&s.url, &at, json!({"avatar_media_id": other})).await;
+        assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    }
     assert_eq!(p, want);
     // Others read it at once; `me` is the caller.
     assert_eq!(
@@ -42,8 +55,10 @@ async fn profiles_change_by_log_events_and_refuse_bad_values() {
         want
     );
     assert_eq!(get(&s.url, &at, "/v1/users/me").await.1, want);
-    // A partial change keeps the rest; an empty avatar removes it.
+    // A partial change keeps the rest; an empty avatar removes it (and
+    // with it the picture's visibility).
     let (_, p) = patch(&s.url, &at, json!({"about": "free", "avatar_media_id": ""})).await;
+    assert_eq!(media::status_of(&s.url, &bt, &avatar).await, 404);
     assert_eq!(
         p,
         json!({"user_id": alice.id, "username": "alice", "display_name": "Alice A.", "about": "free"})

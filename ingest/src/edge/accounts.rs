@@ -265,6 +265,19 @@ impl Accounts {
         patch: ProfilePatch,
     ) -> Result<Profile, ApiError> {
         validate_profile(&patch)?;
+        if let Some(id) = patch.avatar_media_id.as_deref().filter(|a| !a.is_empty()) {
+            // Everyone signed in may fetch an avatar: only the user's own
+            // picture may become one.
+            let record = match id.parse() {
+                Ok(m) => super::media::usable(&self.core, user, m).await?,
+                Err(_) => None,
+            };
+            if !record.is_some_and(|r| r.uploader == user && r.mime.starts_with("image/")) {
+                return Err(ApiError::forbidden(
+                    "an avatar is an image you uploaded (POST /v1/media)",
+                ));
+            }
+        }
         let update = ProfileUpdated {
             user,
             display_name: patch.display_name,

@@ -274,8 +274,9 @@ impl Media {
     }
 }
 
-/// The upload, if `user` may fetch it or send it on: its uploader, or
-/// someone who may see a message that carried it.
+/// The upload, if `user` may fetch it or send it on: its uploader,
+/// someone who may see a message that carried it, or anyone while it is
+/// its uploader's avatar.
 pub(crate) async fn usable(
     core: &Core,
     user: UserId,
@@ -306,7 +307,13 @@ pub(crate) async fn usable(
             return Ok(Some(record));
         }
     }
-    Ok(None)
+    // A user's current avatar is theirs to show to everyone signed in, as
+    // the profile that names it is.
+    let avatar = core.state.account(record.uploader).await?;
+    let id = media.to_string();
+    Ok(avatar
+        .is_some_and(|a| a.avatar_media_id.as_deref() == Some(id.as_str()))
+        .then_some(record))
 }
 
 fn too_large(max: u64) -> ApiError {

@@ -32,7 +32,7 @@ async function person(name) {
 
 async function openChatWith(p, other) {
   await p.page.getByLabel('Chat with (username)').fill(other);
-  await p.page.getByRole('button', { name: 'Open' }).click();
+  await p.page.getByRole('button', { name: 'Open', exact: true }).click();
   await p.page.locator('#chat-title', { hasText: other }).waitFor();
 }
 
@@ -131,6 +131,13 @@ try {
   await carol.page.locator('#contacts li', { hasText: 'alice' }).waitFor();
   await carol.page.getByLabel("Who sees when I'm online").selectOption('contacts');
   await carol.page.locator('#nav-error', { hasText: 'Privacy saved.' }).waitFor();
+  await carol.page.getByLabel('Avatar (an image)').setInputFiles(image);
+  await carol.page.locator('#nav-error', { hasText: 'Avatar saved.' }).waitFor();
+  await openChatWith(alice, 'carol');
+  await alice.page.waitForFunction(() => {
+    const i = document.getElementById('chat-avatar');
+    return !i.hidden && i.complete && i.naturalWidth > 0;
+  });
 
   step('a phone-sized window');
   await bob.page.setViewportSize({ width: 390, height: 800 });
