@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::*;
 use common::media;
+use common::*;
 use serde_json::{json, Value};
 
 async fn patch(url: &str, token: &str, body: Value) -> (u16, Value) {
@@ -44,9 +44,16 @@ async fn profiles_change_by_log_events_and_refuse_bad_values() {
     assert_eq!(media::status_of(&s.url, &bt, &avatar).await, 200);
     // Someone else's upload, or an id that is none, cannot be an avatar.
     let (_, theirs) = media::upload(&s.url, &bt, "image/png", media::png_like(500, 8)).await;
-    for other in [theirs["media_id"].as_str().unwrap(), "0123456789abcdef0123456789abcdef"] {
+    for other in [
+        theirs["media_id"].as_str().unwrap(),
+        "0123456789abcdef0123456789abcdef",
+    ] {
         let (status, e) = patch(&s.url, &at, json!({"avatar_media_id": other})).await;
-        assert_eq!((status, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+        assert_eq!(
+            (status, e["code"].as_str()),
+            (403, Some("forbidden")),
+            "{e}"
+        );
     }
     assert_eq!(p, want);
     // Others read it at once; `me` is the caller.
