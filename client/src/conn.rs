@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use parley_schemas::wire::{
-    ClientFrame, ErrorCode, HeartbeatFrame, ReceivedFrame, ServerFrame, SyncFrame,
+    ClientFrame, ErrorCode, HeartbeatFrame, ReceiptFrame, ReceiptStatus, ReceivedFrame,
+    ServerFrame, SyncFrame,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -101,8 +102,8 @@ async fn session(client: &Client) -> Result<(), bool> {
             }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    if let Some(reply) = handle(client, &t) {
-                        if sink.send(Message::text(reply)).await.is_err() { break Ok(()) }
+                    for reply in handle(client, &t) {
+                        if sink.send(Message::text(reply)).await.is_err() { break }
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break Ok(()),
@@ -114,11 +115,11 @@ async fn session(client: &Client) -> Result<(), bool> {
     result
 }
 
-/// Handles one server frame; what to answer on the socket, if anything.
-fn handle(client: &Client, text: &str) -> Option<String> {
+/// Handles one server frame; what to answer on the socket.
+fn handle(client: &Client, text: &str) -> Vec<String> {
     let Ok(f) = serde_json::from_str::<ServerFrame>(text) else {
         tracing::warn!(frame = text, "unreadable frame");
-        return None;
+        return Vec::new();
     };
     match f {
         ServerFrame::Msg(m) => {
@@ -126,15 +127,28 @@ fn handle(client: &Client, text: &str) -> Option<String> {
             let added = client.store().put_message(&m);
             match added {
                 Ok(added) => {
-                    let seq = m.seq;
+                    let mut replies = Vec::new();
+                    if let Some(seq) = m.seq {
+                        replies.push(frame(ClientFrame::Received(ReceivedFrame { seq })));
+                    }
+                    // Stored on a device of the recipient: delivered (the
+                    // sender's second tick), cumulative per conversation.
+                    let me = client.session().ok().flatten().map(|s| s.user_id);
+                    if added && Some(m.from) != me {
+                        replies.push(frame(ClientFrame::Receipt(ReceiptFrame {
+                            conversation_id: m.conversation_id,
+                            msg_id: m.msg_id,
+                            status: ReceiptStatus::Delivered,
+                        })));
+                    }
                     if added {
                         client.emit(Event::Message(m));
                     }
-                    seq.map(|seq| frame(ClientFrame::Received(ReceivedFrame { seq })))
+                    replies
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "a message could not be stored; not confirmed");
-                    None
+                    Vec::new()
                 }
             }
         }
@@ -145,7 +159,7 @@ fn handle(client: &Client, text: &str) -> Option<String> {
                 tracing::error!(error = %e, "an acked message stays in the outbox");
             }
             client.emit(Event::Acked(a));
-            None
+            Vec::new()
         }
         ServerFrame::Error(e) => {
             let retry = matches!(e.code, ErrorCode::RateLimited | ErrorCode::Unavailable);
@@ -159,20 +173,20 @@ fn handle(client: &Client, text: &str) -> Option<String> {
                     },
                 });
             }
-            None
+            Vec::new()
         }
         ServerFrame::Status(s) => {
             client.emit(Event::Status(s));
-            None
+            Vec::new()
         }
         ServerFrame::Presence(p) => {
             client.emit(Event::Presence(p));
-            None
+            Vec::new()
         }
         ServerFrame::Typing(t) => {
             client.emit(Event::Typing(t));
-            None
+            Vec::new()
         }
-        ServerFrame::History(_) => None,
+        ServerFrame::History(_) => Vec::new(),
     }
 }

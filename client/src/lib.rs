@@ -25,10 +25,10 @@ pub mod store;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use parley_schemas::ids::{ConversationId, UserId};
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, Body, ClientFrame, ErrorBody, MsgFrame, PresenceFrame, Recipient, SendFrame, StatusFrame,
-    TypingNotice,
+    Ack, Body, ClientFrame, ErrorBody, MsgFrame, PresenceFrame, ReceiptFrame, ReceiptStatus,
+    Recipient, SendFrame, StatusFrame, TypingNotice,
 };
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -235,6 +235,19 @@ impl Client {
         self.store().push_outbox(&m)?;
         self.send_frame(&m);
         Ok(m.client_msg_id)
+    }
+
+    /// Tells the senders of `conversation` that every message up to
+    /// `msg_id` was read (cumulative, as the protocol's receipts are).
+    /// `delivered` receipts go out by themselves as messages are stored.
+    /// Sent only while connected; a read mark missed offline is sent again
+    /// by the next call.
+    pub fn mark_read(&self, conversation: ConversationId, msg_id: MessageId) {
+        self.send_raw(frame(ClientFrame::Receipt(ReceiptFrame {
+            conversation_id: conversation,
+            msg_id,
+            status: ReceiptStatus::Read,
+        })));
     }
 
     /// Messages waiting for their ack.

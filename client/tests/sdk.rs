@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parley_client::{Client, Event};
 use parley_schemas::ids::{ConversationId, UserId};
-use parley_schemas::wire::{Body, Recipient};
+use parley_schemas::wire::{Body, ReceiptStatus, Recipient};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -212,4 +212,52 @@ async fn two_devices_of_one_user_stay_in_step() {
     assert_eq!(view(&phone).len(), 2);
     assert_eq!(view(&phone), view(&laptop));
     s.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_give_the_sender_its_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, _) = person(dir.path(), &s.url, "alice", "alice.db").await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let (mut ticks, mut on_bob) = (alice.events(), bob.events());
+    alice.send_text(Recipient::User(bob_id), "tick me").unwrap();
+    let msg = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Message(m) = on_bob.recv().await.unwrap() {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // Stored by bob's client: delivered by itself; read once bob says so.
+    assert_eq!(
+        status(&mut ticks, ReceiptStatus::Delivered).await.msg_id,
+        msg.msg_id
+    );
+    bob.mark_read(msg.conversation_id, msg.msg_id);
+    assert_eq!(
+        status(&mut ticks, ReceiptStatus::Read).await.msg_id,
+        msg.msg_id
+    );
+    s.down().await;
+}
+
+/// The next `status` event of kind `want`.
+async fn status(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    want: ReceiptStatus,
+) -> parley_schemas::wire::StatusFrame {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Status(s) = events.recv().await.unwrap() {
+                if s.status == want {
+                    return s;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {want:?} status"))
 }

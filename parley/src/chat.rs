@@ -3,7 +3,7 @@
 //!
 //! Lines are sent to the current recipient; `/to NAME` picks a user,
 //! `/group ID` a group, `/quit` ends. Incoming messages print as
-//! `[name] text`, acks as `✓`. State (session, outbox, messages) is kept
+//! `[name] text` (and are marked read), acks as `✓`. State (session, outbox, messages) is kept
 //! in a SQLite file, so a message typed while the server is away goes out
 //! when it is back.
 
@@ -85,6 +85,8 @@ pub async fn chat(args: ChatArgs) -> Result<()> {
                         }
                     };
                     println!("[{name}] {text}");
+                    // Shown on the terminal: read.
+                    names.mark_read(m.conversation_id, m.msg_id);
                 }
                 _ => {}
             }
