@@ -13,7 +13,8 @@
 //!   a replayed one is dropped by its `msg_id`.
 //!
 //! Layout:
-//! - this file: [`Client`] (sign-in, send, read) and [`Event`];
+//! - this file: [`Client`] (sign-in, send, read, groups, media, history)
+//!   and [`Event`];
 //! - `conn`: the connection loop (connect, sync, flush the outbox,
 //!   handle frames, heartbeat, reconnect);
 //! - [`store`]: the SQLite file; [`error`]: [`ClientError`].
@@ -25,10 +26,11 @@ pub mod store;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, Body, ClientFrame, ErrorBody, MsgFrame, PresenceFrame, ReceiptFrame, ReceiptStatus,
-    Recipient, SendFrame, StatusFrame, TypingNotice,
+    Ack, Body, ClientFrame, ConversationEntry, ConversationsPage, ErrorBody, Media, MediaUploaded,
+    MessagesPage, MsgFrame, PresenceFrame, ReceiptFrame, ReceiptStatus, Recipient, SendFrame,
+    StatusFrame, TypingNotice,
 };
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -163,38 +165,152 @@ impl Client {
 
     /// The id of the user called `username`.
     pub async fn user_by_name(&self, username: &str) -> Result<UserId> {
-        let s = self.session()?.ok_or(ClientError::SignedOut)?;
-        let r = self
-            .inner
-            .http
-            .get(format!("{}/v1/users", self.inner.url))
-            .query(&[("username", username)])
-            .bearer_auth(&s.token)
-            .send()
-            .await?;
-        let v = answer(r).await?;
-        v["user_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .map(UserId)
-            .ok_or_else(|| bad_answer(&v))
+        let mut url = reqwest::Url::parse("http://parley/v1/users").expect("a valid URL");
+        url.query_pairs_mut().append_pair("username", username);
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        field(&v, "user_id")
     }
 
     /// The username of user `id`.
     pub async fn username(&self, id: UserId) -> Result<String> {
+        let v = self
+            .call(reqwest::Method::GET, &format!("/v1/users/{id}"), None)
+            .await?;
+        field(&v, "username")
+    }
+
+    /// Creates a group of the caller and `members`.
+    pub async fn create_group(&self, name: &str, members: &[UserId]) -> Result<GroupId> {
+        let body = json!({"name": name, "members": members});
+        let v = self
+            .call(reqwest::Method::POST, "/v1/groups", Some(body))
+            .await?;
+        field(&v, "group_id")
+    }
+
+    /// Adds `user` to `group` (an admin's call).
+    pub async fn add_member(&self, group: GroupId, user: UserId) -> Result<()> {
+        let path = format!("/v1/groups/{group}/members");
+        self.call(reqwest::Method::POST, &path, Some(json!({"user_id": user})))
+            .await
+            .map(drop)
+    }
+
+    /// Removes `user` from `group` (an admin's call, or `user` leaving).
+    pub async fn remove_member(&self, group: GroupId, user: UserId) -> Result<()> {
+        let path = format!("/v1/groups/{group}/members/{user}");
+        self.call(reqwest::Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// The caller's conversations, newest activity first.
+    pub async fn conversations(&self) -> Result<Vec<ConversationEntry>> {
+        let v = self
+            .call(reqwest::Method::GET, "/v1/conversations", None)
+            .await?;
+        let page: ConversationsPage = serde_json::from_value(v).map_err(|e| proto(&e))?;
+        Ok(page.conversations)
+    }
+
+    /// Up to `limit` messages of `conversation` before `before` (newest
+    /// first), from the server's history; stored here too, so a new
+    /// device fills its store.
+    pub async fn history(
+        &self,
+        conversation: &ConversationId,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<MsgFrame>> {
+        let mut path = format!("/v1/conversations/{conversation}/messages?limit={limit}");
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        let page: MessagesPage = serde_json::from_value(v).map_err(|e| proto(&e))?;
+        let mut store = self.store();
+        for m in &page.messages {
+            store.put_message(m)?;
+        }
+        Ok(page.messages)
+    }
+
+    /// Uploads a file (`POST /v1/media`).
+    pub async fn upload(&self, bytes: Vec<u8>, mime: &str) -> Result<MediaUploaded> {
         let s = self.session()?.ok_or(ClientError::SignedOut)?;
         let r = self
             .inner
             .http
-            .get(format!("{}/v1/users/{id}", self.inner.url))
+            .post(format!("{}/v1/media", self.inner.url))
+            .bearer_auth(&s.token)
+            .header("content-type", mime)
+            .body(bytes)
+            .send()
+            .await?;
+        serde_json::from_value(answer(r).await?).map_err(|e| proto(&e))
+    }
+
+    /// Downloads a file this user may fetch.
+    pub async fn download(&self, media_id: &str) -> Result<Vec<u8>> {
+        let id: parley_schemas::media::MediaId = media_id
+            .parse()
+            .map_err(|e: parley_schemas::media::BadMediaId| ClientError::Protocol(e.to_string()))?;
+        let s = self.session()?.ok_or(ClientError::SignedOut)?;
+        let r = self
+            .inner
+            .http
+            .get(format!("{}/v1/media/{id}", self.inner.url))
             .bearer_auth(&s.token)
             .send()
             .await?;
-        let v = answer(r).await?;
-        v["username"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| bad_answer(&v))
+        if !r.status().is_success() {
+            return answer(r).await.map(|_| Vec::new());
+        }
+        Ok(r.bytes().await?.to_vec())
+    }
+
+    /// Puts a media message in the outbox, as [`send_text`](Self::send_text).
+    pub fn send_media(
+        &self,
+        to: Recipient,
+        media_id: &str,
+        caption: Option<&str>,
+    ) -> Result<String> {
+        self.send_body(
+            to,
+            Body::Media(Media {
+                media_id: media_id.to_owned(),
+                caption: caption.map(str::to_owned),
+                ..Media::default()
+            }),
+        )
+    }
+
+    /// An authenticated call, renewed once if the token had expired.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        for attempt in 0..2 {
+            let s = self.session()?.ok_or(ClientError::SignedOut)?;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), format!("{}{path}", self.inner.url))
+                .bearer_auth(&s.token);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let r = req.send().await?;
+            if r.status() == 401 && attempt == 0 && self.refresh().await {
+                continue;
+            }
+            return answer(r).await;
+        }
+        unreachable!("the loop returns on its second pass")
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
@@ -227,10 +343,14 @@ impl Client {
     /// Puts a text message in the outbox and sends it if connected; its
     /// `client_msg_id`. It is in the SQLite file before this returns.
     pub fn send_text(&self, to: Recipient, text: &str) -> Result<String> {
+        self.send_body(to, Body::Text(text.to_owned()))
+    }
+
+    fn send_body(&self, to: Recipient, body: Body) -> Result<String> {
         let m = Outgoing {
             client_msg_id: format!("{:032x}", rand::random::<u128>()),
             to,
-            body: Body::Text(text.to_owned()),
+            body,
         };
         self.store().push_outbox(&m)?;
         self.send_frame(&m);
@@ -277,6 +397,18 @@ impl Client {
     fn emit(&self, e: Event) {
         let _ = self.inner.events.send(e);
     }
+}
+
+/// A string id field of an answer, parsed.
+fn field<T: std::str::FromStr>(v: &serde_json::Value, name: &str) -> Result<T> {
+    v[name]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_answer(v))
+}
+
+fn proto(e: &serde_json::Error) -> ClientError {
+    ClientError::Protocol(e.to_string())
 }
 
 /// A JSON answer, or the protocol's error as a [`ClientError::Server`].

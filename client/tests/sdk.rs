@@ -261,3 +261,71 @@ async fn status(
     .await
     .unwrap_or_else(|_| panic!("no {want:?} status"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_media_and_history_through_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, _) = person(dir.path(), &s.url, "alice", "alice.db").await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let (carol, carol_id) = person(dir.path(), &s.url, "carol", "carol.db").await;
+    assert_eq!(alice.user_by_name("carol").await.unwrap(), carol_id);
+    assert_eq!(alice.username(bob_id).await.unwrap(), "bob");
+
+    // A group of three.
+    let (mut on_bob, mut on_carol) = (bob.events(), carol.events());
+    let group = alice.create_group("trio", &[bob_id]).await.unwrap();
+    alice.add_member(group, carol_id).await.unwrap();
+    alice.send_text(Recipient::Group(group), "hi both").unwrap();
+    assert_eq!(texts(&mut on_bob, 1).await, ["hi both"]);
+    assert_eq!(texts(&mut on_carol, 1).await, ["hi both"]);
+    alice.remove_member(group, carol_id).await.unwrap();
+
+    // A file: uploaded, sent, downloaded by the recipient byte for byte.
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let up = alice
+        .upload(bytes.clone(), "application/octet-stream")
+        .await
+        .unwrap();
+    alice
+        .send_media(Recipient::User(bob_id), &up.media_id, Some("the file"))
+        .unwrap();
+    let m = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Event::Message(m) = on_bob.recv().await.unwrap() {
+                if let Body::Media(media) = m.body {
+                    return media;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(m.caption.as_deref(), Some("the file"));
+    assert_eq!(bob.download(&m.media_id).await.unwrap(), bytes);
+    let refused = carol.download(&m.media_id).await.unwrap_err();
+    assert!(matches!(
+        refused,
+        parley_client::ClientError::Server {
+            code: parley_schemas::wire::ErrorCode::NotFound,
+            ..
+        }
+    ));
+
+    // A new device fills its store from the history.
+    let fresh = Client::open(dir.path().join("bob-new.db"), &s.url).unwrap();
+    fresh.sign_in("bob", "a-long-password").await.unwrap();
+    // The history writer batches (up to half a second): asked until there.
+    tokio::time::timeout(WAIT, async {
+        while fresh.conversations().await.unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the group and the chat with alice in the list");
+    let direct = ConversationId::direct(alice.session().unwrap().unwrap().user_id, bob_id);
+    let page = fresh.history(&direct, None, 50).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(fresh.messages(&direct).unwrap().len(), 1);
+    s.down().await;
+}
