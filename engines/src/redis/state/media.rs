@@ -91,7 +91,7 @@ pub(super) const MEDIA_LUA: &str = r#"
     redis.call('ZREM', p .. ':mus', a)"#;
 
 /// KEYS: refs, unreferenced, deleting; ARGV: sha256, before. 1 if claimed.
-const CLAIM: &str = r#"
+pub(super) const CLAIM: &str = r#"
 if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then return 0 end
 local since = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if (not since) or tonumber(since) >= tonumber(ARGV[2]) then return 0 end
@@ -101,7 +101,7 @@ return 1
 "#;
 
 /// KEYS: unreferenced, deleting; ARGV: sha256. 0 while it is being deleted.
-const PIN: &str = r#"
+pub(super) const PIN: &str = r#"
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
@@ -109,6 +109,23 @@ return 1
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(format!("malformed media row: {e}"))
+}
+
+impl RedisState {
+    /// Up to `limit` members of sorted set `P:{set}` scored below `before`,
+    /// lowest first.
+    async fn scored_before(&self, set: &str, before: u64, limit: usize) -> Result<Vec<String>> {
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key(set.into()))
+            .arg("-inf")
+            .arg(format!("({before}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
 }
 
 #[async_trait]
@@ -149,34 +166,17 @@ impl MediaStore for RedisState {
     }
 
     async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
-        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.key("mus".into()))
-            .arg("-inf")
-            .arg(format!("({before}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.con.clone())
-            .await
-            .map_err(err)?;
+        let ids = self.scored_before("mus", before, limit).await?;
         ids.iter().map(|i| i.parse().map_err(bad)).collect()
     }
 
     async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>> {
-        redis::cmd("ZRANGEBYSCORE")
-            .arg(self.key("mun".into()))
-            .arg("-inf")
-            .arg(format!("({before}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.con.clone())
-            .await
-            .map_err(err)
+        self.scored_before("mun", before, limit).await
     }
 
     async fn claim_blob(&self, sha256: &str, before: u64) -> Result<bool> {
-        let claimed: i64 = redis::Script::new(CLAIM)
+        let claimed: i64 = self
+            .claim_blob
             .key(self.key("mr".into()))
             .key(self.key("mun".into()))
             .key(self.key("mdel".into()))
@@ -198,7 +198,8 @@ impl MediaStore for RedisState {
     }
 
     async fn pin_blob(&self, sha256: &str) -> Result<bool> {
-        let pinned: i64 = redis::Script::new(PIN)
+        let pinned: i64 = self
+            .pin_blob
             .key(self.key("mun".into()))
             .key(self.key("mdel".into()))
             .arg(sha256)

@@ -194,6 +194,8 @@ pub struct RedisState {
     create_account: Script,
     cursor_max: Script,
     swap_session: Script,
+    claim_blob: Script,
+    pin_blob: Script,
 }
 
 impl RedisState {
@@ -208,6 +210,8 @@ impl RedisState {
             create_account: Script::new(CREATE_ACCOUNT),
             cursor_max: Script::new(CURSOR_MAX),
             swap_session: Script::new(SWAP_SESSION),
+            claim_blob: Script::new(media::CLAIM),
+            pin_blob: Script::new(media::PIN),
         })
     }
 
