@@ -86,24 +86,21 @@ impl ThumbnailJob {
 /// Decodes, orients, shrinks and encodes: `(width, height, jpeg)` of the
 /// upright original and its thumbnail, or why not.
 pub fn make(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u8>), String> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| format!("reading its size: {e}"))?;
-    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
-        return Err(format!("{w}x{h} is over {MAX_IMAGE_PIXELS} pixels"));
-    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    limits.max_image_width = Some(w);
-    limits.max_image_height = Some(h);
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    // The decoder has read the header only: the size is checked before
+    // any pixel is decoded.
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("reading its header: {e}"))?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(format!("{w}x{h} is over {MAX_IMAGE_PIXELS} pixels"));
+    }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
     if let Some(o) = orientation {
