@@ -165,11 +165,12 @@ impl Client {
 
     /// The id of the user called `username`.
     pub async fn user_by_name(&self, username: &str) -> Result<UserId> {
-        let mut url = reqwest::Url::parse("http://parley/v1/users").expect("a valid URL");
-        url.query_pairs_mut().append_pair("username", username);
-        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-        let v = self.call(reqwest::Method::GET, &path, None).await?;
-        field(&v, "user_id")
+        let r = self
+            .authed(reqwest::Method::GET, "/v1/users", |r| {
+                r.query(&[("username", username)])
+            })
+            .await?;
+        field(&answer(r).await?, "user_id")
     }
 
     /// The username of user `id`.
@@ -238,15 +239,12 @@ impl Client {
 
     /// Uploads a file (`POST /v1/media`).
     pub async fn upload(&self, bytes: Vec<u8>, mime: &str) -> Result<MediaUploaded> {
-        let s = self.session()?.ok_or(ClientError::SignedOut)?;
+        // Shared, not copied, if the call is made again with a new token.
+        let bytes = bytes::Bytes::from(bytes);
         let r = self
-            .inner
-            .http
-            .post(format!("{}/v1/media", self.inner.url))
-            .bearer_auth(&s.token)
-            .header("content-type", mime)
-            .body(bytes)
-            .send()
+            .authed(reqwest::Method::POST, "/v1/media", |r| {
+                r.header("content-type", mime).body(bytes.clone())
+            })
             .await?;
         serde_json::from_value(answer(r).await?).map_err(|e| proto(&e))
     }
@@ -256,16 +254,10 @@ impl Client {
         let id: parley_schemas::media::MediaId = media_id
             .parse()
             .map_err(|e: parley_schemas::media::BadMediaId| ClientError::Protocol(e.to_string()))?;
-        let s = self.session()?.ok_or(ClientError::SignedOut)?;
-        let r = self
-            .inner
-            .http
-            .get(format!("{}/v1/media/{id}", self.inner.url))
-            .bearer_auth(&s.token)
-            .send()
-            .await?;
+        let path = format!("/v1/media/{id}");
+        let r = self.authed(reqwest::Method::GET, &path, |r| r).await?;
         if !r.status().is_success() {
-            return answer(r).await.map(|_| Vec::new());
+            return Err(answer(r).await.expect_err("a failed call answers an error"));
         }
         Ok(r.bytes().await?.to_vec())
     }
@@ -287,30 +279,46 @@ impl Client {
         )
     }
 
-    /// An authenticated call, renewed once if the token had expired.
+    /// An authenticated call with a JSON body, if any, and a JSON answer.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value> {
-        for attempt in 0..2 {
+        let r = self
+            .authed(method, path, |r| match &body {
+                Some(b) => r.json(b),
+                None => r,
+            })
+            .await?;
+        answer(r).await
+    }
+
+    /// Sends the request `build` makes of `method path` with the session's
+    /// token, and once more with a renewed one if it had expired.
+    async fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.inner.url);
+        let mut renewed = false;
+        loop {
             let s = self.session()?.ok_or(ClientError::SignedOut)?;
-            let mut req = self
+            let req = self
                 .inner
                 .http
-                .request(method.clone(), format!("{}{path}", self.inner.url))
+                .request(method.clone(), &url)
                 .bearer_auth(&s.token);
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let r = req.send().await?;
-            if r.status() == 401 && attempt == 0 && self.refresh().await {
+            let r = build(req).send().await?;
+            if r.status() == 401 && !renewed && self.refresh().await {
+                renewed = true;
                 continue;
             }
-            return answer(r).await;
+            return Ok(r);
         }
-        unreachable!("the loop returns on its second pass")
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
