@@ -95,8 +95,8 @@ type MediaV2 = (
 
 impl Serialize for Media {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let m = self.clone();
         if s.is_human_readable() {
+            let m = self.clone();
             MediaJson {
                 media_id: m.media_id,
                 mime: m.mime,
@@ -108,16 +108,17 @@ impl Serialize for Media {
             }
             .serialize(s)
         } else {
-            let v2: MediaV2 = (
-                m.media_id,
-                m.mime,
-                m.caption,
-                m.size,
-                m.width,
-                m.height,
-                m.thumbnail,
-            );
-            v2.serialize(s)
+            // The same layout as `MediaV2`, borrowed.
+            (
+                &self.media_id,
+                &self.mime,
+                &self.caption,
+                &self.size,
+                &self.width,
+                &self.height,
+                &self.thumbnail,
+            )
+                .serialize(s)
         }
     }
 }
