@@ -7,6 +7,9 @@
 //! be exact until then collapse duplicates themselves (`LIMIT 1 BY`,
 //! `max`, `uniqExact`). ClickHouse 18.16 deduplicates repeated inserts only
 //! on replicated tables, so the table engines are what makes replays safe.
+//!
+//! Layout: this file holds the URL, the schema and its migration, and the
+//! reads and writes; `rows` the table rows and the message ↔ row mapping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,9 +19,14 @@ use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession
 use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use parley_schemas::event::MessageSent;
-use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
-use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
-use serde::{Deserialize, Serialize};
+use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::wire::ReceiptStatus;
+use serde::Serialize;
+
+mod rows;
+
+pub use rows::status_name;
+use rows::*;
 
 /// The schema for ClickHouse 18.16, what the tests start (see
 /// `analytics/sql/schema.production.sql` for a current server; a test in
@@ -77,148 +85,6 @@ impl ClickHouseUrl {
             user,
             password,
         })
-    }
-}
-
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-struct MessageRow {
-    msg_id: u64,
-    conversation: String,
-    sender: u64,
-    recipient: u64,
-    group_id: u64,
-    kind: String,
-    text: String,
-    media_id: String,
-    mime: String,
-    caption: String,
-    media_size: u64,
-    width: u32,
-    height: u32,
-    /// 0 unknown, 1 no, 2 yes.
-    thumbnail: u8,
-    client_msg_id: String,
-    from_device: u64,
-    ts: u64,
-}
-
-impl From<&MessageSent> for MessageRow {
-    fn from(m: &MessageSent) -> Self {
-        let (recipient, group_id) = match m.to {
-            Recipient::User(u) => (u.0, 0),
-            Recipient::Group(g) => (0, g.0),
-        };
-        let none = Media::default();
-        let (kind, text, media) = match &m.body {
-            Body::Text(t) => ("text", t.clone(), &none),
-            Body::Media(media) => ("media", String::new(), media),
-        };
-        MessageRow {
-            msg_id: m.msg_id.0,
-            conversation: m.conversation.to_string(),
-            sender: m.from.0,
-            recipient,
-            group_id,
-            kind: kind.to_owned(),
-            text,
-            media_id: media.media_id.clone(),
-            mime: media.mime.clone().unwrap_or_default(),
-            caption: media.caption.clone().unwrap_or_default(),
-            media_size: media.size.unwrap_or_default(),
-            width: media.width.unwrap_or_default(),
-            height: media.height.unwrap_or_default(),
-            thumbnail: media.thumbnail.map_or(0, |t| 1 + u8::from(t)),
-            client_msg_id: m.client_msg_id.clone(),
-            from_device: m.from_device.0,
-            ts: m.ts,
-        }
-    }
-}
-
-impl TryFrom<MessageRow> for MessageSent {
-    type Error = EngineError;
-    fn try_from(r: MessageRow) -> Result<Self> {
-        let conversation: ConversationId = r.conversation.parse().map_err(|e| {
-            EngineError::State(format!(
-                "history: bad conversation {:?}: {e}",
-                r.conversation
-            ))
-        })?;
-        let to = if r.group_id != 0 {
-            Recipient::Group(GroupId(r.group_id))
-        } else {
-            Recipient::User(UserId(r.recipient))
-        };
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        let body = match r.kind.as_str() {
-            "media" => Body::Media(Media {
-                media_id: r.media_id,
-                mime: some(r.mime),
-                caption: some(r.caption),
-                size: (r.media_size > 0).then_some(r.media_size),
-                width: (r.width > 0).then_some(r.width),
-                height: (r.height > 0).then_some(r.height),
-                thumbnail: (r.thumbnail > 0).then_some(r.thumbnail == 2),
-            }),
-            _ => Body::Text(r.text),
-        };
-        Ok(MessageSent {
-            msg_id: MessageId(r.msg_id),
-            conversation,
-            from: UserId(r.sender),
-            from_device: DeviceId(r.from_device),
-            to,
-            client_msg_id: r.client_msg_id,
-            body,
-            ts: r.ts,
-        })
-    }
-}
-
-#[derive(Debug, Row, Serialize)]
-struct ConversationRow {
-    user: u64,
-    conversation: String,
-    last_msg_id: u64,
-}
-
-#[derive(Debug, Row, Serialize)]
-struct HeadRow {
-    conversation: String,
-    last_msg_id: u64,
-}
-
-#[derive(Debug, Row, Serialize)]
-struct ReadMarkRow {
-    user: u64,
-    conversation: String,
-    up_to: u64,
-    ts: u64,
-}
-
-#[derive(Debug, Row, Serialize)]
-struct ReceiptRow {
-    msg_id: u64,
-    conversation: String,
-    sender: u64,
-    reader: u64,
-    status: &'static str,
-    sent_ts: u64,
-    ts: u64,
-}
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct SessionRow {
-    user: u64,
-    start_ts: u64,
-    end_ts: u64,
-    active_beats: u64,
-}
-
-pub fn status_name(s: ReceiptStatus) -> &'static str {
-    match s {
-        ReceiptStatus::Delivered => "delivered",
-        ReceiptStatus::Read => "read",
     }
 }
 
