@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parley_client::{Client, Event};
 use parley_schemas::ids::{ConversationId, UserId};
-use parley_schemas::wire::{Body, ReceiptStatus, Recipient};
+use parley_schemas::wire::{Body, MsgFrame, ReceiptStatus, Recipient};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -192,11 +192,10 @@ async fn two_devices_of_one_user_stay_in_step() {
         .send_text(Recipient::User(bob_id), "from the phone")
         .unwrap();
     assert_eq!(texts(&mut on_laptop, 1).await, ["from the phone"]);
-    tokio::time::timeout(WAIT, async {
-        while !matches!(phone_acks.recv().await.unwrap(), Event::Acked(_)) {}
+    first(&mut phone_acks, "an ack", |e| {
+        matches!(e, Event::Acked(_)).then_some(())
     })
-    .await
-    .unwrap();
+    .await;
     let c = ConversationId::direct(alice_id, bob_id);
     let view = |client: &Client| -> BTreeMap<u64, String> {
         client
@@ -222,15 +221,11 @@ async fn receipts_give_the_sender_its_ticks() {
     let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
     let (mut ticks, mut on_bob) = (alice.events(), bob.events());
     alice.send_text(Recipient::User(bob_id), "tick me").unwrap();
-    let msg = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Message(m) = on_bob.recv().await.unwrap() {
-                return m;
-            }
-        }
+    let msg = first(&mut on_bob, "the message", |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
     })
-    .await
-    .unwrap();
+    .await;
     // Stored by bob's client: delivered by itself; read once bob says so.
     assert_eq!(
         status(&mut ticks, ReceiptStatus::Delivered).await.msg_id,
@@ -249,17 +244,28 @@ async fn status(
     events: &mut tokio::sync::broadcast::Receiver<Event>,
     want: ReceiptStatus,
 ) -> parley_schemas::wire::StatusFrame {
+    first(events, &format!("a {want:?} status"), |e| match e {
+        Event::Status(s) if s.status == want => Some(s),
+        _ => None,
+    })
+    .await
+}
+
+/// The first event `pick` takes, within the wait.
+async fn first<T>(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Event::Status(s) = events.recv().await.unwrap() {
-                if s.status == want {
-                    return s;
-                }
+            if let Some(t) = pick(events.recv().await.unwrap()) {
+                return t;
             }
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no {want:?} status"))
+    .unwrap_or_else(|_| panic!("no {what}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,17 +296,14 @@ async fn groups_media_and_history_through_the_client() {
     alice
         .send_media(Recipient::User(bob_id), &up.media_id, Some("the file"))
         .unwrap();
-    let m = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Message(m) = on_bob.recv().await.unwrap() {
-                if let Body::Media(media) = m.body {
-                    return media;
-                }
-            }
-        }
+    let m = first(&mut on_bob, "the media message", |e| match e {
+        Event::Message(MsgFrame {
+            body: Body::Media(media),
+            ..
+        }) => Some(media),
+        _ => None,
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(m.caption.as_deref(), Some("the file"));
     assert_eq!(bob.download(&m.media_id).await.unwrap(), bytes);
     let refused = carol.download(&m.media_id).await.unwrap_err();
