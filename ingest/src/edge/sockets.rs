@@ -2,8 +2,9 @@
 //! pushes land), its user in the session registry (where delivery nodes
 //! look for the edge holding a user's sockets), and its device's feed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use parley_engines::telemetry::emit;
@@ -20,12 +21,31 @@ use crate::limits::Limits;
 use crate::socket::feed::Feed;
 use crate::socket::hub::{Hub, Pushes, Registration};
 
-/// One admitted socket's place under the edge's cap.
-pub struct SocketSlot(Arc<AtomicUsize>);
+/// The sockets admitted on this edge, in all and per user. Counted at the
+/// upgrade, not at the hub registration that follows it, so concurrent
+/// upgrades cannot all pass the same check.
+#[derive(Default)]
+struct Admitted {
+    total: AtomicUsize,
+    per_user: Mutex<HashMap<UserId, usize>>,
+}
+
+/// One admitted socket's place under the edge's caps.
+pub struct SocketSlot {
+    admitted: Arc<Admitted>,
+    user: UserId,
+}
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.admitted.total.fetch_sub(1, Ordering::Relaxed);
+        let mut per_user = self.admitted.per_user.lock().expect("admitted lock");
+        if let Some(n) = per_user.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                per_user.remove(&self.user);
+            }
+        }
     }
 }
 
@@ -33,7 +53,7 @@ impl Drop for SocketSlot {
 pub const SESSION_TTL: Duration = Duration::from_secs(90);
 
 pub struct Sockets {
-    open: Arc<AtomicUsize>,
+    admitted: Arc<Admitted>,
     state: Arc<dyn StateStore>,
     cluster: Arc<dyn Cluster>,
     hub: Arc<Hub>,
@@ -52,7 +72,7 @@ impl Sockets {
         stop: CancellationToken,
     ) -> Sockets {
         Sockets {
-            open: Arc::default(),
+            admitted: Arc::default(),
             state,
             cluster,
             hub,
@@ -76,17 +96,22 @@ impl Sockets {
                 Duration::from_secs(5),
             ))
         };
-        if self.hub.connected(user) >= limits.sockets_per_user {
+        let mut per_user = self.admitted.per_user.lock().expect("admitted lock");
+        if per_user.get(&user).copied().unwrap_or(0) >= limits.sockets_per_user {
             return refuse(
                 Limit::SocketsPerUser,
                 "too many open sockets for this user; close one",
             );
         }
-        if self.open.fetch_add(1, Ordering::Relaxed) >= limits.sockets {
-            self.open.fetch_sub(1, Ordering::Relaxed);
+        if self.admitted.total.fetch_add(1, Ordering::Relaxed) >= limits.sockets {
+            self.admitted.total.fetch_sub(1, Ordering::Relaxed);
             return refuse(Limit::Sockets, "this edge is full; try another or later");
         }
-        Ok(SocketSlot(self.open.clone()))
+        *per_user.entry(user).or_default() += 1;
+        Ok(SocketSlot {
+            admitted: self.admitted.clone(),
+            user,
+        })
     }
 
     /// Held while a socket lives: shutdown waits until every one is gone.

@@ -188,15 +188,6 @@ impl Hub {
         }
     }
 
-    /// How many devices of `user` are connected here.
-    pub fn connected(&self, user: UserId) -> usize {
-        self.conns
-            .read()
-            .expect("hub lock")
-            .get(&user)
-            .map_or(0, Vec::len)
-    }
-
     pub fn is_connected(&self, user: UserId) -> bool {
         self.conns.read().expect("hub lock").contains_key(&user)
     }
