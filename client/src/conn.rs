@@ -187,6 +187,10 @@ fn handle(client: &Client, text: &str) -> Vec<String> {
             client.emit(Event::Typing(t));
             Vec::new()
         }
+        ServerFrame::PrekeysLow(p) => {
+            client.emit(Event::PrekeysLow(p));
+            Vec::new()
+        }
         ServerFrame::History(_) => Vec::new(),
     }
 }

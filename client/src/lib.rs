@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
     Ack, Body, ClientFrame, ConversationEntry, ConversationsPage, ErrorBody, Media, MediaUploaded,
-    MessagesPage, MsgFrame, PresenceFrame, ReceiptFrame, ReceiptStatus, Recipient, SendFrame,
-    StatusFrame, TypingNotice,
+    MessagesPage, MsgFrame, PrekeysLow, PresenceFrame, ReceiptFrame, ReceiptStatus, Recipient,
+    SendFrame, StatusFrame, TypingNotice,
 };
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -55,6 +55,8 @@ pub enum Event {
     Status(StatusFrame),
     Presence(PresenceFrame),
     Typing(TypingNotice),
+    /// A device of ours should upload more one-time prekeys.
+    PrekeysLow(PrekeysLow),
 }
 
 /// A Parley client bound to one SQLite file; cheap to clone.

@@ -83,6 +83,7 @@ pub async fn chat(args: ChatArgs) -> Result<()> {
                         Body::Media(media) => {
                             format!("[{}]", media.mime.as_deref().unwrap_or("file"))
                         }
+                        Body::E2e(_) => "[encrypted]".to_owned(),
                     };
                     println!("[{name}] {text}");
                     // Shown on the terminal: read.

@@ -5,7 +5,7 @@ use parley_schemas::codec::{self, DecodeError, MAGIC, VERSION};
 use parley_schemas::event::*;
 use parley_schemas::group::GroupChange;
 use parley_schemas::ids::*;
-use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
+use parley_schemas::wire::{Body, E2e, Media, ReceiptStatus, Recipient};
 use proptest::prelude::*;
 
 fn user() -> impl Strategy<Value = UserId> {
@@ -41,6 +41,12 @@ fn body() -> impl Strategy<Value = Body> {
                     thumbnail,
                 })
             }),
+        prop::collection::btree_map("[a-z:0-9]{1,12}", ".{0,80}", 0..6).prop_map(|m| {
+            Body::E2e(E2e(m
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect()))
+        }),
     ]
 }
 

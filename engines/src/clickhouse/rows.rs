@@ -41,6 +41,12 @@ impl From<&MessageSent> for MessageRow {
         let (kind, text, media) = match &m.body {
             Body::Text(t) => ("text", t.clone(), &none),
             Body::Media(media) => ("media", String::new(), media),
+            // The ciphertexts, for scrollback: opaque, never content.
+            Body::E2e(e2e) => (
+                "e2e",
+                serde_json::Value::Object(e2e.0.clone()).to_string(),
+                &none,
+            ),
         };
         MessageRow {
             msg_id: m.msg_id.0,
@@ -89,6 +95,9 @@ impl TryFrom<MessageRow> for MessageSent {
                 height: (r.height > 0).then_some(r.height),
                 thumbnail: (r.thumbnail > 0).then_some(r.thumbnail == 2),
             }),
+            "e2e" => Body::E2e(serde_json::from_str(&r.text).map_err(|e| {
+                EngineError::State(format!("history: bad e2e body of {}: {e}", r.msg_id))
+            })?),
             _ => Body::Text(r.text),
         };
         Ok(MessageSent {

@@ -19,7 +19,8 @@ use parley_schemas::event::{Event, MessageSent};
 use parley_schemas::ids::{now_ms, ConversationId, MessageId, MessageIdGenerator, UserId};
 use parley_schemas::media::MediaId;
 use parley_schemas::wire::{
-    Ack, Body, ErrorCode, SendFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_TEXT_BYTES, RESEND_WINDOW_MS,
+    Ack, Body, ErrorCode, SendFrame, MAX_CLIENT_MSG_ID_CHARS, MAX_E2E_BYTES, MAX_TEXT_BYTES,
+    RESEND_WINDOW_MS,
 };
 use parley_schemas::{jobs, topics};
 use tokio::sync::{mpsc, oneshot};
@@ -70,6 +71,10 @@ pub fn validate_send(f: &SendFrame) -> Result<(), ApiError> {
         Body::Media(m) if m.mime.as_ref().is_some_and(|c| c.len() > 255) => {
             Err(ApiError::bad_request("mime over 255 bytes"))
         }
+        Body::E2e(e) if e.0.is_empty() => Err(ApiError::bad_request("e2e body is empty")),
+        Body::E2e(e) if e.encoded_len() > MAX_E2E_BYTES => Err(ApiError::too_large(format!(
+            "e2e body over {MAX_E2E_BYTES} bytes"
+        ))),
         _ => Ok(()),
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Body, ErrorCode, ReceiptStatus, Recipient};
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
 
 /// Client → server. One JSON object per text frame, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +115,18 @@ pub enum ServerFrame {
     Typing(TypingNotice),
     History(HistoryPage),
     Error(ErrorFrame),
+    /// Parley's addition: a device's one-time prekeys are running out.
+    PrekeysLow(PrekeysLow),
+}
+
+/// A device that uploaded keys has fewer than
+/// [`LOW_PREKEYS`](crate::wire::LOW_PREKEYS) one-time prekeys left: it
+/// should upload more. Sent to every device of the user (each checks
+/// `device_id`), when a claim takes one and when the device connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrekeysLow {
+    pub device_id: DeviceId,
+    pub remaining: u32,
 }
 
 /// Also the answer of `POST /v1/messages`.

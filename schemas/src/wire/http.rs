@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::MsgFrame;
-use crate::ids::{ConversationId, GroupId, UserId};
+use crate::ids::{ConversationId, DeviceId, GroupId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateUser {
@@ -204,4 +204,56 @@ pub struct MediaUploaded {
     pub sha256: String,
     pub size: u64,
     pub mime: String,
+}
+
+/// Below this many one-time prekeys a device is told to upload more.
+pub const LOW_PREKEYS: u32 = 10;
+/// One-time prekeys one upload may carry, and one device may hold.
+pub const MAX_PREKEYS_PER_UPLOAD: usize = 100;
+pub const MAX_PREKEYS_STORED: usize = 500;
+
+/// `PUT /v1/devices/me/keys`: the caller's device's public keys, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysUpload {
+    pub identity_key: String,
+    pub signed_prekey: SignedPrekey,
+    #[serde(default)]
+    pub one_time_prekeys: Vec<Prekey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPrekey {
+    pub id: u32,
+    pub key: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prekey {
+    pub id: u32,
+    pub key: String,
+}
+
+/// `GET /v1/users/{id}/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBundles {
+    pub devices: Vec<KeyBundle>,
+}
+
+/// One device's keys; `one_time_prekey` is absent once they ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBundle {
+    pub device_id: DeviceId,
+    pub identity_key: String,
+    pub signed_prekey: SignedPrekey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_time_prekey: Option<Prekey>,
+}
+
+/// `GET /v1/devices/me/keys` (an addition): what the caller's device has
+/// stored, so it knows when to upload more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysStatus {
+    pub identity_key: Option<String>,
+    pub one_time_prekeys: u32,
 }

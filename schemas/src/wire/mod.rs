@@ -37,12 +37,58 @@ pub enum Recipient {
     Group(GroupId),
 }
 
-/// `body: {text}` or `body: {media: {media_id, mime?, caption?}}`.
+/// An `e2e` body's limit, as its compact JSON: one ciphertext per
+/// recipient device fits a large group's worth of devices.
+pub const MAX_E2E_BYTES: usize = 256 * 1024;
+
+/// `body: {text}`, `body: {media: {media_id, mime?, caption?}}` or
+/// `body: {e2e: {...}}`. Variants are only ever appended: the binary codec
+/// numbers them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Body {
     Text(String),
     Media(Media),
+    E2e(E2e),
+}
+
+/// An end-to-end encrypted body: a JSON object the clients made, opaque to
+/// the server, which checks only that it is an object and its size
+/// ([`MAX_E2E_BYTES`]). Parley's SDK puts one ciphertext per recipient
+/// device in it (docs/protocol-additions.md, "End-to-end encryption").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct E2e(pub serde_json::Map<String, serde_json::Value>);
+
+impl E2e {
+    /// The size the limit applies to: its compact JSON.
+    pub fn encoded_len(&self) -> usize {
+        serde_json::to_vec(&self.0).map_or(usize::MAX, |v| v.len())
+    }
+}
+
+impl Serialize for E2e {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            self.0.serialize(s)
+        } else {
+            // Binary formats cannot carry a self-describing value: the
+            // object travels as its JSON text.
+            let text = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
+            text.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for E2e {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            return serde_json::Map::deserialize(d).map(E2e);
+        }
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text)
+            .map(E2e)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A media body. `media_id`, `mime` and `caption` are the spec's; the
@@ -323,6 +369,13 @@ mod tests {
             json!({"media": {"media_id": "m1"}}),
             "absent fields omitted"
         );
+        // An e2e body comes back as it was sent; only an object is one.
+        let e2e = json!({"e2e": {"v": 1, "ciphertexts": {"5:1": {"type": 0, "body": "AAE"}}}});
+        let body: Body = serde_json::from_value(e2e.clone()).unwrap();
+        assert!(matches!(body, Body::E2e(_)));
+        assert_eq!(to_value(&body), e2e);
+        assert!(serde_json::from_value::<Body>(json!({"e2e": "AAE"})).is_err());
+        assert!(serde_json::from_value::<Body>(json!({"e2e": [1]})).is_err());
         let typing: ClientFrame =
             serde_json::from_value(json!({"type": "typing", "conversation_id": "g:3"})).unwrap();
         assert!(matches!(typing, ClientFrame::Typing(_)));

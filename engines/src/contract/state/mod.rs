@@ -6,6 +6,7 @@ mod accounts;
 mod conversations;
 mod inboxes;
 mod jobs;
+mod keys;
 mod media;
 mod presence;
 
@@ -14,13 +15,14 @@ use std::sync::Arc;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 
 use crate::state::{
-    AccountStore, ConversationStore, InboxStore, JobStore, MediaStore, PresenceStore, StateOp,
-    StateStore,
+    AccountStore, ConversationStore, InboxStore, JobStore, KeyStore, MediaStore, PresenceStore,
+    StateOp, StateStore,
 };
 use accounts::*;
 use conversations::*;
 use inboxes::*;
 use jobs::*;
+use keys::*;
 use media::*;
 use presence::*;
 
@@ -37,6 +39,13 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     conversation_store_contract(&*store).await;
     inbox_store_contract(&*store).await;
     media_store_contract(&*store).await;
+    key_store_contract(&*store).await;
+}
+
+/// [`KeyStore`]: the key directory.
+pub async fn key_store_contract<S: KeyStore>(s: &S) {
+    uploads_and_claims(s).await;
+    concurrent_claims_never_share_a_prekey(s).await;
 }
 
 /// [`MediaStore`]: uploads, their images, and where they were sent.

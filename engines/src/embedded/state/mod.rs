@@ -23,6 +23,7 @@
 //!   stream, read fan-out)
 //! - `media`, `media_image`, `media_uses`: uploads and where they were
 //!   sent ([`media`])
+//! - `device_keys`, `prekeys`: the key directory ([`keys`])
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::state::{
 };
 
 mod commit;
+mod keys;
 mod media;
 mod ops;
 mod reads;
@@ -196,6 +198,7 @@ impl RedbState {
         tx.open_table(WATCHERS).map_err(err)?;
         tx.open_table(PRIVACY).map_err(err)?;
         media::create_tables(&tx)?;
+        keys::create_tables(&tx)?;
         tx.commit().map_err(err)?;
         let inner = Arc::new(Inner {
             db,

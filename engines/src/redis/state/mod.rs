@@ -17,6 +17,7 @@
 //!   `P:ctr` hash: `user` (last user id)
 //! - `P:md:{media}`, `P:mu:{media}`: uploads and where they were sent
 //!   ([`media`])
+//! - `P:k:{user}`, `P:kp:{user}:{device}`: the key directory ([`keys`])
 //!
 //! Message ids are 63-bit and Lua numbers are doubles, so inside scripts ids
 //! are zero-padded 20-digit strings, whose string order is numeric order.
@@ -38,6 +39,7 @@ use crate::state::{
     InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
+mod keys;
 mod media;
 mod reads;
 
@@ -196,6 +198,8 @@ pub struct RedisState {
     swap_session: Script,
     claim_blob: Script,
     pin_blob: Script,
+    put_keys: Script,
+    claim_keys: Script,
 }
 
 impl RedisState {
@@ -212,6 +216,8 @@ impl RedisState {
             swap_session: Script::new(SWAP_SESSION),
             claim_blob: Script::new(media::CLAIM),
             pin_blob: Script::new(media::PIN),
+            put_keys: Script::new(keys::PUT),
+            claim_keys: Script::new(keys::CLAIM),
         })
     }
 

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
+mod keys;
+pub use keys::{DeviceKeys, KeyStore, KeysPut};
+
 /// The delivered/read marks of one user in one conversation. Read implies
 /// delivered, so `delivered >= read` always.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -503,7 +506,7 @@ pub trait JobStore: Send + Sync + 'static {
 /// `Arc<dyn StateStore>` and call what their job needs; the contract suite
 /// tests each narrow trait on its own.
 pub trait StateStore:
-    AccountStore + PresenceStore + ConversationStore + InboxStore + MediaStore + JobStore
+    AccountStore + PresenceStore + ConversationStore + InboxStore + MediaStore + KeyStore + JobStore
 {
 }
 
@@ -513,6 +516,7 @@ impl<T> StateStore for T where
         + ConversationStore
         + InboxStore
         + MediaStore
+        + KeyStore
         + JobStore
         + ?Sized
 {
