@@ -74,6 +74,7 @@ pub struct Guard {
     pub sign_ins_per_account: Throttle<String>,
     pub sign_ups_per_ip: Throttle<IpAddr>,
     pub media_uploads: Throttle<UserId>,
+    pub key_claims: Throttle<UserId>,
     hashes: Arc<Semaphore>,
     pub limits: Limits,
 }
@@ -123,6 +124,12 @@ impl Guard {
                 l.media_uploads_per_min,
                 MINUTE,
                 l.media_uploads_per_min,
+            ),
+            key_claims: Throttle::new(
+                Limit::KeyClaims,
+                l.key_claims_per_min,
+                MINUTE,
+                l.key_claims_per_min,
             ),
             hashes: Arc::new(Semaphore::new(l.hashes_at_once.max(1))),
             limits,

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/ws", get(websocket))
         .route("/readyz", get(readyz))
         .merge(crate::media::routes())
+        .merge(crate::keys::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()
@@ -347,7 +348,7 @@ async fn profile(
 }
 
 /// A user id from a path, or `bad_request` saying why not.
-fn user_id(id: &str) -> Result<UserId, ApiError> {
+pub(crate) fn user_id(id: &str) -> Result<UserId, ApiError> {
     id.parse()
         .map_err(|e| ApiError::bad_request(format!("user id {id:?}: {e}")))
 }

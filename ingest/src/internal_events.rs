@@ -122,6 +122,51 @@ impl InternalEvent for MediaStored {
     }
 }
 
+static PREKEYS_UPLOADED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_prekeys_uploaded_total",
+        "One-time prekeys devices uploaded to the key directory"
+    )
+    .expect("metric registers once")
+});
+
+static KEY_BUNDLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_key_bundles_total",
+        "Device key bundles handed out, by whether one had a one-time prekey",
+        &["prekey"]
+    )
+    .expect("metric registers once")
+});
+
+/// A device published its keys.
+pub struct KeysUploaded {
+    pub prekeys: usize,
+}
+
+impl InternalEvent for KeysUploaded {
+    fn emit(self) {
+        PREKEYS_UPLOADED.inc_by(self.prekeys as u64);
+    }
+}
+
+/// Key bundles handed out for one user's devices.
+pub struct KeysClaimed {
+    pub with_prekey: usize,
+    pub without: usize,
+}
+
+impl InternalEvent for KeysClaimed {
+    fn emit(self) {
+        KEY_BUNDLES
+            .with_label_values(&["given"])
+            .inc_by(self.with_prekey as u64);
+        KEY_BUNDLES
+            .with_label_values(&["none_left"])
+            .inc_by(self.without as u64);
+    }
+}
+
 /// Bytes of media on their way to a client.
 pub struct MediaServed {
     pub bytes: u64,
@@ -377,6 +422,10 @@ pub enum Limit {
     MediaUploads,
     /// An upload that sent nothing for `limits.media_stall_ms`.
     MediaStall,
+    /// Key bundle fetches per minute per caller.
+    KeyClaims,
+    /// A device's upload past the one-time prekeys it may hold.
+    Prekeys,
 }
 
 impl Limit {
@@ -401,6 +450,8 @@ impl Limit {
             Limit::MediaQuota => "media_quota",
             Limit::MediaUploads => "media_uploads",
             Limit::MediaStall => "media_stall",
+            Limit::KeyClaims => "key_claims",
+            Limit::Prekeys => "prekeys",
         }
     }
 }

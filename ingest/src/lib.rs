@@ -10,9 +10,10 @@
 //!   the per-partition appenders that issue `msg_id`s in log order and make
 //!   resends idempotent), accounts and profiles, groups, contacts and
 //!   privacy, presence and typing, sockets, the members-only history
-//!   reads, and media; what they share is in `edge::core`.
+//!   reads, media, and the key directory for end-to-end encryption; what
+//!   they share is in `edge::core`.
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
-//!   (streamed uploads, ranged downloads).
+//!   (streamed uploads, ranged downloads); [`keys`]: the key directory's.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -36,6 +37,7 @@ pub mod guard;
 pub mod http;
 pub mod idp;
 pub mod internal_events;
+pub mod keys;
 pub mod limits;
 pub mod media;
 pub mod serve;

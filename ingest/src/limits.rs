@@ -66,6 +66,9 @@ pub struct Limits {
     pub media_unsent_ms: u64,
     /// A resumable upload session is deleted this long after it began.
     pub media_session_ms: u64,
+    /// Key bundle fetches (`GET /v1/users/{id}/keys`) per minute per
+    /// caller: each takes one-time prekeys that cannot be given back.
+    pub key_claims_per_min: u32,
 }
 
 impl Default for Limits {
@@ -101,6 +104,7 @@ impl Default for Limits {
             media_stall_ms: 30_000,
             media_unsent_ms: 24 * 3600 * 1000,
             media_session_ms: 24 * 3600 * 1000,
+            key_claims_per_min: 60,
         }
     }
 }

@@ -124,10 +124,15 @@ export function el(tag, attrs, ...children) {
   return e;
 }
 
+// This page holds no keys yet: an end-to-end encrypted message is shown
+// as such, never as its ciphertext (docs/protocol-additions.md).
+const ENCRYPTED = '🔒 Encrypted message (open it in an app that holds your keys)';
+
 export function preview(body) {
   if (!body) return '';
   if (body.text !== undefined) return body.text;
   if (body.media) return body.media.caption || `[${body.media.mime || 'file'}]`;
+  if (body.e2e) return ENCRYPTED;
   return '[message]';
 }
 
@@ -174,6 +179,7 @@ export function renderChat(keepScroll) {
     if (c.to.group && !e.mine) li.append(el('strong', {}, `${S.names.get(e.from) || e.from}: `));
     if (e.body.media) li.append(media(e.body.media));
     if (e.body.text !== undefined) li.append(document.createTextNode(e.body.text));
+    if (e.body.e2e) li.append(el('em', {}, ENCRYPTED));
     const meta = el('span', { className: 'meta' }, new Date(Number(e.ts) || Date.now()).toLocaleTimeString());
     if (e.mine) {
       const [sym, label] = TICKS[e.tick] || TICKS.sent;

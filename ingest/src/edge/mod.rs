@@ -17,6 +17,7 @@
 //! - [`sockets`]: what a WebSocket needs of the edge: its registration in
 //!   the hub and the session registry, and its device's feed.
 //! - [`history`]: scrollback and the conversation list, members only.
+//! - [`keys`]: the key directory for end-to-end encryption.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
 //!   them; [`resumable`]: uploads in chunks that survive a cut
 //!   connection.
@@ -28,6 +29,7 @@ pub mod contacts;
 pub mod core;
 pub mod groups;
 pub mod history;
+pub mod keys;
 pub mod media;
 pub mod messages;
 pub mod presence;
@@ -55,6 +57,7 @@ pub use self::contacts::Contacts;
 pub use self::core::{Access, Core};
 pub use self::groups::Groups;
 pub use self::history::HistoryReads;
+pub use self::keys::Keys;
 pub use self::media::Media;
 pub use self::messages::{Messages, APPEND_SCOPE, FORWARDED, GROUP};
 pub use self::presence::PresenceAndTyping;
@@ -97,6 +100,7 @@ pub struct Edge {
     sockets: Sockets,
     history: HistoryReads,
     media: Media,
+    keys: Arc<Keys>,
     /// Every task that holds an engine: appenders and sockets.
     tasks: TaskTracker,
     /// Cancelled at shutdown: sockets close, appenders drain.
@@ -115,10 +119,12 @@ impl Edge {
         let auth = Arc::new(parts.auth);
         let backlog = Arc::new(backlog::Backlog::new(parts.limits.shed_behind_ms));
         let guard = Arc::new(Guard::new(parts.limits));
+        let keys = Arc::new(Keys::new(core.clone(), guard.clone(), parts.pusher.clone()));
         let sessions = Arc::new(Sessions::new(
             core.clone(),
             auth.clone(),
             parts.pusher.clone(),
+            keys.clone(),
         ));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -158,6 +164,7 @@ impl Edge {
             media: Media::new(core.clone(), parts.blobs, guard.clone()),
             history: HistoryReads::new(core, parts.history),
             sockets,
+            keys,
             log,
             guard,
             sessions,
@@ -188,6 +195,9 @@ impl Edge {
         &self.guard.limits
     }
 
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
     pub fn messages(&self) -> &Messages {
         &self.messages
     }

@@ -14,6 +14,7 @@ use parley_schemas::ids::{now_ms, DeviceId, UserId};
 use parley_schemas::wire::{DeviceInfo, DeviceList, Session};
 
 use super::core::Core;
+use super::keys::Keys;
 use crate::auth::{AuthConfig, Caller, ACCESS, EDGE, REFRESH};
 use crate::error::ApiError;
 
@@ -22,6 +23,8 @@ pub struct Sessions {
     auth: Arc<AuthConfig>,
     /// Where "signed out" goes: the device's sockets, wherever they are.
     pusher: Arc<dyn Pusher>,
+    /// A device signed out leaves the key directory.
+    keys: Arc<Keys>,
 }
 
 fn signed_out() -> ApiError {
@@ -29,8 +32,18 @@ fn signed_out() -> ApiError {
 }
 
 impl Sessions {
-    pub fn new(core: Arc<Core>, auth: Arc<AuthConfig>, pusher: Arc<dyn Pusher>) -> Sessions {
-        Sessions { core, auth, pusher }
+    pub fn new(
+        core: Arc<Core>,
+        auth: Arc<AuthConfig>,
+        pusher: Arc<dyn Pusher>,
+        keys: Arc<Keys>,
+    ) -> Sessions {
+        Sessions {
+            core,
+            auth,
+            pusher,
+            keys,
+        }
     }
 
     /// The caller an access token names, if its device's sign-in is still
@@ -103,7 +116,7 @@ impl Sessions {
         match next {
             Some(next) if !reused => Ok(self.session(v.caller, next)),
             Some(_) => {
-                self.close_sockets(v.caller);
+                self.ended(v.caller).await?;
                 Err(ApiError::unauthorized(
                     "this refresh token was used before; the device is signed out",
                 ))
@@ -124,8 +137,7 @@ impl Sessions {
             })
         })
         .await?;
-        self.close_sockets(caller);
-        Ok(())
+        self.ended(caller).await
     }
 
     /// The caller's devices that ever signed in.
@@ -153,9 +165,13 @@ impl Sessions {
         }
     }
 
-    fn close_sockets(&self, caller: Caller) {
+    /// The device's session ended: its keys leave the directory and its
+    /// sockets close.
+    async fn ended(&self, caller: Caller) -> Result<(), ApiError> {
+        self.keys.remove(caller).await?;
         self.pusher
             .deliver(vec![(caller.user, Push::SignedOut(caller.device))]);
+        Ok(())
     }
 
     /// Applies `f` to the device's session with a compare-and-set (again

@@ -66,6 +66,14 @@ where
             if let Err(e) = edge.presence().heartbeat(caller, false, false).await {
                 out.frame(&e.into_frame(None)).await;
             }
+            // A device that ran low while away hears it now.
+            match edge.keys().low_on_connect(caller).await {
+                Ok(Some(low)) => {
+                    out.frame(&ServerFrame::PrekeysLow(low)).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the device's prekey count"),
+            }
             let mut writer = writer;
             // A writer that stops (the socket failed, or the client stopped
             // reading) ends the connection: the reader stops with it.
