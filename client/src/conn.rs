@@ -122,9 +122,21 @@ fn handle(client: &Client, text: &str) -> Vec<String> {
         return Vec::new();
     };
     match f {
-        ServerFrame::Msg(m) => {
-            // Stored, then confirmed: never the other way round.
-            let added = client.store().put_message(&m);
+        ServerFrame::Msg(mut m) => {
+            // Stored, then confirmed: never the other way round. An
+            // encrypted one is decrypted first, unless it is a replay (its
+            // keys are used up).
+            let added = {
+                let mut store = client.store();
+                if let (parley_schemas::wire::Body::E2e(_), Ok(false), Ok(Some(s))) =
+                    (&m.body, store.has_message(m.msg_id), store.session())
+                {
+                    if let Some(body) = crate::e2e::decrypt(&store, (s.user_id, s.device_id), &m) {
+                        m.body = body;
+                    }
+                }
+                store.put_message(&m)
+            };
             match added {
                 Ok(added) => {
                     let mut replies = Vec::new();
@@ -188,6 +200,15 @@ fn handle(client: &Client, text: &str) -> Vec<String> {
             Vec::new()
         }
         ServerFrame::PrekeysLow(p) => {
+            let mine = client.session().ok().flatten().map(|s| s.device_id);
+            if mine == Some(p.device_id) {
+                let c = client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = c.enable_e2e().await {
+                        tracing::warn!(error = %e, "topping up one-time prekeys");
+                    }
+                });
+            }
             client.emit(Event::PrekeysLow(p));
             Vec::new()
         }

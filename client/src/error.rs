@@ -15,6 +15,10 @@ pub enum ClientError {
     SignedOut,
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// End-to-end encryption: no keys to encrypt with, a bad signature, a
+    /// message this device cannot decrypt.
+    #[error("end-to-end encryption: {0}")]
+    Crypto(String),
 }
 
 impl ClientError {

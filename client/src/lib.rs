@@ -17,9 +17,13 @@
 //!   and [`Event`];
 //! - `conn`: the connection loop (connect, sync, flush the outbox,
 //!   handle frames, heartbeat, reconnect);
+//! - [`e2e`]: end-to-end encryption (Olm, through vodozemac): keys
+//!   published, messages encrypted per device and decrypted before they
+//!   are stored, safety numbers;
 //! - [`store`]: the SQLite file; [`error`]: [`ClientError`].
 
 mod conn;
+pub mod e2e;
 pub mod error;
 pub mod store;
 
@@ -417,7 +421,7 @@ fn field<T: std::str::FromStr>(v: &serde_json::Value, name: &str) -> Result<T> {
         .ok_or_else(|| bad_answer(v))
 }
 
-fn proto(e: &serde_json::Error) -> ClientError {
+pub(crate) fn proto(e: &serde_json::Error) -> ClientError {
     ClientError::Protocol(e.to_string())
 }
 

@@ -31,7 +31,7 @@ pub struct Outgoing {
 }
 
 pub struct Store {
-    db: Connection,
+    pub(crate) db: Connection,
 }
 
 impl Store {
@@ -54,6 +54,15 @@ impl Store {
              CREATE TABLE IF NOT EXISTS cursor (
                  id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);",
         )?;
+        db.execute_batch(crate::e2e::tables::SCHEMA)?;
+        // Files made before the column: the body kept here once acked (an
+        // encrypted one's plaintext), when it differs from the one sent.
+        let has_local = db
+            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'local_json'")?
+            .exists([])?;
+        if !has_local {
+            db.execute_batch("ALTER TABLE outbox ADD COLUMN local_json TEXT")?;
+        }
         Ok(Store { db })
     }
 
@@ -86,12 +95,21 @@ impl Store {
     }
 
     pub fn push_outbox(&self, m: &Outgoing) -> Result<()> {
+        self.push_outbox_keeping(m, None)
+    }
+
+    /// As [`push_outbox`](Self::push_outbox); once acked, `local` is the
+    /// body kept here instead of the one sent (an encrypted one's text).
+    pub(crate) fn push_outbox_keeping(&self, m: &Outgoing, local: Option<&Body>) -> Result<()> {
+        let json = |b: &Body| serde_json::to_string(b).expect("bodies serialize");
         self.db.execute(
-            "INSERT INTO outbox (client_msg_id, to_json, body_json) VALUES (?1, ?2, ?3)",
+            "INSERT INTO outbox (client_msg_id, to_json, body_json, local_json)
+             VALUES (?1, ?2, ?3, ?4)",
             params![
                 m.client_msg_id,
                 serde_json::to_string(&m.to).expect("recipients serialize"),
-                serde_json::to_string(&m.body).expect("bodies serialize"),
+                json(&m.body),
+                local.map(json),
             ],
         )?;
         Ok(())
@@ -127,7 +145,7 @@ impl Store {
         let item: Option<(String, String)> = self
             .db
             .query_row(
-                "SELECT to_json, body_json FROM outbox WHERE client_msg_id = ?1",
+                "SELECT to_json, coalesce(local_json, body_json) FROM outbox WHERE client_msg_id = ?1",
                 [&a.client_msg_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -176,6 +194,14 @@ impl Store {
         }
         tx.commit()?;
         Ok(added)
+    }
+
+    /// Whether message `msg_id` is stored (a replay needs no decrypting).
+    pub fn has_message(&self, msg_id: parley_schemas::ids::MessageId) -> Result<bool> {
+        Ok(self
+            .db
+            .prepare("SELECT 1 FROM messages WHERE msg_id = ?1")?
+            .exists([msg_id.0 as i64])?)
     }
 
     /// The last inbox seq stored (0 if none).

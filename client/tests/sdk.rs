@@ -4,99 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::*;
 use parley_client::{Client, Event};
-use parley_schemas::ids::{ConversationId, UserId};
+use parley_schemas::ids::ConversationId;
 use parley_schemas::wire::{Body, MsgFrame, ReceiptStatus, Recipient};
-use tokio::sync::oneshot;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// `parley up` in this process, on `addr` (port 0: a free one).
-struct Server {
-    url: String,
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
-}
-
-async fn up(data: &Path, addr: SocketAddr) -> Server {
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let cfg = parley::Config {
-        data_dir: data.to_path_buf(),
-        argon2_memory_kib: 1024,
-        ..parley::Config::default()
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        parley::up(&cfg, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .map_err(|e| format!("{e:#}"))
-    });
-    let url = format!("http://{addr}");
-    // Ready once it answers; sign-ups come right after.
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !http
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "parley up did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Server {
-        url,
-        addr,
-        stop,
-        task,
-    }
-}
-
-impl Server {
-    async fn down(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-/// A signed-up, signed-in client on its own file, running.
-async fn person(dir: &Path, url: &str, name: &str, file: &str) -> (Client, UserId) {
-    let c = Client::open(dir.join(file), url).unwrap();
-    let _ = c.sign_up(name, "a-long-password").await;
-    let s = c.sign_in(name, "a-long-password").await.unwrap();
-    let runner = c.clone();
-    tokio::spawn(async move { runner.run().await });
-    (c, s.user_id)
-}
-
-/// The texts of the next `n` new messages on `events`, in arrival order.
-async fn texts(events: &mut tokio::sync::broadcast::Receiver<Event>, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        while out.len() < n {
-            if let Event::Message(m) = events.recv().await.unwrap() {
-                if let Body::Text(t) = m.body {
-                    out.push(t);
-                }
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("only {} of {n} messages arrived: {out:?}", out.len()));
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_send_and_restarted_delivers_each_message_once() {
