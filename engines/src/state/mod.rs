@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 
 mod keys;
+mod notify;
 pub use keys::{DeviceKeys, KeyStore, KeysPut};
+pub(crate) use notify::PendingRow;
+pub use notify::{NotifyItem, NotifyStore, PendingNotification, StoredSubscription};
 
 /// The delivered/read marks of one user in one conversation. Read implies
 /// delivered, so `delivered >= read` always.
@@ -168,6 +171,13 @@ pub enum StateOp {
     SetPrivacy {
         user: UserId,
         presence: Audience,
+    },
+    /// An item for a user who is away, queued for a notification in the
+    /// notifier's partition `partition`, collapsed with the others of its
+    /// conversation.
+    QueueNotification {
+        partition: u32,
+        item: NotifyItem,
     },
     /// Stores a large group's message once in the group's stream (read
     /// fan-out): `message` is an encoded event. Rewriting it is a no-op.
@@ -506,7 +516,14 @@ pub trait JobStore: Send + Sync + 'static {
 /// `Arc<dyn StateStore>` and call what their job needs; the contract suite
 /// tests each narrow trait on its own.
 pub trait StateStore:
-    AccountStore + PresenceStore + ConversationStore + InboxStore + MediaStore + KeyStore + JobStore
+    AccountStore
+    + PresenceStore
+    + ConversationStore
+    + InboxStore
+    + MediaStore
+    + KeyStore
+    + NotifyStore
+    + JobStore
 {
 }
 
@@ -517,6 +534,7 @@ impl<T> StateStore for T where
         + InboxStore
         + MediaStore
         + KeyStore
+        + NotifyStore
         + JobStore
         + ?Sized
 {

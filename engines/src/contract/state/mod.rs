@@ -8,6 +8,7 @@ mod inboxes;
 mod jobs;
 mod keys;
 mod media;
+mod notify;
 mod presence;
 
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 
 use crate::state::{
-    AccountStore, ConversationStore, InboxStore, JobStore, KeyStore, MediaStore, PresenceStore,
-    StateOp, StateStore,
+    AccountStore, ConversationStore, InboxStore, JobStore, KeyStore, MediaStore, NotifyStore,
+    PresenceStore, StateOp, StateStore,
 };
 use accounts::*;
 use conversations::*;
@@ -24,6 +25,7 @@ use inboxes::*;
 use jobs::*;
 use keys::*;
 use media::*;
+use notify::*;
 use presence::*;
 
 /// Users no other run touches, so the suite can share a server.
@@ -40,6 +42,13 @@ pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     inbox_store_contract(&*store).await;
     media_store_contract(&*store).await;
     key_store_contract(&*store).await;
+    notify_store_contract(&*store).await;
+}
+
+/// [`NotifyStore`]: queued notifications, subscriptions, settings.
+pub async fn notify_store_contract<S: NotifyStore + JobStore>(s: &S) {
+    notifications_collapse_and_leave_when_sent(s).await;
+    subscriptions_and_settings(s).await;
 }
 
 /// [`KeyStore`]: the key directory.

@@ -24,6 +24,8 @@
 //! - `media`, `media_image`, `media_uses`: uploads and where they were
 //!   sent ([`media`])
 //! - `device_keys`, `prekeys`: the key directory ([`keys`])
+//! - `notify_pending`, `notify_due`, `push_subs`, `notify_settings`:
+//!   notifications ([`notify`])
 
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ use crate::state::{
 mod commit;
 mod keys;
 mod media;
+mod notify;
 mod ops;
 mod reads;
 
@@ -199,6 +202,7 @@ impl RedbState {
         tx.open_table(PRIVACY).map_err(err)?;
         media::create_tables(&tx)?;
         keys::create_tables(&tx)?;
+        notify::create_tables(&tx)?;
         tx.commit().map_err(err)?;
         let inner = Arc::new(Inner {
             db,

@@ -181,6 +181,7 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         | StateOp::SetMediaImage { .. }
         | StateOp::MediaUsed { .. }
         | StateOp::DeleteMedia { .. } => super::media::apply_media_op(tx, op)?,
+        StateOp::QueueNotification { .. } => super::notify::apply_notify_op(tx, op)?,
     }
     Ok(())
 }

@@ -18,6 +18,8 @@
 //! - `P:md:{media}`, `P:mu:{media}`: uploads and where they were sent
 //!   ([`media`])
 //! - `P:k:{user}`, `P:kp:{user}:{device}`: the key directory ([`keys`])
+//! - `P:np:{partition}`, `P:npq:{partition}`, `P:ps:{user}`: queued
+//!   notifications and push subscriptions ([`notify`])
 //!
 //! Message ids are 63-bit and Lua numbers are doubles, so inside scripts ids
 //! are zero-padded 20-digit strings, whose string order is numeric order.
@@ -41,6 +43,7 @@ use crate::state::{
 
 mod keys;
 mod media;
+mod notify;
 mod reads;
 
 /// A Redis failure: connection trouble is worth a retry, the rest is not.
@@ -158,6 +161,7 @@ while i <= #ARGV do
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
   __MEDIA__
+  __NOTIFY__
   end
   i = i + 5
 end
@@ -200,6 +204,7 @@ pub struct RedisState {
     pin_blob: Script,
     put_keys: Script,
     claim_keys: Script,
+    notification_sent: Script,
 }
 
 impl RedisState {
@@ -210,7 +215,11 @@ impl RedisState {
         Ok(RedisState {
             con,
             prefix: prefix.to_owned(),
-            apply: Script::new(&APPLY.replace("  __MEDIA__", media::MEDIA_LUA)),
+            apply: Script::new(
+                &APPLY
+                    .replace("  __MEDIA__", media::MEDIA_LUA)
+                    .replace("  __NOTIFY__", notify::NOTIFY_LUA),
+            ),
             create_account: Script::new(CREATE_ACCOUNT),
             cursor_max: Script::new(CURSOR_MAX),
             swap_session: Script::new(SWAP_SESSION),
@@ -218,6 +227,7 @@ impl RedisState {
             pin_blob: Script::new(media::PIN),
             put_keys: Script::new(keys::PUT),
             claim_keys: Script::new(keys::CLAIM),
+            notification_sent: Script::new(notify::SENT),
         })
     }
 
@@ -240,7 +250,7 @@ impl RedisState {
             .arg(next_offset)
             .arg(prev.map(|p| p.to_string()).unwrap_or_default());
         for op in ops {
-            if let Some(args) = media::media_args(op) {
+            if let Some(args) = media::media_args(op).or_else(|| notify::notify_args(op)) {
                 for a in args {
                     inv.arg(a);
                 }
@@ -403,7 +413,10 @@ impl RedisState {
                 StateOp::PutMedia { .. }
                 | StateOp::SetMediaImage { .. }
                 | StateOp::MediaUsed { .. }
-                | StateOp::DeleteMedia { .. } => unreachable!("sent by media_args above"),
+                | StateOp::DeleteMedia { .. }
+                | StateOp::QueueNotification { .. } => {
+                    unreachable!("sent by media_args or notify_args above")
+                }
             }
         }
         inv.invoke_async(&mut self.con.clone()).await.map_err(err)
