@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(crate::media::routes())
         .merge(crate::keys::routes())
+        .merge(crate::notify::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()

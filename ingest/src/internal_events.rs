@@ -426,6 +426,8 @@ pub enum Limit {
     KeyClaims,
     /// A device's upload past the one-time prekeys it may hold.
     Prekeys,
+    /// A user's push subscriptions past `limits.push_subscriptions_per_user`.
+    PushSubscriptions,
 }
 
 impl Limit {
@@ -452,6 +454,7 @@ impl Limit {
             Limit::MediaStall => "media_stall",
             Limit::KeyClaims => "key_claims",
             Limit::Prekeys => "prekeys",
+            Limit::PushSubscriptions => "push_subscriptions",
         }
     }
 }

@@ -13,7 +13,8 @@
 //!   reads, media, and the key directory for end-to-end encryption; what
 //!   they share is in `edge::core`.
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
-//!   (streamed uploads, ranged downloads); [`keys`]: the key directory's.
+//!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
+//!   [`notify`]: push subscriptions, notification settings, mutes.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -40,6 +41,7 @@ pub mod internal_events;
 pub mod keys;
 pub mod limits;
 pub mod media;
+pub mod notify;
 pub mod serve;
 pub mod socket;
 pub mod web;

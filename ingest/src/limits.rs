@@ -69,6 +69,11 @@ pub struct Limits {
     /// Key bundle fetches (`GET /v1/users/{id}/keys`) per minute per
     /// caller: each takes one-time prekeys that cannot be given back.
     pub key_claims_per_min: u32,
+    /// Push subscriptions one user may hold, across their devices.
+    pub push_subscriptions_per_user: usize,
+    /// Accept Web Push endpoints over plain `http://` (a push service on
+    /// a private network, or a test's). Off: `https://` only.
+    pub push_http_endpoints: bool,
 }
 
 impl Default for Limits {
@@ -105,6 +110,8 @@ impl Default for Limits {
             media_unsent_ms: 24 * 3600 * 1000,
             media_session_ms: 24 * 3600 * 1000,
             key_claims_per_min: 60,
+            push_subscriptions_per_user: 20,
+            push_http_endpoints: false,
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Config {
     /// checked against a JWKS file (`[idp]`, `PARLEY__IDP__JWKS_FILE`,
     /// `..._ISSUER`, `..._AUDIENCE`); off by default. docs/security.md.
     pub idp: Option<parley_ingest::idp::IdpSettings>,
+    /// Notifications for users who are away (`[notify]`: `webhook_url`,
+    /// `webhook_secret`, retries, collapse window); off without a sink.
+    pub notify: parley_processors::notify::NotifyConfig,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             ops_listen: None,
             limits: parley_ingest::Limits::default(),
             idp: None,
+            notify: parley_processors::notify::NotifyConfig::default(),
         }
     }
 }

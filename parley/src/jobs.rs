@@ -1,6 +1,6 @@
 //! The jobs each partition runs: the processor's (router, presence,
-//! accounts, thumbnails, history writers) and the delivery role's sequencer, with
-//! their batch settings.
+//! accounts, thumbnails, history writers, the notifier and its dispatcher)
+//! and the delivery role's sequencer, with their batch settings.
 
 use super::*;
 
@@ -53,12 +53,15 @@ pub(crate) struct Processing {
     pub(crate) partitions: u32,
     pub(crate) read_fanout_above: usize,
     pub(crate) lifetimes: Lifetimes,
+    pub(crate) notify: NotifyConfig,
 }
 
 impl Processing {
-    pub(crate) fn new(cfg: &Config, shared: &Engines) -> Processing {
+    /// Refuses a notification setup that cannot work.
+    pub(crate) fn new(cfg: &Config, shared: &Engines) -> Result<Processing> {
+        cfg.notify.check().map_err(anyhow::Error::msg)?;
         let ms = Duration::from_millis;
-        Processing {
+        Ok(Processing {
             log: shared.log.clone(),
             state: shared.state.clone(),
             history: shared.history.clone(),
@@ -71,7 +74,8 @@ impl Processing {
                 grace: ms(cfg.media_blob_grace_ms),
                 every: ms(cfg.media_sweep_every_ms.max(1)),
             },
-        }
+            notify: cfg.notify.clone(),
+        })
     }
 }
 
@@ -94,7 +98,30 @@ pub(crate) async fn process_partition(
         partitions,
         read_fanout_above,
         lifetimes,
+        notify,
     } = engines;
+    // Notifications, when a sink is configured: the notifier job on this
+    // partition of `inbox`, and the dispatcher of what it queued.
+    let notifications = {
+        let (log, state, stop) = (log.clone(), state.clone(), stop.clone());
+        async move {
+            if !notify.enabled() {
+                return;
+            }
+            let dispatcher =
+                Dispatcher::new(state.clone(), log.clone(), partitions, notify.clone());
+            tokio::join!(
+                run_job(
+                    log,
+                    state.clone(),
+                    job_spec(notify::JOB, topics::INBOX, p),
+                    NotifierJob::new(state, &notify),
+                    stop.clone(),
+                ),
+                dispatcher.run(p, stop),
+            );
+        }
+    };
     // One media sweeper per deployment: with partition 0.
     let sweeper = Sweeper {
         log: log.clone(),
@@ -155,6 +182,7 @@ pub(crate) async fn process_partition(
             stop.clone(),
         ),
         sweep,
+        notifications,
         run_job(
             log.clone(),
             state.clone(),

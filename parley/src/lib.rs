@@ -49,6 +49,8 @@ use parley_ingest::serve::ServeOptions;
 use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::media_sweeper::{Lifetimes, Sweeper};
+use parley_processors::notify::dispatch::Dispatcher;
+use parley_processors::notify::{self, NotifierJob, NotifyConfig};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::router::{self, Router};
 use parley_processors::thumbnails::{self, ThumbnailJob};
@@ -124,7 +126,7 @@ pub async fn up(
     };
     let edge = build_edge(cfg, &engines, hub.clone(), hub.clone())?;
 
-    let processing = Processing::new(cfg, &engines);
+    let processing = Processing::new(cfg, &engines)?;
     drop(engines);
     let stop = CancellationToken::new();
     let mut jobs = tokio::task::JoinSet::new();
@@ -302,7 +304,7 @@ pub async fn process(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (shared, member) = open_shared(cfg, &listener).await?;
-    let processing = Processing::new(cfg, &shared);
+    let processing = Processing::new(cfg, &shared)?;
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);
     run_role(role, shared, member, listener, shutdown, move |p, stop| {
         process_partition(processing.clone(), p, stop, None)

@@ -4,7 +4,10 @@ use std::sync::LazyLock;
 
 use parley_engines::telemetry::InternalEvent;
 use parley_schemas::ids::{GroupId, MessageId, UserId};
-use prometheus::{register_int_counter, register_int_counter_vec, IntCounter, IntCounterVec};
+use prometheus::{
+    register_histogram, register_int_counter, register_int_counter_vec, Histogram, IntCounter,
+    IntCounterVec,
+};
 
 static GROUP_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -183,5 +186,137 @@ impl InternalEvent for PresenceFanoutCapped {
             cap = self.cap,
             "presence fan-out capped"
         );
+    }
+}
+
+static NOTIFY_QUEUED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_notifications_queued_total",
+        "Inbox items for users who were away, queued for a notification (collapsed per conversation)"
+    )
+    .expect("metric registers once")
+});
+
+fn sink_counter(name: &str, help: &str) -> IntCounterVec {
+    register_int_counter_vec!(name, help, &["sink"]).expect("metric registers once")
+}
+
+static NOTIFY_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    sink_counter(
+        "parley_notifications_sent_total",
+        "Notifications a sink took (2xx), by sink",
+    )
+});
+
+static NOTIFY_FAILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    sink_counter(
+        "parley_notifications_failed_total",
+        "Notification attempts that failed (an error, a timeout, a non-2xx answer), by sink",
+    )
+});
+
+static NOTIFY_RETRIED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    sink_counter(
+        "parley_notifications_retried_total",
+        "Notification attempts made again after a failure, by sink",
+    )
+});
+
+static NOTIFY_DEAD: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    sink_counter(
+        "parley_notifications_dead_lettered_total",
+        "Notifications given up on after every try, appended to the notify-dead topic, by sink",
+    )
+});
+
+static NOTIFY_SKIPPED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_notifications_skipped_total",
+        "Due notifications not sent, by why: muted, foreground (the user came back), no_subscription, rate_limited (sent later), subscription_gone",
+        &["why"]
+    )
+    .expect("metric registers once")
+});
+
+static NOTIFY_DELAY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "parley_notification_delay_seconds",
+        "From the first item of a notification being queued to a sink taking it (the collapse window included)",
+        vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0]
+    )
+    .expect("metric registers once")
+});
+
+/// Items queued for notifications by one batch of the notifier job.
+pub struct NotificationsQueued {
+    pub count: usize,
+}
+
+impl InternalEvent for NotificationsQueued {
+    fn emit(self) {
+        NOTIFY_QUEUED.inc_by(self.count as u64);
+    }
+}
+
+/// A sink took a notification.
+pub struct NotificationSent {
+    pub sink: &'static str,
+    pub delay_ms: u64,
+}
+
+impl InternalEvent for NotificationSent {
+    fn emit(self) {
+        NOTIFY_SENT.with_label_values(&[self.sink]).inc();
+        NOTIFY_DELAY.observe(self.delay_ms as f64 / 1000.0);
+    }
+}
+
+/// One attempt failed; `again`: it will be retried.
+pub struct NotificationFailed<'a> {
+    pub sink: &'static str,
+    pub error: &'a str,
+    pub again: bool,
+}
+
+impl InternalEvent for NotificationFailed<'_> {
+    fn emit(self) {
+        NOTIFY_FAILED.with_label_values(&[self.sink]).inc();
+        if self.again {
+            NOTIFY_RETRIED.with_label_values(&[self.sink]).inc();
+        }
+        tracing::debug!(
+            sink = self.sink,
+            error = self.error,
+            again = self.again,
+            "notification attempt failed"
+        );
+    }
+}
+
+/// Given up on after every try.
+pub struct NotificationDeadLettered<'a> {
+    pub sink: &'static str,
+    pub error: &'a str,
+}
+
+impl InternalEvent for NotificationDeadLettered<'_> {
+    fn emit(self) {
+        NOTIFY_DEAD.with_label_values(&[self.sink]).inc();
+        tracing::warn!(
+            sink = self.sink,
+            error = self.error,
+            "notification dead-lettered"
+        );
+    }
+}
+
+/// A due notification not sent, and why.
+pub struct NotificationSkipped {
+    pub why: &'static str,
+}
+
+impl InternalEvent for NotificationSkipped {
+    fn emit(self) {
+        NOTIFY_SKIPPED.with_label_values(&[self.why]).inc();
     }
 }

@@ -27,11 +27,15 @@
 //! - [`media_sweeper::Sweeper`], not a job but a periodic task: deletes
 //!   uploads never sent, blobs no upload refers to and expired resumable
 //!   sessions.
+//! - [`notify`]: notifications for users who are away: the notifier job on
+//!   `inbox` queues them (collapsed per conversation), a dispatcher per
+//!   partition sends what is due through the sinks (a signed webhook).
 //! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
 pub mod internal_events;
 pub mod media_sweeper;
+pub mod notify;
 pub mod presence;
 pub mod router;
 pub mod thumbnails;

@@ -51,6 +51,9 @@ pub enum Event {
     MediaAdded(MediaAdded),
     /// On `accounts`: an upload never sent, deleted by the sweeper.
     MediaDeleted(MediaDeleted),
+    /// On `notify-dead` (by user): a notification no sink took after every
+    /// try, kept for operators.
+    NotificationDead(NotificationDead),
 }
 
 impl Event {
@@ -75,6 +78,7 @@ impl Event {
             Event::DeviceSession(_) => "device_session",
             Event::MediaAdded(_) => "media_added",
             Event::MediaDeleted(_) => "media_deleted",
+            Event::NotificationDead(_) => "notification_dead",
         }
     }
 }
@@ -240,6 +244,19 @@ pub struct MediaAdded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaDeleted {
     pub media: MediaId,
+    pub ts: u64,
+}
+
+/// A notification given up on: for whom, through which subscription, the
+/// payload as it was sent (no message text for `e2e` conversations), and
+/// the last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationDead {
+    pub user: UserId,
+    pub subscription: String,
+    pub payload: String,
+    pub error: String,
+    pub tries: u32,
     pub ts: u64,
 }
 

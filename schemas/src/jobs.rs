@@ -19,3 +19,5 @@ pub const HISTORY: &str = "history";
 pub const HISTORY_SESSIONS: &str = "history-sessions";
 /// Uploaded images → thumbnails and image sizes (`accounts`).
 pub const THUMBNAILS: &str = "thumbnails";
+/// Inbox items for users who are away → queued notifications (`inbox`).
+pub const NOTIFIER: &str = "notifier";

@@ -14,4 +14,7 @@ pub const INBOX: &str = "inbox";
 /// state store holds them too, and rebuilds them from here if it is lost.
 pub const ACCOUNTS: &str = "accounts";
 
-pub const ALL: [&str; 4] = [EVENTS, PRESENCE, INBOX, ACCOUNTS];
+/// Notifications no sink took after every try (dead letters), by user.
+pub const NOTIFY_DEAD: &str = "notify-dead";
+
+pub const ALL: [&str; 5] = [EVENTS, PRESENCE, INBOX, ACCOUNTS, NOTIFY_DEAD];

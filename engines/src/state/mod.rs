@@ -48,6 +48,15 @@ impl Presence {
     pub fn is_online(&self, now: u64) -> bool {
         parley_schemas::presence::online_at(self.online, self.updated, now)
     }
+
+    /// Whether the user has an app in the foreground at `now`: online, and
+    /// active (an `active` heartbeat, which apps send every 5 s while in
+    /// front, or a send) within the same window. Background sockets do
+    /// not count: their users get notifications.
+    pub fn in_foreground(&self, now: u64) -> bool {
+        self.is_online(now)
+            && now.saturating_sub(self.last_seen) <= parley_schemas::presence::OFFLINE_AFTER_MS
+    }
 }
 
 /// A registered user.

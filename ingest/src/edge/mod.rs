@@ -18,6 +18,7 @@
 //!   the hub and the session registry, and its device's feed.
 //! - [`history`]: scrollback and the conversation list, members only.
 //! - [`keys`]: the key directory for end-to-end encryption.
+//! - [`notify`]: push subscriptions, notification settings and mutes.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
 //!   them; [`resumable`]: uploads in chunks that survive a cut
 //!   connection.
@@ -32,6 +33,7 @@ pub mod history;
 pub mod keys;
 pub mod media;
 pub mod messages;
+pub mod notify;
 pub mod presence;
 pub mod resumable;
 pub mod sessions;
@@ -60,6 +62,7 @@ pub use self::history::HistoryReads;
 pub use self::keys::Keys;
 pub use self::media::Media;
 pub use self::messages::{Messages, APPEND_SCOPE, FORWARDED, GROUP};
+pub use self::notify::Notifications;
 pub use self::presence::PresenceAndTyping;
 pub use self::sessions::Sessions;
 pub use self::sockets::{Sockets, SESSION_TTL};
@@ -101,6 +104,7 @@ pub struct Edge {
     history: HistoryReads,
     media: Media,
     keys: Arc<Keys>,
+    notifications: Arc<Notifications>,
     /// Every task that holds an engine: appenders and sockets.
     tasks: TaskTracker,
     /// Cancelled at shutdown: sockets close, appenders drain.
@@ -120,11 +124,17 @@ impl Edge {
         let backlog = Arc::new(backlog::Backlog::new(parts.limits.shed_behind_ms));
         let guard = Arc::new(Guard::new(parts.limits));
         let keys = Arc::new(Keys::new(core.clone(), guard.clone(), parts.pusher.clone()));
+        let notifications = Arc::new(Notifications::new(
+            core.clone(),
+            guard.limits.push_subscriptions_per_user,
+            guard.limits.push_http_endpoints,
+        ));
         let sessions = Arc::new(Sessions::new(
             core.clone(),
             auth.clone(),
             parts.pusher.clone(),
             keys.clone(),
+            notifications.clone(),
         ));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
@@ -165,6 +175,7 @@ impl Edge {
             history: HistoryReads::new(core, parts.history),
             sockets,
             keys,
+            notifications,
             log,
             guard,
             sessions,
@@ -197,6 +208,9 @@ impl Edge {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+    pub fn notifications(&self) -> &Notifications {
+        &self.notifications
     }
     pub fn messages(&self) -> &Messages {
         &self.messages

@@ -15,6 +15,7 @@ use parley_schemas::wire::{DeviceInfo, DeviceList, Session};
 
 use super::core::Core;
 use super::keys::Keys;
+use super::notify::Notifications;
 use crate::auth::{AuthConfig, Caller, ACCESS, EDGE, REFRESH};
 use crate::error::ApiError;
 
@@ -25,6 +26,8 @@ pub struct Sessions {
     pusher: Arc<dyn Pusher>,
     /// A device signed out leaves the key directory.
     keys: Arc<Keys>,
+    /// ... and gets no more notifications.
+    notifications: Arc<Notifications>,
 }
 
 fn signed_out() -> ApiError {
@@ -37,12 +40,14 @@ impl Sessions {
         auth: Arc<AuthConfig>,
         pusher: Arc<dyn Pusher>,
         keys: Arc<Keys>,
+        notifications: Arc<Notifications>,
     ) -> Sessions {
         Sessions {
             core,
             auth,
             pusher,
             keys,
+            notifications,
         }
     }
 
@@ -165,10 +170,11 @@ impl Sessions {
         }
     }
 
-    /// The device's session ended: its keys leave the directory and its
-    /// sockets close.
+    /// The device's session ended: its keys leave the directory, its push
+    /// subscriptions go, and its sockets close.
     async fn ended(&self, caller: Caller) -> Result<(), ApiError> {
         self.keys.remove(caller).await?;
+        self.notifications.device_gone(caller).await?;
         self.pusher
             .deliver(vec![(caller.user, Push::SignedOut(caller.device))]);
         Ok(())

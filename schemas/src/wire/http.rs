@@ -257,3 +257,72 @@ pub struct KeysStatus {
     pub identity_key: Option<String>,
     pub one_time_prekeys: u32,
 }
+
+/// `POST /v1/push/subscriptions` (an addition): where this device's
+/// notifications go. `webhook`: a token the deployment's own gateway
+/// (to FCM or APNs) knows; `webpush`: a browser's `PushSubscription`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PushSubscription {
+    Webhook {
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform: Option<String>,
+    },
+    Webpush {
+        endpoint: String,
+        keys: WebPushKeys,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPushKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionCreated {
+    pub subscription_id: String,
+}
+
+/// `GET /v1/push/subscriptions`: the caller's, across their devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionList {
+    pub subscriptions: Vec<SubscriptionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionInfo {
+    pub subscription_id: String,
+    pub device_id: DeviceId,
+    pub kind: String,
+}
+
+/// `GET`/`PUT /v1/push/settings` (an addition): whether notifications may
+/// show message text (never for `e2e` bodies), and the muted
+/// conversations (`PUT`/`DELETE /v1/conversations/{cid}/mute`): id → until
+/// (ms; 0 for ever).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifySettings {
+    #[serde(default)]
+    pub previews: bool,
+    #[serde(default)]
+    pub muted: std::collections::BTreeMap<String, u64>,
+}
+
+impl NotifySettings {
+    /// Whether `conversation` is muted at `now`.
+    pub fn muted(&self, conversation: &ConversationId, now: u64) -> bool {
+        self.muted
+            .get(&conversation.to_string())
+            .is_some_and(|&until| until == 0 || until > now)
+    }
+}
+
+/// `PUT /v1/conversations/{cid}/mute`: until when (ms), or for ever.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mute {
+    #[serde(default)]
+    pub until: Option<u64>,
+}

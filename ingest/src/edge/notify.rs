@@ -1,0 +1,226 @@
+//! What users set up for notifications: push subscriptions per device
+//! (a token for the deployment's gateway, or a browser's Web Push
+//! subscription), whether notifications may show text, and muted
+//! conversations. The notifier job (processors) reads them.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use parley_engines::state::StoredSubscription;
+use parley_schemas::ids::ConversationId;
+use parley_schemas::wire::{
+    ErrorCode, Mute, NotifySettings, PushSubscription, SubscriptionCreated, SubscriptionInfo,
+    SubscriptionList,
+};
+
+use super::Core;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::internal_events::{Limit, LimitHit};
+use parley_engines::telemetry::emit;
+
+const MAX_TOKEN: usize = 4096;
+const MAX_ENDPOINT: usize = 2048;
+
+pub struct Notifications {
+    core: Arc<Core>,
+    /// Subscriptions one user may hold, across devices.
+    per_user: usize,
+    /// Web Push endpoints over plain `http://` (a push service on a
+    /// private network, or a test's); `https://` only otherwise.
+    http_endpoints: bool,
+}
+
+fn kind(s: &PushSubscription) -> &'static str {
+    match s {
+        PushSubscription::Webhook { .. } => "webhook",
+        PushSubscription::Webpush { .. } => "webpush",
+    }
+}
+
+fn validate(s: &PushSubscription, http_endpoints: bool) -> Result<(), ApiError> {
+    match s {
+        PushSubscription::Webhook { token, platform } => {
+            if token.is_empty() || token.len() > MAX_TOKEN {
+                return Err(ApiError::bad_request(format!(
+                    "token must be 1..{MAX_TOKEN} bytes"
+                )));
+            }
+            let ok = |p: &String| {
+                !p.is_empty()
+                    && p.len() <= 32
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            if platform.as_ref().is_some_and(|p| !ok(p)) {
+                return Err(ApiError::bad_request(
+                    "platform must be 1..32 of a-z, 0-9, '_' and '-'",
+                ));
+            }
+        }
+        PushSubscription::Webpush { endpoint, keys } => {
+            let url = reqwest::Url::parse(endpoint)
+                .map_err(|_| ApiError::bad_request("endpoint is not a URL"))?;
+            let scheme_ok = url.scheme() == "https" || (http_endpoints && url.scheme() == "http");
+            if !scheme_ok || endpoint.len() > MAX_ENDPOINT || url.host().is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "endpoint must be an https URL of at most {MAX_ENDPOINT} bytes"
+                )));
+            }
+            let decoded = |v: &str| {
+                URL_SAFE_NO_PAD
+                    .decode(v.trim_end_matches('='))
+                    .map(|b| b.len())
+                    .unwrap_or(0)
+            };
+            // RFC 8291: an uncompressed P-256 point and a 16-byte secret.
+            if decoded(&keys.p256dh) != 65 || decoded(&keys.auth) != 16 {
+                return Err(ApiError::bad_request(
+                    "keys.p256dh must be a P-256 public key (65 bytes) and keys.auth 16 bytes, base64url",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Notifications {
+    pub fn new(core: Arc<Core>, per_user: usize, http_endpoints: bool) -> Notifications {
+        Notifications {
+            core,
+            per_user,
+            http_endpoints,
+        }
+    }
+
+    /// `POST /v1/push/subscriptions`: the same subscription of the same
+    /// device again answers its first id.
+    pub async fn subscribe(
+        &self,
+        caller: Caller,
+        sub: PushSubscription,
+    ) -> Result<SubscriptionCreated, ApiError> {
+        validate(&sub, self.http_endpoints)?;
+        let json = serde_json::to_string(&sub).expect("subscriptions serialize");
+        let held = self.core.state.subscriptions(caller.user).await?;
+        if let Some(same) = held
+            .iter()
+            .find(|s| s.device == caller.device && s.json == json)
+        {
+            return Ok(SubscriptionCreated {
+                subscription_id: same.id.clone(),
+            });
+        }
+        if held.len() >= self.per_user {
+            emit(LimitHit {
+                limit: Limit::PushSubscriptions,
+            });
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "at most {} push subscriptions per user; remove one",
+                    self.per_user
+                ),
+            ));
+        }
+        let id = format!("{:032x}", rand::random::<u128>());
+        let stored = StoredSubscription {
+            id: id.clone(),
+            device: caller.device,
+            json,
+        };
+        self.core
+            .state
+            .put_subscription(caller.user, stored)
+            .await?;
+        Ok(SubscriptionCreated {
+            subscription_id: id,
+        })
+    }
+
+    pub async fn list(&self, caller: Caller) -> Result<SubscriptionList, ApiError> {
+        let held = self.core.state.subscriptions(caller.user).await?;
+        let subscriptions = held
+            .into_iter()
+            .filter_map(|s| {
+                let sub: PushSubscription = serde_json::from_str(&s.json).ok()?;
+                Some(SubscriptionInfo {
+                    subscription_id: s.id,
+                    device_id: s.device,
+                    kind: kind(&sub).to_owned(),
+                })
+            })
+            .collect();
+        Ok(SubscriptionList { subscriptions })
+    }
+
+    /// `DELETE /v1/push/subscriptions/{id}`: the caller's only; any other
+    /// id is `not_found`.
+    pub async fn unsubscribe(&self, caller: Caller, id: &str) -> Result<(), ApiError> {
+        if self.core.state.remove_subscription(caller.user, id).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("no such subscription"))
+        }
+    }
+
+    /// The device signed out: it gets no more notifications.
+    pub async fn device_gone(&self, caller: Caller) -> Result<(), ApiError> {
+        Ok(self
+            .core
+            .state
+            .remove_device_subscriptions(caller.user, caller.device)
+            .await?)
+    }
+
+    pub async fn settings(&self, caller: Caller) -> Result<NotifySettings, ApiError> {
+        let stored = self.core.state.notify_settings(caller.user).await?;
+        Ok(stored
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default())
+    }
+
+    /// `PUT /v1/push/settings`: `previews` only (mutes have their calls).
+    pub async fn set_previews(
+        &self,
+        caller: Caller,
+        new: NotifySettings,
+    ) -> Result<NotifySettings, ApiError> {
+        let mut s = self.settings(caller).await?;
+        s.previews = new.previews;
+        self.store(caller, &s).await?;
+        Ok(s)
+    }
+
+    /// Mutes `conversation` for the caller (members only), until `until`
+    /// or for ever; `None` unmutes.
+    pub async fn mute(
+        &self,
+        caller: Caller,
+        conversation: ConversationId,
+        mute: Option<Mute>,
+    ) -> Result<(), ApiError> {
+        self.core.access(caller.user, &conversation, false).await?;
+        let mut s = self.settings(caller).await?;
+        let key = conversation.to_string();
+        match mute {
+            Some(m) => {
+                s.muted.insert(key, m.until.unwrap_or(0));
+            }
+            None => {
+                s.muted.remove(&key);
+            }
+        }
+        self.store(caller, &s).await
+    }
+
+    async fn store(&self, caller: Caller, s: &NotifySettings) -> Result<(), ApiError> {
+        let json = serde_json::to_string(s).expect("settings serialize");
+        Ok(self
+            .core
+            .state
+            .put_notify_settings(caller.user, &json)
+            .await?)
+    }
+}

@@ -1,0 +1,172 @@
+//! Notifications for users who are away.
+//!
+//! - [`NotifierJob`] consumes `inbox` (by user): each item for a user with
+//!   no app in the foreground (`heartbeat active: true` within 15 s) is
+//!   queued in the state store with the job's offset, collapsed with the
+//!   others of its conversation: exactly once per item, across restarts.
+//! - [`dispatch::Dispatcher`], beside the job on each partition, takes what
+//!   is due (a collapse window after a conversation's first queued item),
+//!   drops it if muted or the user came back, rate-limits per user, and
+//!   hands it to the sinks for each of the user's subscriptions; a
+//!   notification leaves the queue once every subscription took it or
+//!   gave up (so a crash sends it again: receivers dedup by its `id`).
+//! - [`webhook`]: the sink for a deployment's own gateway to FCM or APNs,
+//!   signed with HMAC-SHA256 over a timestamp and the body, retried with
+//!   exponential backoff, dead-lettered to `notify-dead` after N tries.
+
+pub mod dispatch;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parley_engines::job::{events, Processor};
+use parley_engines::state::{NotifyItem, StateStore};
+use parley_engines::telemetry::emit;
+use parley_engines::{Record, Result, StateOp};
+use parley_schemas::event::{Event, MessageSent};
+use parley_schemas::ids::{now_ms, UserId};
+use parley_schemas::topics;
+use parley_schemas::wire::Body;
+use serde::{Deserialize, Serialize};
+
+use crate::internal_events::NotificationsQueued;
+
+pub const JOB: &str = parley_schemas::jobs::NOTIFIER;
+
+/// A preview is at most this many characters of the text.
+const PREVIEW_CHARS: usize = 120;
+
+/// `[notify]` of the config: where notifications go and how hard to try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The deployment's gateway (to FCM or APNs); off when unset.
+    pub webhook_url: Option<String>,
+    /// The HMAC-SHA256 key the gateway checks signatures with: at least
+    /// 32 bytes, required with `webhook_url`.
+    pub webhook_secret: Option<String>,
+    /// One attempt's deadline.
+    pub timeout_ms: u64,
+    /// Attempts before a notification is dead-lettered.
+    pub max_tries: u32,
+    /// The first retry's wait; each next one doubles, up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// A conversation's items within this window make one notification.
+    pub collapse_ms: u64,
+    /// How often each partition looks for due notifications.
+    pub every_ms: u64,
+    /// Notifications per user per minute; more wait.
+    pub per_user_per_min: u32,
+    /// Items older than this when the job sees them get none (a job that
+    /// starts on an old log, or comes back after a long outage).
+    pub max_age_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            webhook_url: None,
+            webhook_secret: None,
+            timeout_ms: 5_000,
+            max_tries: 8,
+            backoff_ms: 500,
+            max_backoff_ms: 60_000,
+            collapse_ms: 1_500,
+            every_ms: 250,
+            per_user_per_min: 20,
+            max_age_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Whether any sink is configured (the job runs only then).
+    pub fn enabled(&self) -> bool {
+        self.webhook_url.is_some()
+    }
+
+    /// Refuses settings that cannot work: a webhook without a strong key.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.webhook_url.is_some() && self.webhook_secret.as_ref().is_none_or(|s| s.len() < 32) {
+            return Err(
+                "notify.webhook_secret must be set, at least 32 bytes, with notify.webhook_url"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Queues a notification for each inbox item whose user is away.
+pub struct NotifierJob {
+    state: Arc<dyn StateStore>,
+    max_age_ms: u64,
+}
+
+impl NotifierJob {
+    pub fn new(state: Arc<dyn StateStore>, cfg: &NotifyConfig) -> NotifierJob {
+        NotifierJob {
+            state,
+            max_age_ms: cfg.max_age_ms,
+        }
+    }
+}
+
+/// What a notification may show of a message: text only, never an `e2e`
+/// body's (the server cannot read it) nor a media caption.
+fn preview(m: &MessageSent) -> Option<String> {
+    match &m.body {
+        Body::Text(t) => Some(t.chars().take(PREVIEW_CHARS).collect()),
+        Body::Media(_) | Body::E2e(_) => None,
+    }
+}
+
+#[async_trait]
+impl Processor for NotifierJob {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        let now = now_ms();
+        let mut items: Vec<(UserId, &MessageSent)> = Vec::new();
+        let decoded: Vec<Event> = events(topics::INBOX, partition, records)
+            .map(|(_, e)| e)
+            .collect();
+        for e in &decoded {
+            match e {
+                Event::InboxItem(i) => items.push((i.user, &i.message)),
+                Event::GroupPost(g) => items.extend(g.to.iter().map(|u| (*u, &g.message))),
+                _ => {}
+            }
+        }
+        let mut away: HashMap<UserId, bool> = HashMap::new();
+        let mut ops = Vec::new();
+        for (user, m) in items {
+            if user == m.from || now.saturating_sub(m.ts) > self.max_age_ms {
+                continue;
+            }
+            let is_away = match away.get(&user) {
+                Some(a) => *a,
+                None => {
+                    let p = self.state.presence(user).await?.unwrap_or_default();
+                    *away.entry(user).or_insert(!p.in_foreground(now))
+                }
+            };
+            if is_away {
+                ops.push(StateOp::QueueNotification {
+                    partition,
+                    item: NotifyItem {
+                        user,
+                        conversation: m.conversation,
+                        msg_id: m.msg_id,
+                        from: m.from,
+                        at: now,
+                        preview: preview(m),
+                    },
+                });
+            }
+        }
+        emit(NotificationsQueued { count: ops.len() });
+        Ok(ops)
+    }
+}
