@@ -205,6 +205,17 @@ pub trait Log: Send + Sync + 'static {
 
     async fn bounds(&self, topic: &str, partition: u32) -> Result<Bounds>;
 
+    /// Drops records below `below` that were appended before `older_than`
+    /// (ms since the Unix epoch): the caller's word that every consumer
+    /// has passed them. A log may keep a little more (whole segments);
+    /// it never drops a record at or above `below`. Returns the new start.
+    /// The default keeps everything: logs whose servers apply their own
+    /// retention (Fluvio's topic settings) need nothing here.
+    async fn trim(&self, topic: &str, partition: u32, below: u64, older_than: u64) -> Result<u64> {
+        let _ = (below, older_than);
+        Ok(self.bounds(topic, partition).await?.start)
+    }
+
     /// Stores a consumer group's position (the next offset to read).
     async fn commit(
         &self,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use parley_engines::contract::servers::RedisServer;
-use parley_engines::contract::{cluster_contract, log_contract, state_contract};
+use parley_engines::contract::{cluster_contract, log_contract, state_contract, trim_contract};
 use parley_engines::redis::{RedisCluster, RedisLog, RedisState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,8 +27,9 @@ async fn redis_cluster_passes_the_cluster_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_streams_log_passes_the_log_contract() {
     let server = RedisServer::start();
-    let log = RedisLog::connect(&server.url, "parley-test").await.unwrap();
-    log_contract(Arc::new(log)).await;
+    let log = Arc::new(RedisLog::connect(&server.url, "parley-test").await.unwrap());
+    log_contract(log.clone()).await;
+    trim_contract(log, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -274,3 +274,42 @@ async fn concurrent_appends<L: Log>(log: Arc<L>) {
         from = b.next_offset;
     }
 }
+
+/// [`Log::trim`]: nothing at or above `below` is ever dropped, nothing
+/// newer than `older_than`, and reads below the new start are out of
+/// range. `drops`: whether this backend is expected to drop anything of
+/// 300 small records (logs that trim whole large segments, or leave
+/// retention to their server, keep them).
+pub async fn trim_contract<L: Log>(log: Arc<L>, drops: bool) {
+    let name = unique("contract-trim");
+    log.ensure_topic(&TopicSpec::new(&name, 1)).await.unwrap();
+    for chunk in 0..30 {
+        let batch = (0..10).map(|i| payload(chunk * 10 + i)).collect();
+        log.append(&name, 0, batch).await.unwrap();
+    }
+    // Nothing was appended before time 0: nothing goes.
+    assert_eq!(log.trim(&name, 0, 200, 0).await.unwrap(), 0);
+    let now = parley_schemas::ids::now_ms() + 1;
+    let start = log.trim(&name, 0, 200, now).await.unwrap();
+    assert!(start <= 200, "trimmed past `below`: {start}");
+    assert_eq!(log.bounds(&name, 0).await.unwrap().start, start);
+    assert_eq!(drops, start > 0, "start after trimming: {start}");
+    // Everything from `below` on is still there, in order.
+    let batch = log
+        .read(&name, 0, 200, ReadLimit::records(1000))
+        .await
+        .unwrap();
+    let offsets: Vec<u64> = batch.records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (200..300).collect::<Vec<_>>());
+    assert_eq!(batch.records[0].payload, payload(200));
+    if start > 0 {
+        assert!(matches!(
+            log.read(&name, 0, 0, ReadLimit::records(10)).await,
+            Err(EngineError::OffsetOutOfRange { .. })
+        ));
+    }
+    // Trimming again, or below the start, changes nothing; appends go on.
+    assert_eq!(log.trim(&name, 0, 100, now).await.unwrap(), start);
+    let a = log.append(&name, 0, vec![payload(300)]).await.unwrap();
+    assert_eq!(a.first_offset, 300);
+}

@@ -15,7 +15,9 @@
 //! Durability: an append is acknowledged when Redis has applied it. It
 //! survives a crash of Redis only with `appendonly yes` and `appendfsync
 //! always`, and a failover only if `WAIT` confirms replicas; see
-//! `docs/redis-log.md`. Retention is not built for this log yet.
+//! `docs/redis-log.md`. Retention: [`Log::trim`] finds the first entry
+//! young enough by binary search over ids (append times only grow) and
+//! `XTRIM`s by `MINID` below it.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -418,6 +420,41 @@ impl Log for RedisLog {
         let end = next.unwrap_or(0);
         let start = records(&first)?.first().map_or(end, |r| r.offset);
         Ok(Bounds { start, end, epoch })
+    }
+
+    async fn trim(&self, topic: &str, partition: u32, below: u64, older_than: u64) -> Result<u64> {
+        let b = self.bounds(topic, partition).await?;
+        let stream = self.key("s", topic, partition);
+        // The first offset in [start, below) appended at or after
+        // `older_than`: everything before it may go.
+        let (mut lo, mut hi) = (b.start, below.min(b.end));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let id = format!("{mid}-1");
+            let found: Vec<Value> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(&id)
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+            match records(&found)?.first() {
+                Some(r) if r.timestamp < older_than => lo = (r.offset + 1).min(hi),
+                _ => hi = mid,
+            }
+        }
+        if lo > b.start {
+            let _: i64 = redis::cmd("XTRIM")
+                .arg(&stream)
+                .arg("MINID")
+                .arg(format!("{lo}-1"))
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+        }
+        Ok(self.bounds(topic, partition).await?.start)
     }
 
     async fn commit(

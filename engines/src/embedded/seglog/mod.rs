@@ -333,6 +333,11 @@ impl Log for SegmentLog {
         self.with_partition(topic, partition, |p| p.shared.bounds())
     }
 
+    async fn trim(&self, topic: &str, partition: u32, below: u64, older_than: u64) -> Result<u64> {
+        let shared = self.shared(topic, partition)?;
+        blocking(move || Ok(shared.trim(below, older_than))).await
+    }
+
     async fn commit(
         &self,
         group: &str,

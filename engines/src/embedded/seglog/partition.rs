@@ -206,6 +206,33 @@ impl Shared {
         }
     }
 
+    /// Drops sealed segments from the oldest on while `doomed` says so of
+    /// each (given the bytes the partition holds then); the new start.
+    /// Readers holding a dropped file keep reading it: unlink is safe.
+    fn drop_sealed(&self, mut doomed: impl FnMut(&Segment, u64) -> bool) -> u64 {
+        let removed: Vec<Segment> = {
+            let mut segs = self.segs.write().expect("segs lock");
+            let mut total: u64 = segs.iter().map(|s| s.size).sum();
+            let mut n = 0;
+            while n + 1 < segs.len() && doomed(&segs[n], total) {
+                total -= segs[n].size;
+                n += 1;
+            }
+            segs.drain(..n).collect()
+        };
+        for s in removed {
+            let _ = fs::remove_file(&s.path);
+            let _ = fs::remove_file(seg_path(&self.dir, s.base, "idx"));
+        }
+        self.bounds().start
+    }
+
+    /// Drops sealed segments wholly below `below` whose newest record is
+    /// older than `older_than` (ms); the new start.
+    pub fn trim(&self, below: u64, older_than: u64) -> u64 {
+        self.drop_sealed(|s, _| s.next <= below && s.last_ts < older_than)
+    }
+
     /// A blocking read; callers run it off the async executor.
     pub fn read(&self, from: u64, limit: ReadLimit) -> Result<Batch> {
         let end = *self.end.borrow();

@@ -279,28 +279,12 @@ impl Writer {
             return;
         }
         let now = parley_schemas::ids::now_ms();
-        let removed: Vec<Segment> = {
-            let mut segs = self.shared.segs.write().expect("segs lock");
-            let mut total: u64 = segs.iter().map(|s| s.size).sum();
-            let mut n = 0;
-            while n + 1 < segs.len() {
-                let s = &segs[n];
-                let too_big = retention.max_bytes.is_some_and(|m| total > m);
-                let too_old = retention
-                    .max_age
-                    .is_some_and(|a| s.last_ts + a.as_millis() as u64 <= now);
-                if !(too_big || too_old) {
-                    break;
-                }
-                total -= s.size;
-                n += 1;
-            }
-            segs.drain(..n).collect()
-        };
-        for s in removed {
-            // Readers holding the file keep reading it; unlink is safe.
-            let _ = fs::remove_file(&s.path);
-            let _ = fs::remove_file(seg_path(&self.shared.dir, s.base, "idx"));
-        }
+        self.shared.drop_sealed(|s, total| {
+            let too_big = retention.max_bytes.is_some_and(|m| total > m);
+            let too_old = retention
+                .max_age
+                .is_some_and(|a| s.last_ts + a.as_millis() as u64 <= now);
+            too_big || too_old
+        });
     }
 }
