@@ -12,7 +12,7 @@ use parley_engines::{
     SegmentLogOptions, StateStore,
 };
 
-fn file_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn file_path(url: &str) -> Option<PathBuf> {
     url.strip_prefix("file://")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -29,10 +29,17 @@ pub fn not_built(url: &str, feature: &str) -> anyhow::Error {
     )
 }
 
-pub async fn open_log(url: &str, durability: Durability) -> Result<Arc<dyn Log>> {
+/// The log `url` names; `segment_bytes` sizes the embedded log's
+/// segments (what retention drops whole).
+pub async fn open_log(
+    url: &str,
+    durability: Durability,
+    segment_bytes: u64,
+) -> Result<Arc<dyn Log>> {
     if let Some(dir) = file_path(url) {
         let opts = SegmentLogOptions {
             durability,
+            segment_bytes: segment_bytes.max(4096),
             ..Default::default()
         };
         let log =
@@ -181,16 +188,20 @@ mod tests {
     async fn urls_pick_backends_and_bad_ones_say_why() {
         let dir = tempfile::tempdir().unwrap();
         let log_url = format!("file://{}", dir.path().join("log").display());
-        assert!(open_log(&log_url, Durability::Fsync).await.is_ok());
+        assert!(open_log(&log_url, Durability::Fsync, 64 << 20)
+            .await
+            .is_ok());
         let state_url = format!("file://{}", dir.path().join("s.redb").display());
         assert!(open_state(&state_url).await.is_ok());
-        let e = open_log("kafka://x:1", Durability::Fsync)
+        let e = open_log("kafka://x:1", Durability::Fsync, 64 << 20)
             .await
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("unknown log backend \"kafka\""), "{e}");
-        assert!(open_log("file://", Durability::Fsync).await.is_err());
+        assert!(open_log("file://", Durability::Fsync, 64 << 20)
+            .await
+            .is_err());
         let e = open_state("memcached://127.0.0.1:1")
             .await
             .err()
@@ -211,7 +222,9 @@ mod tests {
     async fn redis_urls_open_the_redis_backends() {
         let redis = parley_engines::contract::servers::RedisServer::start();
         assert!(open_state(&redis.url).await.is_ok());
-        assert!(open_log(&redis.url, Durability::Fsync).await.is_ok());
+        assert!(open_log(&redis.url, Durability::Fsync, 64 << 20)
+            .await
+            .is_ok());
         assert!(open_cluster(&redis.url).await.is_ok());
     }
 
@@ -233,7 +246,7 @@ mod tests {
     #[cfg(not(feature = "fluvio"))]
     #[tokio::test]
     async fn a_backend_left_out_of_the_build_names_its_feature() {
-        let e = open_log("fluvio://127.0.0.1:1", Durability::Fsync)
+        let e = open_log("fluvio://127.0.0.1:1", Durability::Fsync, 64 << 20)
             .await
             .err()
             .unwrap()

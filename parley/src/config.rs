@@ -40,6 +40,11 @@ pub struct Config {
     pub media_blob_grace_ms: u64,
     /// `fsync` (default) or `os` (benchmarks only: no fsync before ack).
     pub durability: Durability,
+    /// The embedded log's segment size: retention drops whole segments.
+    pub log_segment_bytes: u64,
+    /// Log retention, and how long history and media are kept
+    /// (`[retention]`); docs/retention.md.
+    pub retention: parley_processors::retention::RetentionConfig,
     /// Partitions per topic when `migrate` or `up` creates them.
     pub partitions: u32,
     /// HS256 key for session tokens; by default one is generated once and
@@ -90,6 +95,8 @@ impl Default for Config {
             media_sweep_every_ms: 600_000,
             media_blob_grace_ms: 3_600_000,
             durability: Durability::Fsync,
+            log_segment_bytes: 64 << 20,
+            retention: parley_processors::retention::RetentionConfig::default(),
             // Measured best for one 2-core machine (docs/benchmarks.md);
             // a deployment that will scale out sets more.
             partitions: 4,

@@ -54,6 +54,9 @@ pub(crate) struct Processing {
     pub(crate) read_fanout_above: usize,
     pub(crate) lifetimes: Lifetimes,
     pub(crate) notify: NotifyConfig,
+    pub(crate) retention: RetentionConfig,
+    /// The embedded log's directory (its disk is watched); `None` on servers.
+    pub(crate) log_dir: Option<std::path::PathBuf>,
 }
 
 impl Processing {
@@ -75,6 +78,8 @@ impl Processing {
                 every: ms(cfg.media_sweep_every_ms.max(1)),
             },
             notify: cfg.notify.clone(),
+            retention: cfg.retention.clone(),
+            log_dir: crate::backends::file_path(&cfg.log_url()),
         })
     }
 }
@@ -99,7 +104,27 @@ pub(crate) async fn process_partition(
         read_fanout_above,
         lifetimes,
         notify,
+        retention,
+        log_dir,
     } = engines;
+    // One log retention task per deployment: with partition 0, like the
+    // media sweeper.
+    let trim = LogRetention {
+        log: log.clone(),
+        state: state.clone(),
+        partitions,
+        topics: retention::consumers(notify.enabled()),
+        cfg: retention,
+        disk: log_dir,
+    };
+    let trim = {
+        let stop = stop.clone();
+        async move {
+            if p == 0 {
+                trim.run(stop).await
+            }
+        }
+    };
     // Notifications, when a sink is configured: the notifier job on this
     // partition of `inbox`, and the dispatcher of what it queued.
     let notifications = {
@@ -182,6 +207,7 @@ pub(crate) async fn process_partition(
             stop.clone(),
         ),
         sweep,
+        trim,
         notifications,
         run_job(
             log.clone(),

@@ -52,6 +52,7 @@ use parley_processors::media_sweeper::{Lifetimes, Sweeper};
 use parley_processors::notify::dispatch::Dispatcher;
 use parley_processors::notify::{self, NotifierJob, NotifyConfig};
 use parley_processors::presence::{self, PresenceJob};
+use parley_processors::retention::{self, LogRetention, RetentionConfig};
 use parley_processors::router::{self, Router};
 use parley_processors::thumbnails::{self, ThumbnailJob};
 use parley_schemas::ids::MessageIdGenerator;
@@ -110,7 +111,7 @@ pub async fn up(
 ) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
+    let log = backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;
     let blobs = backends::open_blobs(&cfg.media_url())?;
@@ -216,7 +217,7 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<(Engines, M
             "roles run as separate processes share one media store: use --media s3://BUCKET?endpoint=URL, or --media file://DIR of a directory every node shares"
         );
     }
-    let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
+    let log = backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
     let state = backends::open_state(&cfg.state_url()).await?;
     let cluster = backends::open_cluster(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;

@@ -117,7 +117,7 @@ async fn shutdown_signal() {
 /// Creates every topic and opens the state store, so roles started later
 /// find them ready. Safe to run again.
 async fn migrate(cfg: &Config) -> Result<()> {
-    let log = backends::open_log(&cfg.log_url(), cfg.durability).await?;
+    let log = backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
     let partitions = parley::migrate(&*log, cfg.partitions).await?;
     backends::open_state(&cfg.state_url()).await?;
     backends::migrate_history(&cfg.history_url()).await?;

@@ -320,3 +320,45 @@ impl InternalEvent for NotificationSkipped {
         NOTIFY_SKIPPED.with_label_values(&[self.why]).inc();
     }
 }
+
+static LOG_TRIMMED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_log_trimmed_records_total",
+        "Log records dropped by retention (every consumer had passed them), by topic",
+        &["topic"]
+    )
+    .expect("metric registers once")
+});
+
+static LOG_DISK_PRESSURE: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_log_disk_pressure_passes_total",
+        "Retention passes that found the embedded log's disk short of space and dropped what no consumer needs, whatever its age"
+    )
+    .expect("metric registers once")
+});
+
+/// Retention dropped `records` of `topic`.
+pub struct LogTrimmed<'a> {
+    pub topic: &'a str,
+    pub records: u64,
+}
+
+impl InternalEvent for LogTrimmed<'_> {
+    fn emit(self) {
+        LOG_TRIMMED
+            .with_label_values(&[self.topic])
+            .inc_by(self.records);
+        tracing::debug!(topic = self.topic, records = self.records, "log trimmed");
+    }
+}
+
+/// A retention pass under disk pressure.
+pub struct LogDiskPressure;
+
+impl InternalEvent for LogDiskPressure {
+    fn emit(self) {
+        LOG_DISK_PRESSURE.inc();
+        tracing::warn!("the log's disk is short of space: dropping what every consumer has passed");
+    }
+}

@@ -30,6 +30,8 @@
 //! - [`notify`]: notifications for users who are away: the notifier job on
 //!   `inbox` queues them (collapsed per conversation), a dispatcher per
 //!   partition sends what is due through the sinks (a signed webhook).
+//! - [`retention::LogRetention`], a periodic task: drops log records every
+//!   consumer has passed, once old enough (or at once under disk pressure).
 //! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
@@ -37,5 +39,6 @@ pub mod internal_events;
 pub mod media_sweeper;
 pub mod notify;
 pub mod presence;
+pub mod retention;
 pub mod router;
 pub mod thumbnails;

@@ -1,0 +1,148 @@
+//! Log retention: a periodic pass that drops what every consumer of a
+//! topic has passed, once it is older than `retention.log_hours`, or at
+//! once while the embedded log's disk runs short of space. One per
+//! deployment (it runs beside partition 0's processor jobs).
+//!
+//! Who consumes what (a topic's records stay until the slowest of these
+//! has passed them, so no consumer ever misses one):
+//! - `events`: the router and the history writer;
+//! - `presence`: the presence job and the presence-session writer;
+//! - `inbox`: the sequencer, and the notifier when it runs;
+//! - `notify-dead`: nobody (operators read it): by age only.
+//!
+//! `accounts` is never trimmed: it is what the state store is rebuilt
+//! from, and it stays small (one record per sign-up, device, profile
+//! change). A deployment that keeps the log shorter than its state store
+//! cannot rebuild that store from it: ARCHITECTURE.md, "State durability".
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_engines::state::JobStore;
+use parley_engines::telemetry::emit;
+use parley_engines::{Log, Result};
+use parley_schemas::ids::now_ms;
+use parley_schemas::{jobs, topics};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::internal_events::{LogDiskPressure, LogTrimmed};
+
+/// `[retention]` of the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Records every consumer has passed stay this long, for operators
+    /// and for consumers added later. 0: they go at the next pass.
+    pub log_hours: u64,
+    /// How often the retention pass runs.
+    pub log_every_ms: u64,
+    /// Below this share of free space on the embedded log's disk (in
+    /// percent), what every consumer has passed goes at once.
+    pub disk_min_free_pct: u8,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            log_hours: 7 * 24,
+            log_every_ms: 60_000,
+            disk_min_free_pct: 10,
+        }
+    }
+}
+
+/// Each trimmed topic and the jobs that consume it.
+pub fn consumers(notifier: bool) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut inbox = vec![jobs::SEQUENCER];
+    if notifier {
+        inbox.push(jobs::NOTIFIER);
+    }
+    vec![
+        (topics::EVENTS, vec![jobs::ROUTER, jobs::HISTORY]),
+        (
+            topics::PRESENCE,
+            vec![jobs::PRESENCE, jobs::HISTORY_SESSIONS],
+        ),
+        (topics::INBOX, inbox),
+        (topics::NOTIFY_DEAD, vec![]),
+    ]
+}
+
+pub struct LogRetention {
+    pub log: Arc<dyn Log>,
+    pub state: Arc<dyn JobStore>,
+    pub partitions: u32,
+    pub topics: Vec<(&'static str, Vec<&'static str>)>,
+    pub cfg: RetentionConfig,
+    /// The embedded log's directory (disk pressure is watched there);
+    /// `None` for logs on servers.
+    pub disk: Option<PathBuf>,
+}
+
+/// The share of `dir`'s filesystem free to unprivileged writers, percent.
+fn free_pct(dir: &std::path::Path) -> Option<u8> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    if s.f_blocks == 0 {
+        return None;
+    }
+    Some((s.f_bavail.saturating_mul(100) / s.f_blocks).min(100) as u8)
+}
+
+impl LogRetention {
+    /// A pass every `log_every_ms` until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let every = Duration::from_millis(self.cfg.log_every_ms.max(1));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "log retention pass failed; trying again at the next");
+            }
+        }
+    }
+
+    /// One pass over every partition of every trimmed topic; the records
+    /// dropped.
+    pub async fn pass(&self) -> Result<u64> {
+        let pressure = self
+            .disk
+            .as_deref()
+            .and_then(free_pct)
+            .is_some_and(|free| free < self.cfg.disk_min_free_pct);
+        if pressure {
+            emit(LogDiskPressure);
+        }
+        let older_than = if pressure {
+            u64::MAX
+        } else {
+            now_ms().saturating_sub(self.cfg.log_hours.saturating_mul(3_600_000))
+        };
+        let mut dropped = 0;
+        for (topic, jobs) in &self.topics {
+            for p in 0..self.partitions {
+                let bounds = self.log.bounds(topic, p).await?;
+                // The slowest consumer's next offset; one that never ran
+                // holds everything.
+                let mut floor = bounds.end;
+                for job in jobs {
+                    let at = self.state.job_offset(job, p).await?;
+                    floor = floor.min(at.unwrap_or(bounds.start));
+                }
+                if floor <= bounds.start {
+                    continue;
+                }
+                let start = self.log.trim(topic, p, floor, older_than).await?;
+                let n = start.saturating_sub(bounds.start);
+                if n > 0 {
+                    emit(LogTrimmed { topic, records: n });
+                    dropped += n;
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}
