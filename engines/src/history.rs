@@ -137,4 +137,11 @@ pub trait History: Send + Sync + 'static {
     /// The latest session of each of `users` that has one, so a restarted
     /// writer can extend a session that began before its restart.
     async fn last_sessions(&self, users: &[UserId]) -> Result<Vec<PresenceSession>>;
+
+    /// Deletes the messages sent before `before` (ms since the Unix epoch),
+    /// their receipts, and conversation-list entries whose newest message
+    /// went with them (`retention.history_days`). Aggregates for analysts
+    /// (volumes, active users, presence sessions) stay. It may complete
+    /// in the background (ClickHouse runs it as a mutation).
+    async fn expire(&self, before: u64) -> Result<()>;
 }

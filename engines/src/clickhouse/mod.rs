@@ -454,6 +454,26 @@ impl History for ClickHouseHistory {
         Ok(out)
     }
 
+    async fn expire(&self, before: u64) -> Result<()> {
+        self.ensure_schema().await?;
+        let bound = MessageId::lower_bound_at(before).0;
+        // Mutations: ClickHouse rewrites the parts concerned in the
+        // background (18.16 has no synchronous form).
+        for (table, condition) in [
+            ("messages", format!("ts < {before}")),
+            ("receipts", format!("sent_ts < {before}")),
+            ("user_conversations", format!("last_msg_id < {bound}")),
+            ("conversation_heads", format!("last_msg_id < {bound}")),
+        ] {
+            self.client
+                .query(&format!("ALTER TABLE {table} DELETE WHERE {condition}"))
+                .execute()
+                .await
+                .map_err(engine_err)?;
+        }
+        Ok(())
+    }
+
     async fn last_sessions(&self, users: &[UserId]) -> Result<Vec<PresenceSession>> {
         if users.is_empty() {
             return Ok(Vec::new());

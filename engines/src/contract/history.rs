@@ -31,6 +31,49 @@ pub async fn history_contract<H: History>(history: Arc<H>) {
     writes_are_idempotent(&*history).await;
     conversation_list(&*history).await;
     sessions(&*history).await;
+    expiry(&*history).await;
+}
+
+/// `expire`: messages before the cut go, with list entries whose newest
+/// message went; later ones stay. ClickHouse deletes in the background,
+/// so the reads are retried for a while.
+async fn expiry<H: History>(h: &H) {
+    let (me, bob, carol) = (fresh_user(), fresh_user(), fresh_user());
+    // Long before any other part's messages: the cut touches none of them.
+    let (t0, t1) = (1_720_000_000_000, 1_720_000_100_000);
+    let old = [
+        message(bob, me, t0, 0, "old"),
+        message(me, bob, t0 + 1, 0, "older reply"),
+    ];
+    let new = [
+        message(carol, me, t1, 0, "new"),
+        message(me, carol, t1 + 1, 0, "newer"),
+    ];
+    let batch = HistoryBatch {
+        messages: old.iter().chain(&new).cloned().collect(),
+        ..Default::default()
+    };
+    h.write(&batch).await.unwrap();
+    assert_eq!(h.conversations(me, 10).await.unwrap().len(), 2);
+    h.expire(t0 + 50_000).await.unwrap();
+    let with_bob = ConversationId::direct(me, bob);
+    let with_carol = ConversationId::direct(me, carol);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let gone = h.page(with_bob, None, 10).await.unwrap().is_empty();
+        let list = h.conversations(me, 10).await.unwrap();
+        let listed: Vec<_> = list.iter().map(|s| s.conversation).collect();
+        if gone && listed == vec![with_carol] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not expired in time: {listed:?}, bob's gone: {gone}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let kept = h.page(with_carol, None, 10).await.unwrap();
+    assert_eq!(kept, vec![new[1].clone(), new[0].clone()]);
 }
 
 async fn pages_walk_a_conversation_once<H: History>(h: &H) {

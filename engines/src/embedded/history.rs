@@ -195,6 +195,25 @@ impl History for RedbHistory {
         .await
     }
 
+    async fn expire(&self, before: u64) -> Result<()> {
+        let bound = MessageId::lower_bound_at(before).0;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let tx = db.begin_write().map_err(err)?;
+            tx.open_table(MESSAGES)
+                .map_err(err)?
+                .retain(|(_, id), _| id >= bound)
+                .map_err(err)?;
+            tx.open_table(CONVERSATIONS)
+                .map_err(err)?
+                .retain(|_, last| last >= bound)
+                .map_err(err)?;
+            tx.commit().map_err(err)
+        })
+        .await
+        .map_err(|_| EngineError::Closed)?
+    }
+
     async fn last_sessions(&self, users: &[UserId]) -> Result<Vec<PresenceSession>> {
         let users = users.to_vec();
         self.read(move |tx| {
