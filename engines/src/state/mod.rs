@@ -453,6 +453,11 @@ pub trait InboxStore: Send + Sync + 'static {
 
     /// Moves a device cursor forward (never back).
     async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()>;
+
+    /// Deletes `user`'s inbox rows wholly at or below `through` (a run of
+    /// posts that reaches past it stays): every device confirmed them
+    /// (`retention.mode = "until_delivered"`). The number of rows deleted.
+    async fn trim_inbox(&self, user: UserId, through: u64) -> Result<u64>;
 }
 
 /// Uploads and where they were sent: what decides who may fetch a file,

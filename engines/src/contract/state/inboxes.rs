@@ -138,4 +138,15 @@ pub(super) async fn inbox_runs_and_group_posts<S: InboxStore + JobStore>(s: &S) 
     // A run rewritten by a replay is the same row.
     s.write(vec![run(7, 6, 204)]).await.unwrap();
     assert_eq!(runs(6, 10).await, vec![(7, 6, 204)]);
+
+    // Delivered everywhere through seq 3: item 1 goes, the run 2..=5
+    // reaches past it and stays.
+    assert_eq!(s.trim_inbox(u, 3).await.unwrap(), 1);
+    assert_eq!(runs(0, 10).await, vec![(2, 4, 200), (6, 1, 0), (7, 6, 204)]);
+    assert_eq!(s.trim_inbox(u, 6).await.unwrap(), 2);
+    assert_eq!(runs(0, 10).await, vec![(7, 6, 204)]);
+    assert_eq!(s.trim_inbox(u, 6).await.unwrap(), 0, "again: nothing");
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 12, "seqs go on from where they were");
+    assert_eq!(s.trim_inbox(u, 12).await.unwrap(), 1);
+    assert!(runs(0, 10).await.is_empty());
 }

@@ -286,6 +286,25 @@ impl InboxStore for RedbState {
         .await
     }
 
+    async fn trim_inbox(&self, user: UserId, through: u64) -> Result<u64> {
+        self.write_tx(move |tx| {
+            let mut t = tx.open_table(INBOX).map_err(err)?;
+            let mut doomed = Vec::new();
+            for e in t.range((user.0, 0)..=(user.0, through)).map_err(err)? {
+                let (k, v) = e.map_err(err)?;
+                let row = InboxEntry::from_value(k.value().1, v.value());
+                if row.last_seq() <= through {
+                    doomed.push(row.seq());
+                }
+            }
+            for seq in &doomed {
+                t.remove((user.0, *seq)).map_err(err)?;
+            }
+            Ok(doomed.len() as u64)
+        })
+        .await
+    }
+
     async fn group_posts(
         &self,
         group: GroupId,

@@ -227,6 +227,38 @@ impl InboxStore for RedisState {
             .unwrap_or(0))
     }
 
+    async fn trim_inbox(&self, user: UserId, through: u64) -> Result<u64> {
+        let key = self.key(format!("in:{user}"));
+        // The last row starting at or below `through` may be a run that
+        // reaches past it: then the cut is just below that run.
+        let last: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(through)
+            .arg("-inf")
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        let mut cut = through;
+        if let Some(m) = last.first() {
+            let (seq, value) = padded(m, "inbox member")?;
+            if InboxEntry::from_value(seq, value).last_seq() > through {
+                cut = seq.saturating_sub(1);
+            }
+        }
+        redis::cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(cut)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+
     async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>> {
         let key = self.key(format!("in:{user}"));
         // The row at or below `after` (a run may reach past it), then the rest.
