@@ -20,12 +20,12 @@ use parley_engines::job::{events, Processor};
 use parley_engines::state::ConversationStore;
 use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Record, Result, StateOp};
-use parley_schemas::event::{Event, Heartbeat, Receipt};
+use parley_schemas::event::{Event, Heartbeat, MessageSent, Receipt};
 use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::presence::{Devices, OFFLINE_AFTER_MS};
 use parley_schemas::topics;
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Body, Media, ReceiptStatus};
 
 use crate::internal_events::{HistoryRowsWritten, HistoryWriteFailed};
 
@@ -85,6 +85,24 @@ pub struct HistoryWriter {
     /// Where group member lists are read, to list group messages for
     /// their members; without it, for their senders only.
     groups: Option<Arc<dyn ConversationStore>>,
+    /// `retention.mode = "until_delivered"`: bodies are not kept, only
+    /// what analysts count (kind, sizes, who, when).
+    metadata_only: bool,
+}
+
+/// A message with its content taken out: the kind of body and the media
+/// size stay for analytics; text, captions, media ids and ciphertext go.
+pub fn metadata_of(mut m: MessageSent) -> MessageSent {
+    m.body = match m.body {
+        Body::Text(_) => Body::Text(String::new()),
+        Body::Media(media) => Body::Media(Media {
+            media_id: String::new(),
+            caption: None,
+            ..media
+        }),
+        Body::E2e(_) => Body::E2e(Default::default()),
+    };
+    m
 }
 
 impl HistoryWriter {
@@ -93,7 +111,14 @@ impl HistoryWriter {
             history,
             pending: HashMap::new(),
             groups: None,
+            metadata_only: false,
         }
+    }
+
+    /// Writes messages without their content (`until_delivered`).
+    pub fn metadata_only(mut self, yes: bool) -> Self {
+        self.metadata_only = yes;
+        self
     }
 
     /// Lists group messages for the members who may see them, reading
@@ -227,7 +252,11 @@ impl Processor for HistoryWriter {
                             .or_default()
                             .messages
                             .insert(m.msg_id, (m.from, m.ts));
-                        batch.messages.push(m);
+                        batch.messages.push(if self.metadata_only {
+                            metadata_of(m)
+                        } else {
+                            m
+                        });
                     }
                     Event::Receipt(rc) => {
                         self.expand(&rc, &mut batch.receipts);

@@ -60,6 +60,25 @@ static CATCHUP_READS: LazyLock<IntCounter> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+static INBOX_DELETED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_inbox_rows_deleted_total",
+        "Inbox rows deleted because every device of their user confirmed them (retention.mode = until_delivered)"
+    )
+    .expect("metric registers once")
+});
+
+/// Inbox rows every device confirmed, deleted.
+pub struct InboxDelivered {
+    pub rows: u64,
+}
+
+impl InternalEvent for InboxDelivered {
+    fn emit(self) {
+        INBOX_DELETED.inc_by(self.rows);
+    }
+}
+
 static E2E_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "parley_e2e_latency_seconds",

@@ -120,6 +120,7 @@ pub(crate) fn build_edge(
             }
             None => None,
         },
+        retention: cfg.retention.mode,
     }))
 }
 

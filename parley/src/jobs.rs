@@ -107,10 +107,12 @@ pub(crate) async fn process_partition(
         retention,
         log_dir,
     } = engines;
+    let keep_metadata_only = retention.mode == RetentionMode::UntilDelivered;
     // One log retention task per deployment: with partition 0, like the
     // media sweeper.
     let trim = LogRetention {
         log: log.clone(),
+        history: history.clone(),
         state: state.clone(),
         partitions,
         topics: retention::consumers(notify.enabled()),
@@ -213,7 +215,9 @@ pub(crate) async fn process_partition(
             log.clone(),
             state.clone(),
             history_spec(history_writer::JOB, topics::EVENTS, p),
-            HistoryWriter::new(history.clone()).with_groups(state.clone()),
+            HistoryWriter::new(history.clone())
+                .with_groups(state.clone())
+                .metadata_only(keep_metadata_only),
             stop.clone(),
         ),
         run_job(

@@ -56,6 +56,7 @@ use parley_processors::retention::{self, LogRetention, RetentionConfig};
 use parley_processors::router::{self, Router};
 use parley_processors::thumbnails::{self, ThumbnailJob};
 use parley_schemas::ids::MessageIdGenerator;
+use parley_schemas::retention::RetentionMode;
 use parley_schemas::topics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -72,3 +72,83 @@ async fn the_log_is_trimmed_behind_its_consumers_and_no_one_misses_a_message() {
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), N);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_delivered_keeps_an_item_until_every_device_has_it_and_no_content_in_history() {
+    use parley_engines::state::InboxStore;
+    use parley_engines::History;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.retention.mode = parley_schemas::retention::RetentionMode::UntilDelivered;
+    let s = Server::start_with(cfg).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (phone, _) = login(&s.url, "bob", None).await;
+    let (laptop, laptop_id) = login(&s.url, "bob", None).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        sent.push(
+            a.say(
+                &bob.id,
+                &format!("m{i}"),
+                &format!("the cake is in the oven {i}"),
+            )
+            .await,
+        );
+    }
+    let cid = sent[0]["conversation_id"].as_str().unwrap().to_owned();
+    // No scrollback from the server in this mode: the devices keep it.
+    let (status, page) = get(&s.url, &at, &format!("/v1/conversations/{cid}/messages")).await;
+    assert_eq!((status, page), (200, json!({"messages": []})));
+
+    // The phone has them all and says so; the laptop has not: they stay.
+    let mut p = Client::connect(&s.url, &phone).await;
+    p.send(json!({"type": "sync"})).await;
+    let mut last = 0;
+    for _ in 0..5 {
+        last = p.expect("msg").await["seq"].as_u64().unwrap();
+    }
+    p.send(json!({"type": "received", "seq": last})).await;
+    p.close().await;
+    let mut l = Client::connect(&s.url, &laptop).await;
+    l.send(json!({"type": "sync"})).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(l.expect("msg").await["msg_id"].clone());
+    }
+    let ids: Vec<_> = sent.iter().map(|a| a["msg_id"].clone()).collect();
+    assert_eq!(got, ids, "the laptop still got every one");
+    // Now every device has them: they go from the inbox.
+    l.send(json!({"type": "received", "seq": last})).await;
+    l.close().await;
+    eventually("delivered rows deleted", WAIT, || async {
+        let n = metric(&s.url, "parley_inbox_rows_deleted_total", "").await;
+        (n >= 5.0).then_some(())
+    })
+    .await;
+    // A device signed in later gets nothing old.
+    let (tablet, _) = login(&s.url, "bob", None).await;
+    let mut t = Client::connect(&s.url, &tablet).await;
+    t.send(json!({"type": "sync"})).await;
+    a.say(&bob.id, "later", "after the rest").await;
+    let first = t.expect("msg").await;
+    assert_eq!(first["body"]["text"], "after the rest", "{first}");
+    assert_ne!(laptop_id, "");
+    s.stop().await;
+
+    // Read the stores directly: the inbox holds only the later one, and the
+    // history has the messages without their text.
+    let state = parley_engines::RedbState::open(dir.path().join("state.redb")).unwrap();
+    let bob_id = parley_schemas::ids::UserId(bob.id.parse().unwrap());
+    let rows = state.inbox_range(bob_id, 0, 100).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let history = parley_engines::RedbHistory::open(dir.path().join("history.redb")).unwrap();
+    let conversation = cid.parse().unwrap();
+    let kept = history.page(conversation, None, 100).await.unwrap();
+    assert_eq!(kept.len(), 6, "metadata of each");
+    for m in kept {
+        assert_eq!(m.body, parley_schemas::wire::Body::Text(String::new()));
+    }
+    let _ = alice;
+}

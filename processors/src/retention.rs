@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use parley_engines::state::JobStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{Log, Result};
+use parley_engines::{History, Log, Result};
 use parley_schemas::ids::now_ms;
 use parley_schemas::{jobs, topics};
 use serde::{Deserialize, Serialize};
@@ -33,11 +33,21 @@ use crate::internal_events::{LogDiskPressure, LogTrimmed};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
+    /// `history` (scrollback from the history store) or
+    /// `until_delivered` (inbox items go once every device has them, the
+    /// history keeps metadata only); docs/retention.md.
+    pub mode: parley_schemas::retention::RetentionMode,
+    /// Scrollback kept this many days (in either mode, of what the
+    /// history holds); 0: for ever.
+    pub history_days: u64,
     /// Records every consumer has passed stay this long, for operators
     /// and for consumers added later. 0: they go at the next pass.
     pub log_hours: u64,
     /// How often the retention pass runs.
     pub log_every_ms: u64,
+    /// How often history older than `history_days` is deleted (a
+    /// ClickHouse mutation rewrites parts: hourly is plenty).
+    pub history_every_ms: u64,
     /// Below this share of free space on the embedded log's disk (in
     /// percent), what every consumer has passed goes at once.
     pub disk_min_free_pct: u8,
@@ -46,8 +56,11 @@ pub struct RetentionConfig {
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
+            mode: Default::default(),
+            history_days: 0,
             log_hours: 7 * 24,
             log_every_ms: 60_000,
+            history_every_ms: 3_600_000,
             disk_min_free_pct: 10,
         }
     }
@@ -72,6 +85,8 @@ pub fn consumers(notifier: bool) -> Vec<(&'static str, Vec<&'static str>)> {
 
 pub struct LogRetention {
     pub log: Arc<dyn Log>,
+    /// Where `history_days` applies.
+    pub history: Arc<dyn History>,
     pub state: Arc<dyn JobStore>,
     pub partitions: u32,
     pub topics: Vec<(&'static str, Vec<&'static str>)>,
@@ -94,6 +109,8 @@ impl LogRetention {
     /// A pass every `log_every_ms` until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let every = Duration::from_millis(self.cfg.log_every_ms.max(1));
+        let history_every = Duration::from_millis(self.cfg.history_every_ms.max(1));
+        let mut history_due = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -101,6 +118,14 @@ impl LogRetention {
             }
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "log retention pass failed; trying again at the next");
+            }
+            if self.cfg.history_days > 0 && tokio::time::Instant::now() >= history_due {
+                history_due += history_every;
+                let before =
+                    now_ms().saturating_sub(self.cfg.history_days.saturating_mul(86_400_000));
+                if let Err(e) = self.history.expire(before).await {
+                    tracing::warn!(error = %e, "expiring history failed; trying again later");
+                }
             }
         }
     }

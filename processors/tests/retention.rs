@@ -35,8 +35,11 @@ async fn records_go_once_the_slowest_consumer_passed_them_and_they_are_old_enoug
             log.append(topic, 0, batch).await.unwrap();
         }
     }
+    let history =
+        Arc::new(parley_engines::RedbHistory::open(dir.path().join("history.redb")).unwrap());
     let retention = |log_hours| LogRetention {
         log: log.clone(),
+        history: history.clone(),
         state: state.clone(),
         partitions: 1,
         topics: consumers(false),

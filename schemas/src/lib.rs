@@ -16,6 +16,8 @@
 //!   the jobs that consume them (their offsets are stored data).
 //! - [`presence`]: what online means (a heartbeat within 15 s, from any
 //!   of the user's devices), for every role that folds heartbeats.
+//! - [`retention`]: what a deployment keeps of messages (history, or only
+//!   until every device has them).
 //! - [`partition`]: the stable conversation → partition and user →
 //!   partition functions. Their output is pinned by tests: changing it would
 //!   silently re-route every stored record.
@@ -32,6 +34,7 @@ pub mod jobs;
 pub mod media;
 pub mod partition;
 pub mod presence;
+pub mod retention;
 pub mod topics;
 pub mod wire;
 

@@ -19,11 +19,18 @@ const DEFAULT_CONVERSATIONS: u32 = 100;
 pub struct HistoryReads {
     core: Arc<Core>,
     history: Arc<dyn History>,
+    /// `until_delivered`: the server keeps no content, so scrollback is
+    /// what the devices hold and the server answers none.
+    no_scrollback: bool,
 }
 
 impl HistoryReads {
-    pub fn new(core: Arc<Core>, history: Arc<dyn History>) -> HistoryReads {
-        HistoryReads { core, history }
+    pub fn new(core: Arc<Core>, history: Arc<dyn History>, no_scrollback: bool) -> HistoryReads {
+        HistoryReads {
+            core,
+            history,
+            no_scrollback,
+        }
     }
 
     /// A page of scrollback for a member: newest first, below `before`.
@@ -55,6 +62,9 @@ impl HistoryReads {
                 }
                 None => {}
             }
+        }
+        if self.no_scrollback {
+            return Ok(Vec::new());
         }
         let page = self.history.page(conversation, before, limit).await?;
         Ok(page

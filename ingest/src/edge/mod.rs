@@ -87,6 +87,8 @@ pub struct EdgeParts {
     pub limits: Limits,
     /// Sign-in by an outside identity provider (`[idp]`), if configured.
     pub idp: Option<Arc<crate::idp::Idp>>,
+    /// What the deployment keeps of messages (`retention.mode`).
+    pub retention: parley_schemas::retention::RetentionMode,
 }
 
 /// One edge node: its parts, and the tasks that hold its engines.
@@ -119,6 +121,8 @@ impl Edge {
             sockets: parts.limits.sockets,
         });
         let log = parts.log.clone();
+        let until_delivered =
+            parts.retention == parley_schemas::retention::RetentionMode::UntilDelivered;
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
         let backlog = Arc::new(backlog::Backlog::new(parts.limits.shed_behind_ms));
@@ -150,6 +154,7 @@ impl Edge {
             node,
             tasks.clone(),
             stop.clone(),
+            until_delivered,
         );
         Arc::new(Edge {
             messages: Messages::new(
@@ -172,7 +177,7 @@ impl Edge {
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             media: Media::new(core.clone(), parts.blobs, guard.clone()),
-            history: HistoryReads::new(core, parts.history),
+            history: HistoryReads::new(core, parts.history, until_delivered),
             sockets,
             keys,
             notifications,

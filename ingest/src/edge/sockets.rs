@@ -60,6 +60,8 @@ pub struct Sockets {
     node: u32,
     tasks: TaskTracker,
     stop: CancellationToken,
+    /// `until_delivered`: feeds delete what every device confirmed.
+    delete_delivered: bool,
 }
 
 impl Sockets {
@@ -70,8 +72,10 @@ impl Sockets {
         node: u32,
         tasks: TaskTracker,
         stop: CancellationToken,
+        delete_delivered: bool,
     ) -> Sockets {
         Sockets {
+            delete_delivered,
             admitted: Arc::default(),
             state,
             cluster,
@@ -131,7 +135,9 @@ impl Sockets {
 
     /// A device's feed, starting after what it confirmed.
     pub async fn feed(&self, user: UserId, device: DeviceId) -> Result<Feed, ApiError> {
-        Ok(Feed::open(self.state.clone(), user, device).await?)
+        Ok(Feed::open(self.state.clone(), user, device)
+            .await?
+            .deleting_delivered(self.delete_delivered))
     }
 
     /// A socket of `user` opened on this edge: pushes find it from now on.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parley_engines::state::InboxStore;
+use parley_engines::state::StateStore;
 use parley_engines::telemetry::emit;
 use parley_engines::{InboxEntry, Result};
 use parley_schemas::codec;
@@ -36,7 +36,7 @@ pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 /// socket opens at its confirmed cursor with nothing to send, and the
 /// first live item (or `sync`) sends what it has not confirmed first.
 pub struct Feed {
-    state: Arc<dyn InboxStore>,
+    state: Arc<dyn StateStore>,
     pub user: UserId,
     pub device: DeviceId,
     next: u64,
@@ -52,10 +52,13 @@ pub struct Feed {
     saved_at: Instant,
     /// Inbox items read from the store by this feed.
     pub items_read: u64,
+    /// `retention.mode = "until_delivered"`: rows every device of the
+    /// user confirmed are deleted as confirmations are saved.
+    delete_delivered: bool,
 }
 
 impl Feed {
-    pub async fn open(state: Arc<dyn InboxStore>, user: UserId, device: DeviceId) -> Result<Feed> {
+    pub async fn open(state: Arc<dyn StateStore>, user: UserId, device: DeviceId) -> Result<Feed> {
         let exists = state.inbox_seq(user).await?;
         let confirmed = state.cursor(user, device).await?.unwrap_or(0).min(exists);
         Ok(Feed {
@@ -72,7 +75,15 @@ impl Feed {
             saved: confirmed,
             saved_at: Instant::now(),
             items_read: 0,
+            delete_delivered: false,
         })
+    }
+
+    /// Deletes what every device of the user confirmed, as this one's
+    /// confirmations are saved (`until_delivered`).
+    pub fn deleting_delivered(mut self, yes: bool) -> Feed {
+        self.delete_delivered = yes;
+        self
     }
 
     /// What the device has confirmed.
@@ -169,6 +180,27 @@ impl Feed {
                 .advance_cursor(self.user, self.device, self.confirmed)
                 .await?;
             self.saved = self.confirmed;
+            if self.delete_delivered {
+                self.delete_confirmed_everywhere().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the inbox rows every signed-in device of the user has
+    /// confirmed. A device that never confirmed anything holds them all.
+    async fn delete_confirmed_everywhere(&self) -> Result<()> {
+        let mut through = self.confirmed;
+        for (device, session) in self.state.device_sessions(self.user).await? {
+            if session.revoked || device == self.device {
+                continue;
+            }
+            let at = self.state.cursor(self.user, device).await?.unwrap_or(0);
+            through = through.min(at);
+        }
+        if through > 0 {
+            let rows = self.state.trim_inbox(self.user, through).await?;
+            emit(crate::internal_events::InboxDelivered { rows });
         }
         Ok(())
     }

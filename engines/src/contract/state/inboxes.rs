@@ -146,7 +146,11 @@ pub(super) async fn inbox_runs_and_group_posts<S: InboxStore + JobStore>(s: &S) 
     assert_eq!(s.trim_inbox(u, 6).await.unwrap(), 2);
     assert_eq!(runs(0, 10).await, vec![(7, 6, 204)]);
     assert_eq!(s.trim_inbox(u, 6).await.unwrap(), 0, "again: nothing");
-    assert_eq!(s.inbox_seq(u).await.unwrap(), 12, "seqs go on from where they were");
+    assert_eq!(
+        s.inbox_seq(u).await.unwrap(),
+        12,
+        "seqs go on from where they were"
+    );
     assert_eq!(s.trim_inbox(u, 12).await.unwrap(), 1);
     assert!(runs(0, 10).await.is_empty());
 }
