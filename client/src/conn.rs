@@ -212,6 +212,18 @@ fn handle(client: &Client, text: &str) -> Vec<String> {
             client.emit(Event::PrekeysLow(p));
             Vec::new()
         }
+        ServerFrame::Expired(e) => {
+            // Nothing more will come for those seqs: skip and confirm
+            // them, so the next sync does not say it again.
+            if let Err(err) = client.store().skip_to(e.up_to_seq) {
+                tracing::error!(error = %err, "the expired seqs could not be recorded");
+                return Vec::new();
+            }
+            client.emit(Event::Expired(e.up_to_seq));
+            vec![frame(ClientFrame::Received(ReceivedFrame {
+                seq: e.up_to_seq,
+            }))]
+        }
         ServerFrame::History(_) => Vec::new(),
     }
 }

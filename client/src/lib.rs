@@ -61,6 +61,9 @@ pub enum Event {
     Typing(TypingNotice),
     /// A device of ours should upload more one-time prekeys.
     PrekeysLow(PrekeysLow),
+    /// Items up to this seq expired on the server before this device got
+    /// them (`retention.undelivered_days`); scrollback may hold them.
+    Expired(u64),
 }
 
 /// A Parley client bound to one SQLite file; cheap to clone.

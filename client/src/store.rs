@@ -196,6 +196,17 @@ impl Store {
         Ok(added)
     }
 
+    /// Moves the stored cursor to `seq` without a message: the server said
+    /// the items up to it expired.
+    pub fn skip_to(&self, seq: u64) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO cursor (id, seq) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            [seq as i64],
+        )?;
+        Ok(())
+    }
+
     /// Whether message `msg_id` is stored (a replay needs no decrypting).
     pub fn has_message(&self, msg_id: parley_schemas::ids::MessageId) -> Result<bool> {
         Ok(self

@@ -51,6 +51,13 @@ export function onFrame(f) {
     case 'status': return onStatus(f);
     case 'presence': return onPresence(f);
     case 'typing': return onTyping(f);
+    case 'expired':
+      // Deleted before this device got them (retention.undelivered_days):
+      // say so instead of leaving a silent gap, and confirm them.
+      $('chat-status').textContent = 'Some messages expired before this device received them; scrollback may still hold them.';
+      S.seq = Math.max(S.seq, f.up_to_seq);
+      if (S.ws) S.ws.send(JSON.stringify({ type: 'received', seq: f.up_to_seq }));
+      return;
     case 'error':
       if (f.ref) $('chat-status').textContent = `Not sent: ${f.message}`;
       return;

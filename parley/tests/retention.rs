@@ -152,3 +152,57 @@ async fn until_delivered_keeps_an_item_until_every_device_has_it_and_no_content_
     }
     let _ = alice;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_back_after_its_items_expired_is_told_not_left_with_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    // Rows are kept three seconds; the pass looks every 100 ms.
+    cfg.retention.undelivered_days = 3.0 / 86_400.0;
+    cfg.retention.log_every_ms = 50;
+    cfg.retention.history_every_ms = 100;
+    let s = Server::start_with(cfg).await;
+    let (alice, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    for i in 0..3 {
+        a.say(&bob.id, &format!("old{i}"), "sent while bob was away")
+            .await;
+    }
+    // Three rows in Bob's inbox, three in Alice's (her own sends).
+    eventually("the rows expired", WAIT, || async {
+        let n = metric(&s.url, "parley_inbox_rows_expired_total", "").await;
+        (n >= 6.0).then_some(())
+    })
+    .await;
+    let fresh = a.say(&bob.id, "new", "sent now").await;
+
+    // Bob comes back: told what expired, then given what is left.
+    let mut b = Client::connect(&s.url, &bt).await;
+    b.send(json!({"type": "sync"})).await;
+    let first = b.next().await;
+    assert_eq!(first, json!({"type": "expired", "up_to_seq": 3}));
+    let msg = b.expect("msg").await;
+    assert_eq!(
+        (msg["seq"].as_u64(), &msg["msg_id"]),
+        (Some(4), &fresh["msg_id"])
+    );
+    // Scrollback still has all four.
+    let cid = direct(&alice.id, &bob.id);
+    let ids = eventually("scrollback", WAIT, || async {
+        let ids = scrollback(&s.url, &bt, &cid).await;
+        (ids.len() == 4).then_some(ids)
+    })
+    .await;
+    assert_eq!(ids.len(), 4);
+    // A device that has seq 4 (it syncs from there, as clients do) is not
+    // told again. (The first socket may be told twice: a push can start
+    // the backlog before `sync` replays it, as with messages.)
+    b.close().await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    b.send(json!({"type": "sync", "since": 4})).await;
+    let again = tokio::time::timeout(std::time::Duration::from_millis(300), b.expect("expired")).await;
+    assert!(again.is_err(), "{again:?}");
+    s.stop().await;
+}

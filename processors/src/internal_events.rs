@@ -362,3 +362,25 @@ impl InternalEvent for LogDiskPressure {
         tracing::warn!("the log's disk is short of space: dropping what every consumer has passed");
     }
 }
+
+static INBOX_EXPIRED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "parley_inbox_rows_expired_total",
+        "Inbox items deleted because no device confirmed them within retention.undelivered_days"
+    )
+    .expect("metric registers once")
+});
+
+/// Inbox items past `undelivered_days`, deleted.
+pub struct InboxExpired {
+    pub rows: u64,
+}
+
+impl InternalEvent for InboxExpired {
+    fn emit(self) {
+        INBOX_EXPIRED.inc_by(self.rows);
+        if self.rows > 0 {
+            tracing::info!(rows = self.rows, "undelivered inbox items expired");
+        }
+    }
+}

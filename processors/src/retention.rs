@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_engines::state::JobStore;
+use parley_engines::state::StateStore;
 use parley_engines::telemetry::emit;
 use parley_engines::{History, Log, Result};
 use parley_schemas::ids::now_ms;
@@ -27,7 +27,7 @@ use parley_schemas::{jobs, topics};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::internal_events::{LogDiskPressure, LogTrimmed};
+use crate::internal_events::{InboxExpired, LogDiskPressure, LogTrimmed};
 
 /// `[retention]` of the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +40,10 @@ pub struct RetentionConfig {
     /// Scrollback kept this many days (in either mode, of what the
     /// history holds); 0: for ever.
     pub history_days: u64,
+    /// Inbox rows are kept at most this many days (fractions allowed):
+    /// older ones are deleted, and a device that had not confirmed them is
+    /// told when it syncs (`expired`). 0: kept until confirmed.
+    pub undelivered_days: f64,
     /// Records every consumer has passed stay this long, for operators
     /// and for consumers added later. 0: they go at the next pass.
     pub log_hours: u64,
@@ -58,6 +62,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             mode: Default::default(),
             history_days: 0,
+            undelivered_days: 30.0,
             log_hours: 7 * 24,
             log_every_ms: 60_000,
             history_every_ms: 3_600_000,
@@ -87,7 +92,8 @@ pub struct LogRetention {
     pub log: Arc<dyn Log>,
     /// Where `history_days` applies.
     pub history: Arc<dyn History>,
-    pub state: Arc<dyn JobStore>,
+    /// Job offsets, and the inboxes `undelivered_days` applies to.
+    pub state: Arc<dyn StateStore>,
     pub partitions: u32,
     pub topics: Vec<(&'static str, Vec<&'static str>)>,
     pub cfg: RetentionConfig,
@@ -119,13 +125,31 @@ impl LogRetention {
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "log retention pass failed; trying again at the next");
             }
-            if self.cfg.history_days > 0 && tokio::time::Instant::now() >= history_due {
+            if tokio::time::Instant::now() >= history_due {
                 history_due += history_every;
-                let before =
-                    now_ms().saturating_sub(self.cfg.history_days.saturating_mul(86_400_000));
-                if let Err(e) = self.history.expire(before).await {
-                    tracing::warn!(error = %e, "expiring history failed; trying again later");
-                }
+                self.expire().await;
+            }
+        }
+    }
+
+    /// Scrollback past `history_days`, inbox items past
+    /// `undelivered_days`.
+    pub async fn expire(&self) {
+        let days_ago = |d: u64| now_ms().saturating_sub(d.saturating_mul(86_400_000));
+        if self.cfg.history_days > 0 {
+            if let Err(e) = self.history.expire(days_ago(self.cfg.history_days)).await {
+                tracing::warn!(error = %e, "expiring history failed; trying again later");
+            }
+        }
+        if self.cfg.undelivered_days > 0.0 {
+            let keep_ms = (self.cfg.undelivered_days * 86_400_000.0) as u64;
+            match self
+                .state
+                .expire_inbox(now_ms().saturating_sub(keep_ms))
+                .await
+            {
+                Ok(rows) => emit(InboxExpired { rows }),
+                Err(e) => tracing::warn!(error = %e, "expiring inboxes failed; trying again later"),
             }
         }
     }

@@ -295,6 +295,19 @@ impl InboxEntry {
         }
     }
 
+    /// When the message of an item was sent (ms); `None` for a run (its
+    /// last post's time is not in the row) or an unreadable row.
+    pub fn sent_at(&self) -> Option<u64> {
+        let InboxEntry::Item { item, .. } = self else {
+            return None;
+        };
+        match parley_schemas::codec::decode(item).ok()? {
+            parley_schemas::Event::InboxItem(i) => Some(i.message.ts),
+            parley_schemas::Event::MessageSent(m) => Some(m.ts),
+            _ => None,
+        }
+    }
+
     /// The stored value of a run.
     pub fn run_value(group: GroupId, first: MessageId, count: u32) -> Vec<u8> {
         let mut v = Vec::with_capacity(21);
@@ -458,6 +471,15 @@ pub trait InboxStore: Send + Sync + 'static {
     /// posts that reaches past it stays): every device confirmed them
     /// (`retention.mode = "until_delivered"`). The number of rows deleted.
     async fn trim_inbox(&self, user: UserId, through: u64) -> Result<u64>;
+
+    /// Deletes, in every user's inbox, the items of messages sent before
+    /// `before` (ms) that no device confirmed in time
+    /// (`retention.undelivered_days`). Runs of a large group's posts stay.
+    /// The number of rows deleted.
+    async fn expire_inbox(&self, before: u64) -> Result<u64>;
+
+    /// The lowest seq still stored in `user`'s inbox; `None` if it is empty.
+    async fn inbox_first(&self, user: UserId) -> Result<Option<u64>>;
 }
 
 /// Uploads and where they were sent: what decides who may fetch a file,

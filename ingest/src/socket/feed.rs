@@ -55,6 +55,12 @@ pub struct Feed {
     /// `retention.mode = "until_delivered"`: rows every device of the
     /// user confirmed are deleted as confirmations are saved.
     delete_delivered: bool,
+    /// Seqs up to this one were to be sent but are gone: the device is
+    /// told before the rest.
+    expired: Option<u64>,
+    /// Whether the store was asked, since the last `sync`, for rows gone
+    /// below `next`.
+    gap_checked: bool,
 }
 
 impl Feed {
@@ -76,6 +82,8 @@ impl Feed {
             saved_at: Instant::now(),
             items_read: 0,
             delete_delivered: false,
+            expired: None,
+            gap_checked: false,
         })
     }
 
@@ -135,7 +143,13 @@ impl Feed {
                 self.own_to = 0;
             }
         }
+        self.gap_checked = false;
         Ok(())
+    }
+
+    /// What the last page found gone below it, once.
+    pub fn take_expired(&mut self) -> Option<u64> {
+        self.expired.take()
     }
 
     /// The device holds everything up to `seq` (no further than what exists).
@@ -148,6 +162,23 @@ impl Feed {
     pub async fn page(&mut self) -> Result<Msgs> {
         if !self.behind() {
             return Ok(Vec::new());
+        }
+        if !self.gap_checked {
+            // Rows deleted before this device had them: say so, once per
+            // sync, instead of a silent gap.
+            self.gap_checked = true;
+            let gone_to = match self.state.inbox_first(self.user).await? {
+                Some(first) if first > self.next => Some(first - 1),
+                Some(_) => None,
+                None => Some(self.head),
+            };
+            if let Some(to) = gone_to {
+                self.expired = Some(to);
+                self.next = to + 1;
+                if !self.behind() {
+                    return Ok(Vec::new());
+                }
+            }
         }
         let before = self.next;
         let page = self.read(before - 1, PAGE).await?;

@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt};
 use parley_engines::push::Push;
 use parley_engines::telemetry::emit;
-use parley_schemas::wire::ServerFrame;
+use parley_schemas::wire::{Expired, ServerFrame};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep_until, timeout, Instant};
 
@@ -137,7 +137,16 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
             // What was not sent yet goes out a page at a time, after
             // whatever else is waiting.
             _ = std::future::ready(()), if feed.behind() => match feed.page().await {
-                Ok(msgs) => w.msgs(&msgs).await,
+                Ok(msgs) => match feed.take_expired() {
+                    Some(up_to_seq) => {
+                        let gone = ServerFrame::Expired(Expired { up_to_seq });
+                        match w.frame(&gone).await {
+                            Ok(()) => w.msgs(&msgs).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => w.msgs(&msgs).await,
+                },
                 Err(e) => {
                     // The store is down: say so once a while, not in a spin.
                     let r = w.frame(&ApiError::from(e).into_frame(None)).await;

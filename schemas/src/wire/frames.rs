@@ -117,6 +117,18 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     /// Parley's addition: a device's one-time prekeys are running out.
     PrekeysLow(PrekeysLow),
+    /// Parley's addition: inbox items up to `up_to_seq` are gone
+    /// (`retention.undelivered_days`) and will not be sent.
+    Expired(Expired),
+}
+
+/// Sent after `sync`, before the backlog, when items this device had not
+/// confirmed were deleted: no device confirmed them in time. The device
+/// may confirm `up_to_seq` with `received` (it is told again otherwise),
+/// and read what scrollback holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    pub up_to_seq: u64,
 }
 
 /// A device that uploaded keys has fewer than

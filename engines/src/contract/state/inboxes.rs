@@ -154,3 +154,69 @@ pub(super) async fn inbox_runs_and_group_posts<S: InboxStore + JobStore>(s: &S) 
     assert_eq!(s.trim_inbox(u, 12).await.unwrap(), 1);
     assert!(runs(0, 10).await.is_empty());
 }
+
+/// Items no device confirmed in time go, oldest first, per user; runs and
+/// young items stay; `inbox_first` follows.
+pub(super) async fn inbox_expiry<S: InboxStore + JobStore>(s: &S) {
+    use parley_schemas::event::{Event, InboxItem, MessageSent};
+    use parley_schemas::wire::{Body, Recipient};
+    let (u, v, peer) = (fresh_user(), fresh_user(), fresh_user());
+    let g = GroupId(rand::random::<u64>() >> 2);
+    // Sent long ago (2024) or now-ish (2026): other parts' rows are far
+    // younger than the cut.
+    let (old, young) = (1_720_000_000_000u64, 1_790_000_000_000u64);
+    let item = |user, seq: u64, ts: u64| {
+        let message = MessageSent {
+            msg_id: MessageId::from_parts(ts, 1, seq as u16),
+            conversation: ConversationId::direct(user, peer),
+            from: peer,
+            from_device: DeviceId(1),
+            to: Recipient::User(user),
+            client_msg_id: format!("x{seq}"),
+            body: Body::Text("hi".into()),
+            ts,
+        };
+        StateOp::InboxPut {
+            user,
+            seq,
+            conversation: message.conversation,
+            msg_id: message.msg_id,
+            item: bytes::Bytes::from(parley_schemas::codec::encode(&Event::InboxItem(
+                InboxItem { user, seq, message },
+            ))),
+        }
+    };
+    let run = StateOp::InboxRun {
+        user: u,
+        seq: 3,
+        count: 2,
+        group: g,
+        first: MessageId::from_parts(old, 1, 0),
+        last: MessageId::from_parts(old, 1, 1),
+    };
+    s.write(vec![
+        item(u, 1, old),
+        item(u, 2, old + 1),
+        run,
+        item(u, 5, old + 2),
+        item(u, 6, young),
+        item(v, 1, young),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.inbox_first(u).await.unwrap(), Some(1));
+    assert_eq!(s.inbox_first(fresh_user()).await.unwrap(), None);
+    let cut = old + 1_000;
+    assert!(s.expire_inbox(cut).await.unwrap() >= 3);
+    let left: Vec<u64> = s
+        .inbox_range(u, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(InboxEntry::seq)
+        .collect();
+    assert_eq!(left, vec![3, 6], "the run and the young item stay");
+    assert_eq!(s.inbox_first(u).await.unwrap(), Some(3));
+    assert_eq!(s.inbox_range(v, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(s.expire_inbox(cut).await.unwrap(), 0, "again: nothing");
+}

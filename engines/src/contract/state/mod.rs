@@ -95,6 +95,7 @@ pub async fn inbox_store_contract<S: InboxStore + JobStore>(s: &S) {
     cursors(s).await;
     inbox_items(s).await;
     inbox_runs_and_group_posts(s).await;
+    inbox_expiry(s).await;
 }
 
 /// Item `seq` of `user`'s inbox: moves the user's seq to it (never back).

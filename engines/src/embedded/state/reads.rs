@@ -305,6 +305,52 @@ impl InboxStore for RedbState {
         .await
     }
 
+    async fn expire_inbox(&self, before: u64) -> Result<u64> {
+        self.write_tx(move |tx| {
+            let mut t = tx.open_table(INBOX).map_err(err)?;
+            let mut doomed = Vec::new();
+            // Seqs rise with time within an inbox: walk each user's oldest
+            // rows until a young one, then skip to the next user.
+            let mut from = (0u64, 0u64);
+            loop {
+                let next = t.range(from..).map_err(err)?.next();
+                let Some(e) = next else { break };
+                let (k, v) = e.map_err(err)?;
+                let (user, seq) = k.value();
+                let row = InboxEntry::from_value(seq, v.value());
+                match row.sent_at() {
+                    Some(at) if at < before => {
+                        doomed.push((user, seq));
+                        from = (user, seq + 1);
+                    }
+                    // A run: its age is unknown here, so it stays; look past it.
+                    None if matches!(row, InboxEntry::Run { .. }) => from = (user, seq + 1),
+                    _ => match user.checked_add(1) {
+                        Some(u) => from = (u, 0),
+                        None => break,
+                    },
+                }
+            }
+            for k in &doomed {
+                t.remove(*k).map_err(err)?;
+            }
+            Ok(doomed.len() as u64)
+        })
+        .await
+    }
+
+    async fn inbox_first(&self, user: UserId) -> Result<Option<u64>> {
+        self.read(move |tx| {
+            let t = tx.open_table(INBOX).map_err(err)?;
+            let first = t
+                .range((user.0, 0)..=(user.0, u64::MAX))
+                .map_err(err)?
+                .next();
+            first.map(|e| Ok(e.map_err(err)?.0.value().1)).transpose()
+        })
+        .await
+    }
+
     async fn group_posts(
         &self,
         group: GroupId,

@@ -259,6 +259,69 @@ impl InboxStore for RedisState {
             .map_err(err)
     }
 
+    async fn expire_inbox(&self, before: u64) -> Result<u64> {
+        let mut con = self.con.clone();
+        let pattern = self.key("in:*".into());
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut con)
+                .await
+                .map_err(err)?;
+            for key in keys {
+                // Seqs rise with time: the expired rows are a prefix.
+                let oldest: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(255)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(err)?;
+                let mut doomed = Vec::new();
+                for m in &oldest {
+                    let (seq, value) = padded(m, "inbox member")?;
+                    let row = InboxEntry::from_value(seq, value);
+                    match row.sent_at() {
+                        Some(at) if at < before => doomed.push(m.clone()),
+                        None if matches!(row, InboxEntry::Run { .. }) => {}
+                        _ => break,
+                    }
+                }
+                if !doomed.is_empty() {
+                    let n: u64 = redis::cmd("ZREM")
+                        .arg(&key)
+                        .arg(doomed)
+                        .query_async(&mut con)
+                        .await
+                        .map_err(err)?;
+                    deleted += n;
+                }
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn inbox_first(&self, user: UserId) -> Result<Option<u64>> {
+        let first: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
+            .arg(self.key(format!("in:{user}")))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(first.first().map(|(_, score)| *score as u64))
+    }
+
     async fn inbox_range(&self, user: UserId, after: u64, limit: usize) -> Result<Vec<InboxEntry>> {
         let key = self.key(format!("in:{user}"));
         // The row at or below `after` (a run may reach past it), then the rest.
