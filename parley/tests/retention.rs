@@ -202,7 +202,8 @@ async fn a_device_back_after_its_items_expired_is_told_not_left_with_a_gap() {
     b.close().await;
     let mut b = Client::connect(&s.url, &bt).await;
     b.send(json!({"type": "sync", "since": 4})).await;
-    let again = tokio::time::timeout(std::time::Duration::from_millis(300), b.expect("expired")).await;
+    let again =
+        tokio::time::timeout(std::time::Duration::from_millis(300), b.expect("expired")).await;
     assert!(again.is_err(), "{again:?}");
     s.stop().await;
 }
