@@ -132,8 +132,11 @@ async fn away_users_get_one_signed_webhook_per_burst_and_others_none() {
     let mut c = Client::connect(&s.url, &ct).await;
     c.send(json!({"type": "heartbeat", "active": true})).await;
     let path = format!("/v1/users/{}/presence", carol.id);
-    eventually("carol online", WAIT, || async {
-        (get(&s.url, &ct, &path).await.1["online"] == true).then_some(())
+    // Active, not only online: last seen moves with active heartbeats
+    // only (the socket's own background one makes her online first).
+    eventually("carol in the foreground", WAIT, || async {
+        let p = get(&s.url, &ct, &path).await.1;
+        (p["online"] == true && p["last_seen"].is_u64()).then_some(())
     })
     .await;
 
