@@ -114,7 +114,12 @@ fn bad(e: impl std::fmt::Display) -> EngineError {
 impl RedisState {
     /// Up to `limit` members of sorted set `P:{set}` scored below `before`,
     /// lowest first.
-    async fn scored_before(&self, set: &str, before: u64, limit: usize) -> Result<Vec<String>> {
+    pub(super) async fn scored_before(
+        &self,
+        set: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         redis::cmd("ZRANGEBYSCORE")
             .arg(self.key(set.into()))
             .arg("-inf")

@@ -71,16 +71,9 @@ impl NotifyStore for RedisState {
         before: u64,
         limit: usize,
     ) -> Result<Vec<PendingNotification>> {
-        let fields: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.key(format!("npq:{partition}")))
-            .arg("-inf")
-            .arg(format!("({before}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.con.clone())
-            .await
-            .map_err(err)?;
+        let fields = self
+            .scored_before(&format!("npq:{partition}"), before, limit)
+            .await?;
         if fields.is_empty() {
             return Ok(Vec::new());
         }
