@@ -142,7 +142,7 @@ impl Dispatcher {
             .subscriptions(n.user)
             .await?
             .into_iter()
-            .filter(|s| self.sink_for(s).is_some())
+            .filter_map(|s| Some((self.webhook_target(&s)?, s)))
             .collect();
         let drop_why = if settings.muted(&n.conversation, now) {
             Some("muted")
@@ -167,18 +167,21 @@ impl Dispatcher {
         let text = self.text(n, &settings).await?;
         Ok(Some(
             subs.into_iter()
-                .map(|sub| {
-                    let body = self.payload(n, &sub, &text, now);
+                .map(|(target, sub)| {
+                    let body = self.payload(n, &sub, target, &text, now);
                     Delivery { sub, body }
                 })
                 .collect(),
         ))
     }
 
-    /// The sink a subscription goes through, if one is configured.
-    fn sink_for(&self, s: &StoredSubscription) -> Option<&'static str> {
+    /// The device token and platform of a subscription the webhook takes
+    /// (the one sink built); `None` for any other, or with no webhook.
+    fn webhook_target(&self, s: &StoredSubscription) -> Option<(String, Option<String>)> {
         match serde_json::from_str::<PushSubscription>(&s.json).ok()? {
-            PushSubscription::Webhook { .. } if self.webhook.is_some() => Some("webhook"),
+            PushSubscription::Webhook { token, platform } if self.webhook.is_some() => {
+                Some((token, platform))
+            }
             _ => None,
         }
     }
@@ -223,13 +226,10 @@ impl Dispatcher {
         &self,
         n: &PendingNotification,
         sub: &StoredSubscription,
+        (token, platform): (String, Option<String>),
         (title, body): &(String, String),
         now: u64,
     ) -> Vec<u8> {
-        let (token, platform) = match serde_json::from_str::<PushSubscription>(&sub.json) {
-            Ok(PushSubscription::Webhook { token, platform }) => (Some(token), platform),
-            _ => (None, None),
-        };
         json!({
             "id": format!("{}:{}:{}", n.user, n.conversation, n.msg_id),
             "user_id": n.user,
