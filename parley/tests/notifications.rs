@@ -285,20 +285,32 @@ async fn away_users_get_one_signed_webhook_per_burst_and_others_none() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_that_is_down_gets_it_when_back_and_one_never_back_gets_a_dead_letter() {
-    let dir = tempfile::tempdir().unwrap();
-    // Nothing listens here yet: connections are refused.
-    let hook_addr = free_addr();
-    let mut cfg = notify_config(dir.path(), hook_addr);
-    cfg.notify.max_tries = 1_000;
+/// A server whose webhook is at `hook` (tried `max_tries` times), where
+/// Alice sends `text` to Bob, who is away with one subscription.
+async fn message_to_away_bob(
+    dir: &std::path::Path,
+    hook: SocketAddr,
+    max_tries: u32,
+    text: &str,
+) -> (Server, User) {
+    let mut cfg = notify_config(dir, hook);
+    cfg.notify.max_tries = max_tries;
     let s = Server::start_with(cfg).await;
     let (_alice, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
     subscribe(&s.url, &bt, "bob-phone").await;
     let mut a = Client::connect(&s.url, &at).await;
-    burst(&mut a, &bob.id, &["are you there".to_owned()]).await;
+    burst(&mut a, &bob.id, &[text.to_owned()]).await;
+    (s, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_gets_it_when_back_and_one_never_back_gets_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens here yet: connections are refused.
+    let hook_addr = free_addr();
+    let (s, bob) = message_to_away_bob(dir.path(), hook_addr, 1_000, "are you there").await;
     eventually("retried while the receiver is down", WAIT, || async {
         let n = metric(
             &s.url,
@@ -324,15 +336,7 @@ async fn a_receiver_that_is_down_gets_it_when_back_and_one_never_back_gets_a_dea
     let status = Arc::new(AtomicU16::new(500));
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let _hooks = receiver(hook_addr, status, hits.clone()).await;
-    let mut cfg = notify_config(dir.path(), hook_addr);
-    cfg.notify.max_tries = 3;
-    let s = Server::start_with(cfg).await;
-    let (_alice, bob) = alice_and_bob(&s.url).await;
-    let (at, _) = login(&s.url, "alice", None).await;
-    let (bt, _) = login(&s.url, "bob", None).await;
-    subscribe(&s.url, &bt, "bob-phone").await;
-    let mut a = Client::connect(&s.url, &at).await;
-    burst(&mut a, &bob.id, &["hello?".to_owned()]).await;
+    let (s, _bob) = message_to_away_bob(dir.path(), hook_addr, 3, "hello?").await;
     eventually("dead-lettered", WAIT, || async {
         let n = metric(
             &s.url,
