@@ -14,6 +14,8 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use parley_engines::telemetry::emit;
 
+use parley_schemas::ids::UserId;
+
 use crate::auth::Caller;
 use crate::edge::media::Stored;
 use crate::edge::resumable::Chunked;
@@ -128,7 +130,7 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let stored = s.edge.media().open(caller.user, &id, false).await?;
-    serve(&s, stored, &headers, false).await
+    serve(&s, stored, &headers, Some(caller.user)).await
 }
 
 async fn thumbnail(
@@ -138,7 +140,7 @@ async fn thumbnail(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let stored = s.edge.media().open(caller.user, &id, true).await?;
-    serve(&s, stored, &headers, true).await
+    serve(&s, stored, &headers, None).await
 }
 
 /// Types a browser may show in place; anything else is a download, so an
@@ -149,13 +151,22 @@ fn inline(mime: &str) -> bool {
         || mime.starts_with("audio/")
 }
 
+/// Serves the bytes `stored` names. `fetcher`: the file itself (not its
+/// thumbnail) for this user, whose fetch is recorded once its last byte
+/// has gone out.
 async fn serve(
     s: &AppState,
     stored: Stored,
     headers: &HeaderMap,
-    thumbnail: bool,
+    fetcher: Option<UserId>,
 ) -> Result<Response, ApiError> {
-    let Stored { record, key, size } = stored;
+    let thumbnail = fetcher.is_none();
+    let Stored {
+        media,
+        record,
+        key,
+        size,
+    } = stored;
     let etag = format!("\"{}{}\"", record.sha256, if thumbnail { "-t" } else { "" });
     let mime = if thumbnail {
         parley_schemas::media::THUMBNAIL_MIME
@@ -206,6 +217,7 @@ async fn serve(
         );
     }
     set(header::CONTENT_LENGTH, &len.to_string());
+    let to_the_end = range.as_ref().is_none_or(|r| r.end == size);
     let stream = s
         .edge
         .media()
@@ -214,7 +226,23 @@ async fn serve(
         .await?
         .ok_or_else(|| ApiError::not_found("no such media"))?;
     emit(MediaServed { bytes: len });
-    let body = Body::from_stream(stream.map(|c| c.map_err(std::io::Error::other)));
+    let (edge, mut out_so_far) = (s.edge.clone(), 0u64);
+    // Recorded as the last chunk goes out (hyper stops polling a body once
+    // Content-Length bytes are out, so nothing after it would run).
+    let stream = stream.then(move |chunk| {
+        let last = chunk.as_ref().is_ok_and(|c| {
+            out_so_far += c.len() as u64;
+            out_so_far == len
+        });
+        let edge = edge.clone();
+        async move {
+            if let Some(user) = fetcher.filter(|_| last && to_the_end) {
+                edge.media().fetched(user, media).await;
+            }
+            chunk.map_err(std::io::Error::other)
+        }
+    });
+    let body = Body::from_stream(stream);
     Ok((status, out, body).into_response())
 }
 

@@ -76,6 +76,13 @@ impl Processing {
                 sessions_after: ms(cfg.limits.media_session_ms),
                 grace: ms(cfg.media_blob_grace_ms),
                 every: ms(cfg.media_sweep_every_ms.max(1)),
+                delivered: (cfg.retention.mode == RetentionMode::UntilDelivered).then(|| {
+                    DeliveredMedia {
+                        at_most: Duration::try_from_secs_f64(cfg.retention.media_days * 86_400.0)
+                            .ok()
+                            .filter(|d| !d.is_zero()),
+                    }
+                }),
             },
             notify: cfg.notify.clone(),
             retention: cfg.retention.clone(),

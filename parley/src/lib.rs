@@ -48,7 +48,7 @@ use parley_ingest::http::AppState;
 use parley_ingest::serve::ServeOptions;
 use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
-use parley_processors::media_sweeper::{Lifetimes, Sweeper};
+use parley_processors::media_sweeper::{DeliveredMedia, Lifetimes, Sweeper};
 use parley_processors::notify::dispatch::Dispatcher;
 use parley_processors::notify::{self, NotifierJob, NotifyConfig};
 use parley_processors::presence::{self, PresenceJob};

@@ -7,15 +7,16 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::media::*;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_is_trimmed_behind_its_consumers_and_no_one_misses_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.log_segment_bytes = 4096;
-    cfg.retention.log_hours = 0;
+    cfg.retention.log_hours = 0.0;
     cfg.retention.log_every_ms = 50;
     cfg.limits.sends_per_sec = 10_000;
     let s = Server::start_with(cfg).await;
@@ -205,5 +206,104 @@ async fn a_device_back_after_its_items_expired_is_told_not_left_with_a_gap() {
     let again =
         tokio::time::timeout(std::time::Duration::from_millis(300), b.expect("expired")).await;
     assert!(again.is_err(), "{again:?}");
+    s.stop().await;
+}
+
+/// A media probe that fetches nothing: HEAD sends no body, so it is not
+/// a download.
+async fn head(url: &str, token: &str, id: &str) -> u16 {
+    reqwest::Client::new()
+        .head(format!("{url}/v1/media/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Media under `until_delivered`, swept every 100 ms with no grace.
+fn media_config(dir: &std::path::Path) -> parley::config::Config {
+    let mut cfg = config(dir);
+    cfg.retention.mode = parley_schemas::retention::RetentionMode::UntilDelivered;
+    cfg.media_blob_grace_ms = 0;
+    cfg.media_sweep_every_ms = 100;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_delivered_deletes_media_once_every_recipient_downloaded_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(media_config(dir.path())).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (ct, _) = login(&s.url, "carol", None).await;
+    let id = |v: &Value| v["media_id"].as_str().unwrap().to_owned();
+    let (_, photo) = upload(&s.url, &at, "image/png", png_like(50_000, 1)).await;
+    let (_, doc) = upload(&s.url, &at, "image/png", png_like(5_000, 2)).await;
+    let (photo, doc) = (id(&photo), id(&doc));
+    let group = create_group(&s.url, &at, "trip", &[&bob.id, &carol.id]).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    a.send(media_to(json!({"group": group}), "p", &photo)).await;
+    a.expect("ack").await;
+    a.send(media_to(json!({"user": bob.id}), "d", &doc)).await;
+    a.expect("ack").await;
+
+    // Bob: part of the photo, then all of it, then the document.
+    let r = fetch(&s.url, &bt, &photo, Some("bytes=0-99")).await;
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().len(), 100);
+    let r = fetch(&s.url, &bt, &photo, None).await;
+    assert!(r.bytes().await.unwrap() == png_like(50_000, 1));
+    let r = fetch(&s.url, &bt, &doc, None).await;
+    assert!(r.bytes().await.unwrap() == png_like(5_000, 2));
+    // The document's only recipient has it: gone, for the uploader too.
+    // The photo, fetched before it, has been looked at by then: Carol has
+    // not fetched it, so it stays.
+    eventually("the document deleted", WAIT, || async {
+        (head(&s.url, &at, &doc).await == 404).then_some(())
+    })
+    .await;
+    assert_eq!(head(&s.url, &bt, &doc).await, 404);
+    assert_eq!(head(&s.url, &at, &photo).await, 200);
+    assert_eq!(head(&s.url, &ct, &photo).await, 200);
+
+    // Carol fetches the rest of it, resuming: the last byte counts.
+    let r = fetch(&s.url, &ct, &photo, Some("bytes=100-")).await;
+    assert_eq!(r.status(), 206);
+    r.bytes().await.unwrap();
+    eventually("the photo deleted", WAIT, || async {
+        (head(&s.url, &at, &photo).await == 404).then_some(())
+    })
+    .await;
+    eventually("their bytes deleted", WAIT, || async {
+        (files(dir.path(), "blobs") == 0).then_some(())
+    })
+    .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_delivered_deletes_media_no_one_downloaded_after_media_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = media_config(dir.path());
+    cfg.retention.media_days = 3.0 / 86_400.0; // three seconds
+    let s = Server::start_with(cfg).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (_, m) = upload(&s.url, &at, "image/png", png_like(5_000, 3)).await;
+    let m = m["media_id"].as_str().unwrap().to_owned();
+    let mut a = Client::connect(&s.url, &at).await;
+    a.send(media_to(json!({"user": bob.id}), "m", &m)).await;
+    a.expect("ack").await;
+    assert_eq!(head(&s.url, &bt, &m).await, 200);
+    eventually("the unfetched media deleted", WAIT, || async {
+        (head(&s.url, &bt, &m).await == 404).then_some(())
+    })
+    .await;
+    assert_eq!(head(&s.url, &at, &m).await, 404);
     s.stop().await;
 }

@@ -80,7 +80,7 @@ impl InternalEvent for ThumbnailFailed<'_> {
 static MEDIA_DELETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "parley_media_deleted_total",
-        "What the media sweeper deleted: uploads never sent, blobs no upload refers to, expired resumable sessions",
+        "What the media sweeper deleted: uploads never sent, blobs no upload refers to, expired resumable sessions, sent uploads gone under until_delivered retention",
         &["what"]
     )
     .expect("metric registers once")
@@ -106,6 +106,7 @@ impl InternalEvent for MediaSwept {
             ("upload", s.uploads),
             ("blob", s.blobs),
             ("session", s.sessions),
+            ("delivered", s.delivered),
         ] {
             MEDIA_DELETED.with_label_values(&[what]).inc_by(n);
         }
@@ -114,6 +115,7 @@ impl InternalEvent for MediaSwept {
                 uploads = s.uploads,
                 blobs = s.blobs,
                 sessions = s.sessions,
+                delivered = s.delivered,
                 "media swept"
             );
         }

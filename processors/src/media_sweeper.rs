@@ -10,22 +10,30 @@
 //!    and thumbnail deleted, and the claim released.
 //! 3. Resumable upload sessions older than their lifetime: every blob
 //!    under them deleted.
+//! 4. Under `retention.mode = "until_delivered"`, sent uploads that every
+//!    recipient has fetched whole, and those older than
+//!    `retention.media_days`, deleted as in 1 (step 2 then frees their
+//!    bytes). A recipient is every user who may see a message that
+//!    carried the upload, its uploader aside; a user counts once,
+//!    whichever of their devices fetched it. The uploader's current
+//!    avatar stays.
 //!
 //! One sweeper runs per deployment: in `parley up`, and in a cluster on
 //! the `process` node that holds partition 0. A pass that fails is
 //! counted and tried again at the next one; everything it does is safe to
 //! do twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parley_engines::state::MediaRecord;
 use parley_engines::telemetry::emit;
 use parley_engines::{BlobStore, Log, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, MediaDeleted};
-use parley_schemas::ids::now_ms;
-use parley_schemas::media::{blob_key, thumbnail_key, UPLOADS};
+use parley_schemas::ids::{now_ms, ConversationId, UserId};
+use parley_schemas::media::{blob_key, thumbnail_key, MediaId, MAX_USES, UPLOADS};
 use parley_schemas::partition::user_partition;
 use parley_schemas::{codec, topics};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +54,17 @@ pub struct Lifetimes {
     pub sessions_after: Duration,
     /// How often the sweeper looks.
     pub every: Duration,
+    /// `until_delivered` retention: sent uploads go once every recipient
+    /// fetched them ([`DeliveredMedia`]); `None` in `history` mode.
+    pub delivered: Option<DeliveredMedia>,
+}
+
+/// When sent media goes under `until_delivered` retention.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveredMedia {
+    /// Also once this old, fetched or not (`retention.media_days`);
+    /// `None`: only once fetched by all.
+    pub at_most: Option<Duration>,
 }
 
 pub struct Sweeper {
@@ -62,6 +81,8 @@ pub struct Swept {
     pub uploads: u64,
     pub blobs: u64,
     pub sessions: u64,
+    /// Sent uploads gone under `until_delivered` retention.
+    pub delivered: u64,
 }
 
 impl Sweeper {
@@ -90,18 +111,11 @@ impl Sweeper {
             let Some(record) = self.state.media(media).await? else {
                 continue;
             };
-            let deleted = Event::MediaDeleted(MediaDeleted { media, ts: now });
-            let p = user_partition(record.uploader, self.partitions);
-            self.log
-                .append(
-                    topics::ACCOUNTS,
-                    p,
-                    vec![Bytes::from(codec::encode(&deleted))],
-                )
-                .await?;
-            let op = StateOp::DeleteMedia { media, at: now };
-            self.state.write(vec![op]).await?;
+            self.delete(media, &record, now).await?;
             swept.uploads += 1;
+        }
+        if let Some(d) = self.lifetimes.delivered {
+            swept.delivered = self.sweep_delivered(d, now).await?;
         }
         let unreferenced = now.saturating_sub(ms(self.lifetimes.grace));
         for sha in self.state.unreferenced_blobs(unreferenced, BATCH).await? {
@@ -115,6 +129,85 @@ impl Sweeper {
         }
         swept.sessions = self.expire_sessions(now).await?;
         Ok(swept)
+    }
+
+    /// Logs an upload's deletion (in its uploader's `accounts`
+    /// partition, so a rebuilt store agrees), then deletes its record.
+    async fn delete(&self, media: MediaId, record: &MediaRecord, now: u64) -> Result<()> {
+        let deleted = Event::MediaDeleted(MediaDeleted { media, ts: now });
+        let p = user_partition(record.uploader, self.partitions);
+        self.log
+            .append(
+                topics::ACCOUNTS,
+                p,
+                vec![Bytes::from(codec::encode(&deleted))],
+            )
+            .await?;
+        let op = StateOp::DeleteMedia { media, at: now };
+        self.state.write(vec![op]).await
+    }
+
+    /// Step 4: sent uploads fetched by all their recipients, or too old.
+    async fn sweep_delivered(&self, d: DeliveredMedia, now: u64) -> Result<u64> {
+        let mut n = 0;
+        for (media, at) in self.state.fetched_media(BATCH).await? {
+            if let Some(record) = self.state.media(media).await? {
+                if self.fetched_by_all(media, record.uploader).await?
+                    && !self.is_avatar(media, &record).await?
+                {
+                    self.delete(media, &record, now).await?;
+                    n += 1;
+                }
+            }
+            let checked = StateOp::MediaChecked { media, at };
+            self.state.write(vec![checked]).await?;
+        }
+        let Some(at_most) = d.at_most else {
+            return Ok(n);
+        };
+        let before = now.saturating_sub(at_most.as_millis() as u64);
+        for media in self.state.sent_media(before, BATCH).await? {
+            let Some(record) = self.state.media(media).await? else {
+                continue;
+            };
+            if !self.is_avatar(media, &record).await? {
+                self.delete(media, &record, now).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether every user who may see a message that carried `media`
+    /// (its uploader aside) has fetched it.
+    async fn fetched_by_all(&self, media: MediaId, uploader: UserId) -> Result<bool> {
+        let fetched: HashSet<UserId> = self
+            .state
+            .media_fetchers(media)
+            .await?
+            .into_iter()
+            .collect();
+        let waiting = |u: UserId| u != uploader && !fetched.contains(&u);
+        for (conversation, msg_id) in self.state.media_uses(media, MAX_USES).await? {
+            let pending =
+                match conversation {
+                    ConversationId::Direct { low, high } => waiting(low) || waiting(high),
+                    ConversationId::Group(g) => self.state.group(g).await?.is_some_and(|g| {
+                        g.members.iter().any(|m| m.sees(msg_id) && waiting(m.user))
+                    }),
+                };
+            if pending {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// An avatar is shown to everyone for as long as it is one.
+    async fn is_avatar(&self, media: MediaId, record: &MediaRecord) -> Result<bool> {
+        let id = media.to_string();
+        let account = self.state.account(record.uploader).await?;
+        Ok(account.is_some_and(|a| a.avatar_media_id.as_deref() == Some(id.as_str())))
     }
 
     /// Deletes the sessions that began longer ago than their lifetime

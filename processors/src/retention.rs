@@ -45,13 +45,18 @@ pub struct RetentionConfig {
     /// told when it syncs (`expired`). 0: kept until confirmed.
     pub undelivered_days: f64,
     /// Records every consumer has passed stay this long, for operators
-    /// and for consumers added later. 0: they go at the next pass.
-    pub log_hours: u64,
+    /// and for consumers added later (fractions allowed). 0: they go at
+    /// the next pass.
+    pub log_hours: f64,
     /// How often the retention pass runs.
     pub log_every_ms: u64,
     /// How often history older than `history_days` is deleted (a
     /// ClickHouse mutation rewrites parts: hourly is plenty).
     pub history_every_ms: u64,
+    /// `until_delivered`: sent media is deleted once every recipient has
+    /// fetched it, or once this many days old (fractions allowed) if
+    /// sooner. 0: only once fetched by all.
+    pub media_days: f64,
     /// Below this share of free space on the embedded log's disk (in
     /// percent), what every consumer has passed goes at once.
     pub disk_min_free_pct: u8,
@@ -63,7 +68,8 @@ impl Default for RetentionConfig {
             mode: Default::default(),
             history_days: 0,
             undelivered_days: 30.0,
-            log_hours: 7 * 24,
+            media_days: 30.0,
+            log_hours: 7.0 * 24.0,
             log_every_ms: 60_000,
             history_every_ms: 3_600_000,
             disk_min_free_pct: 10,
@@ -168,7 +174,7 @@ impl LogRetention {
         let older_than = if pressure {
             u64::MAX
         } else {
-            now_ms().saturating_sub(self.cfg.log_hours.saturating_mul(3_600_000))
+            now_ms().saturating_sub((self.cfg.log_hours.max(0.0) * 3_600_000.0) as u64)
         };
         let mut dropped = 0;
         for (topic, jobs) in &self.topics {

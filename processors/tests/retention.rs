@@ -58,10 +58,10 @@ async fn records_go_once_the_slowest_consumer_passed_them_and_they_are_old_enoug
     // writer decides. Nothing is an hour old yet.
     offset_of(&state, jobs::ROUTER, 250).await;
     offset_of(&state, jobs::HISTORY, 40).await;
-    assert_eq!(retention(1).pass().await.unwrap(), 0);
+    assert_eq!(retention(1.0).pass().await.unwrap(), 0);
     assert_eq!(start(topics::EVENTS).await, 0);
 
-    retention(0).pass().await.unwrap();
+    retention(0.0).pass().await.unwrap();
     let events = start(topics::EVENTS).await;
     assert!(events > 0 && events <= 40, "events start {events}");
     // No consumer of `presence` ran: all of it stays. `inbox`'s sequencer
@@ -72,7 +72,7 @@ async fn records_go_once_the_slowest_consumer_passed_them_and_they_are_old_enoug
 
     // The history writer catches up: more goes, never past the router.
     offset_of(&state, jobs::HISTORY, 280).await;
-    retention(0).pass().await.unwrap();
+    retention(0.0).pass().await.unwrap();
     let later = start(topics::EVENTS).await;
     assert!(later > events && later <= 250, "events start {later}");
     // What the slowest consumer reads next is there.

@@ -78,6 +78,11 @@ pub fn thumbnail_key(sha256_hex: &str) -> String {
 
 /// Resumable uploads keep their session under `uploads/<upload_id>/`: a
 /// `meta` blob and one blob per chunk.
+/// Messages carrying one upload that are looked at to find who may fetch
+/// it (and, under `until_delivered` retention, who must have): a file
+/// forwarded into more chats than this counts the first.
+pub const MAX_USES: usize = 1024;
+
 pub const UPLOADS: &str = "uploads/";
 
 /// The longest side of a thumbnail, in pixels.

@@ -8,6 +8,10 @@
 //! curve instead, one point per run (its delivered rate against its p50
 //! and p99), one line per label, so runs of two servers at the same rates
 //! compare as two curves.
+//!
+//! `parley-plot disk OUT.svg SAMPLES.txt`: disk use over time from the
+//! samples `benches/scripts/disk.sh` writes (`seconds name=bytes ...` per
+//! line), one line per name, so a flat log under steady load shows as one.
 
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -117,8 +121,67 @@ fn curve(out: &str, runs: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Disk use per name over time, MiB.
+fn disk(out: &str, samples: &str) -> Result<()> {
+    let text = std::fs::read_to_string(samples).with_context(|| format!("reading {samples}"))?;
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(Ok(t)) = words.next().map(str::parse::<f64>) else {
+            continue;
+        };
+        for w in words {
+            let Some((name, bytes)) = w.split_once('=') else {
+                continue;
+            };
+            let mib = bytes.parse::<f64>().unwrap_or(0.0) / (1 << 20) as f64;
+            match series.iter_mut().find(|(n, _)| n == name) {
+                Some((_, pts)) => pts.push((t, mib)),
+                None => series.push((name.to_owned(), vec![(t, mib)])),
+            }
+        }
+    }
+    let all = || series.iter().flat_map(|(_, t)| t.iter());
+    let secs = all().map(|p| p.0).fold(1.0, f64::max);
+    let top = all().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(out, (1000, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("disk use under steady load, MiB", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..secs, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("MiB")
+        .draw()?;
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    eprintln!("wrote {out}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, out, samples] = args.as_slice() {
+        if cmd == "disk" {
+            return disk(out, samples);
+        }
+    }
     if let Some(("curve", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
         let Some((out, runs)) = rest.split_first() else {
             bail!("usage: parley-plot curve OUT.svg LABEL=RUN.json [LABEL=RUN.json ...]");

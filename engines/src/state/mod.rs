@@ -14,13 +14,14 @@ use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 use parley_schemas::media::MediaId;
 use parley_schemas::wire::{Audience, ReceiptStatus};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 
 mod keys;
+mod media;
 mod notify;
 pub use keys::{DeviceKeys, KeyStore, KeysPut};
+pub use media::{ImageInfo, MediaRecord, MediaStore};
 pub(crate) use notify::PendingRow;
 pub use notify::{NotifyItem, NotifyStore, PendingNotification, StoredSubscription};
 
@@ -70,28 +71,6 @@ pub struct Account {
     /// The profile's free text; empty until set.
     pub about: String,
     pub avatar_media_id: Option<String>,
-}
-
-/// An upload as the log recorded it, with what the thumbnail job found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MediaRecord {
-    pub uploader: UserId,
-    /// Lowercase hex: the blob's key is derived from it.
-    pub sha256: String,
-    pub size: u64,
-    pub mime: String,
-    pub uploaded_at: u64,
-    /// `None` until the thumbnail job has looked (and for non-images).
-    #[serde(default)]
-    pub image: Option<ImageInfo>,
-}
-
-/// An image's size, and whether a thumbnail of it is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    pub width: u32,
-    pub height: u32,
-    pub thumbnail: bool,
 }
 
 /// One write of a job's output.
@@ -206,9 +185,24 @@ pub enum StateOp {
         media: MediaId,
         image: ImageInfo,
     },
-    /// An upload never sent, deleted: its record goes, and its blob's
-    /// count of uploads drops (at 0 the blob is unreferenced from `at`).
+    /// An upload deleted (never sent, or gone under `until_delivered`
+    /// retention): its record, uses and fetches go, and its blob's count
+    /// of uploads drops (at 0 the blob is unreferenced from `at`).
     DeleteMedia {
+        media: MediaId,
+        at: u64,
+    },
+    /// `user` fetched the whole of `media` at `at`
+    /// (`retention.mode = "until_delivered"`): it may go once every
+    /// recipient has, so it is queued for the sweeper to look at.
+    MediaFetched {
+        media: MediaId,
+        user: UserId,
+        at: u64,
+    },
+    /// The sweeper looked at the fetches of `media` queued up to `at`
+    /// (a later fetch stays queued).
+    MediaChecked {
         media: MediaId,
         at: u64,
     },
@@ -480,46 +474,6 @@ pub trait InboxStore: Send + Sync + 'static {
 
     /// The lowest seq still stored in `user`'s inbox; `None` if it is empty.
     async fn inbox_first(&self, user: UserId) -> Result<Option<u64>>;
-}
-
-/// Uploads and where they were sent: what decides who may fetch a file,
-/// and when an upload or a blob may go.
-///
-/// Blobs are shared by content, so each blob (by its SHA-256) counts the
-/// uploads that are its bytes. One that drops to none is *unreferenced*
-/// from then; the sweeper deletes it after a grace period, claiming it
-/// first, and an upload of the same bytes pins it first: the two are
-/// atomic against each other, so a blob is never deleted under an upload.
-#[async_trait]
-pub trait MediaStore: Send + Sync + 'static {
-    /// The upload, with its image details merged in; `None` if unknown.
-    async fn media(&self, media: MediaId) -> Result<Option<MediaRecord>>;
-
-    /// Up to `limit` messages that carried `media`, in no set order.
-    async fn media_uses(
-        &self,
-        media: MediaId,
-        limit: usize,
-    ) -> Result<Vec<(ConversationId, MessageId)>>;
-
-    /// Up to `limit` uploads made before `before` (ms) and never sent.
-    async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>>;
-
-    /// Up to `limit` blobs (their SHA-256) unreferenced since before
-    /// `before`.
-    async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>>;
-
-    /// Marks blob `sha256` as being deleted if it is still unreferenced
-    /// since before `before`; false if it is not (an upload pinned it).
-    async fn claim_blob(&self, sha256: &str, before: u64) -> Result<bool>;
-
-    /// A claimed blob is gone: uploads of its bytes may go on.
-    async fn blob_deleted(&self, sha256: &str) -> Result<()>;
-
-    /// An upload is about to commit blob `sha256`: it is no longer
-    /// unreferenced. False while it is being deleted (commit after
-    /// [`blob_deleted`](Self::blob_deleted)).
-    async fn pin_blob(&self, sha256: &str) -> Result<bool>;
 }
 
 /// Job output and offsets: how every job commits, and how the edge sees

@@ -28,7 +28,7 @@ use parley_engines::BlobStore;
 use parley_engines::StateOp;
 use parley_schemas::event::{Event, MediaAdded};
 use parley_schemas::ids::{now_ms, ConversationId, GroupId, UserId};
-use parley_schemas::media::{blob_key, MediaId};
+use parley_schemas::media::{blob_key, MediaId, MAX_USES};
 use parley_schemas::wire::MediaUploaded;
 use sha2::{Digest, Sha256};
 
@@ -40,9 +40,6 @@ use crate::internal_events::{Limit, LimitHit, MediaStored};
 /// Bytes read before the type is sniffed: every signature `infer` knows
 /// lies well within them.
 const SNIFF_BYTES: usize = 8192;
-/// Messages carrying one upload that are checked for access: a file
-/// forwarded into more chats than this grants access through the first.
-const MAX_USES: usize = 1024;
 const DAY_MS: u64 = 86_400_000;
 /// How long an upload waits for the sweeper to finish deleting a blob of
 /// the same bytes (a blob delete takes milliseconds).
@@ -54,22 +51,50 @@ pub struct Media {
     guard: Arc<Guard>,
     /// Bytes uploaded today per user, on this edge.
     quota: Mutex<HashMap<UserId, (u64, u64)>>,
+    /// `until_delivered` retention: whole fetches are recorded, so the
+    /// sweeper deletes what every recipient has.
+    record_fetches: bool,
 }
 
 /// Where a stored upload's bytes are.
 pub struct Stored {
+    pub media: MediaId,
     pub record: MediaRecord,
     pub key: String,
     pub size: u64,
 }
 
 impl Media {
-    pub fn new(core: Arc<Core>, blobs: Arc<dyn BlobStore>, guard: Arc<Guard>) -> Media {
+    pub fn new(
+        core: Arc<Core>,
+        blobs: Arc<dyn BlobStore>,
+        guard: Arc<Guard>,
+        record_fetches: bool,
+    ) -> Media {
         Media {
             core,
             blobs,
             guard,
             quota: Mutex::new(HashMap::new()),
+            record_fetches,
+        }
+    }
+
+    /// `user` has been sent the whole of `media` (or its last byte, the
+    /// end of a resumed download). Recorded only under `until_delivered`
+    /// retention; a record lost here only leaves the media to
+    /// `retention.media_days`, so a failure is logged, not returned.
+    pub async fn fetched(&self, user: UserId, media: MediaId) {
+        if !self.record_fetches {
+            return;
+        }
+        let op = StateOp::MediaFetched {
+            media,
+            user,
+            at: now_ms(),
+        };
+        if let Err(e) = self.core.state.write(vec![op]).await {
+            tracing::warn!(error = %e, "recording a media fetch failed");
         }
     }
 
@@ -246,7 +271,12 @@ impl Media {
             blob_key(&record.sha256)
         };
         let size = self.blobs.size(&key).await?.ok_or_else(missing)?;
-        Ok(Stored { record, key, size })
+        Ok(Stored {
+            media,
+            record,
+            key,
+            size,
+        })
     }
 
     fn quota_left(&self, user: UserId) -> u64 {

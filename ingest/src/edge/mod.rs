@@ -176,7 +176,7 @@ impl Edge {
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
-            media: Media::new(core.clone(), parts.blobs, guard.clone()),
+            media: Media::new(core.clone(), parts.blobs, guard.clone(), until_delivered),
             history: HistoryReads::new(core, parts.history, until_delivered),
             sockets,
             keys,

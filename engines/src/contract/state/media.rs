@@ -190,3 +190,71 @@ pub(super) async fn unsent_uploads_and_unreferenced_blobs<S: MediaStore + JobSto
     assert!(s.pin_blob(&other).await.unwrap());
     assert!(unref(u64::MAX).await.is_empty());
 }
+
+/// Sent uploads by age, who fetched them, and the queue of fetches the
+/// sweeper has not looked at (`until_delivered` retention).
+pub(super) async fn sent_and_fetched<S: MediaStore + JobStore>(s: &S) {
+    let (m, user, bob) = (MediaId::random(), fresh_user(), fresh_user());
+    // Far in the past, so no other run's uploads are older.
+    let rec = MediaRecord {
+        uploaded_at: 2_000,
+        ..record(user, 7)
+    };
+    // A fetch of an upload the store does not know is not kept.
+    let fetched = |at| StateOp::MediaFetched {
+        media: m,
+        user: bob,
+        at,
+    };
+    s.write(vec![fetched(1)]).await.unwrap();
+    assert!(s.media_fetchers(m).await.unwrap().is_empty());
+    let mine = |v: Vec<(MediaId, u64)>| v.into_iter().filter(|x| x.0 == m).collect::<Vec<_>>();
+    assert!(mine(s.fetched_media(100_000).await.unwrap()).is_empty());
+
+    let sent = |before| async move {
+        let mut v = s.sent_media(before, 100_000).await.unwrap();
+        v.retain(|x| *x == m);
+        v
+    };
+    s.write(vec![StateOp::PutMedia {
+        media: m,
+        record: rec,
+    }])
+    .await
+    .unwrap();
+    assert!(sent(u64::MAX).await.is_empty(), "not sent yet");
+    let conversation = ConversationId::direct(user, bob);
+    let used = StateOp::MediaUsed {
+        media: m,
+        conversation,
+        msg_id: MessageId(9),
+    };
+    s.write(vec![used.clone(), used]).await.unwrap();
+    assert_eq!(sent(2_001).await, vec![m]);
+    assert!(sent(2_000).await.is_empty(), "only those before");
+
+    s.write(vec![fetched(10), fetched(30), fetched(20)])
+        .await
+        .unwrap();
+    assert_eq!(s.media_fetchers(m).await.unwrap(), vec![bob]);
+    assert_eq!(mine(s.fetched_media(100_000).await.unwrap()), vec![(m, 30)]);
+    // Looked at up to 20: the fetch at 30 stays queued; up to 30: gone.
+    s.write(vec![StateOp::MediaChecked { media: m, at: 20 }])
+        .await
+        .unwrap();
+    assert_eq!(mine(s.fetched_media(100_000).await.unwrap()), vec![(m, 30)]);
+    s.write(vec![StateOp::MediaChecked { media: m, at: 30 }])
+        .await
+        .unwrap();
+    assert!(mine(s.fetched_media(100_000).await.unwrap()).is_empty());
+
+    // Deleted: its uses, fetches and queue entries go with it.
+    s.write(vec![fetched(40)]).await.unwrap();
+    s.write(vec![StateOp::DeleteMedia { media: m, at: 50 }])
+        .await
+        .unwrap();
+    assert!(sent(u64::MAX).await.is_empty());
+    assert!(s.media_fetchers(m).await.unwrap().is_empty());
+    assert!(s.media_uses(m, 10).await.unwrap().is_empty());
+    assert!(mine(s.fetched_media(100_000).await.unwrap()).is_empty());
+}

@@ -61,6 +61,7 @@ pub async fn key_store_contract<S: KeyStore>(s: &S) {
 pub async fn media_store_contract<S: MediaStore + JobStore>(s: &S) {
     uploads_and_their_images(s).await;
     where_media_was_sent(s).await;
+    sent_and_fetched(s).await;
     unsent_uploads_and_unreferenced_blobs(s).await;
 }
 

@@ -3,7 +3,10 @@
 //! - `media`: media id → the record as JSON
 //! - `media_image`: media id → what the thumbnail job found, as JSON
 //! - `media_uses`: `(media id, conversation, msg_id)` → ()
-//! - `media_unsent`: `(uploaded_at, media id)` → (), uploads never sent
+//! - `media_unsent`: `(uploaded_at, media id)` → (), uploads never sent;
+//!   `media_sent`: the same, of uploads sent
+//! - `media_fetched`: `(media id, user)` → (), who fetched it whole;
+//!   `media_fetch_queue`: media id → when, fetched since the sweeper looked
 //! - `blob_refs`: sha256 → uploads that are its bytes
 //! - `blob_unref`: sha256 → since when none is; `blob_deleting`: sha256 → ()
 
@@ -18,6 +21,9 @@ pub(super) const MEDIA_USES: TableDefinition<(u128, &str, u64), ()> =
     TableDefinition::new("media_uses");
 
 const MEDIA_UNSENT: TableDefinition<(u64, u128), ()> = TableDefinition::new("media_unsent");
+const MEDIA_SENT: TableDefinition<(u64, u128), ()> = TableDefinition::new("media_sent");
+const MEDIA_FETCHED: TableDefinition<(u128, u64), ()> = TableDefinition::new("media_fetched");
+const MEDIA_FETCH_QUEUE: TableDefinition<u128, u64> = TableDefinition::new("media_fetch_queue");
 const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
 const BLOB_UNREF: TableDefinition<&str, u64> = TableDefinition::new("blob_unref");
 const BLOB_DELETING: TableDefinition<&str, ()> = TableDefinition::new("blob_deleting");
@@ -27,6 +33,9 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(MEDIA_IMAGE).map_err(err)?;
     tx.open_table(MEDIA_USES).map_err(err)?;
     tx.open_table(MEDIA_UNSENT).map_err(err)?;
+    tx.open_table(MEDIA_SENT).map_err(err)?;
+    tx.open_table(MEDIA_FETCHED).map_err(err)?;
+    tx.open_table(MEDIA_FETCH_QUEUE).map_err(err)?;
     tx.open_table(BLOB_REFS).map_err(err)?;
     tx.open_table(BLOB_UNREF).map_err(err)?;
     tx.open_table(BLOB_DELETING).map_err(err)?;
@@ -94,9 +103,26 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
                 .map_err(err)?
                 .remove(media.0)
                 .map_err(err)?;
-            tx.open_table(MEDIA_UNSENT)
+            for t in [MEDIA_UNSENT, MEDIA_SENT] {
+                tx.open_table(t)
+                    .map_err(err)?
+                    .remove((rec.uploaded_at, media.0))
+                    .map_err(err)?;
+            }
+            tx.open_table(MEDIA_USES)
                 .map_err(err)?
-                .remove((rec.uploaded_at, media.0))
+                .retain_in(
+                    (media.0, "", 0)..=(media.0, "\u{10ffff}", u64::MAX),
+                    |_, _| false,
+                )
+                .map_err(err)?;
+            tx.open_table(MEDIA_FETCHED)
+                .map_err(err)?
+                .retain_in((media.0, 0)..=(media.0, u64::MAX), |_, _| false)
+                .map_err(err)?;
+            tx.open_table(MEDIA_FETCH_QUEUE)
+                .map_err(err)?
+                .remove(media.0)
                 .map_err(err)?;
             let sha = rec.sha256.as_str();
             let mut refs = tx.open_table(BLOB_REFS).map_err(err)?;
@@ -128,6 +154,31 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
                     .map_err(err)?
                     .remove((rec.uploaded_at, media.0))
                     .map_err(err)?;
+                tx.open_table(MEDIA_SENT)
+                    .map_err(err)?
+                    .insert((rec.uploaded_at, media.0), ())
+                    .map_err(err)?;
+            }
+        }
+        StateOp::MediaFetched { media, user, at } => {
+            if record(tx, *media)?.is_none() {
+                return Ok(());
+            }
+            tx.open_table(MEDIA_FETCHED)
+                .map_err(err)?
+                .insert((media.0, user.0), ())
+                .map_err(err)?;
+            let mut q = tx.open_table(MEDIA_FETCH_QUEUE).map_err(err)?;
+            let was = q.get(media.0).map_err(err)?.map_or(0, |v| v.value());
+            q.insert(media.0, was.max(*at)).map_err(err)?;
+        }
+        StateOp::MediaChecked { media, at } => {
+            let mut q = tx.open_table(MEDIA_FETCH_QUEUE).map_err(err)?;
+            if q.get(media.0)
+                .map_err(err)?
+                .is_some_and(|v| v.value() <= *at)
+            {
+                q.remove(media.0).map_err(err)?;
             }
         }
         _ => {}
@@ -181,6 +232,43 @@ impl MediaStore for RedbState {
             let mut out = Vec::new();
             for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
                 out.push(MediaId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn sent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(MEDIA_SENT).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
+                out.push(MediaId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn media_fetchers(&self, media: MediaId) -> Result<Vec<UserId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(MEDIA_FETCHED).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((media.0, 0)..=(media.0, u64::MAX)).map_err(err)? {
+                out.push(UserId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn fetched_media(&self, limit: usize) -> Result<Vec<(MediaId, u64)>> {
+        self.read(move |tx| {
+            let t = tx.open_table(MEDIA_FETCH_QUEUE).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(err)?.take(limit) {
+                let (k, v) = row.map_err(err)?;
+                out.push((MediaId(k.value()), v.value()));
             }
             Ok(out)
         })

@@ -180,6 +180,8 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         StateOp::PutMedia { .. }
         | StateOp::SetMediaImage { .. }
         | StateOp::MediaUsed { .. }
+        | StateOp::MediaFetched { .. }
+        | StateOp::MediaChecked { .. }
         | StateOp::DeleteMedia { .. } => super::media::apply_media_op(tx, op)?,
         StateOp::QueueNotification { .. } => super::notify::apply_notify_op(tx, op)?,
     }

@@ -3,7 +3,10 @@
 //! - `P:md:{media}` hash: `rec` (the record, JSON), `img` (what the
 //!   thumbnail job found, JSON)
 //! - `P:mu:{media}` set: `{conversation}|{msg_id}` per message that carried it
-//! - `P:mus` sorted set: uploads never sent, score = uploaded at
+//! - `P:mus` sorted set: uploads never sent, score = uploaded at;
+//!   `P:mst`: the same, of uploads sent
+//! - `P:mf:{media}` set: users who fetched it whole; `P:mfq` sorted set:
+//!   uploads fetched since the sweeper looked, score = when
 //! - `P:mr` hash: sha256 → uploads that are its bytes
 //! - `P:mun` sorted set: unreferenced blobs, score = since;
 //!   `P:mdel` set: blobs being deleted
@@ -59,6 +62,20 @@ pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
             "".into(),
             "".into(),
         ],
+        StateOp::MediaFetched { media, user, at } => [
+            "E".into(),
+            media.to_string(),
+            user.0.to_string(),
+            at.to_string(),
+            "".into(),
+        ],
+        StateOp::MediaChecked { media, at } => [
+            "K".into(),
+            media.to_string(),
+            at.to_string(),
+            "".into(),
+            "".into(),
+        ],
         _ => return None,
     })
 }
@@ -77,8 +94,10 @@ pub(super) const MEDIA_LUA: &str = r#"
     local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
     if rec then
       local sha = cjson.decode(rec).sha256
-      redis.call('DEL', p .. ':md:' .. a)
+      redis.call('DEL', p .. ':md:' .. a, p .. ':mu:' .. a, p .. ':mf:' .. a)
       redis.call('ZREM', p .. ':mus', a)
+      redis.call('ZREM', p .. ':mst', a)
+      redis.call('ZREM', p .. ':mfq', a)
       if redis.call('HINCRBY', p .. ':mr', sha, -1) <= 0 then
         redis.call('HDEL', p .. ':mr', sha)
         redis.call('ZADD', p .. ':mun', b, sha)
@@ -88,7 +107,21 @@ pub(super) const MEDIA_LUA: &str = r#"
     redis.call('HSET', p .. ':md:' .. a, 'img', b)
   elseif op == 'U' then -- media, 'conversation|msg_id'
     redis.call('SADD', p .. ':mu:' .. a, b)
-    redis.call('ZREM', p .. ':mus', a)"#;
+    redis.call('ZREM', p .. ':mus', a)
+    local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
+    if rec then
+      redis.call('ZADD', p .. ':mst', cjson.decode(rec).uploaded_at, a)
+    end
+  elseif op == 'E' then -- media, user, at: fetched whole
+    if redis.call('EXISTS', p .. ':md:' .. a) == 1 then
+      redis.call('SADD', p .. ':mf:' .. a, b)
+      redis.call('ZADD', p .. ':mfq', 'GT', c, a)
+    end
+  elseif op == 'K' then -- media, at: the sweeper looked
+    local q = redis.call('ZSCORE', p .. ':mfq', a)
+    if q and tonumber(q) <= tonumber(b) then
+      redis.call('ZREM', p .. ':mfq', a)
+    end"#;
 
 /// KEYS: refs, unreferenced, deleting; ARGV: sha256, before. 1 if claimed.
 pub(super) const CLAIM: &str = r#"
@@ -173,6 +206,34 @@ impl MediaStore for RedisState {
     async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
         let ids = self.scored_before("mus", before, limit).await?;
         ids.iter().map(|i| i.parse().map_err(bad)).collect()
+    }
+
+    async fn sent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
+        let ids = self.scored_before("mst", before, limit).await?;
+        ids.iter().map(|i| i.parse().map_err(bad)).collect()
+    }
+
+    async fn media_fetchers(&self, media: MediaId) -> Result<Vec<UserId>> {
+        let users: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(self.key(format!("mf:{media}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(users.into_iter().map(UserId).collect())
+    }
+
+    async fn fetched_media(&self, limit: usize) -> Result<Vec<(MediaId, u64)>> {
+        let rows: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(self.key("mfq".into()))
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .arg("WITHSCORES")
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        rows.into_iter()
+            .map(|(m, at)| Ok((m.parse().map_err(bad)?, at)))
+            .collect()
     }
 
     async fn unreferenced_blobs(&self, before: u64, limit: usize) -> Result<Vec<String>> {

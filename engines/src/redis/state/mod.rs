@@ -413,6 +413,8 @@ impl RedisState {
                 StateOp::PutMedia { .. }
                 | StateOp::SetMediaImage { .. }
                 | StateOp::MediaUsed { .. }
+                | StateOp::MediaFetched { .. }
+                | StateOp::MediaChecked { .. }
                 | StateOp::DeleteMedia { .. }
                 | StateOp::QueueNotification { .. } => {
                     unreachable!("sent by media_args or notify_args above")
