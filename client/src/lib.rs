@@ -17,9 +17,10 @@
 //!   and [`Event`];
 //! - `conn`: the connection loop (connect, sync, flush the outbox,
 //!   handle frames, heartbeat, reconnect);
-//! - [`e2e`]: end-to-end encryption (Olm, through vodozemac): keys
-//!   published, messages encrypted per device and decrypted before they
-//!   are stored, safety numbers;
+//! - [`e2e`]: end-to-end encryption (Olm and Megolm, through vodozemac):
+//!   keys published, 1:1 messages encrypted per device and group messages
+//!   once ([`e2e::megolm`]), decrypted before they are stored, safety
+//!   numbers;
 //! - [`store`]: the SQLite file; [`error`]: [`ClientError`].
 
 mod conn;

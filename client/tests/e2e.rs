@@ -127,3 +127,110 @@ async fn encrypted_messages_reach_every_device_and_no_server_file_holds_the_plai
         assert!(found.is_empty(), "{secret:?} found in {found:?}");
     }
 }
+
+/// The e2e body of a raw frame (as the server holds it).
+fn e2e(m: &MsgFrame) -> &serde_json::Map<String, serde_json::Value> {
+    match &m.body {
+        Body::E2e(e) => &e.0,
+        other => panic!("not an e2e body: {other:?}"),
+    }
+}
+
+/// The newest `n` messages of `cid` as the server holds them, oldest
+/// first, once its history (which trails the log) has them all.
+async fn raw_history(
+    c: &Client,
+    cid: &parley_schemas::ids::ConversationId,
+    n: u32,
+) -> Vec<MsgFrame> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut page = c.history(cid, None, n).await.unwrap();
+        if page.len() == n as usize {
+            page.reverse();
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history has {}",
+            page.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_messages_are_encrypted_once_and_a_member_removed_gets_no_new_key() {
+    use parley_schemas::ids::ConversationId;
+    let clients = tempfile::tempdir().unwrap();
+    let server = tempfile::tempdir().unwrap();
+    let s = up(server.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, _) = device(clients.path(), &s.url, "alice", "alice-phone.db").await;
+    let (laptop, _) = device(clients.path(), &s.url, "alice", "alice-laptop.db").await;
+    let (bob, bob_id) = device(clients.path(), &s.url, "bob", "bob.db").await;
+    let (carol, carol_id) = device(clients.path(), &s.url, "carol", "carol.db").await;
+    let (mut at_bob, mut at_carol, mut at_laptop) = (bob.events(), carol.events(), laptop.events());
+    let group = alice
+        .create_group("plans", &[bob_id, carol_id])
+        .await
+        .unwrap();
+    let to = Recipient::Group(group);
+    let said = ["meet at the pier", "bring a torch", "tell no one"];
+    for t in said {
+        alice.send_encrypted(to, t).await.unwrap();
+    }
+    for events in [&mut at_bob, &mut at_carol, &mut at_laptop] {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(text(&next_message(events).await).to_owned());
+        }
+        assert_eq!(got, said);
+    }
+
+    // On the server: one Megolm ciphertext per message, one session; its
+    // key went to each of the three other devices once, in the first.
+    let cid = ConversationId::group(group);
+    let raw = raw_history(&bob, &cid, 3).await;
+    let first = e2e(&raw[0]);
+    assert_eq!(first["alg"], "parley.megolm.v1");
+    assert!(first.get("ciphertexts").is_none(), "{first:?}");
+    assert_eq!(first["keys"].as_object().unwrap().len(), 3, "{first:?}");
+    for m in &raw[1..] {
+        assert_eq!(e2e(m)["session_id"], first["session_id"]);
+        assert!(e2e(m).get("keys").is_none(), "{:?}", e2e(m));
+    }
+
+    // Carol leaves the group: the next message is under a new session,
+    // whose key goes to Bob and Alice's laptop only.
+    alice.remove_member(group, carol_id).await.unwrap();
+    let after = "the pier is off; the old mill instead";
+    alice.send_encrypted(to, after).await.unwrap();
+    assert_eq!(text(&next_message(&mut at_bob).await), after);
+    assert_eq!(text(&next_message(&mut at_laptop).await), after);
+    let newest = raw_history(&bob, &cid, 4).await;
+    let last = e2e(&newest[3]);
+    assert_ne!(last["session_id"], first["session_id"]);
+    let keys: Vec<&String> = last["keys"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| !k.starts_with(&format!("{carol_id}:"))),
+        "{keys:?}"
+    );
+
+    // A device Bob adds now syncs the group's messages and reads none.
+    let tablet = Client::open(clients.path().join("bob-tablet.db"), &s.url).unwrap();
+    tablet.sign_in("bob", "a-long-password").await.unwrap();
+    tablet.enable_e2e().await.unwrap();
+    let mut at_tablet = tablet.events();
+    let runner = tablet.clone();
+    tokio::spawn(async move { runner.run().await });
+    for _ in 0..4 {
+        let m = next_message(&mut at_tablet).await;
+        assert!(matches!(m.body, Body::E2e(_)), "{:?}", m.body);
+    }
+    s.down().await;
+    for secret in said.iter().chain([&after]) {
+        let found = files_containing(server.path(), secret.as_bytes());
+        assert!(found.is_empty(), "{secret:?} found in {found:?}");
+    }
+}

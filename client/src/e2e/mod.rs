@@ -20,9 +20,11 @@
 //!   keys they hold; compared out of band, equal numbers mean no one
 //!   swapped a key in the directory.
 //!
-//! Groups are encrypted device by device (pairwise Olm); Megolm's one
-//! encryption per message is not done yet.
+//! - Group messages are encrypted once, with a Megolm session per group
+//!   whose key goes to each member device over Olm, inside the first
+//!   message it is to read ([`megolm`]).
 
+pub mod megolm;
 pub(crate) mod tables;
 
 use std::collections::BTreeSet;
@@ -89,6 +91,31 @@ fn parse_identity(identity: &str) -> Result<(Curve25519PublicKey, Ed25519PublicK
 fn session_of(pickle: &str, key: &[u8; 32]) -> Result<Session> {
     Ok(Session::from_pickle(
         SessionPickle::from_encrypted(pickle, key).map_err(crypto)?,
+    ))
+}
+
+/// How a device is named in an e2e body: `user:device`.
+fn device_key(d: &DeviceRow) -> String {
+    format!("{}:{}", d.user, d.device)
+}
+
+/// `plaintext` encrypted with the Olm session kept for device `d`;
+/// `None` if there is none (its keys were never fetched).
+fn olm_encrypt(
+    store: &Store,
+    pickle_key: &[u8; 32],
+    d: &DeviceRow,
+    plaintext: &[u8],
+) -> Result<Option<Value>> {
+    let Some(pickle) = store.e2e_sessions(&d.curve)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut session = session_of(&pickle, pickle_key)?;
+    let (kind, bytes) = session.encrypt(plaintext).map_err(crypto)?.to_parts();
+    let pickled = session.pickle().encrypt(pickle_key);
+    store.put_e2e_session(&d.curve, &session.session_id(), &pickled)?;
+    Ok(Some(
+        json!({"type": kind, "body": STANDARD_NO_PAD.encode(bytes)}),
     ))
 }
 
@@ -169,6 +196,8 @@ impl Client {
     /// Encrypts `text` for every device of `to` (each member's, in a group)
     /// and this user's other devices, and sends it through the outbox like
     /// [`send_text`](Self::send_text); this device keeps the plaintext.
+    /// A 1:1 message is one Olm ciphertext per device; a group message is
+    /// one Megolm ciphertext for all (see [`megolm`]).
     pub async fn send_encrypted(&self, to: Recipient, text: &str) -> Result<String> {
         let me = self.session()?.ok_or(ClientError::SignedOut)?;
         let mut users = BTreeSet::from([me.user_id]);
@@ -182,36 +211,33 @@ impl Client {
         for user in users {
             devices.extend(self.known_devices(user).await?);
         }
+        devices.retain(|d| (d.user, d.device) != (me.user_id.0, me.device_id.0));
         let plaintext = serde_json::to_vec(&Body::Text(text.to_owned())).expect("bodies serialize");
         let store = self.store();
         let (account, row) = load(&store)?.ok_or_else(|| crypto("call enable_e2e first"))?;
-        let mut ciphertexts = serde_json::Map::new();
-        for d in devices {
-            if (d.user, d.device) == (me.user_id.0, me.device_id.0) {
-                continue;
-            }
-            let Some(pickle) = store.e2e_sessions(&d.curve)?.into_iter().next() else {
-                continue;
-            };
-            let mut session = session_of(&pickle, &row.pickle_key)?;
-            let (kind, bytes) = session.encrypt(&plaintext).map_err(crypto)?.to_parts();
-            let pickled = session.pickle().encrypt(&row.pickle_key);
-            store.put_e2e_session(&d.curve, &session.session_id(), &pickled)?;
-            ciphertexts.insert(
-                format!("{}:{}", d.user, d.device),
-                json!({"type": kind, "body": STANDARD_NO_PAD.encode(bytes)}),
-            );
-        }
-        if ciphertexts.is_empty() {
-            return Err(crypto("no device to encrypt for has published keys"));
-        }
-        let body = json!({
+        let mut body = json!({
             "v": 1,
-            "alg": ALG,
             "sender_key": account.curve25519_key().to_base64(),
             "sender_device": me.device_id,
-            "ciphertexts": ciphertexts,
         });
+        match to {
+            Recipient::User(_) => {
+                let mut ciphertexts = serde_json::Map::new();
+                for d in &devices {
+                    if let Some(c) = olm_encrypt(&store, &row.pickle_key, d, &plaintext)? {
+                        ciphertexts.insert(device_key(d), c);
+                    }
+                }
+                if ciphertexts.is_empty() {
+                    return Err(crypto("no device to encrypt for has published keys"));
+                }
+                body["alg"] = ALG.into();
+                body["ciphertexts"] = ciphertexts.into();
+            }
+            Recipient::Group(g) => {
+                megolm::encrypt(&store, &row.pickle_key, g, &devices, &plaintext, &mut body)?;
+            }
+        }
         let Value::Object(body) = body else {
             unreachable!("an object literal")
         };
@@ -349,12 +375,6 @@ fn try_decrypt(
     from: UserId,
     e2e: &serde_json::Map<String, Value>,
 ) -> Result<Option<Body>> {
-    let Some(mine) = e2e
-        .get("ciphertexts")
-        .and_then(|c| c.get(format!("{}:{}", me.0, me.1)))
-    else {
-        return Ok(None);
-    };
     let sender_key = e2e
         .get("sender_key")
         .and_then(Value::as_str)
@@ -370,14 +390,38 @@ fn try_decrypt(
     if changed {
         return Err(crypto(format!("device {device:?} of {from} has a new key")));
     }
-    let kind = mine["type"].as_u64().ok_or_else(|| crypto("no type"))? as usize;
+    let mine = format!("{}:{}", me.0, me.1);
+    let plaintext = match e2e.get("alg").and_then(Value::as_str) {
+        Some(ALG) => {
+            let Some(entry) = e2e.get("ciphertexts").and_then(|c| c.get(&mine)) else {
+                return Ok(None);
+            };
+            olm_decrypt(store, sender_key, entry)?
+        }
+        Some(megolm::ALG) => match megolm::decrypt(store, sender_key, &mine, e2e)? {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        other => return Err(crypto(format!("unknown alg {other:?}"))),
+    };
+    let body: Body = serde_json::from_slice(&plaintext).map_err(crypto)?;
+    if matches!(body, Body::E2e(_)) {
+        return Err(crypto("an e2e body inside an e2e body"));
+    }
+    Ok(Some(body))
+}
+
+/// An Olm ciphertext (`{type, body}`) from the device whose key is
+/// `sender_key`, decrypted with the session it names (started now, from
+/// a pre-key message).
+fn olm_decrypt(store: &Store, sender_key: &str, entry: &Value) -> Result<Vec<u8>> {
+    let kind = entry["type"].as_u64().ok_or_else(|| crypto("no type"))? as usize;
     let bytes = STANDARD_NO_PAD
-        .decode(mine["body"].as_str().ok_or_else(|| crypto("no body"))?)
+        .decode(entry["body"].as_str().ok_or_else(|| crypto("no body"))?)
         .map_err(crypto)?;
     let message = OlmMessage::from_parts(kind, &bytes).map_err(crypto)?;
     let (mut account, row) = load(store)?.ok_or_else(|| crypto("e2e is not enabled"))?;
     let key = row.pickle_key;
-    let mut plaintext = None;
     for pickle in store.e2e_sessions(sender_key)? {
         let mut session = session_of(&pickle, &key)?;
         let ours = match &message {
@@ -390,27 +434,19 @@ fn try_decrypt(
         if let Ok(p) = session.decrypt(&message) {
             let pickled = session.pickle().encrypt(&key);
             store.put_e2e_session(sender_key, &session.session_id(), &pickled)?;
-            plaintext = Some(p);
-            break;
+            return Ok(p);
         }
     }
-    if plaintext.is_none() {
-        let OlmMessage::PreKey(pre) = &message else {
-            return Err(crypto("no session decrypts it"));
-        };
-        let curve = Curve25519PublicKey::from_base64(sender_key).map_err(crypto)?;
-        let created = account
-            .create_inbound_session(SessionConfig::version_1(), curve, pre)
-            .map_err(crypto)?;
-        let pickled = created.session.pickle().encrypt(&key);
-        store.put_e2e_session(sender_key, &created.session.session_id(), &pickled)?;
-        // The one-time key is used up: saved without it.
-        save(store, &account, row)?;
-        plaintext = Some(created.plaintext);
-    }
-    let body: Body = serde_json::from_slice(&plaintext.expect("set above")).map_err(crypto)?;
-    if matches!(body, Body::E2e(_)) {
-        return Err(crypto("an e2e body inside an e2e body"));
-    }
-    Ok(Some(body))
+    let OlmMessage::PreKey(pre) = &message else {
+        return Err(crypto("no session decrypts it"));
+    };
+    let curve = Curve25519PublicKey::from_base64(sender_key).map_err(crypto)?;
+    let created = account
+        .create_inbound_session(SessionConfig::version_1(), curve, pre)
+        .map_err(crypto)?;
+    let pickled = created.session.pickle().encrypt(&key);
+    store.put_e2e_session(sender_key, &created.session.session_id(), &pickled)?;
+    // The one-time key is used up: saved without it.
+    save(store, &account, row)?;
+    Ok(created.plaintext)
 }

@@ -5,7 +5,11 @@
 //!   the signed prekey published last (every upload carries it);
 //! - `e2e_devices`: the devices of others (and of this user) whose keys
 //!   were fetched: trust on first use, and what safety numbers cover;
-//! - `e2e_sessions`: Olm sessions, by the other device's Curve25519 key.
+//! - `e2e_sessions`: Olm sessions, by the other device's Curve25519 key;
+//! - `e2e_outbound_groups`: this device's Megolm session per group, and
+//!   the devices given its key;
+//! - `e2e_inbound_groups`: Megolm sessions of others, by the sending
+//!   device's Curve25519 key and the session id.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -37,7 +41,22 @@ pub(crate) const SCHEMA: &str = "
         PRIMARY KEY (user, device));
     CREATE TABLE IF NOT EXISTS e2e_sessions (
         their_key TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
-        used INTEGER NOT NULL, PRIMARY KEY (their_key, session_id));";
+        used INTEGER NOT NULL, PRIMARY KEY (their_key, session_id));
+    CREATE TABLE IF NOT EXISTS e2e_outbound_groups (
+        grp INTEGER PRIMARY KEY, pickle TEXT NOT NULL, shared TEXT NOT NULL,
+        sent INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS e2e_inbound_groups (
+        sender_key TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
+        PRIMARY KEY (sender_key, session_id));";
+
+/// This device's Megolm session for one group.
+pub(crate) struct OutboundGroupRow {
+    pub pickle: String,
+    /// JSON array of the `user:device` names given its key.
+    pub shared: String,
+    /// Messages it has encrypted.
+    pub sent: u32,
+}
 
 impl Store {
     pub(crate) fn e2e_account(&self) -> Result<Option<AccountRow>> {
@@ -106,6 +125,57 @@ impl Store {
             "INSERT OR REPLACE INTO e2e_sessions (their_key, session_id, pickle, used)
              VALUES (?1, ?2, ?3, (SELECT coalesce(max(used), 0) + 1 FROM e2e_sessions))",
             params![their_key, id, pickle],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn e2e_outbound_group(&self, group: u64) -> Result<Option<OutboundGroupRow>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT pickle, shared, sent FROM e2e_outbound_groups WHERE grp = ?1",
+                [group as i64],
+                |r| {
+                    Ok(OutboundGroupRow {
+                        pickle: r.get(0)?,
+                        shared: r.get(1)?,
+                        sent: r.get::<_, i64>(2)? as u32,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn put_e2e_outbound_group(&self, group: u64, row: &OutboundGroupRow) -> Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO e2e_outbound_groups (grp, pickle, shared, sent)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![group as i64, row.pickle, row.shared, row.sent as i64],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn e2e_inbound_group(&self, sender_key: &str, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT pickle FROM e2e_inbound_groups WHERE sender_key = ?1 AND session_id = ?2",
+                [sender_key, id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn put_e2e_inbound_group(
+        &self,
+        sender_key: &str,
+        id: &str,
+        pickle: &str,
+    ) -> Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO e2e_inbound_groups (sender_key, session_id, pickle)
+             VALUES (?1, ?2, ?3)",
+            params![sender_key, id, pickle],
         )?;
         Ok(())
     }
