@@ -7,7 +7,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use parley_schemas::ids::ConversationId;
 use parley_schemas::wire::{
-    Mute, NotifySettings, PushSubscription, SubscriptionCreated, SubscriptionList,
+    Mute, NotifySettings, PushSubscription, SubscriptionCreated, SubscriptionList, VapidKey,
 };
 
 use crate::auth::Caller;
@@ -16,10 +16,15 @@ use crate::http::{AppState, Body};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v1/push/vapid", get(vapid))
         .route("/v1/push/subscriptions", post(subscribe).get(list))
         .route("/v1/push/subscriptions/{id}", delete(unsubscribe))
         .route("/v1/push/settings", get(settings).put(set_settings))
         .route("/v1/conversations/{cid}/mute", put(mute).delete(unmute))
+}
+
+async fn vapid(State(s): State<AppState>) -> Result<Json<VapidKey>, ApiError> {
+    Ok(Json(s.edge.notifications().vapid()?))
 }
 
 async fn subscribe(

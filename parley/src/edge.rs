@@ -76,6 +76,43 @@ fn jwt_secret(cfg: &Config) -> Result<Vec<u8>> {
     }
 }
 
+/// The Web Push identity, when `notify.webpush_subject` is set: its key
+/// from config, else made once into `<data_dir>/vapid.key`.
+pub(crate) fn vapid(cfg: &Config) -> Result<Option<Vapid>> {
+    let Some(subject) = &cfg.notify.webpush_subject else {
+        return Ok(None);
+    };
+    let key = match &cfg.notify.webpush_key {
+        Some(k) => k.clone(),
+        None => {
+            let path = cfg.data_dir.join("vapid.key");
+            match std::fs::read_to_string(&path) {
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = Vapid::generate();
+                    write_private(&path, key.as_bytes())?;
+                    key
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            }
+        }
+    };
+    let vapid = Vapid::new(&key, subject).map_err(anyhow::Error::msg);
+    Ok(Some(vapid.context("notify.webpush_key")?))
+}
+
+/// A cluster's nodes must sign Web Push with the one key browsers
+/// subscribed to: a key per data dir would not do.
+pub(crate) fn shared_vapid_key(cfg: &Config) -> Result<()> {
+    if cfg.notify.webpush_subject.is_some() && cfg.notify.webpush_key.is_none() {
+        anyhow::bail!(
+            "every node of a cluster must share the Web Push key: set notify.webpush_key \
+             (PARLEY__NOTIFY__WEBPUSH_KEY; `parley vapid-key` prints a new one)"
+        );
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -121,6 +158,7 @@ pub(crate) fn build_edge(
             None => None,
         },
         retention: cfg.retention.mode,
+        vapid_public: vapid(cfg)?.map(|v| v.public_key().to_owned()),
     }))
 }
 

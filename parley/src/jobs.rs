@@ -54,6 +54,8 @@ pub(crate) struct Processing {
     pub(crate) read_fanout_above: usize,
     pub(crate) lifetimes: Lifetimes,
     pub(crate) notify: NotifyConfig,
+    /// The Web Push sink's identity, when `notify.webpush_subject` is set.
+    pub(crate) vapid: Option<Vapid>,
     pub(crate) retention: RetentionConfig,
     /// The embedded log's directory (its disk is watched); `None` on servers.
     pub(crate) log_dir: Option<std::path::PathBuf>,
@@ -85,6 +87,7 @@ impl Processing {
                 }),
             },
             notify: cfg.notify.clone(),
+            vapid: crate::edge::vapid(cfg)?,
             retention: cfg.retention.clone(),
             log_dir: crate::backends::file_path(&cfg.log_url()),
         })
@@ -111,6 +114,7 @@ pub(crate) async fn process_partition(
         read_fanout_above,
         lifetimes,
         notify,
+        vapid,
         retention,
         log_dir,
     } = engines;
@@ -142,8 +146,13 @@ pub(crate) async fn process_partition(
             if !notify.enabled() {
                 return;
             }
-            let dispatcher =
-                Dispatcher::new(state.clone(), log.clone(), partitions, notify.clone());
+            let dispatcher = Dispatcher::new(
+                state.clone(),
+                log.clone(),
+                partitions,
+                notify.clone(),
+                vapid,
+            );
             tokio::join!(
                 run_job(
                     log,

@@ -50,6 +50,7 @@ use parley_ingest::socket::hub::{run_mailbox, Hub};
 use parley_processors::accounts::{self, AccountsJob};
 use parley_processors::media_sweeper::{DeliveredMedia, Lifetimes, Sweeper};
 use parley_processors::notify::dispatch::Dispatcher;
+use parley_processors::notify::webpush::Vapid;
 use parley_processors::notify::{self, NotifierJob, NotifyConfig};
 use parley_processors::presence::{self, PresenceJob};
 use parley_processors::retention::{self, LogRetention, RetentionConfig};
@@ -255,6 +256,7 @@ pub async fn ingest(
             "every edge of a cluster must share the token key: set jwt_secret (PARLEY__JWT_SECRET)"
         );
     }
+    edge::shared_vapid_key(cfg)?;
     let (shared, member) = open_shared(cfg, &listener).await?;
     let hub = Hub::new();
     let pusher = ClusterPusher::spawn(shared.cluster.clone());
@@ -297,6 +299,15 @@ pub async fn ingest(
     served.context("serving")
 }
 
+/// A new VAPID key for `notify.webpush_key` (base64url PKCS#8) and its
+/// public half (base64url point).
+pub fn new_vapid_key() -> Result<(String, String)> {
+    let key = Vapid::generate();
+    let vapid = Vapid::new(&key, "mailto:x").map_err(anyhow::Error::msg)?;
+    let public = vapid.public_key().to_owned();
+    Ok((key, public))
+}
+
 /// One processor node: the router, presence, accounts and history writer
 /// jobs of the partitions it holds. `listener` serves `/healthz`,
 /// `/readyz` and `/metrics`.
@@ -305,6 +316,7 @@ pub async fn process(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    edge::shared_vapid_key(cfg)?;
     let (shared, member) = open_shared(cfg, &listener).await?;
     let processing = Processing::new(cfg, &shared)?;
     let role = ("process", PROCESS_GROUP, PROCESS_SCOPE);

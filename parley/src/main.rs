@@ -37,6 +37,9 @@ enum Role {
     Analytics(AnalyticsArgs),
     /// A terminal chat with a running Parley (a client, not a role)
     Chat(parley::chat::ChatArgs),
+    /// Print a new Web Push (VAPID) key for `notify.webpush_key`, and its
+    /// public half, which browsers subscribe with
+    VapidKey,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +82,12 @@ async fn main() -> Result<()> {
         Role::Migrate(args) => migrate(&args.load()?).await,
         Role::Analytics(args) => analytics(&args).await,
         Role::Chat(args) => parley::chat::chat(args).await,
+        Role::VapidKey => {
+            let (private, public) = parley::new_vapid_key()?;
+            println!("notify.webpush_key = \"{private}\"");
+            println!("# public key (applicationServerKey): {public}");
+            Ok(())
+        }
         Role::Ingest(args) => {
             let (cfg, listener) = bind(&args).await?;
             parley::raise_open_files_limit();

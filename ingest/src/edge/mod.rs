@@ -89,6 +89,8 @@ pub struct EdgeParts {
     pub idp: Option<Arc<crate::idp::Idp>>,
     /// What the deployment keeps of messages (`retention.mode`).
     pub retention: parley_schemas::retention::RetentionMode,
+    /// The Web Push (VAPID) public key browsers subscribe with, when on.
+    pub vapid_public: Option<String>,
 }
 
 /// One edge node: its parts, and the tasks that hold its engines.
@@ -132,6 +134,7 @@ impl Edge {
             core.clone(),
             guard.limits.push_subscriptions_per_user,
             guard.limits.push_http_endpoints,
+            parts.vapid_public.clone(),
         ));
         let sessions = Arc::new(Sessions::new(
             core.clone(),

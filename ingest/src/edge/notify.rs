@@ -11,7 +11,7 @@ use parley_engines::state::StoredSubscription;
 use parley_schemas::ids::ConversationId;
 use parley_schemas::wire::{
     ErrorCode, Mute, NotifySettings, PushSubscription, SubscriptionCreated, SubscriptionInfo,
-    SubscriptionList,
+    SubscriptionList, VapidKey,
 };
 
 use super::Core;
@@ -30,6 +30,8 @@ pub struct Notifications {
     /// Web Push endpoints over plain `http://` (a push service on a
     /// private network, or a test's); `https://` only otherwise.
     http_endpoints: bool,
+    /// The VAPID public key, when Web Push is on.
+    vapid_public: Option<String>,
 }
 
 fn kind(s: &PushSubscription) -> &'static str {
@@ -86,12 +88,25 @@ fn validate(s: &PushSubscription, http_endpoints: bool) -> Result<(), ApiError> 
 }
 
 impl Notifications {
-    pub fn new(core: Arc<Core>, per_user: usize, http_endpoints: bool) -> Notifications {
+    pub fn new(
+        core: Arc<Core>,
+        per_user: usize,
+        http_endpoints: bool,
+        vapid_public: Option<String>,
+    ) -> Notifications {
         Notifications {
             core,
             per_user,
             http_endpoints,
+            vapid_public,
         }
+    }
+
+    /// `GET /v1/push/vapid`: `not_found` while Web Push is off.
+    pub fn vapid(&self) -> Result<VapidKey, ApiError> {
+        let key = self.vapid_public.clone();
+        key.map(|public_key| VapidKey { public_key })
+            .ok_or_else(|| ApiError::not_found("Web Push is not enabled on this server"))
     }
 
     /// `POST /v1/push/subscriptions`: the same subscription of the same

@@ -20,8 +20,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::webhook::{Outcome, Webhook};
-use super::NotifyConfig;
+use super::webhook::Webhook;
+use super::webpush::{Vapid, WebPush};
+use super::{NotifyConfig, Outcome, Sink, Target};
 use crate::internal_events::{
     NotificationDeadLettered, NotificationFailed, NotificationSent, NotificationSkipped,
 };
@@ -37,12 +38,15 @@ pub struct Dispatcher {
     partitions: u32,
     cfg: NotifyConfig,
     webhook: Option<Arc<Webhook>>,
+    webpush: Option<Arc<WebPush>>,
     limiter: Arc<DefaultKeyedRateLimiter<UserId>>,
 }
 
 /// One subscription's notification, ready to go.
 struct Delivery {
     sub: StoredSubscription,
+    sink: Arc<dyn Sink>,
+    target: Target,
     body: Vec<u8>,
 }
 
@@ -52,21 +56,21 @@ impl Dispatcher {
         log: Arc<dyn Log>,
         partitions: u32,
         cfg: NotifyConfig,
+        vapid: Option<Vapid>,
     ) -> Dispatcher {
+        let timeout = Duration::from_millis(cfg.timeout_ms);
         let webhook = cfg.webhook_url.clone().map(|url| {
             let secret = cfg.webhook_secret.clone().unwrap_or_default();
-            Arc::new(Webhook::new(
-                url,
-                &secret,
-                Duration::from_millis(cfg.timeout_ms),
-            ))
+            Arc::new(Webhook::new(url, &secret, timeout))
         });
+        let webpush = vapid.map(|v| Arc::new(WebPush::new(v, timeout)));
         let per_min = NonZeroU32::new(cfg.per_user_per_min.max(1)).expect("non-zero");
         Dispatcher {
             state,
             log,
             partitions,
             webhook,
+            webpush,
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_min))),
             cfg,
         }
@@ -142,7 +146,7 @@ impl Dispatcher {
             .subscriptions(n.user)
             .await?
             .into_iter()
-            .filter_map(|s| Some((self.webhook_target(&s)?, s)))
+            .filter_map(|s| Some((self.route(&s)?, s)))
             .collect();
         let drop_why = if settings.muted(&n.conversation, now) {
             Some("muted")
@@ -167,22 +171,29 @@ impl Dispatcher {
         let text = self.text(n, &settings).await?;
         Ok(Some(
             subs.into_iter()
-                .map(|(target, sub)| {
-                    let body = self.payload(n, &sub, target, &text, now);
-                    Delivery { sub, body }
+                .map(|((sink, target), sub)| {
+                    let body = self.payload(n, &sub, &target, &text, now);
+                    Delivery {
+                        sub,
+                        sink,
+                        target,
+                        body,
+                    }
                 })
                 .collect(),
         ))
     }
 
-    /// The device token and platform of a subscription the webhook takes
-    /// (the one sink built); `None` for any other, or with no webhook.
-    fn webhook_target(&self, s: &StoredSubscription) -> Option<(String, Option<String>)> {
+    /// The sink that takes a subscription, and where it sends; `None` for
+    /// a kind whose sink is not configured.
+    fn route(&self, s: &StoredSubscription) -> Option<(Arc<dyn Sink>, Target)> {
         match serde_json::from_str::<PushSubscription>(&s.json).ok()? {
-            PushSubscription::Webhook { token, platform } if self.webhook.is_some() => {
-                Some((token, platform))
+            PushSubscription::Webhook { token, platform } => {
+                Some((self.webhook.clone()?, Target::Webhook { token, platform }))
             }
-            _ => None,
+            PushSubscription::Webpush { endpoint, keys } => {
+                Some((self.webpush.clone()?, Target::WebPush { endpoint, keys }))
+            }
         }
     }
 
@@ -222,21 +233,21 @@ impl Dispatcher {
         }
     }
 
+    /// The notification's JSON; a gateway's also names the device token
+    /// it is for (a browser's push service already knows its browser).
     fn payload(
         &self,
         n: &PendingNotification,
         sub: &StoredSubscription,
-        (token, platform): (String, Option<String>),
+        target: &Target,
         (title, body): &(String, String),
         now: u64,
     ) -> Vec<u8> {
-        json!({
+        let mut v = json!({
             "id": format!("{}:{}:{}", n.user, n.conversation, n.msg_id),
             "user_id": n.user,
             "device_id": sub.device,
             "subscription_id": sub.id,
-            "token": token,
-            "platform": platform,
             "conversation_id": n.conversation,
             "collapse_key": n.conversation,
             "msg_id": n.msg_id,
@@ -244,9 +255,12 @@ impl Dispatcher {
             "title": title,
             "body": body,
             "ts": now,
-        })
-        .to_string()
-        .into_bytes()
+        });
+        if let Target::Webhook { token, platform } = target {
+            v["token"] = token.as_str().into();
+            v["platform"] = platform.as_deref().into();
+        }
+        v.to_string().into_bytes()
     }
 
     /// Sends each delivery, retrying with backoff; true once every one
@@ -257,16 +271,13 @@ impl Dispatcher {
         deliveries: Vec<Delivery>,
         stop: &CancellationToken,
     ) -> bool {
-        let Some(webhook) = self.webhook.clone() else {
-            return true;
-        };
-        let sink = "webhook";
         for d in deliveries {
+            let sink = d.sink.name();
             let mut wait = Duration::from_millis(self.cfg.backoff_ms.max(1));
             let mut tries = 0;
             loop {
                 tries += 1;
-                let error = match webhook.send(&d.body, now_ms()).await {
+                let error = match d.sink.send(&d.target, &d.body, now_ms()).await {
                     Outcome::Taken => {
                         emit(NotificationSent {
                             sink,

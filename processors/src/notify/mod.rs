@@ -10,12 +10,17 @@
 //!   hands it to the sinks for each of the user's subscriptions; a
 //!   notification leaves the queue once every subscription took it or
 //!   gave up (so a crash sends it again: receivers dedup by its `id`).
-//! - [`webhook`]: the sink for a deployment's own gateway to FCM or APNs,
-//!   signed with HMAC-SHA256 over a timestamp and the body, retried with
-//!   exponential backoff, dead-lettered to `notify-dead` after N tries.
+//! - [`Sink`]s, one per kind of subscription, each retried with
+//!   exponential backoff and dead-lettered to `notify-dead` after N tries:
+//!   - [`webhook`]: a deployment's own gateway to FCM or APNs, signed with
+//!     HMAC-SHA256 over a timestamp and the body;
+//!   - [`webpush`]: browsers, through their push services (RFC 8030),
+//!     encrypted for the browser (RFC 8291) and signed with VAPID
+//!     (RFC 8292).
 
 pub mod dispatch;
 pub mod webhook;
+pub mod webpush;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +52,13 @@ pub struct NotifyConfig {
     /// The HMAC-SHA256 key the gateway checks signatures with: at least
     /// 32 bytes, required with `webhook_url`.
     pub webhook_secret: Option<String>,
+    /// Web Push is on when set: the contact (`mailto:` or `https:`) push
+    /// services see in each request's VAPID token.
+    pub webpush_subject: Option<String>,
+    /// The VAPID private key, base64url of PKCS#8 DER. Every node of a
+    /// cluster needs the same one (browsers subscribe to its public
+    /// half); `parley up` makes one into `<data_dir>/vapid.key` if unset.
+    pub webpush_key: Option<String>,
     /// One attempt's deadline.
     pub timeout_ms: u64,
     /// Attempts before a notification is dead-lettered.
@@ -70,6 +82,8 @@ impl Default for NotifyConfig {
         NotifyConfig {
             webhook_url: None,
             webhook_secret: None,
+            webpush_subject: None,
+            webpush_key: None,
             timeout_ms: 5_000,
             max_tries: 8,
             backoff_ms: 500,
@@ -85,7 +99,7 @@ impl Default for NotifyConfig {
 impl NotifyConfig {
     /// Whether any sink is configured (the job runs only then).
     pub fn enabled(&self) -> bool {
-        self.webhook_url.is_some()
+        self.webhook_url.is_some() || self.webpush_subject.is_some()
     }
 
     /// Refuses settings that cannot work: a webhook without a strong key.
@@ -97,6 +111,69 @@ impl NotifyConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx: the gateway or push service has it.
+    Taken,
+    /// 404 or 410: the token or subscription is dead; it is removed.
+    Gone,
+    Failed(String),
+}
+
+/// Where one subscription's notifications go, as its sink needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The gateway's device token, and the platform it named.
+    Webhook {
+        token: String,
+        platform: Option<String>,
+    },
+    /// A browser's push endpoint and its keys.
+    WebPush {
+        endpoint: String,
+        keys: parley_schemas::wire::WebPushKeys,
+    },
+}
+
+/// A way out for notifications.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Its name in metrics and logs.
+    fn name(&self) -> &'static str;
+
+    /// One attempt to hand `body` (the notification's JSON) over for
+    /// `target`, at `now` (ms).
+    async fn send(&self, target: &Target, body: &[u8], now: u64) -> Outcome;
+}
+
+#[async_trait]
+impl Sink for webhook::Webhook {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn send(&self, _: &Target, body: &[u8], now: u64) -> Outcome {
+        webhook::Webhook::send(self, body, now).await
+    }
+}
+
+#[async_trait]
+impl Sink for webpush::WebPush {
+    fn name(&self) -> &'static str {
+        "webpush"
+    }
+
+    async fn send(&self, target: &Target, body: &[u8], now: u64) -> Outcome {
+        match target {
+            Target::WebPush { endpoint, keys } => {
+                webpush::WebPush::send(self, endpoint, keys, body, now).await
+            }
+            Target::Webhook { .. } => Outcome::Failed("not a Web Push subscription".into()),
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+
+use super::Outcome;
 use sha2::Sha256;
 
 pub const SIGNATURE_HEADER: &str = "parley-signature";
@@ -55,16 +57,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// What one attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 2xx: the gateway has it.
-    Taken,
-    /// 404 or 410: the gateway says the device's token is dead.
-    Gone,
-    Failed(String),
 }
 
 pub struct Webhook {

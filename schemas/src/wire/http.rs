@@ -275,6 +275,13 @@ pub enum PushSubscription {
     },
 }
 
+/// `GET /v1/push/vapid` (an addition): the key browsers subscribe with
+/// (`applicationServerKey`), base64url of the uncompressed P-256 point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VapidKey {
+    pub public_key: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebPushKeys {
     pub p256dh: String,
