@@ -34,7 +34,7 @@ fn file(body: &'static str, mime: &'static str) -> Response {
 }
 
 /// The page's files: path, contents, type.
-const FILES: [(&str, &str, &str); 9] = [
+const FILES: [(&str, &str, &str); 10] = [
     ("/", include_str!("../web/index.html"), HTML),
     ("/style.css", include_str!("../web/style.css"), CSS),
     ("/sw.js", include_str!("../web/sw.js"), JS),
@@ -44,6 +44,7 @@ const FILES: [(&str, &str, &str); 9] = [
     ("/accounts.js", include_str!("../web/accounts.js"), JS),
     ("/chats.js", include_str!("../web/chats.js"), JS),
     ("/socket.js", include_str!("../web/socket.js"), JS),
+    ("/push.js", include_str!("../web/push.js"), JS),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";

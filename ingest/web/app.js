@@ -4,8 +4,8 @@
 // out on reconnect with the same client_msg_id, so each arrives once.
 //
 // Modules: state.js (state, session, outbox), http.js, accounts.js,
-// chats.js (conversations, rendering, settings), socket.js; this file wires
-// the page.
+// chats.js (conversations, rendering, settings), socket.js, push.js
+// (notifications); this file wires the page.
 
 import { $, S, openDb } from './state.js';
 import { api, uploadWithProgress } from './http.js';
@@ -15,6 +15,7 @@ import {
   renderContacts, renderList, renderMembers,
 } from './chats.js';
 import { compose, connect, markRead, restoreOutbox, setOffline } from './socket.js';
+import { loadPush, wirePush } from './push.js';
 
 // ---- wiring ----------------------------------------------------------------
 
@@ -116,7 +117,10 @@ addEventListener('DOMContentLoaded', async () => {
     $('file').value = '';
   };
   $('settings').ontoggle = () => {
-    if ($('settings').open) loadSettings().catch((e) => { $('nav-error').textContent = e.message; });
+    if ($('settings').open) {
+      loadSettings().catch((e) => { $('nav-error').textContent = e.message; });
+      loadPush().catch((e) => { $('push-status').textContent = e.message; });
+    }
   };
   $('profile').onsubmit = async (ev) => {
     ev.preventDefault();
@@ -146,6 +150,7 @@ addEventListener('DOMContentLoaded', async () => {
     $('upload-progress').hidden = true;
     $('avatar').value = '';
   };
+  wirePush();
   $('privacy').onchange = () =>
     api('PUT', '/v1/users/me/privacy', { presence: $('privacy').value })
       .then(() => { $('nav-error').textContent = 'Privacy saved.'; })

@@ -19,7 +19,9 @@ async fn the_web_client_carries_a_chat_in_a_real_browser() {
         web.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    let mut cfg = config(dir.path());
+    cfg.notify.webpush_subject = Some("mailto:ops@example.com".into());
+    let s = Server::start_with(cfg).await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/web-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let image = dir.path().join("photo.png");

@@ -143,6 +143,7 @@ async fn away_browsers_get_one_encrypted_signed_push_per_burst_and_gone_ones_are
     cfg.notify.collapse_ms = 1_000;
     cfg.notify.every_ms = 50;
     cfg.limits.push_http_endpoints = true;
+    cfg.notify.webpush_private_endpoints = true;
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let carol = register(&s.url, "carol").await;
@@ -232,5 +233,42 @@ async fn away_browsers_get_one_encrypted_signed_push_per_burst_and_gone_ones_are
             .then_some(())
     })
     .await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_on_the_deployments_own_network_is_never_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let (push_addr, mut pushes) = push_service().await;
+    let mut cfg = config(dir.path());
+    cfg.notify.webpush_subject = Some(SUBJECT.into());
+    cfg.notify.collapse_ms = 100;
+    cfg.notify.every_ms = 50;
+    cfg.notify.max_tries = 1;
+    // The edge takes the http endpoint (as a test's would be); the sink
+    // still refuses it, being on loopback.
+    cfg.limits.push_http_endpoints = true;
+    let s = Server::start_with(cfg).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    for host in [
+        push_addr.to_string(),
+        format!("localhost:{}", push_addr.port()),
+    ] {
+        let sub = Browser::new().subscription(&format!("http://{host}/push/bob"));
+        assert_eq!(subscribe(&s.url, &bt, sub).await, 201);
+    }
+    let mut a = Client::connect(&s.url, &at).await;
+    a.say(&bob.id, "x", "to the inside").await;
+    eventually("both given up", WAIT, || async {
+        let n = metric(&s.url, "parley_notifications_dead_lettered_total", "").await;
+        (n >= 2.0).then_some(())
+    })
+    .await;
+    assert!(
+        pushes.try_recv().is_err(),
+        "the private endpoint was called"
+    );
     s.stop().await;
 }

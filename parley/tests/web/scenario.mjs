@@ -1,7 +1,8 @@
 // The web client's scenario in a real browser (Debian's chromium, driven
 // by playwright-core): two people sign up through the page and chat,
 // ticks turn blue, messages written offline survive a reload and arrive
-// once and in order, a group of three, an image, and markup shown as text.
+// once and in order, a group of three, an image, markup shown as text,
+// settings, and a notification shown by the service worker.
 // Usage: node scenario.mjs URL SHOTS_DIR IMAGE.png
 import { chromium } from 'playwright-core';
 
@@ -138,6 +139,31 @@ try {
     const i = document.getElementById('chat-avatar');
     return !i.hidden && i.complete && i.naturalWidth > 0;
   });
+
+  step('notifications: the page subscribes, its service worker shows a push');
+  await carol.context.grantPermissions(['notifications'], { origin: url });
+  await carol.page.getByRole('button', { name: 'Turn notifications on' }).click();
+  // Headless chromium has no push service to subscribe through (Chrome's
+  // is Google's, off this machine): the page must say so, not hang.
+  const status = carol.page.locator('#push-status', { hasText: /Notifications are on|could not subscribe/ });
+  await status.waitFor();
+  console.log(`push subscription: ${await status.textContent()}`);
+  await carol.page.getByLabel('Show who wrote and what in notifications').check();
+  await carol.page.locator('#push-status', { hasText: 'Saved.' }).waitFor();
+  const cdp = await carol.context.newCDPSession(carol.page);
+  const registration = new Promise((resolve) => cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
+    const r = e.registrations.find((x) => !x.isDeleted && x.scopeURL.startsWith(url));
+    if (r) resolve(r.registrationId);
+  }));
+  await cdp.send('ServiceWorker.enable');
+  const push = { title: 'Alice', body: 'see you at 8 (+2 more)', conversation_id: 'd:1:2', count: 3 };
+  await cdp.send('ServiceWorker.deliverPushMessage', {
+    origin: new URL(url).origin, registrationId: await registration, data: JSON.stringify(push),
+  });
+  await carol.page.waitForFunction(async (p) => {
+    const shown = await (await navigator.serviceWorker.ready).getNotifications();
+    return shown.some((n) => n.title === p.title && n.body === p.body && n.tag === p.conversation_id);
+  }, push);
 
   step('a phone-sized window');
   await bob.page.setViewportSize({ width: 390, height: 800 });

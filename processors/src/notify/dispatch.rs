@@ -63,7 +63,8 @@ impl Dispatcher {
             let secret = cfg.webhook_secret.clone().unwrap_or_default();
             Arc::new(Webhook::new(url, &secret, timeout))
         });
-        let webpush = vapid.map(|v| Arc::new(WebPush::new(v, timeout)));
+        let private = cfg.webpush_private_endpoints;
+        let webpush = vapid.map(|v| Arc::new(WebPush::new(v, timeout, private)));
         let per_min = NonZeroU32::new(cfg.per_user_per_min.max(1)).expect("non-zero");
         Dispatcher {
             state,

@@ -59,6 +59,10 @@ pub struct NotifyConfig {
     /// cluster needs the same one (browsers subscribe to its public
     /// half); `parley up` makes one into `<data_dir>/vapid.key` if unset.
     pub webpush_key: Option<String>,
+    /// Web Push endpoints on loopback or private addresses are called too
+    /// (a push service inside the deployment's network, or a test's);
+    /// otherwise refused, so no user can aim the server at its own network.
+    pub webpush_private_endpoints: bool,
     /// One attempt's deadline.
     pub timeout_ms: u64,
     /// Attempts before a notification is dead-lettered.
@@ -84,6 +88,7 @@ impl Default for NotifyConfig {
             webhook_secret: None,
             webpush_subject: None,
             webpush_key: None,
+            webpush_private_endpoints: false,
             timeout_ms: 5_000,
             max_tries: 8,
             backoff_ms: 500,

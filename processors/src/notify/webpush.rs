@@ -4,12 +4,15 @@
 //! deployment (RFC 8292 VAPID: an ES256 JWT for the push service's
 //! origin, with the public key the browser subscribed with).
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use parley_schemas::wire::WebPushKeys;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::Serialize;
@@ -92,6 +95,51 @@ impl Vapid {
 pub struct WebPush {
     http: reqwest::Client,
     vapid: Vapid,
+    /// Endpoints on loopback and private addresses are called too (a
+    /// push service inside the deployment's network, or a test's).
+    private_endpoints: bool,
+}
+
+/// Whether `ip` is one the public Internet cannot route to: loopback,
+/// private, link-local, unique-local, unspecified, shared (CGNAT).
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_private(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
+
+/// Resolves push services' names to public addresses only: an endpoint
+/// is a URL any user may name, and must not reach into the deployment's
+/// own network.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{} has no public address", name.as_str()).into());
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
 }
 
 fn decoded(v: &str) -> Result<Vec<u8>, String> {
@@ -101,13 +149,18 @@ fn decoded(v: &str) -> Result<Vec<u8>, String> {
 }
 
 impl WebPush {
-    pub fn new(vapid: Vapid, timeout: Duration) -> WebPush {
+    pub fn new(vapid: Vapid, timeout: Duration, private_endpoints: bool) -> WebPush {
+        let mut http = reqwest::Client::builder()
+            .timeout(timeout)
+            // A redirect could lead anywhere: push services answer, not redirect.
+            .redirect(reqwest::redirect::Policy::none());
+        if !private_endpoints {
+            http = http.dns_resolver(Arc::new(PublicOnly));
+        }
         WebPush {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("an HTTP client with a timeout"),
+            http: http.build().expect("an HTTP client with a timeout"),
             vapid,
+            private_endpoints,
         }
     }
 
@@ -136,6 +189,13 @@ impl WebPush {
         now: u64,
     ) -> Result<reqwest::Request, String> {
         let uri: http::Uri = endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
+        // Names go through `PublicOnly`; addresses written out do not.
+        let literal = uri
+            .host()
+            .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok());
+        if !self.private_endpoints && literal.is_some_and(is_private) {
+            return Err("the endpoint is a private address".into());
+        }
         let public = PublicKey::from_sec1_bytes(&decoded(&keys.p256dh)?)
             .map_err(|_| "keys.p256dh is not a P-256 point".to_owned())?;
         let auth = decoded(&keys.auth)?;
@@ -166,5 +226,32 @@ impl WebPush {
         );
         *request.body_mut() = Some(payload.into());
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_told_apart() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "100.128.0.1", "2606:4700::1111", "142.250.1.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
     }
 }
