@@ -128,6 +128,17 @@ impl Config {
             .map_err(Box::new)
     }
 
+    /// What `migrate` gives new topics as their own retention: only a
+    /// Fluvio log needs it (`retention.log_hours`), since the retention
+    /// pass trims the others behind their consumers.
+    pub fn topic_retention(&self) -> Option<std::time::Duration> {
+        let hours = self.retention.log_hours;
+        let fluvio = self.log_url().starts_with("fluvio://");
+        fluvio
+            .then(|| std::time::Duration::try_from_secs_f64(hours * 3600.0).ok())
+            .flatten()
+    }
+
     pub fn log_url(&self) -> String {
         self.log
             .clone()

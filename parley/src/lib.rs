@@ -69,14 +69,20 @@ pub use jobs::{DELIVER_GROUP, DELIVER_SCOPE, PROCESS_GROUP, PROCESS_SCOPE};
 pub use parley_ingest::Limits;
 
 /// Creates the topics that do not exist yet; returns the partition count
-/// they have (an existing topic keeps its own).
-pub async fn migrate(log: &dyn Log, partitions: u32) -> Result<u32> {
+/// they have (an existing topic keeps its own). `keep`: how long a log
+/// that cannot be trimmed behind its consumers (Fluvio) keeps records, as
+/// its topics' own retention; `accounts` keeps everything.
+pub async fn migrate(log: &dyn Log, partitions: u32, keep: Option<Duration>) -> Result<u32> {
     let mut count = partitions;
     for topic in topics::ALL {
+        let retention = parley_engines::log::Retention {
+            max_age: keep.filter(|_| topic != topics::ACCOUNTS),
+            max_bytes: None,
+        };
         match log.partitions(topic).await {
             Ok(n) => count = n,
             Err(EngineError::UnknownTopic(_)) => log
-                .ensure_topic(&TopicSpec::new(topic, partitions))
+                .ensure_topic(&TopicSpec::new(topic, partitions).with_retention(retention))
                 .await
                 .with_context(|| format!("creating topic {topic}"))?,
             Err(e) => return Err(e).with_context(|| format!("reading topic {topic}")),
@@ -117,7 +123,7 @@ pub async fn up(
     let state = backends::open_state(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;
     let blobs = backends::open_blobs(&cfg.media_url())?;
-    let partitions = migrate(&*log, cfg.partitions).await?;
+    let partitions = migrate(&*log, cfg.partitions, cfg.topic_retention()).await?;
     let hub = Hub::new();
     let engines = Engines {
         log: log.clone(),
@@ -223,7 +229,7 @@ async fn open_shared(cfg: &Config, listener: &TcpListener) -> Result<(Engines, M
     let state = backends::open_state(&cfg.state_url()).await?;
     let cluster = backends::open_cluster(&cfg.state_url()).await?;
     let history = backends::open_history(&cfg.history_url())?;
-    let partitions = migrate(&*log, cfg.partitions).await?;
+    let partitions = migrate(&*log, cfg.partitions, cfg.topic_retention()).await?;
     let addr = match &cfg.advertise {
         Some(a) => a.clone(),
         None => listener.local_addr()?.to_string(),

@@ -127,7 +127,7 @@ async fn shutdown_signal() {
 /// find them ready. Safe to run again.
 async fn migrate(cfg: &Config) -> Result<()> {
     let log = backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
-    let partitions = parley::migrate(&*log, cfg.partitions).await?;
+    let partitions = parley::migrate(&*log, cfg.partitions, cfg.topic_retention()).await?;
     backends::open_state(&cfg.state_url()).await?;
     backends::migrate_history(&cfg.history_url()).await?;
     tracing::info!(log = %cfg.log_url(), state = %cfg.state_url(), history = %cfg.history_url(), partitions, "migrated");

@@ -352,6 +352,26 @@ impl FluvioLog {
     }
 }
 
+/// The Fluvio topic of `spec`: its retention becomes the cluster's own
+/// (segments older than `max_age` go; a partition holds at most
+/// `max_bytes`), since `Log::trim` cannot drop records on Fluvio.
+fn fluvio_topic(spec: &TopicSpec, replication: u32) -> FluvioTopicSpec {
+    use fluvio::metadata::topic::{CleanupPolicy, SegmentBasedPolicy, TopicStorageConfig};
+    let mut topic = FluvioTopicSpec::new_computed(spec.partitions, replication, None);
+    if let Some(age) = spec.retention.max_age {
+        topic.set_cleanup_policy(CleanupPolicy::Segment(SegmentBasedPolicy {
+            time_in_seconds: age.as_secs().clamp(1, u32::MAX as u64) as u32,
+        }));
+    }
+    if let Some(bytes) = spec.retention.max_bytes {
+        topic.set_storage(TopicStorageConfig {
+            segment_size: None,
+            max_partition_size: Some(bytes),
+        });
+    }
+    topic
+}
+
 #[async_trait]
 impl Log for FluvioLog {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
@@ -367,7 +387,7 @@ impl Log for FluvioLog {
             }
             return Ok(());
         }
-        let topic = FluvioTopicSpec::new_computed(spec.partitions, self.replication, None);
+        let topic = fluvio_topic(spec, self.replication);
         let admin = self.client.admin().await;
         match admin.create(spec.name.clone(), false, topic).await {
             Ok(()) => Ok(()),
@@ -583,6 +603,26 @@ mod tests {
             let e = FluvioUrl::parse(bad).unwrap_err();
             assert!(matches!(e, EngineError::Config(_)), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_topics_retention_becomes_the_clusters() {
+        use crate::log::Retention;
+        use fluvio::metadata::topic::CleanupPolicy;
+        let plain = fluvio_topic(&TopicSpec::new("accounts", 4), 1);
+        assert_eq!(plain.get_clean_policy(), None);
+        assert_eq!(plain.get_storage(), None);
+        let spec = TopicSpec::new("events", 4).with_retention(Retention {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_bytes: Some(1 << 30),
+        });
+        let t = fluvio_topic(&spec, 3);
+        assert_eq!(t.partitions(), 4);
+        let Some(CleanupPolicy::Segment(p)) = t.get_clean_policy() else {
+            panic!("no cleanup policy");
+        };
+        assert_eq!(p.retention_secs(), 7 * 24 * 3600);
+        assert_eq!(t.get_storage().unwrap().max_partition_size, Some(1 << 30));
     }
 
     #[test]
