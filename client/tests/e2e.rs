@@ -63,14 +63,39 @@ async fn device(dir: &Path, url: &str, name: &str, file: &str) -> (Client, UserI
     (c, id)
 }
 
+/// A new device of an existing user, e2e on, listened to from before it
+/// connects (so none of what it syncs is missed).
+async fn added_device(
+    dir: &Path,
+    url: &str,
+    name: &str,
+    file: &str,
+) -> tokio::sync::broadcast::Receiver<Event> {
+    let c = Client::open(dir.join(file), url).unwrap();
+    c.sign_in(name, "a-long-password").await.unwrap();
+    c.enable_e2e().await.unwrap();
+    let events = c.events();
+    tokio::spawn(async move { c.run().await });
+    events
+}
+
+/// `parley up` on `server`, Alice's phone and laptop and Bob's one
+/// device, each with e2e on, on files in `clients`.
+async fn alice_twice_and_bob(
+    clients: &Path,
+    server: &Path,
+) -> (Server, Client, Client, Client, UserId) {
+    let s = up(server, "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, _) = device(clients, &s.url, "alice", "alice-phone.db").await;
+    let (laptop, _) = device(clients, &s.url, "alice", "alice-laptop.db").await;
+    let (bob, bob_id) = device(clients, &s.url, "bob", "bob.db").await;
+    (s, alice, laptop, bob, bob_id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_messages_reach_every_device_and_no_server_file_holds_the_plaintext() {
-    let clients = tempfile::tempdir().unwrap();
-    let server = tempfile::tempdir().unwrap();
-    let s = up(server.path(), "127.0.0.1:0".parse().unwrap()).await;
-    let (alice, _) = device(clients.path(), &s.url, "alice", "alice-phone.db").await;
-    let (laptop, _) = device(clients.path(), &s.url, "alice", "alice-laptop.db").await;
-    let (bob, bob_id) = device(clients.path(), &s.url, "bob", "bob.db").await;
+    let (clients, server) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (s, alice, laptop, bob, bob_id) = alice_twice_and_bob(clients.path(), server.path()).await;
     let alice_id = alice.session().unwrap().unwrap().user_id;
     let (mut at_bob, mut at_laptop, mut at_alice) = (bob.events(), laptop.events(), alice.events());
 
@@ -104,12 +129,7 @@ async fn encrypted_messages_reach_every_device_and_no_server_file_holds_the_plai
     assert_eq!(a.split(' ').count(), 12, "{a}");
 
     // A device Bob adds now syncs the old message but cannot read it.
-    let tablet = Client::open(clients.path().join("bob-tablet.db"), &s.url).unwrap();
-    tablet.sign_in("bob", "a-long-password").await.unwrap();
-    tablet.enable_e2e().await.unwrap();
-    let mut at_tablet = tablet.events();
-    let runner = tablet.clone();
-    tokio::spawn(async move { runner.run().await });
+    let mut at_tablet = added_device(clients.path(), &s.url, "bob", "bob-tablet.db").await;
     let old = loop {
         let m = next_message(&mut at_tablet).await;
         if m.msg_id == got.msg_id {
@@ -162,12 +182,8 @@ async fn raw_history(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_messages_are_encrypted_once_and_a_member_removed_gets_no_new_key() {
     use parley_schemas::ids::ConversationId;
-    let clients = tempfile::tempdir().unwrap();
-    let server = tempfile::tempdir().unwrap();
-    let s = up(server.path(), "127.0.0.1:0".parse().unwrap()).await;
-    let (alice, _) = device(clients.path(), &s.url, "alice", "alice-phone.db").await;
-    let (laptop, _) = device(clients.path(), &s.url, "alice", "alice-laptop.db").await;
-    let (bob, bob_id) = device(clients.path(), &s.url, "bob", "bob.db").await;
+    let (clients, server) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (s, alice, laptop, bob, bob_id) = alice_twice_and_bob(clients.path(), server.path()).await;
     let (carol, carol_id) = device(clients.path(), &s.url, "carol", "carol.db").await;
     let (mut at_bob, mut at_carol, mut at_laptop) = (bob.events(), carol.events(), laptop.events());
     let group = alice
@@ -218,12 +234,7 @@ async fn group_messages_are_encrypted_once_and_a_member_removed_gets_no_new_key(
     );
 
     // A device Bob adds now syncs the group's messages and reads none.
-    let tablet = Client::open(clients.path().join("bob-tablet.db"), &s.url).unwrap();
-    tablet.sign_in("bob", "a-long-password").await.unwrap();
-    tablet.enable_e2e().await.unwrap();
-    let mut at_tablet = tablet.events();
-    let runner = tablet.clone();
-    tokio::spawn(async move { runner.run().await });
+    let mut at_tablet = added_device(clients.path(), &s.url, "bob", "bob-tablet.db").await;
     for _ in 0..4 {
         let m = next_message(&mut at_tablet).await;
         assert!(matches!(m.body, Body::E2e(_)), "{:?}", m.body);

@@ -85,6 +85,16 @@ impl Browser {
     }
 }
 
+/// Web Push on, looked at every 50 ms, and http endpoints taken (the
+/// test's push service is plain http).
+fn push_config(dir: &std::path::Path) -> parley::Config {
+    let mut cfg = config(dir);
+    cfg.notify.webpush_subject = Some(SUBJECT.into());
+    cfg.notify.every_ms = 50;
+    cfg.limits.push_http_endpoints = true;
+    cfg
+}
+
 async fn subscribe(url: &str, token: &str, sub: Value) -> u16 {
     let (status, v) = call(
         reqwest::Method::POST,
@@ -138,11 +148,8 @@ fn vapid_claims(header: &str, public: &str, origin: &str) -> Value {
 async fn away_browsers_get_one_encrypted_signed_push_per_burst_and_gone_ones_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (push_addr, mut pushes) = push_service().await;
-    let mut cfg = config(dir.path());
-    cfg.notify.webpush_subject = Some(SUBJECT.into());
+    let mut cfg = push_config(dir.path());
     cfg.notify.collapse_ms = 1_000;
-    cfg.notify.every_ms = 50;
-    cfg.limits.push_http_endpoints = true;
     cfg.notify.webpush_private_endpoints = true;
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
@@ -240,14 +247,11 @@ async fn away_browsers_get_one_encrypted_signed_push_per_burst_and_gone_ones_are
 async fn an_endpoint_on_the_deployments_own_network_is_never_called() {
     let dir = tempfile::tempdir().unwrap();
     let (push_addr, mut pushes) = push_service().await;
-    let mut cfg = config(dir.path());
-    cfg.notify.webpush_subject = Some(SUBJECT.into());
-    cfg.notify.collapse_ms = 100;
-    cfg.notify.every_ms = 50;
-    cfg.notify.max_tries = 1;
     // The edge takes the http endpoint (as a test's would be); the sink
     // still refuses it, being on loopback.
-    cfg.limits.push_http_endpoints = true;
+    let mut cfg = push_config(dir.path());
+    cfg.notify.collapse_ms = 100;
+    cfg.notify.max_tries = 1;
     let s = Server::start_with(cfg).await;
     let (_, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;

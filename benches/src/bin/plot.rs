@@ -68,6 +68,24 @@ fn by_label<T>(runs: &[String], read: impl Fn(&str) -> Result<T>) -> Result<Vec<
     Ok(out)
 }
 
+/// The legend at `at`, then the file written.
+fn finish<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    out: &str,
+    at: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    eprintln!("wrote {out}");
+    Ok(())
+}
+
 fn curve(out: &str, runs: &[String]) -> Result<()> {
     let mut series = by_label(runs, summary)?;
     for (_, points) in &mut series {
@@ -110,15 +128,7 @@ fn curve(out: &str, runs: &[String]) -> Result<()> {
             color.into(),
         ))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    eprintln!("wrote {out}");
-    Ok(())
+    finish(&mut chart, &root, out, SeriesLabelPosition::UpperLeft)
 }
 
 /// Disk use per name over time, MiB.
@@ -164,15 +174,7 @@ fn disk(out: &str, samples: &str) -> Result<()> {
             .label(name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    eprintln!("wrote {out}");
-    Ok(())
+    finish(&mut chart, &root, out, SeriesLabelPosition::UpperLeft)
 }
 
 fn main() -> Result<()> {
@@ -232,12 +234,5 @@ fn main() -> Result<()> {
             color,
         ))?;
     }
-    rates
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    eprintln!("wrote {out}");
-    Ok(())
+    finish(&mut rates, &root, out, SeriesLabelPosition::UpperRight)
 }

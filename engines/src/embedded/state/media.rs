@@ -20,8 +20,8 @@ pub(super) const MEDIA_IMAGE: TableDefinition<u128, &str> = TableDefinition::new
 pub(super) const MEDIA_USES: TableDefinition<(u128, &str, u64), ()> =
     TableDefinition::new("media_uses");
 
-const MEDIA_UNSENT: TableDefinition<(u64, u128), ()> = TableDefinition::new("media_unsent");
-const MEDIA_SENT: TableDefinition<(u64, u128), ()> = TableDefinition::new("media_sent");
+const MEDIA_UNSENT: ByTime = TableDefinition::new("media_unsent");
+const MEDIA_SENT: ByTime = TableDefinition::new("media_sent");
 const MEDIA_FETCHED: TableDefinition<(u128, u64), ()> = TableDefinition::new("media_fetched");
 const MEDIA_FETCH_QUEUE: TableDefinition<u128, u64> = TableDefinition::new("media_fetch_queue");
 const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
@@ -186,6 +186,29 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
     Ok(())
 }
 
+/// An index of uploads by time (`media_unsent`, `media_sent`).
+type ByTime = TableDefinition<'static, (u64, u128), ()>;
+
+impl RedbState {
+    /// Up to `limit` uploads in `index` made before `before`, oldest first.
+    async fn uploaded_before(
+        &self,
+        index: ByTime,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<MediaId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(index).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
+                out.push(MediaId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl MediaStore for RedbState {
     async fn media(&self, media: MediaId) -> Result<Option<MediaRecord>> {
@@ -227,27 +250,11 @@ impl MediaStore for RedbState {
     }
 
     async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
-        self.read(move |tx| {
-            let t = tx.open_table(MEDIA_UNSENT).map_err(err)?;
-            let mut out = Vec::new();
-            for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
-                out.push(MediaId(row.map_err(err)?.0.value().1));
-            }
-            Ok(out)
-        })
-        .await
+        self.uploaded_before(MEDIA_UNSENT, before, limit).await
     }
 
     async fn sent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {
-        self.read(move |tx| {
-            let t = tx.open_table(MEDIA_SENT).map_err(err)?;
-            let mut out = Vec::new();
-            for row in t.range((0, 0)..(before, 0)).map_err(err)?.take(limit) {
-                out.push(MediaId(row.map_err(err)?.0.value().1));
-            }
-            Ok(out)
-        })
-        .await
+        self.uploaded_before(MEDIA_SENT, before, limit).await
     }
 
     async fn media_fetchers(&self, media: MediaId) -> Result<Vec<UserId>> {
