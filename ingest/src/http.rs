@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::media::routes())
         .merge(crate::keys::routes())
         .merge(crate::notify::routes())
+        .merge(crate::blocks::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()
@@ -342,10 +343,13 @@ async fn set_privacy(
 
 async fn profile(
     State(s): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Profile>, ApiError> {
-    Ok(Json(s.edge.accounts().profile(user_id(&id)?).await?))
+    let user = user_id(&id)?;
+    Ok(Json(
+        s.edge.accounts().profile_for(caller.user, user).await?,
+    ))
 }
 
 /// A user id from a path, or `bad_request` saying why not.
@@ -367,7 +371,12 @@ async fn find_user(
     Query(q): Query<FindUser>,
 ) -> Result<Json<Profile>, ApiError> {
     s.edge.guard().history.check(&caller.user)?;
-    Ok(Json(s.edge.accounts().profile_by_name(&q.username).await?))
+    Ok(Json(
+        s.edge
+            .accounts()
+            .profile_by_name(caller.user, &q.username)
+            .await?,
+    ))
 }
 
 async fn my_profile(State(s): State<AppState>, caller: Caller) -> Result<Json<Profile>, ApiError> {

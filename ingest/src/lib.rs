@@ -14,7 +14,8 @@
 //!   they share is in `edge::core`.
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
 //!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
-//!   [`notify`]: push subscriptions, notification settings, mutes.
+//!   [`notify`]: push subscriptions, notification settings, mutes;
+//!   [`blocks`]: blocking users.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -32,6 +33,7 @@
 //!   resolves.
 
 pub mod auth;
+pub mod blocks;
 pub mod edge;
 pub mod error;
 pub mod guard;

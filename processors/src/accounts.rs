@@ -47,6 +47,11 @@ impl Processor for AccountsJob {
                     about: u.about,
                     avatar_media_id: u.avatar_media_id,
                 }),
+                Event::BlockChanged(b) => ops.push(StateOp::SetBlock {
+                    user: b.user,
+                    other: b.other,
+                    on: b.on,
+                }),
                 Event::ContactChanged(c) => ops.push(StateOp::SetContact {
                     user: c.user,
                     contact: c.contact,

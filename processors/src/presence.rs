@@ -65,7 +65,8 @@ impl PresenceJob {
             HashSet::new()
         };
         let mut watchers = self.state.watchers(user).await?;
-        watchers.retain(|w| audience.allows(contacts.contains(w)));
+        let blocked: HashSet<UserId> = self.state.blocked(user).await?.into_iter().collect();
+        watchers.retain(|w| audience.allows(contacts.contains(w)) && !blocked.contains(w));
         if watchers.len() > MAX_FANOUT {
             emit(PresenceFanoutCapped {
                 watchers: watchers.len(),

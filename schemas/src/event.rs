@@ -54,6 +54,8 @@ pub enum Event {
     /// On `notify-dead` (by user): a notification no sink took after every
     /// try, kept for operators.
     NotificationDead(NotificationDead),
+    /// On `accounts`: `user` blocked or unblocked `other`.
+    BlockChanged(BlockChanged),
 }
 
 impl Event {
@@ -79,6 +81,7 @@ impl Event {
             Event::MediaAdded(_) => "media_added",
             Event::MediaDeleted(_) => "media_deleted",
             Event::NotificationDead(_) => "notification_dead",
+            Event::BlockChanged(_) => "block_changed",
         }
     }
 }
@@ -274,6 +277,15 @@ pub struct ContactChanged {
     pub user: UserId,
     pub contact: UserId,
     pub added: bool,
+    pub ts: u64,
+}
+
+/// `user` blocks `other` (`on`) or no longer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockChanged {
+    pub user: UserId,
+    pub other: UserId,
+    pub on: bool,
     pub ts: u64,
 }
 

@@ -160,6 +160,12 @@ pub enum StateOp {
         user: UserId,
         presence: Audience,
     },
+    /// `user` blocks `other` (`on`) or no longer does.
+    SetBlock {
+        user: UserId,
+        other: UserId,
+        on: bool,
+    },
     /// An item for a user who is away, queued for a notification in the
     /// notifier's partition `partition`, collapsed with the others of its
     /// conversation.
@@ -411,6 +417,12 @@ pub trait PresenceStore: Send + Sync + 'static {
 
     /// Who may see `user`'s presence ([`Audience::Everyone`] if never set).
     async fn privacy(&self, user: UserId) -> Result<Audience>;
+
+    /// The users `user` blocks, in id order.
+    async fn blocked(&self, user: UserId) -> Result<Vec<UserId>>;
+
+    /// Whether `user` blocks `other`.
+    async fn blocks(&self, user: UserId, other: UserId) -> Result<bool>;
 }
 
 /// What the router derives from `events`: group state, receipt marks and

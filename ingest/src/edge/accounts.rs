@@ -301,14 +301,28 @@ impl Accounts {
     }
 
     /// The profile of the user called `username`.
-    pub async fn profile_by_name(&self, username: &str) -> Result<Profile, ApiError> {
+    pub async fn profile_by_name(
+        &self,
+        viewer: UserId,
+        username: &str,
+    ) -> Result<Profile, ApiError> {
         let a = self
             .core
             .state
             .account_by_name(username)
             .await?
             .ok_or_else(|| ApiError::not_found("no user of that name"))?;
-        self.profile(a.user_id).await
+        self.profile_for(viewer, a.user_id).await
+    }
+
+    /// `user`'s profile as `viewer` sees it: without the photo if `user`
+    /// blocks them.
+    pub async fn profile_for(&self, viewer: UserId, user: UserId) -> Result<Profile, ApiError> {
+        let mut p = self.profile(user).await?;
+        if viewer != user && self.core.state.blocks(user, viewer).await? {
+            p.avatar_media_id = None;
+        }
+        Ok(p)
     }
 
     pub async fn profile(&self, user: UserId) -> Result<Profile, ApiError> {

@@ -1,18 +1,20 @@
-//! Contact lists and the presence privacy setting: `accounts`-topic
-//! events the accounts job derives into the store; each call answers once
-//! the change is there.
+//! Contact lists, blocks and the presence privacy setting:
+//! `accounts`-topic events the accounts job derives into the store; each
+//! call answers once the change is there.
 
 use std::sync::Arc;
 
-use parley_schemas::event::{ContactChanged, Event, PrivacySet};
+use parley_schemas::event::{BlockChanged, ContactChanged, Event, PrivacySet};
 use parley_schemas::ids::{now_ms, UserId};
-use parley_schemas::wire::{Contact, ContactList, ErrorCode, Privacy};
+use parley_schemas::wire::{BlockList, Contact, ContactList, ErrorCode, Privacy};
 
 use super::core::Core;
 use crate::error::ApiError;
 
 /// The longest contact list.
 pub const MAX_CONTACTS: usize = 5000;
+/// The most users one may block.
+pub const MAX_BLOCKED: usize = 5000;
 
 pub struct Contacts {
     core: Arc<Core>,
@@ -50,18 +52,55 @@ impl Contacts {
 
     /// `user`'s contacts with their display names.
     pub async fn list(&self, user: UserId) -> Result<ContactList, ApiError> {
+        let ids = self.core.state.contacts(user).await?;
+        Ok(ContactList {
+            contacts: self.named(&ids).await?,
+        })
+    }
+
+    /// `user` blocks `other` (`on`) or no longer does; answered once the
+    /// store has it, so every device of `user` sees it at once.
+    pub async fn block(&self, user: UserId, other: UserId, on: bool) -> Result<(), ApiError> {
+        if on {
+            if other == user {
+                return Err(ApiError::bad_request("you cannot block yourself"));
+            }
+            self.core.require_user(other).await?;
+            if self.core.state.blocked(user).await?.len() >= MAX_BLOCKED {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("at most {MAX_BLOCKED} blocked users"),
+                ));
+            }
+        }
+        let event = Event::BlockChanged(BlockChanged {
+            user,
+            other,
+            on,
+            ts: now_ms(),
+        });
+        self.core.log_account_change(user, &event).await
+    }
+
+    /// Whom `user` blocks, with their display names.
+    pub async fn blocked(&self, user: UserId) -> Result<BlockList, ApiError> {
+        let ids = self.core.state.blocked(user).await?;
+        Ok(BlockList {
+            blocked: self.named(&ids).await?,
+        })
+    }
+
+    async fn named(&self, ids: &[UserId]) -> Result<Vec<Contact>, ApiError> {
         let state = &self.core.state;
-        let ids = state.contacts(user).await?;
         let accounts = futures::future::try_join_all(ids.iter().map(|u| state.account(*u)));
-        let contacts = ids
+        Ok(ids
             .iter()
             .zip(accounts.await?)
             .map(|(u, a)| Contact {
                 user_id: *u,
                 display_name: a.map(|a| a.display_name).unwrap_or_default(),
             })
-            .collect();
-        Ok(ContactList { contacts })
+            .collect())
     }
 
     pub async fn privacy(&self, user: UserId) -> Result<Privacy, ApiError> {

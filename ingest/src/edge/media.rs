@@ -341,9 +341,8 @@ pub(crate) async fn usable(
     // the profile that names it is.
     let avatar = core.state.account(record.uploader).await?;
     let id = media.to_string();
-    Ok(avatar
-        .is_some_and(|a| a.avatar_media_id.as_deref() == Some(id.as_str()))
-        .then_some(record))
+    let is_avatar = avatar.is_some_and(|a| a.avatar_media_id.as_deref() == Some(id.as_str()));
+    Ok((is_avatar && !core.state.blocks(record.uploader, user).await?).then_some(record))
 }
 
 fn too_large(max: u64) -> ApiError {

@@ -161,6 +161,11 @@ impl Messages {
         let conversation = match frame.to {
             Recipient::User(to) => {
                 self.core.require_user(to).await?;
+                if self.core.state.blocks(to, caller.user).await? {
+                    return Err(ApiError::forbidden(
+                        "this user does not take messages from you",
+                    ));
+                }
                 ConversationId::direct(caller.user, to)
             }
             Recipient::Group(g) => {

@@ -73,7 +73,10 @@ impl PresenceAndTyping {
             user_id: caller.user,
         }));
         let to: Vec<UserId> = match self.core.access(caller.user, &conversation, true).await? {
-            Access::Direct => conversation.peer_of(caller.user).into_iter().collect(),
+            Access::Direct => match conversation.peer_of(caller.user) {
+                Some(peer) if !self.core.state.blocks(peer, caller.user).await? => vec![peer],
+                _ => Vec::new(),
+            },
             Access::Group(state) => state
                 .current_members()
                 .map(|m| m.user)
@@ -97,7 +100,7 @@ impl PresenceAndTyping {
             let audience = state.privacy(owner).await?;
             let in_contacts =
                 audience == Audience::Contacts && state.contacts(owner).await?.contains(&viewer);
-            audience.allows(in_contacts)
+            audience.allows(in_contacts) && !state.blocks(owner, viewer).await?
         };
         if !visible {
             return Ok(PresenceFrame {

@@ -275,6 +275,12 @@ pub enum PushSubscription {
     },
 }
 
+/// `GET /v1/blocks` (an addition): whom the caller blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockList {
+    pub blocked: Vec<Contact>,
+}
+
 /// `GET /v1/push/vapid` (an addition): the key browsers subscribe with
 /// (`applicationServerKey`), base64url of the uncompressed P-256 point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

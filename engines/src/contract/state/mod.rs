@@ -81,6 +81,7 @@ pub async fn account_store_contract<S: AccountStore + JobStore>(s: &S) {
 pub async fn presence_store_contract<S: PresenceStore + InboxStore + JobStore>(s: &S) {
     presence_and_seq(s).await;
     contacts_and_privacy(s).await;
+    blocks(s).await;
 }
 
 /// [`ConversationStore`]: the idempotency map, marks and group state.

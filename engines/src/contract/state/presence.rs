@@ -89,3 +89,24 @@ pub(super) async fn contacts_and_privacy<S: PresenceStore + JobStore>(s: &S) {
         assert_eq!(s.privacy(a).await.unwrap(), p);
     }
 }
+
+/// Blocks: one way, idempotent, undone by unblocking.
+pub(super) async fn blocks<S: PresenceStore + JobStore>(s: &S) {
+    let (a, b, c) = (fresh_user(), fresh_user(), fresh_user());
+    assert_eq!(s.blocked(a).await.unwrap(), vec![]);
+    assert!(!s.blocks(a, b).await.unwrap());
+    let set = |user, other, on| StateOp::SetBlock { user, other, on };
+    s.write(vec![set(a, b, true), set(a, c, true), set(a, b, true)])
+        .await
+        .unwrap();
+    let mut bc = vec![b, c];
+    bc.sort();
+    assert_eq!(s.blocked(a).await.unwrap(), bc);
+    assert!(s.blocks(a, b).await.unwrap());
+    assert!(!s.blocks(b, a).await.unwrap(), "one way");
+    s.write(vec![set(a, b, false), set(a, b, false)])
+        .await
+        .unwrap();
+    assert_eq!(s.blocked(a).await.unwrap(), vec![c]);
+    assert!(!s.blocks(a, b).await.unwrap());
+}

@@ -81,6 +81,8 @@ const GROUP_POSTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("gr
 /// `(user, contact)` and its mirror `(contact, user)`.
 const CONTACTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("contacts");
 const WATCHERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("watchers");
+/// `(user, other)`: `user` blocks `other`.
+const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
 const PRIVACY: TableDefinition<u64, u8> = TableDefinition::new("privacy");
 
 fn err(e: impl std::fmt::Display) -> EngineError {
@@ -199,6 +201,7 @@ impl RedbState {
         tx.open_table(GROUP_POSTS).map_err(err)?;
         tx.open_table(CONTACTS).map_err(err)?;
         tx.open_table(WATCHERS).map_err(err)?;
+        tx.open_table(BLOCKS).map_err(err)?;
         tx.open_table(PRIVACY).map_err(err)?;
         media::create_tables(&tx)?;
         keys::create_tables(&tx)?;

@@ -173,6 +173,14 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
                 watchers.remove((contact.0, user.0)).map_err(err)?;
             }
         }
+        StateOp::SetBlock { user, other, on } => {
+            let mut t = tx.open_table(BLOCKS).map_err(err)?;
+            if *on {
+                t.insert((user.0, other.0), ()).map_err(err)?;
+            } else {
+                t.remove((user.0, other.0)).map_err(err)?;
+            }
+        }
         StateOp::SetPrivacy { user, presence } => {
             let mut t = tx.open_table(PRIVACY).map_err(err)?;
             t.insert(user.0, audience_code(*presence)).map_err(err)?;

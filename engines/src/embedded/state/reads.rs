@@ -190,6 +190,18 @@ impl PresenceStore for RedbState {
         self.read(move |tx| second_of(tx, CONTACTS, user)).await
     }
 
+    async fn blocked(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.read(move |tx| second_of(tx, BLOCKS, user)).await
+    }
+
+    async fn blocks(&self, user: UserId, other: UserId) -> Result<bool> {
+        self.read(move |tx| {
+            let t = tx.open_table(BLOCKS).map_err(err)?;
+            Ok(t.get((user.0, other.0)).map_err(err)?.is_some())
+        })
+        .await
+    }
+
     async fn watchers(&self, user: UserId) -> Result<Vec<UserId>> {
         self.read(move |tx| second_of(tx, WATCHERS, user)).await
     }

@@ -158,6 +158,12 @@ while i <= #ARGV do
       redis.call('SREM', p .. ':c:' .. a, b)
       redis.call('SREM', p .. ':w:' .. b, a)
     end
+  elseif op == 'B' then -- user, other, '1' blocks / '0' no longer
+    if c == '1' then
+      redis.call('SADD', p .. ':bl:' .. a, b)
+    else
+      redis.call('SREM', p .. ':bl:' .. a, b)
+    end
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
   __MEDIA__
@@ -365,6 +371,13 @@ impl RedisState {
                         .arg(user.0)
                         .arg(contact.0)
                         .arg(if *added { "1" } else { "0" })
+                        .arg("");
+                }
+                StateOp::SetBlock { user, other, on } => {
+                    inv.arg("B")
+                        .arg(user.0)
+                        .arg(other.0)
+                        .arg(if *on { "1" } else { "0" })
                         .arg("");
                 }
                 StateOp::SetPrivacy { user, presence } => {

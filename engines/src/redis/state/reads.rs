@@ -159,6 +159,19 @@ impl PresenceStore for RedisState {
         self.members(format!("w:{user}")).await
     }
 
+    async fn blocked(&self, user: UserId) -> Result<Vec<UserId>> {
+        self.members(format!("bl:{user}")).await
+    }
+
+    async fn blocks(&self, user: UserId, other: UserId) -> Result<bool> {
+        redis::cmd("SISMEMBER")
+            .arg(self.key(format!("bl:{user}")))
+            .arg(other.0)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+
     async fn privacy(&self, user: UserId) -> Result<Audience> {
         let code: Option<u8> = self
             .hget(self.key(format!("u:{user}")), "priv".into())

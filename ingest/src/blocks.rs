@@ -1,0 +1,42 @@
+//! Blocking (an addition, docs/protocol-additions.md): `GET /v1/blocks`,
+//! `PUT` and `DELETE /v1/blocks/{user_id}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use parley_schemas::wire::BlockList;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::http::{user_id, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/blocks", get(list))
+        .route("/v1/blocks/{id}", put(block).delete(unblock))
+}
+
+async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<BlockList>, ApiError> {
+    Ok(Json(s.edge.contacts().blocked(caller.user).await?))
+}
+
+async fn block(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let other = user_id(&id)?;
+    s.edge.contacts().block(caller.user, other, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unblock(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let other = user_id(&id)?;
+    s.edge.contacts().block(caller.user, other, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
