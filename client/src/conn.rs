@@ -195,6 +195,10 @@ fn handle(client: &Client, text: &str) -> Vec<String> {
             client.emit(Event::Presence(p));
             Vec::new()
         }
+        ServerFrame::ConversationSettings(c) => {
+            client.emit(Event::ConversationSettings(c));
+            Vec::new()
+        }
         ServerFrame::Typing(t) => {
             client.emit(Event::Typing(t));
             Vec::new()

@@ -65,6 +65,9 @@ pub enum Event {
     /// Items up to this seq expired on the server before this device got
     /// them (`retention.undelivered_days`); scrollback may hold them.
     Expired(u64),
+    /// A conversation was pinned, archived or muted (or undone), on this
+    /// device or another of this user's.
+    ConversationSettings(parley_schemas::wire::ConversationSettings),
 }
 
 /// A Parley client bound to one SQLite file; cheap to clone.

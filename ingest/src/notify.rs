@@ -1,5 +1,6 @@
 //! The notification routes (additions, docs/protocol-additions.md):
-//! push subscriptions, notification settings, and muting a conversation.
+//! push subscriptions, notification settings, and how a user keeps a
+//! conversation (muted, pinned, archived).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +12,7 @@ use parley_schemas::wire::{
 };
 
 use crate::auth::Caller;
+use crate::edge::notify::Keep;
 use crate::error::ApiError;
 use crate::http::{AppState, Body};
 
@@ -21,6 +23,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/push/subscriptions/{id}", delete(unsubscribe))
         .route("/v1/push/settings", get(settings).put(set_settings))
         .route("/v1/conversations/{cid}/mute", put(mute).delete(unmute))
+        .route("/v1/conversations/{cid}/pin", put(pin).delete(unpin))
+        .route(
+            "/v1/conversations/{cid}/archive",
+            put(archive).delete(unarchive),
+        )
 }
 
 async fn vapid(State(s): State<AppState>) -> Result<Json<VapidKey>, ApiError> {
@@ -86,11 +93,7 @@ async fn mute(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("mute: {e}")))?
     };
-    s.edge
-        .notifications()
-        .mute(caller, conversation(&cid)?, Some(until))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    keep(&s, caller, &cid, Keep::Mute(Some(until))).await
 }
 
 async fn unmute(
@@ -98,9 +101,48 @@ async fn unmute(
     caller: Caller,
     Path(cid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.edge
-        .notifications()
-        .mute(caller, conversation(&cid)?, None)
-        .await?;
+    keep(&s, caller, &cid, Keep::Mute(None)).await
+}
+
+async fn keep(
+    s: &AppState,
+    caller: Caller,
+    cid: &str,
+    change: Keep,
+) -> Result<StatusCode, ApiError> {
+    let c = conversation(cid)?;
+    s.edge.notifications().keep(caller, c, change).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn pin(
+    s: State<AppState>,
+    caller: Caller,
+    cid: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    keep(&s, caller, &cid, Keep::Pin(true)).await
+}
+
+async fn unpin(
+    s: State<AppState>,
+    caller: Caller,
+    cid: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    keep(&s, caller, &cid, Keep::Pin(false)).await
+}
+
+async fn archive(
+    s: State<AppState>,
+    caller: Caller,
+    cid: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    keep(&s, caller, &cid, Keep::Archive(true)).await
+}
+
+async fn unarchive(
+    s: State<AppState>,
+    caller: Caller,
+    cid: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    keep(&s, caller, &cid, Keep::Archive(false)).await
 }

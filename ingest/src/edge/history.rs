@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parley_engines::history::MAX_PAGE;
 use parley_engines::History;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::{ConversationEntry, MsgFrame, DEFAULT_PAGE};
+use parley_schemas::wire::{ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
 
 use super::core::{Access, Core};
 use crate::error::ApiError;
@@ -88,13 +88,23 @@ impl HistoryReads {
             )));
         }
         let list = self.history.conversations(user, limit).await?;
-        Ok(list
+        let stored = self.core.state.notify_settings(user).await?;
+        let kept = NotifySettings::from_stored(stored.as_deref());
+        let mut entries: Vec<ConversationEntry> = list
             .into_iter()
-            .map(|s| ConversationEntry {
-                conversation_id: s.conversation,
-                last_message: s.last.to_frame(None),
-                unread: s.unread,
+            .map(|s| {
+                let key = s.conversation.to_string();
+                ConversationEntry {
+                    conversation_id: s.conversation,
+                    last_message: s.last.to_frame(None),
+                    unread: s.unread,
+                    pinned: kept.pinned.contains(&key),
+                    archived: kept.archived.contains(&key),
+                }
             })
-            .collect())
+            .collect();
+        // Pinned first; otherwise newest activity first, as the store gave.
+        entries.sort_by_key(|e| !e.pinned);
+        Ok(entries)
     }
 }

@@ -135,6 +135,7 @@ impl Edge {
             guard.limits.push_subscriptions_per_user,
             guard.limits.push_http_endpoints,
             parts.vapid_public.clone(),
+            parts.pusher.clone(),
         ));
         let sessions = Arc::new(Sessions::new(
             core.clone(),

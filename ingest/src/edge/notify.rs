@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use parley_engines::push::{Push, Pusher};
 use parley_engines::state::StoredSubscription;
 use parley_schemas::ids::ConversationId;
+use parley_schemas::wire::{ConversationSettings, ServerFrame};
 use parley_schemas::wire::{
     ErrorCode, Mute, NotifySettings, PushSubscription, SubscriptionCreated, SubscriptionInfo,
     SubscriptionList, VapidKey,
@@ -21,6 +23,16 @@ use crate::internal_events::{Limit, LimitHit};
 use parley_engines::telemetry::emit;
 
 const MAX_TOKEN: usize = 4096;
+/// Conversations one user may pin (WhatsApp: 3).
+pub const MAX_PINNED: usize = 5;
+
+/// A change to how a user keeps one conversation.
+pub enum Keep {
+    /// Muted until (or for ever), or unmuted.
+    Mute(Option<Mute>),
+    Pin(bool),
+    Archive(bool),
+}
 const MAX_ENDPOINT: usize = 2048;
 
 pub struct Notifications {
@@ -32,6 +44,8 @@ pub struct Notifications {
     http_endpoints: bool,
     /// The VAPID public key, when Web Push is on.
     vapid_public: Option<String>,
+    /// Where a conversation's new settings go: the user's devices.
+    pusher: Arc<dyn Pusher>,
 }
 
 fn kind(s: &PushSubscription) -> &'static str {
@@ -93,12 +107,14 @@ impl Notifications {
         per_user: usize,
         http_endpoints: bool,
         vapid_public: Option<String>,
+        pusher: Arc<dyn Pusher>,
     ) -> Notifications {
         Notifications {
             core,
             per_user,
             http_endpoints,
             vapid_public,
+            pusher,
         }
     }
 
@@ -191,9 +207,7 @@ impl Notifications {
 
     pub async fn settings(&self, caller: Caller) -> Result<NotifySettings, ApiError> {
         let stored = self.core.state.notify_settings(caller.user).await?;
-        Ok(stored
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default())
+        Ok(NotifySettings::from_stored(stored.as_deref()))
     }
 
     /// `PUT /v1/push/settings`: `previews` only (mutes have their calls).
@@ -208,26 +222,57 @@ impl Notifications {
         Ok(s)
     }
 
-    /// Mutes `conversation` for the caller (members only), until `until`
-    /// or for ever; `None` unmutes.
-    pub async fn mute(
+    /// Changes how the caller keeps `conversation` (members only), then
+    /// tells every device of theirs, so each shows the same. Pinning
+    /// takes a chat out of the archive and archiving unpins it, as in
+    /// WhatsApp; at most [`MAX_PINNED`] are pinned.
+    pub async fn keep(
         &self,
         caller: Caller,
         conversation: ConversationId,
-        mute: Option<Mute>,
+        change: Keep,
     ) -> Result<(), ApiError> {
         self.core.access(caller.user, &conversation, false).await?;
         let mut s = self.settings(caller).await?;
         let key = conversation.to_string();
-        match mute {
-            Some(m) => {
-                s.muted.insert(key, m.until.unwrap_or(0));
+        match change {
+            Keep::Mute(Some(m)) => {
+                s.muted.insert(key.clone(), m.until.unwrap_or(0));
             }
-            None => {
+            Keep::Mute(None) => {
                 s.muted.remove(&key);
             }
+            Keep::Pin(true) => {
+                if !s.pinned.contains(&key) && s.pinned.len() >= MAX_PINNED {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("at most {MAX_PINNED} pinned conversations"),
+                    ));
+                }
+                s.archived.remove(&key);
+                s.pinned.insert(key.clone());
+            }
+            Keep::Pin(false) => {
+                s.pinned.remove(&key);
+            }
+            Keep::Archive(true) => {
+                s.pinned.remove(&key);
+                s.archived.insert(key.clone());
+            }
+            Keep::Archive(false) => {
+                s.archived.remove(&key);
+            }
         }
-        self.store(caller, &s).await
+        self.store(caller, &s).await?;
+        let frame = ServerFrame::ConversationSettings(ConversationSettings {
+            conversation_id: conversation,
+            pinned: s.pinned.contains(&key),
+            archived: s.archived.contains(&key),
+            muted_until: s.muted.get(&key).copied(),
+        });
+        self.pusher
+            .deliver(vec![(caller.user, Push::Frame(Arc::new(frame)))]);
+        Ok(())
     }
 
     async fn store(&self, caller: Caller, s: &NotifySettings) -> Result<(), ApiError> {

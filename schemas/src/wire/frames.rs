@@ -120,6 +120,20 @@ pub enum ServerFrame {
     /// Parley's addition: inbox items up to `up_to_seq` are gone
     /// (`retention.undelivered_days`) and will not be sent.
     Expired(Expired),
+    /// Parley's addition: how the user keeps a conversation (pinned,
+    /// archived, muted) changed, from one of their devices; sent to all
+    /// of them, so each shows the same.
+    ConversationSettings(ConversationSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSettings {
+    pub conversation_id: ConversationId,
+    pub pinned: bool,
+    pub archived: bool,
+    /// Muted until (ms; 0: for ever); absent when not muted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<u64>,
 }
 
 /// Sent after `sync`, before the backlog, when items this device had not

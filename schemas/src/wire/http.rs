@@ -196,6 +196,11 @@ pub struct ConversationEntry {
     pub last_message: MsgFrame,
     /// Messages from others after the caller's last `read` receipt.
     pub unread: u64,
+    /// Parley's additions: the caller pinned or archived it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,9 +327,22 @@ pub struct NotifySettings {
     pub previews: bool,
     #[serde(default)]
     pub muted: std::collections::BTreeMap<String, u64>,
+    /// Conversations pinned to the top of the list, per user.
+    #[serde(default)]
+    pub pinned: std::collections::BTreeSet<String>,
+    /// Conversations archived (out of the main list), per user.
+    #[serde(default)]
+    pub archived: std::collections::BTreeSet<String>,
 }
 
 impl NotifySettings {
+    /// The settings as the state store keeps them (JSON); the defaults if
+    /// none or unreadable.
+    pub fn from_stored(json: Option<&str>) -> NotifySettings {
+        json.and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
     /// Whether `conversation` is muted at `now`.
     pub fn muted(&self, conversation: &ConversationId, now: u64) -> bool {
         self.muted
