@@ -54,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/groups/{id}", get(group_info).patch(rename_group))
         .route("/v1/groups/{id}/members", post(add_member))
         .route("/v1/groups/{id}/members/{user_id}", delete(remove_member))
+        .route(
+            "/v1/groups/{id}/admins/{user_id}",
+            axum::routing::put(promote).delete(demote),
+        )
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
@@ -456,6 +460,43 @@ async fn remove_member(
         .change(caller, group_id(&id)?, change)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Makes a member an admin (admins only).
+async fn promote(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    set_admin(&s, caller, &id, &user, true).await
+}
+
+/// Makes an admin a plain member (admins only; not the last one).
+async fn demote(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    set_admin(&s, caller, &id, &user, false).await
+}
+
+async fn set_admin(
+    s: &AppState,
+    caller: Caller,
+    id: &str,
+    user: &str,
+    admin: bool,
+) -> Result<Json<GroupInfo>, ApiError> {
+    let change = GroupChange::Admin {
+        user: user_id(user)?,
+        admin,
+    };
+    let info = s
+        .edge
+        .groups()
+        .change(caller, group_id(id)?, change)
+        .await?;
+    Ok(Json(info))
 }
 
 /// `?before=&limit=` as text, so a bad value gets our `bad_request` with

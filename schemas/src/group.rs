@@ -78,6 +78,11 @@ pub enum GroupChange {
     /// By the user itself: leaving.
     Removed(UserId),
     Renamed(String),
+    /// An admin makes a member an admin (`admin`) or no longer one.
+    Admin {
+        user: UserId,
+        admin: bool,
+    },
 }
 
 /// Why a change is refused, with the protocol's error code.
@@ -252,6 +257,33 @@ impl GroupState {
                 }
                 validate_name(name)?;
                 self.name = name.clone();
+                Ok(Vec::new())
+            }
+            GroupChange::Admin { user, admin } => {
+                if !is_admin {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "only admins promote or demote",
+                    ));
+                }
+                let admins = self.current_members().filter(|m| m.admin).count();
+                let Some(m) = self
+                    .members
+                    .iter_mut()
+                    .find(|m| m.user == *user && m.is_current())
+                else {
+                    return Err(refused(
+                        ErrorCode::NotFound,
+                        format!("{user} is not a member"),
+                    ));
+                };
+                if m.admin && !admin && admins == 1 {
+                    return Err(refused(
+                        ErrorCode::Conflict,
+                        "a group keeps at least one admin: promote another first",
+                    ));
+                }
+                m.admin = *admin;
                 Ok(Vec::new())
             }
         }
@@ -483,6 +515,34 @@ mod tests {
         // A forgotten one can join again, from now on.
         g.apply(A, &GroupChange::Added(UserId(100))).unwrap();
         assert!(!g.current(UserId(100)).unwrap().sees(id(10)));
+    }
+
+    #[test]
+    fn admins_promote_and_demote_and_a_group_keeps_one() {
+        let (a, b, c) = (UserId(1), UserId(2), UserId(3));
+        let mut g = GroupState::create(a, "g", &[b, c], 0).unwrap();
+        let promote = |u, admin| GroupChange::Admin { user: u, admin };
+        let code = |r: Result<Vec<Tick>, Refused>| r.unwrap_err().code;
+        assert_eq!(code(g.apply(b, &promote(c, true))), ErrorCode::Forbidden);
+        assert_eq!(
+            code(g.apply(a, &promote(UserId(9), true))),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            code(g.apply(a, &promote(a, false))),
+            ErrorCode::Conflict,
+            "the last admin"
+        );
+        g.apply(a, &promote(b, true)).unwrap();
+        assert!(g.current(b).unwrap().admin);
+        // Now b may demote a, and a no longer adds members.
+        g.apply(b, &promote(a, false)).unwrap();
+        assert!(!g.current(a).unwrap().admin);
+        assert_eq!(
+            code(g.apply(a, &GroupChange::Added(UserId(4)))),
+            ErrorCode::Forbidden
+        );
+        assert_eq!(code(g.apply(b, &promote(b, false))), ErrorCode::Conflict);
     }
 
     #[test]
