@@ -65,7 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::media::routes())
         .merge(crate::keys::routes())
         .merge(crate::notify::routes())
-        .merge(crate::blocks::routes())
+        .merge(crate::safety::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()

@@ -447,6 +447,8 @@ pub enum Limit {
     Prekeys,
     /// A user's push subscriptions past `limits.push_subscriptions_per_user`.
     PushSubscriptions,
+    /// Reports per minute per user.
+    Reports,
 }
 
 impl Limit {
@@ -474,6 +476,7 @@ impl Limit {
             Limit::KeyClaims => "key_claims",
             Limit::Prekeys => "prekeys",
             Limit::PushSubscriptions => "push_subscriptions",
+            Limit::Reports => "reports",
         }
     }
 }

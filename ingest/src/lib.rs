@@ -15,7 +15,7 @@
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
 //!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
 //!   [`notify`]: push subscriptions, notification settings, mutes;
-//!   [`blocks`]: blocking users.
+//!   [`safety`]: blocking users and reports for operators.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -33,7 +33,6 @@
 //!   resolves.
 
 pub mod auth;
-pub mod blocks;
 pub mod edge;
 pub mod error;
 pub mod guard;
@@ -44,6 +43,7 @@ pub mod keys;
 pub mod limits;
 pub mod media;
 pub mod notify;
+pub mod safety;
 pub mod serve;
 pub mod socket;
 pub mod web;

@@ -37,6 +37,9 @@ enum Role {
     Analytics(AnalyticsArgs),
     /// A terminal chat with a running Parley (a client, not a role)
     Chat(parley::chat::ChatArgs),
+    /// Print users' reports (the `moderation` topic), one JSON object a
+    /// line, oldest first per partition
+    Moderation(RoleArgs),
     /// Print a new Web Push (VAPID) key for `notify.webpush_key`, and its
     /// public half, which browsers subscribe with
     VapidKey,
@@ -82,6 +85,15 @@ async fn main() -> Result<()> {
         Role::Migrate(args) => migrate(&args.load()?).await,
         Role::Analytics(args) => analytics(&args).await,
         Role::Chat(args) => parley::chat::chat(args).await,
+        Role::Moderation(args) => {
+            let cfg = args.load()?;
+            let log =
+                backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
+            for report in parley::moderation_reports(&*log).await? {
+                println!("{report}");
+            }
+            Ok(())
+        }
         Role::VapidKey => {
             let (private, public) = parley::new_vapid_key()?;
             println!("notify.webpush_key = \"{private}\"");

@@ -8,7 +8,8 @@
 //! - `events`: the router and the history writer;
 //! - `presence`: the presence job and the presence-session writer;
 //! - `inbox`: the sequencer, and the notifier when it runs;
-//! - `notify-dead`: nobody (operators read it): by age only.
+//! - `notify-dead` and `moderation`: nobody (operators read them): by
+//!   age only.
 //!
 //! `accounts` is never trimmed: it is what the state store is rebuilt
 //! from, and it stays small (one record per sign-up, device, profile
@@ -91,6 +92,7 @@ pub fn consumers(notifier: bool) -> Vec<(&'static str, Vec<&'static str>)> {
         ),
         (topics::INBOX, inbox),
         (topics::NOTIFY_DEAD, vec![]),
+        (topics::MODERATION, vec![]),
     ]
 }
 

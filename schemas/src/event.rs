@@ -56,6 +56,8 @@ pub enum Event {
     NotificationDead(NotificationDead),
     /// On `accounts`: `user` blocked or unblocked `other`.
     BlockChanged(BlockChanged),
+    /// On `moderation` (by reporter): a user reported a message or a user.
+    ReportFiled(ReportFiled),
 }
 
 impl Event {
@@ -82,6 +84,7 @@ impl Event {
             Event::MediaDeleted(_) => "media_deleted",
             Event::NotificationDead(_) => "notification_dead",
             Event::BlockChanged(_) => "block_changed",
+            Event::ReportFiled(_) => "report_filed",
         }
     }
 }
@@ -277,6 +280,21 @@ pub struct ContactChanged {
     pub user: UserId,
     pub contact: UserId,
     pub added: bool,
+    pub ts: u64,
+}
+
+/// A report for operators: who reported whom or what, why, and the last
+/// messages of that chat the reporter could see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFiled {
+    pub report_id: String,
+    pub reporter: UserId,
+    pub user: Option<UserId>,
+    pub conversation: Option<ConversationId>,
+    pub msg_id: Option<MessageId>,
+    pub reason: String,
+    /// The chat's last messages, newest first, as `msg` frames (JSON).
+    pub messages_json: String,
     pub ts: u64,
 }
 

@@ -17,4 +17,8 @@ pub const ACCOUNTS: &str = "accounts";
 /// Notifications no sink took after every try (dead letters), by user.
 pub const NOTIFY_DEAD: &str = "notify-dead";
 
-pub const ALL: [&str; 5] = [EVENTS, PRESENCE, INBOX, ACCOUNTS, NOTIFY_DEAD];
+/// Users' reports of messages and users, by reporter, for operators
+/// (`parley moderation` reads them).
+pub const MODERATION: &str = "moderation";
+
+pub const ALL: [&str; 6] = [EVENTS, PRESENCE, INBOX, ACCOUNTS, NOTIFY_DEAD, MODERATION];

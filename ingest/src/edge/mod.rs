@@ -35,6 +35,7 @@ pub mod media;
 pub mod messages;
 pub mod notify;
 pub mod presence;
+pub mod reports;
 pub mod resumable;
 pub mod sessions;
 pub mod sockets;
@@ -103,6 +104,7 @@ pub struct Edge {
     accounts: Accounts,
     groups: Groups,
     contacts: Contacts,
+    reports: reports::Reports,
     presence: PresenceAndTyping,
     sockets: Sockets,
     history: HistoryReads,
@@ -179,6 +181,7 @@ impl Edge {
             ),
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
+            reports: reports::Reports::new(core.clone()),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             media: Media::new(core.clone(), parts.blobs, guard.clone(), until_delivered),
             history: HistoryReads::new(core, parts.history, until_delivered),
@@ -241,6 +244,15 @@ impl Edge {
     }
     pub fn history(&self) -> &HistoryReads {
         &self.history
+    }
+
+    /// `POST /v1/reports`.
+    pub async fn report(
+        &self,
+        caller: Caller,
+        req: parley_schemas::wire::ReportRequest,
+    ) -> Result<parley_schemas::wire::ReportCreated, ApiError> {
+        self.reports.file(caller, req, &self.history).await
     }
     pub fn media(&self) -> &Media {
         &self.media

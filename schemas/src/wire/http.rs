@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::MsgFrame;
-use crate::ids::{ConversationId, DeviceId, GroupId, UserId};
+use crate::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateUser {
@@ -278,6 +278,25 @@ pub enum PushSubscription {
         endpoint: String,
         keys: WebPushKeys,
     },
+}
+
+/// `POST /v1/reports` (an addition): a user, a chat, or a message in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    #[serde(default)]
+    pub user_id: Option<UserId>,
+    #[serde(default)]
+    pub conversation_id: Option<ConversationId>,
+    #[serde(default)]
+    pub msg_id: Option<MessageId>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportCreated {
+    pub report_id: String,
 }
 
 /// `GET /v1/blocks` (an addition): whom the caller blocks.

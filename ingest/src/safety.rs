@@ -1,20 +1,30 @@
-//! Blocking (an addition, docs/protocol-additions.md): `GET /v1/blocks`,
-//! `PUT` and `DELETE /v1/blocks/{user_id}`.
+//! Safety (additions, docs/protocol-additions.md): blocking
+//! (`GET /v1/blocks`, `PUT` and `DELETE /v1/blocks/{user_id}`) and
+//! reports (`POST /v1/reports`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use parley_schemas::wire::BlockList;
+use parley_schemas::wire::{BlockList, ReportCreated, ReportRequest};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::{user_id, AppState};
+use crate::http::{user_id, AppState, Body};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/blocks", get(list))
         .route("/v1/blocks/{id}", put(block).delete(unblock))
+        .route("/v1/reports", axum::routing::post(report))
+}
+
+async fn report(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<ReportRequest>,
+) -> Result<(StatusCode, Json<ReportCreated>), ApiError> {
+    Ok((StatusCode::CREATED, Json(s.edge.report(caller, req).await?)))
 }
 
 async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<BlockList>, ApiError> {
