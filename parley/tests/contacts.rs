@@ -91,11 +91,7 @@ async fn contacts_are_added_listed_and_removed() {
 async fn presence_goes_to_watchers_on_change_as_privacy_allows() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = alice_and_bob(&s.url).await;
-    register(&s.url, "carol").await;
-    let (at, _) = login(&s.url, "alice", None).await;
-    let (bt, _) = login(&s.url, "bob", None).await;
-    let (ct, _) = login(&s.url, "carol", None).await;
+    let ([alice, bob, _], [at, bt, ct]) = three_signed_in(&s.url).await;
     // Bob has alice as a contact; carol does not.
     assert_eq!(add_contact(&s.url, &bt, &alice.id).await, 204);
     let mut b = Client::connect(&s.url, &bt).await;

@@ -357,11 +357,7 @@ async fn removal(fanout_above: Option<usize>) {
 async fn typing_reaches_the_members_and_is_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = alice_and_bob(&s.url).await;
-    let carol = register(&s.url, "carol").await;
-    let (at, _) = login(&s.url, "alice", None).await;
-    let (bt, _) = login(&s.url, "bob", None).await;
-    let (ct, _) = login(&s.url, "carol", None).await;
+    let ([alice, bob, carol], [at, bt, ct]) = three_signed_in(&s.url).await;
     let group = create_group(&s.url, &at, "typists", &[&bob.id, &carol.id]).await;
     let cid = format!("g:{group}");
     let mut a = Client::connect(&s.url, &at).await;

@@ -22,11 +22,7 @@ async fn report(url: &str, token: &str, body: Value) -> (u16, Value) {
 async fn a_member_reports_a_message_and_the_operator_reads_it_with_the_chat() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let (alice, bob) = alice_and_bob(&s.url).await;
-    register(&s.url, "carol").await;
-    let (at, _) = login(&s.url, "alice", None).await;
-    let (bt, _) = login(&s.url, "bob", None).await;
-    let (ct, _) = login(&s.url, "carol", None).await;
+    let ([alice, bob, _], [at, bt, ct]) = three_signed_in(&s.url).await;
     let mut b = Client::connect(&s.url, &bt).await;
     let mut abusive = Vec::new();
     for i in 0..3 {

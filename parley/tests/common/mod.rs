@@ -114,6 +114,19 @@ pub async fn alice_and_bob(url: &str) -> (User, User) {
     (register(url, "alice").await, register(url, "bob").await)
 }
 
+/// Alice, Bob and Carol, signed up and each signed in on one device:
+/// the users, then their tokens.
+pub async fn three_signed_in(url: &str) -> ([User; 3], [String; 3]) {
+    let (alice, bob) = alice_and_bob(url).await;
+    let carol = register(url, "carol").await;
+    let mut tokens = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        tokens.push(login(url, name, None).await.0);
+    }
+    let [at, bt, ct] = <[String; 3]>::try_from(tokens).expect("three");
+    ([alice, bob, carol], [at, bt, ct])
+}
+
 /// `POST /v1/sessions`: the status and the answer.
 pub async fn sign_in(url: &str, name: &str, device: Option<&str>) -> (u16, Value) {
     let mut body = json!({"username": name, "password": "password-1"});
