@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use parley_engines::state::StateStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{History, Log, Result};
+use parley_engines::{EngineError, History, Log, Result};
 use parley_schemas::ids::now_ms;
 use parley_schemas::{jobs, topics};
 use serde::{Deserialize, Serialize};
@@ -181,7 +181,13 @@ impl LogRetention {
         let mut dropped = 0;
         for (topic, jobs) in &self.topics {
             for p in 0..self.partitions {
-                let bounds = self.log.bounds(topic, p).await?;
+                // A topic not made yet (a newer release's) holds nothing to
+                // trim; the others still are.
+                let bounds = match self.log.bounds(topic, p).await {
+                    Ok(b) => b,
+                    Err(EngineError::UnknownTopic(_)) => continue,
+                    Err(e) => return Err(e),
+                };
                 // The slowest consumer's next offset; one that never ran
                 // holds everything.
                 let mut floor = bounds.end;

@@ -28,6 +28,7 @@ async fn records_go_once_the_slowest_consumer_passed_them_and_they_are_old_enoug
         topics::PRESENCE,
         topics::INBOX,
         topics::NOTIFY_DEAD,
+        topics::MODERATION,
     ] {
         log.ensure_topic(&TopicSpec::new(topic, 1)).await.unwrap();
         for _ in 0..30 {
@@ -69,6 +70,7 @@ async fn records_go_once_the_slowest_consumer_passed_them_and_they_are_old_enoug
     assert_eq!(start(topics::PRESENCE).await, 0);
     assert_eq!(start(topics::INBOX).await, 0);
     assert!(start(topics::NOTIFY_DEAD).await > 0);
+    assert!(start(topics::MODERATION).await > 0);
 
     // The history writer catches up: more goes, never past the router.
     offset_of(&state, jobs::HISTORY, 280).await;
