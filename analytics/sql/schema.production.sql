@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS messages (
     client_msg_id String CODEC(ZSTD(1)),
     from_device UInt64 CODEC(ZSTD(1)),
     ts UInt64 CODEC(Delta, ZSTD(1)),
+    target UInt64 CODEC(ZSTD(1)),
+    reply_to UInt64 CODEC(ZSTD(1)),
+    forwarded UInt8,
     time DateTime64(3, 'UTC') MATERIALIZED fromUnixTimestamp64Milli(toInt64(ts)),
     day Date MATERIALIZED toDate(time)
 ) ENGINE = ReplacingMergeTree

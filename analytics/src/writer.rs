@@ -25,7 +25,7 @@ use parley_schemas::group::GroupState;
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::presence::{Devices, OFFLINE_AFTER_MS};
 use parley_schemas::topics;
-use parley_schemas::wire::{Body, Media, ReceiptStatus};
+use parley_schemas::wire::{Body, Edit, Media, ReceiptStatus};
 
 use crate::internal_events::{HistoryRowsWritten, HistoryWriteFailed};
 
@@ -101,6 +101,12 @@ pub fn metadata_of(mut m: MessageSent) -> MessageSent {
             ..media
         }),
         Body::E2e(_) => Body::E2e(Default::default()),
+        Body::Edit(e) => Body::Edit(Edit {
+            text: String::new(),
+            ..e
+        }),
+        // Which emoji, when and on what are what analysts count.
+        b @ (Body::Delete(_) | Body::Reaction(_)) => b,
     };
     m
 }
@@ -247,11 +253,14 @@ impl Processor for HistoryWriter {
             for (offset, event) in events {
                 match event {
                     Event::MessageSent(m) => {
-                        self.pending
-                            .entry(m.conversation)
-                            .or_default()
-                            .messages
-                            .insert(m.msg_id, (m.from, m.ts));
+                        // Receipts are about messages, not actions on them.
+                        if !m.body.is_action() {
+                            self.pending
+                                .entry(m.conversation)
+                                .or_default()
+                                .messages
+                                .insert(m.msg_id, (m.from, m.ts));
+                        }
                         batch.messages.push(if self.metadata_only {
                             metadata_of(m)
                         } else {

@@ -41,6 +41,8 @@ impl Seed {
             client_msg_id: format!("c{}", self.seq),
             body,
             ts,
+            reply_to: None,
+            forwarded: false,
         };
         self.batch.messages.push(m.clone());
         m

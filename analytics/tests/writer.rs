@@ -39,6 +39,8 @@ fn message(from: u64, to: u64, at: u64) -> MessageSent {
         client_msg_id: format!("c{at}"),
         body: Body::Text("hi".into()),
         ts: T + at,
+        reply_to: None,
+        forwarded: false,
     }
 }
 

@@ -17,6 +17,8 @@ fn message() -> MessageSent {
         client_msg_id: "7f3c2a10-client".into(),
         body: Body::Text("Happy new year! ".repeat(9)),
         ts: now_ms(),
+        reply_to: None,
+        forwarded: false,
     }
 }
 

@@ -80,6 +80,8 @@ async fn session(client: &Client) -> Result<(), bool> {
             client_msg_id: m.client_msg_id,
             to: m.to,
             body: m.body,
+            reply_to: None,
+            forwarded: false,
         })));
     }
     for f in first {

@@ -406,6 +406,8 @@ impl Client {
             client_msg_id: m.client_msg_id.clone(),
             to: m.to,
             body: m.body.clone(),
+            reply_to: None,
+            forwarded: false,
         })));
     }
 

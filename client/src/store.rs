@@ -159,6 +159,7 @@ impl Store {
                 to: serde_json::from_str(&to).map_err(bad)?,
                 body: serde_json::from_str(&body).map_err(bad)?,
                 ts: a.ts,
+                extra: Default::default(),
             })?;
         }
         self.pop_outbox(&a.client_msg_id)

@@ -5,6 +5,11 @@
 //! batches from the log and may write a batch again after a crash (it
 //! records its offset only after the history accepted the batch), so
 //! [`History::write`] must be idempotent: a row written twice reads as one.
+//!
+//! Actions on messages (edits, deletions, reactions) are messages too;
+//! stores keep them apart from content so that pages and unread counts
+//! skip them, and a deletion for everyone also removes the content of the
+//! message it names, and of that message's edits, from the store.
 
 use async_trait::async_trait;
 use parley_schemas::event::{MessageSent, Receipt};
@@ -71,7 +76,8 @@ impl HistoryBatch {
     /// group per batch, however many messages the group got in it.
     pub fn newest_listed(&self) -> std::collections::BTreeMap<(UserId, ConversationId), MessageId> {
         let mut newest = std::collections::BTreeMap::new();
-        for m in &self.messages {
+        // An edit, deletion or reaction is not a conversation's last message.
+        for m in self.messages.iter().filter(|m| !m.body.is_action()) {
             for user in self.listed_for(m) {
                 let e = newest.entry((user, m.conversation)).or_insert(m.msg_id);
                 *e = (*e).max(m.msg_id);
@@ -122,13 +128,32 @@ pub trait History: Send + Sync + 'static {
     async fn write(&self, batch: &HistoryBatch) -> Result<()>;
 
     /// A conversation's messages with `msg_id < before` (all if `None`),
-    /// newest first, at most `limit`. Passing the last id of a page as the
+    /// newest first, at most `limit`; actions on messages are not among
+    /// them. A message deleted for everyone is there with its content
+    /// gone. Passing the last id of a page as the
     /// next `before` walks the whole conversation once.
     async fn page(
         &self,
         conversation: ConversationId,
         before: Option<MessageId>,
         limit: usize,
+    ) -> Result<Vec<MessageSent>>;
+
+    /// The actions (edits, deletions, hides, reactions: messages with an
+    /// action body) on any of `targets` in `conversation`, oldest first.
+    /// [`page`](Self::page) never returns them; scrollback folds them in.
+    async fn actions(
+        &self,
+        conversation: ConversationId,
+        targets: &[MessageId],
+    ) -> Result<Vec<MessageSent>>;
+
+    /// Those of `ids` that `conversation` holds (quoted by replies), in
+    /// any order.
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        ids: &[MessageId],
     ) -> Result<Vec<MessageSent>>;
 
     /// The user's conversations, newest activity first, at most `limit`.

@@ -231,6 +231,7 @@ mod tests {
             to: Recipient::User(UserId(2)),
             body: Body::Text("hi".into()),
             ts: 5,
+            extra: Default::default(),
         }));
         let pushes = vec![
             (

@@ -449,6 +449,8 @@ pub enum Limit {
     PushSubscriptions,
     /// Reports per minute per user.
     Reports,
+    /// Forwarded sends per minute per user (`limits.forwards_*`).
+    Forwards,
 }
 
 impl Limit {
@@ -477,6 +479,7 @@ impl Limit {
             Limit::Prekeys => "prekeys",
             Limit::PushSubscriptions => "push_subscriptions",
             Limit::Reports => "reports",
+            Limit::Forwards => "forwards",
         }
     }
 }

@@ -74,6 +74,15 @@ pub struct Limits {
     /// Accept Web Push endpoints over plain `http://` (a push service on
     /// a private network, or a test's). Off: `https://` only.
     pub push_http_endpoints: bool,
+    /// How long after sending a text its sender may edit it.
+    pub edit_window_ms: u64,
+    /// How long after sending a message its sender (or a group admin)
+    /// may delete it for everyone.
+    pub delete_window_ms: u64,
+    /// Forwarded sends per minute per user, and how many chats one
+    /// forward may reach at once (the burst), against viral spam.
+    pub forwards_per_min: u32,
+    pub forwards_burst: u32,
 }
 
 impl Default for Limits {
@@ -112,6 +121,11 @@ impl Default for Limits {
             key_claims_per_min: 60,
             push_subscriptions_per_user: 20,
             push_http_endpoints: false,
+            edit_window_ms: parley_schemas::wire::EDIT_WINDOW_MS,
+            delete_window_ms: parley_schemas::wire::DELETE_WINDOW_MS,
+            forwards_per_min: 20,
+            // WhatsApp's "forward to at most 5 chats".
+            forwards_burst: 5,
         }
     }
 }

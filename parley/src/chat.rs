@@ -84,6 +84,9 @@ pub async fn chat(args: ChatArgs) -> Result<()> {
                             format!("[{}]", media.mime.as_deref().unwrap_or("file"))
                         }
                         Body::E2e(_) => "[encrypted]".to_owned(),
+                        Body::Edit(e) => format!("[edited] {}", e.text),
+                        Body::Delete(_) => "[deleted a message]".to_owned(),
+                        Body::Reaction(r) => format!("[reacted {}]", r.emoji),
                     };
                     println!("[{name}] {text}");
                     // Shown on the terminal: read.

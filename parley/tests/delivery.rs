@@ -25,6 +25,8 @@ fn message(from: u64, to: u64, id: u64) -> MessageSent {
         client_msg_id: format!("c{id}"),
         body: Body::Text(format!("text {id}")),
         ts: 1,
+        reply_to: None,
+        forwarded: false,
     }
 }
 
@@ -225,6 +227,8 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
                 client_msg_id: format!("g{id}"),
                 body: Body::Text(format!("group {id}")),
                 ts: 1,
+                reply_to: None,
+                forwarded: false,
             },
         })
     };

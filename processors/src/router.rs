@@ -3,7 +3,10 @@
 //! large group, one post per inbox partition), receipts move marks and
 //! become `status` pushes to the senders, group changes are applied in log
 //! order. It also derives the idempotency map and last seen, so both
-//! survive the loss of the edge's own writes.
+//! survive the loss of the edge's own writes, and the message index that
+//! actions (edit, delete, react, reply) are judged by. An action travels
+//! like a message, but a deletion for the sender alone goes only to the
+//! sender's inbox, and no action ticks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parley_engines::job::{events, Processor};
-use parley_engines::state::ConversationStore;
+use parley_engines::state::{ConversationStore, Indexed};
 use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
@@ -19,7 +22,7 @@ use parley_schemas::group::{GroupChange, GroupState, Tick};
 use parley_schemas::ids::{ConversationId, GroupId, UserId};
 use parley_schemas::media::MediaId;
 use parley_schemas::partition::user_partition;
-use parley_schemas::wire::{Body, Recipient, RESEND_WINDOW_MS};
+use parley_schemas::wire::{Body, Recipient, ACTIONABLE_MS, RESEND_WINDOW_MS};
 use parley_schemas::{codec, topics};
 
 use crate::internal_events::{GroupChangeRefused, GroupMessageRefused};
@@ -121,14 +124,21 @@ impl Processor for Router {
         for (offset, event) in events(topics::EVENTS, partition, records) {
             match event {
                 Event::MessageSent(m) => {
+                    let action = m.body.is_action();
                     // Who gets an inbox item besides the sender; `None`
                     // when the message went out as group posts instead.
                     let recipients = match m.to {
+                        // Hidden for the sender only: their other devices.
+                        _ if matches!(&m.body, Body::Delete(d) if d.for_me) => Some(Vec::new()),
                         Recipient::User(u) => Some(vec![u]),
                         Recipient::Group(g) => match self.group(g).await? {
                             Some(state) if state.current(m.from).is_some() => {
                                 let prev = state.head;
-                                let ticks = state.message(m.msg_id, m.from).unwrap_or_default();
+                                // An action is no message to tick.
+                                let ticks = match action {
+                                    true => Vec::new(),
+                                    false => state.message(m.msg_id, m.from).unwrap_or_default(),
+                                };
                                 for t in ticks {
                                     route(
                                         at(t.to),
@@ -186,6 +196,23 @@ impl Processor for Router {
                         user: m.from,
                         at: m.ts,
                     });
+                    match &m.body {
+                        Body::Delete(d) if !d.for_me => ops.push(StateOp::IndexDeleted {
+                            conversation: m.conversation,
+                            msg_id: d.msg_id,
+                        }),
+                        b if b.is_action() => {}
+                        b => ops.push(StateOp::IndexMessage {
+                            conversation: m.conversation,
+                            msg_id: m.msg_id,
+                            indexed: Indexed {
+                                from: m.from,
+                                text: matches!(b, Body::Text(_)),
+                                deleted: false,
+                            },
+                            expires_at: m.ts + ACTIONABLE_MS,
+                        }),
+                    }
                     // The edge stored this before it appended the message;
                     // derived again here, so a rebuilt store has it too.
                     if let Body::Media(media) = &m.body {

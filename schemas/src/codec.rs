@@ -3,9 +3,11 @@
 //! Layout: `[0xB7 magic][version: u8][postcard-encoded Event]`.
 //!
 //! Versions: 1, the first; 2, in which a media body also carries its
-//! image's size and whether a thumbnail exists. Both decode: while a
-//! record decodes, [`layout`] tells the one type whose layout differs
-//! ([`crate::wire::Media`]) which version it is reading.
+//! image's size and whether a thumbnail exists; 3, in which a message
+//! carries `reply_to` and `forwarded`. All decode: while a record
+//! decodes, [`layout`] tells the types whose layout differs
+//! ([`crate::wire::Media`], [`crate::event::MessageSent`]) which version
+//! it is reading.
 //!
 //! Why postcard: its wire format is specified and frozen at 1.0, it writes
 //! integers as varints (a 200-byte chat message stays ~200 bytes), it is
@@ -21,7 +23,7 @@
 use crate::event::Event;
 
 pub const MAGIC: u8 = 0xB7;
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The oldest version this build still reads.
 pub const OLDEST: u8 = 1;
 

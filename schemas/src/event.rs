@@ -90,7 +90,9 @@ impl Event {
 }
 
 /// A client's message, as appended by the edge. `msg_id` is issued there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An action on an earlier message (an edit, a deletion, a reaction) is
+/// one too, with an action [`Body`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageSent {
     pub msg_id: MessageId,
     pub conversation: ConversationId,
@@ -100,6 +102,72 @@ pub struct MessageSent {
     pub client_msg_id: String,
     pub body: Body,
     pub ts: u64,
+    /// Since envelope version 3: a reply to this message.
+    pub reply_to: Option<MessageId>,
+    /// Since envelope version 3: sent on from another chat.
+    pub forwarded: bool,
+}
+
+/// [`MessageSent`] as envelope versions 1 and 2 wrote it.
+#[derive(Deserialize)]
+struct MessageSentV2 {
+    msg_id: MessageId,
+    conversation: ConversationId,
+    from: UserId,
+    from_device: DeviceId,
+    to: Recipient,
+    client_msg_id: String,
+    body: Body,
+    ts: u64,
+}
+
+#[derive(Deserialize)]
+struct MessageSentV3 {
+    msg_id: MessageId,
+    conversation: ConversationId,
+    from: UserId,
+    from_device: DeviceId,
+    to: Recipient,
+    client_msg_id: String,
+    body: Body,
+    ts: u64,
+    #[serde(default)]
+    reply_to: Option<MessageId>,
+    #[serde(default)]
+    forwarded: bool,
+}
+
+impl<'de> Deserialize<'de> for MessageSent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() && crate::codec::layout() < 3 {
+            let m = MessageSentV2::deserialize(d)?;
+            return Ok(MessageSent {
+                msg_id: m.msg_id,
+                conversation: m.conversation,
+                from: m.from,
+                from_device: m.from_device,
+                to: m.to,
+                client_msg_id: m.client_msg_id,
+                body: m.body,
+                ts: m.ts,
+                reply_to: None,
+                forwarded: false,
+            });
+        }
+        let m = MessageSentV3::deserialize(d)?;
+        Ok(MessageSent {
+            msg_id: m.msg_id,
+            conversation: m.conversation,
+            from: m.from,
+            from_device: m.from_device,
+            to: m.to,
+            client_msg_id: m.client_msg_id,
+            body: m.body,
+            ts: m.ts,
+            reply_to: m.reply_to,
+            forwarded: m.forwarded,
+        })
+    }
 }
 
 /// Cumulative: covers every message of `conversation` up to `up_to`.
@@ -343,6 +411,11 @@ impl MessageSent {
             to: self.to,
             body: self.body.clone(),
             ts: self.ts,
+            extra: crate::wire::MsgExtra {
+                reply_to: self.reply_to,
+                forwarded: self.forwarded,
+                ..Default::default()
+            },
         }
     }
 }

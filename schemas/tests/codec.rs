@@ -78,6 +78,8 @@ fn message() -> impl Strategy<Value = MessageSent> {
                 client_msg_id,
                 body,
                 ts,
+                reply_to: None,
+                forwarded: false,
             },
         )
 }
@@ -242,15 +244,18 @@ fn a_text_message_stays_compact() {
         client_msg_id: "c-0001".into(),
         body: Body::Text("x".repeat(150)),
         ts: now_ms(),
+        reply_to: None,
+        forwarded: false,
     });
     let n = codec::encode(&e).len();
     assert!(n < 200, "150 bytes of text encoded in {n} bytes");
 }
 
-/// Records written before the media body carried its image's size
-/// (envelope version 1) still decode, the new fields absent.
+/// Records written before a message carried `reply_to` and `forwarded`
+/// (envelope version 2), and before the media body carried its image's
+/// size (version 1), still decode, the new fields absent.
 #[test]
-fn version_1_media_records_still_decode() {
+fn version_1_and_2_records_still_decode() {
     let m = MessageSent {
         msg_id: MessageId(7),
         conversation: ConversationId::direct(UserId(1), UserId(2)),
@@ -265,16 +270,31 @@ fn version_1_media_records_still_decode() {
             ..Media::default()
         }),
         ts: 9,
+        reply_to: None,
+        forwarded: false,
     };
-    let v2 = codec::encode(&Event::MessageSent(m.clone()));
-    assert_eq!(v2[1], 2);
+    let v3 = codec::encode(&Event::MessageSent(m.clone()));
+    assert_eq!(v3[1], 3);
+    // Version 2 is version 3 without the two absent fields at the end.
+    assert_eq!(&v3[v3.len() - 2..], &[0, 0]);
+    let mut v2 = v3[..v3.len() - 2].to_vec();
+    v2[1] = 2;
+    assert_eq!(codec::decode(&v2).unwrap(), Event::MessageSent(m.clone()));
     // Version 1 is version 2 without the four absent fields after the
     // caption.
     let at = v2.windows(12).position(|w| w == b"CAPTION-MARK").unwrap() + 12;
     assert_eq!(&v2[at..at + 4], &[0, 0, 0, 0]);
     let mut v1 = [&v2[..at], &v2[at + 4..]].concat();
     v1[1] = 1;
-    assert_eq!(codec::decode(&v1).unwrap(), Event::MessageSent(m));
+    assert_eq!(codec::decode(&v1).unwrap(), Event::MessageSent(m.clone()));
     // The layout in force is back to the current one after a decode.
     assert_eq!(codec::layout(), VERSION);
+    // A reply that was forwarded keeps both marks.
+    let reply = MessageSent {
+        reply_to: Some(MessageId(5)),
+        forwarded: true,
+        ..m
+    };
+    let e = Event::MessageSent(reply);
+    assert_eq!(codec::decode(&codec::encode(&e)).unwrap(), e);
 }

@@ -70,6 +70,8 @@ fn message(i: u64, args: &Args) -> MessageSent {
             "benchmark message number {i}, about as long as a chat line"
         )),
         ts,
+        reply_to: None,
+        forwarded: false,
     }
 }
 

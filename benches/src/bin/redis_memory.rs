@@ -84,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
                 client_msg_id: format!("c-{s:08}"),
                 body: Body::Text("x".repeat(150)),
                 ts: 1_764_000_000_000,
+                reply_to: None,
+                forwarded: false,
             };
             let item = Event::InboxItem(InboxItem {
                 user,

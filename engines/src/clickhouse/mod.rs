@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Body, ReceiptStatus};
 use serde::Serialize;
 
 mod rows;
@@ -228,15 +228,50 @@ impl ClickHouseHistory {
     }
 }
 
+impl ClickHouseHistory {
+    /// Deleted for everyone: the content of each message a batch deletes,
+    /// and of its edits, is blanked by a mutation (ClickHouse rewrites the
+    /// parts concerned in the background; until then scrollback hides it
+    /// by the deletion it finds).
+    async fn forget_deleted(&self, batch: &HistoryBatch) -> Result<()> {
+        let gone: Vec<(String, u64)> = batch
+            .messages
+            .iter()
+            .filter_map(|m| match &m.body {
+                Body::Delete(d) if !d.for_me => Some((m.conversation.to_string(), d.msg_id.0)),
+                _ => None,
+            })
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let pairs = placeholders(gone.len());
+        let mut q = self.client.query(&format!(
+            "ALTER TABLE messages UPDATE text = '', caption = '', media_id = '' \
+             WHERE (conversation, msg_id) IN ({pairs}) \
+             OR (kind = 'edit' AND (conversation, target) IN ({pairs}))"
+        ));
+        for _ in 0..2 {
+            for (c, id) in &gone {
+                q = q.bind((c.as_str(), *id));
+            }
+        }
+        q.execute().await.map_err(engine_err)
+    }
+}
+
 /// The statements of a schema file: split at lines holding only `;`,
 /// comments dropped.
 /// Columns added to tables after their first version: `(table, column,
 /// type)`, created on tables that predate them.
-const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("messages", "media_size", "UInt64"),
     ("messages", "width", "UInt32"),
     ("messages", "height", "UInt32"),
     ("messages", "thumbnail", "UInt8"),
+    ("messages", "target", "UInt64"),
+    ("messages", "reply_to", "UInt64"),
+    ("messages", "forwarded", "UInt8"),
 ];
 
 pub fn statements(schema: &str) -> Vec<String> {
@@ -262,6 +297,7 @@ impl History for ClickHouseHistory {
             batch.messages.iter().map(MessageRow::from).collect(),
         )
         .await?;
+        self.forget_deleted(batch).await?;
         let mut heads = std::collections::BTreeMap::new();
         for m in &batch.messages {
             let e = heads.entry(m.conversation).or_insert(m.msg_id);
@@ -373,7 +409,7 @@ impl History for ClickHouseHistory {
                 .client
                 .query(
                     "SELECT ?fields FROM messages \
-                     WHERE conversation = ? AND msg_id >= ? AND msg_id < ? \
+                     WHERE conversation = ? AND msg_id >= ? AND msg_id < ? AND target = 0 \
                      ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
                 )
                 .bind(&cid)
@@ -388,6 +424,52 @@ impl History for ClickHouseHistory {
             }
             window = window.saturating_mul(WINDOW_GROWTH);
         }
+    }
+
+    async fn actions(
+        &self,
+        conversation: ConversationId,
+        targets: &[MessageId],
+    ) -> Result<Vec<MessageSent>> {
+        let Some(first) = targets.iter().min() else {
+            return Ok(Vec::new());
+        };
+        self.ensure_schema().await?;
+        // An action comes after its target: the key range starts there.
+        let mut q = self.client.query(&format!(
+            "SELECT ?fields FROM messages \
+             WHERE conversation = ? AND msg_id > ? AND target IN ({}) \
+             ORDER BY msg_id LIMIT 1 BY msg_id",
+            placeholders(targets.len())
+        ));
+        q = q.bind(conversation.to_string()).bind(first.0);
+        for t in targets {
+            q = q.bind(t.0);
+        }
+        let rows = q.fetch_all::<MessageRow>().await.map_err(engine_err)?;
+        rows.into_iter().map(MessageSent::try_from).collect()
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSent>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_schema().await?;
+        let mut q = self.client.query(&format!(
+            "SELECT ?fields FROM messages WHERE conversation = ? AND msg_id IN ({}) \
+             LIMIT 1 BY msg_id",
+            placeholders(ids.len())
+        ));
+        q = q.bind(conversation.to_string());
+        for id in ids {
+            q = q.bind(id.0);
+        }
+        let rows = q.fetch_all::<MessageRow>().await.map_err(engine_err)?;
+        rows.into_iter().map(MessageSent::try_from).collect()
     }
 
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {
@@ -423,7 +505,7 @@ impl History for ClickHouseHistory {
             "SELECT conversation, uniqExact(msg_id) FROM messages \
              ANY LEFT JOIN (SELECT conversation, max(up_to) AS mark FROM read_marks \
                             WHERE user = ? GROUP BY conversation) USING conversation \
-             WHERE ({listed}) AND sender != ? AND msg_id > mark \
+             WHERE ({listed}) AND sender != ? AND msg_id > mark AND target = 0 \
              GROUP BY conversation"
         ));
         unread = unread.bind(user.0);

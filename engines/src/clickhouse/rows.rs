@@ -4,7 +4,7 @@
 use clickhouse::Row;
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
-use parley_schemas::wire::{Body, Media, ReceiptStatus, Recipient};
+use parley_schemas::wire::{Body, Delete, Edit, Media, Reaction, ReceiptStatus, Recipient};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -29,6 +29,11 @@ pub(super) struct MessageRow {
     pub(super) client_msg_id: String,
     pub(super) from_device: u64,
     pub(super) ts: u64,
+    /// The message an action (edit, delete, hide, reaction) acts on; 0
+    /// for content.
+    pub(super) target: u64,
+    pub(super) reply_to: u64,
+    pub(super) forwarded: u8,
 }
 
 impl From<&MessageSent> for MessageRow {
@@ -38,16 +43,16 @@ impl From<&MessageSent> for MessageRow {
             Recipient::Group(g) => (0, g.0),
         };
         let none = Media::default();
-        let (kind, text, media) = match &m.body {
-            Body::Text(t) => ("text", t.clone(), &none),
-            Body::Media(media) => ("media", String::new(), media),
+        let (text, media) = match &m.body {
+            Body::Text(t) => (t.clone(), &none),
+            Body::Media(media) => (String::new(), media),
             // The ciphertexts, for scrollback: opaque, never content.
-            Body::E2e(e2e) => (
-                "e2e",
-                serde_json::Value::Object(e2e.0.clone()).to_string(),
-                &none,
-            ),
+            Body::E2e(e2e) => (serde_json::Value::Object(e2e.0.clone()).to_string(), &none),
+            Body::Edit(e) => (e.text.clone(), &none),
+            Body::Reaction(r) => (r.emoji.clone(), &none),
+            Body::Delete(_) => (String::new(), &none),
         };
+        let kind = m.body.kind();
         MessageRow {
             msg_id: m.msg_id.0,
             conversation: m.conversation.to_string(),
@@ -66,6 +71,9 @@ impl From<&MessageSent> for MessageRow {
             client_msg_id: m.client_msg_id.clone(),
             from_device: m.from_device.0,
             ts: m.ts,
+            target: m.body.target().map_or(0, |t| t.0),
+            reply_to: m.reply_to.map_or(0, |t| t.0),
+            forwarded: m.forwarded.into(),
         }
     }
 }
@@ -98,6 +106,18 @@ impl TryFrom<MessageRow> for MessageSent {
             "e2e" => Body::E2e(serde_json::from_str(&r.text).map_err(|e| {
                 EngineError::State(format!("history: bad e2e body of {}: {e}", r.msg_id))
             })?),
+            "edit" => Body::Edit(Edit {
+                msg_id: MessageId(r.target),
+                text: r.text,
+            }),
+            "delete" | "hide" => Body::Delete(Delete {
+                msg_id: MessageId(r.target),
+                for_me: r.kind == "hide",
+            }),
+            "reaction" => Body::Reaction(Reaction {
+                msg_id: MessageId(r.target),
+                emoji: r.text,
+            }),
             _ => Body::Text(r.text),
         };
         Ok(MessageSent {
@@ -109,6 +129,8 @@ impl TryFrom<MessageRow> for MessageSent {
             client_msg_id: r.client_msg_id,
             body,
             ts: r.ts,
+            reply_to: (r.reply_to != 0).then_some(MessageId(r.reply_to)),
+            forwarded: r.forwarded != 0,
         })
     }
 }

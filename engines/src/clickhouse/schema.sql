@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS messages (
     client_msg_id String,
     from_device UInt64,
     ts UInt64,
+    target UInt64,
+    reply_to UInt64,
+    forwarded UInt8,
     time DateTime MATERIALIZED toDateTime(intDiv(ts, 1000)),
     day Date MATERIALIZED toDate(toDateTime(intDiv(ts, 1000)))
 ) ENGINE = ReplacingMergeTree

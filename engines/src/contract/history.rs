@@ -22,6 +22,8 @@ pub fn message(from: UserId, to: UserId, ts: u64, seq: u16, text: &str) -> Messa
         client_msg_id: format!("c-{ts}-{seq}"),
         body: Body::Text(text.to_owned()),
         ts,
+        reply_to: None,
+        forwarded: false,
     }
 }
 
@@ -32,6 +34,7 @@ pub async fn history_contract<H: History>(history: Arc<H>) {
     conversation_list(&*history).await;
     sessions(&*history).await;
     expiry(&*history).await;
+    super::history_actions::actions_on_messages(&*history).await;
 }
 
 /// `expire`: messages before the cut go, with list entries whose newest

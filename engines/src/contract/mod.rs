@@ -11,6 +11,7 @@
 mod blob;
 mod cluster;
 mod history;
+mod history_actions;
 mod log;
 pub mod servers;
 mod state;

@@ -5,6 +5,8 @@
 //!
 //! Tables:
 //! - `messages`: `(conversation, msg_id)` → `(sender, encoded event)`
+//! - `actions`: `(conversation, target, msg_id)` → encoded event: edits,
+//!   deletions, hides and reactions, by the message they act on
 //! - `conversations`: `(user, conversation)` → newest msg_id
 //! - `read_marks`: `(conversation, user)` → highest msg_id read
 //! - `sessions`: `(user, start)` → `(end, active beats)`
@@ -19,7 +21,7 @@ use async_trait::async_trait;
 use parley_schemas::codec;
 use parley_schemas::event::{Event, MessageSent};
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::ReceiptStatus;
+use parley_schemas::wire::{Body, ReceiptStatus};
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::embedded::state::raise;
@@ -27,6 +29,7 @@ use crate::error::{EngineError, Result};
 use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE};
 
 const MESSAGES: TableDefinition<(&str, u64), (u64, &[u8])> = TableDefinition::new("messages");
+const ACTIONS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("actions");
 const CONVERSATIONS: TableDefinition<(u64, &str), u64> = TableDefinition::new("conversations");
 const READ_MARKS: TableDefinition<(&str, u64), u64> = TableDefinition::new("read_marks");
 const SESSIONS: TableDefinition<(u64, u64), (u64, u64)> = TableDefinition::new("sessions");
@@ -49,6 +52,7 @@ impl RedbHistory {
         let db = super::state::create_database(path.as_ref(), HISTORY_CACHE_BYTES)?;
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(MESSAGES).map_err(err)?;
+        tx.open_table(ACTIONS).map_err(err)?;
         tx.open_table(CONVERSATIONS).map_err(err)?;
         tx.open_table(READ_MARKS).map_err(err)?;
         tx.open_table(SESSIONS).map_err(err)?;
@@ -62,6 +66,48 @@ impl RedbHistory {
     ) -> Result<T> {
         super::state::read_blocking(self.db.clone(), |db| db, f).await
     }
+}
+
+/// Deleted for everyone: the message keeps its place with its content
+/// gone, and its edits stay as events with their texts gone.
+fn forget(
+    messages: &mut redb::Table<(&str, u64), (u64, &[u8])>,
+    actions: &mut redb::Table<(&str, u64, u64), &[u8]>,
+    cid: &str,
+    target: MessageId,
+) -> Result<()> {
+    let old = messages
+        .get((cid, target.0))
+        .map_err(err)?
+        .map(|v| (v.value().0, decode_message(v.value().1)));
+    if let Some((from, m)) = old {
+        let emptied = MessageSent {
+            body: Body::Text(String::new()),
+            ..m?
+        };
+        let encoded = codec::encode(&Event::MessageSent(emptied));
+        messages
+            .insert((cid, target.0), (from, encoded.as_slice()))
+            .map_err(err)?;
+    }
+    let mut edits = Vec::new();
+    for entry in actions
+        .range((cid, target.0, 0)..=(cid, target.0, u64::MAX))
+        .map_err(err)?
+    {
+        let (k, v) = entry.map_err(err)?;
+        let mut a = decode_message(v.value())?;
+        if let Body::Edit(e) = &mut a.body {
+            e.text.clear();
+            edits.push((k.value().2, codec::encode(&Event::MessageSent(a))));
+        }
+    }
+    for (id, blank) in edits {
+        actions
+            .insert((cid, target.0, id), blank.as_slice())
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn decode_message(bytes: &[u8]) -> Result<MessageSent> {
@@ -85,12 +131,22 @@ impl History for RedbHistory {
             {
                 let mut messages = tx.open_table(MESSAGES).map_err(err)?;
                 let mut convs = tx.open_table(CONVERSATIONS).map_err(err)?;
+                let mut actions = tx.open_table(ACTIONS).map_err(err)?;
                 for m in &batch.messages {
                     let cid = m.conversation.to_string();
                     let encoded = codec::encode(&Event::MessageSent(m.clone()));
-                    messages
-                        .insert((cid.as_str(), m.msg_id.0), (m.from.0, encoded.as_slice()))
+                    let Some(target) = m.body.target() else {
+                        messages
+                            .insert((cid.as_str(), m.msg_id.0), (m.from.0, encoded.as_slice()))
+                            .map_err(err)?;
+                        continue;
+                    };
+                    actions
+                        .insert((cid.as_str(), target.0, m.msg_id.0), encoded.as_slice())
                         .map_err(err)?;
+                    if matches!(&m.body, Body::Delete(d) if !d.for_me) {
+                        forget(&mut messages, &mut actions, &cid, target)?;
+                    }
                 }
                 for ((user, c), id) in batch.newest_listed() {
                     raise(&mut convs, (user.0, c.to_string().as_str()), id.0)?;
@@ -143,6 +199,50 @@ impl History for RedbHistory {
             {
                 let (_, v) = entry.map_err(err)?;
                 out.push(decode_message(v.value().1)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn actions(
+        &self,
+        conversation: ConversationId,
+        targets: &[MessageId],
+    ) -> Result<Vec<MessageSent>> {
+        let targets = targets.to_vec();
+        self.read(move |tx| {
+            let table = tx.open_table(ACTIONS).map_err(err)?;
+            let cid = conversation.to_string();
+            let mut out = Vec::new();
+            for t in targets {
+                for entry in table
+                    .range((cid.as_str(), t.0, 0)..=(cid.as_str(), t.0, u64::MAX))
+                    .map_err(err)?
+                {
+                    out.push(decode_message(entry.map_err(err)?.1.value())?);
+                }
+            }
+            out.sort_by_key(|m| m.msg_id);
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        ids: &[MessageId],
+    ) -> Result<Vec<MessageSent>> {
+        let ids = ids.to_vec();
+        self.read(move |tx| {
+            let table = tx.open_table(MESSAGES).map_err(err)?;
+            let cid = conversation.to_string();
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(v) = table.get((cid.as_str(), id.0)).map_err(err)? {
+                    out.push(decode_message(v.value().1)?);
+                }
             }
             Ok(out)
         })
@@ -207,6 +307,10 @@ impl History for RedbHistory {
             tx.open_table(CONVERSATIONS)
                 .map_err(err)?
                 .retain(|_, last| last >= bound)
+                .map_err(err)?;
+            tx.open_table(ACTIONS)
+                .map_err(err)?
+                .retain(|(_, _, id), _| id >= bound)
                 .map_err(err)?;
             tx.commit().map_err(err)
         })

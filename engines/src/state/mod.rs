@@ -110,6 +110,20 @@ pub enum StateOp {
         conversation: ConversationId,
         expires_at: u64,
     },
+    /// A message later actions may name (edit, delete, react, reply to),
+    /// by the router; kept until `expires_at`. Writing it again changes
+    /// nothing (a deletion stays).
+    IndexMessage {
+        conversation: ConversationId,
+        msg_id: MessageId,
+        indexed: Indexed,
+        expires_at: u64,
+    },
+    /// Deleted for everyone: actions on it are refused from now on.
+    IndexDeleted {
+        conversation: ConversationId,
+        msg_id: MessageId,
+    },
     /// User activity: `last_seen` moves to `max(last_seen, at)`.
     TouchLastSeen {
         user: UserId,
@@ -352,6 +366,46 @@ pub enum Applied {
     },
 }
 
+/// What the message index keeps of a message: enough for the edge to
+/// judge an action on it without reading the history, which trails the
+/// log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexed {
+    pub from: UserId,
+    /// Text, the only kind an edit may change.
+    pub text: bool,
+    pub deleted: bool,
+}
+
+impl Indexed {
+    /// `{from}:{t|o}` and `:x` once deleted: how stores keep it as text.
+    pub fn encode(&self) -> String {
+        let kind = if self.text { 't' } else { 'o' };
+        let deleted = if self.deleted { ":x" } else { "" };
+        format!("{}:{kind}{deleted}", self.from)
+    }
+
+    pub fn decode(s: &str) -> Option<Indexed> {
+        let mut parts = s.split(':');
+        let from = UserId(parts.next()?.parse().ok()?);
+        let text = match parts.next()? {
+            "t" => true,
+            "o" => false,
+            _ => return None,
+        };
+        let deleted = match parts.next() {
+            None => false,
+            Some("x") => true,
+            Some(_) => return None,
+        };
+        Some(Indexed {
+            from,
+            text,
+            deleted,
+        })
+    }
+}
+
 /// What a `client_msg_id` was first sent as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirstSend {
@@ -438,6 +492,13 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// The live mapping of each `(user, client_msg_id)`, in the order
     /// asked: what its first send got, while the resend window lasts.
     async fn idem_get_many(&self, keys: Vec<(UserId, String)>) -> Result<Vec<Option<FirstSend>>>;
+
+    /// The index entry of `msg_id` in `conversation`, while it lasts.
+    async fn indexed(
+        &self,
+        conversation: ConversationId,
+        msg_id: MessageId,
+    ) -> Result<Option<Indexed>>;
 }
 
 /// Per-user inboxes and per-device cursors: written by the sequencer, read

@@ -75,7 +75,7 @@ pub fn validate_send(f: &SendFrame) -> Result<(), ApiError> {
         Body::E2e(e) if e.encoded_len() > MAX_E2E_BYTES => Err(ApiError::too_large(format!(
             "e2e body over {MAX_E2E_BYTES} bytes"
         ))),
-        _ => Ok(()),
+        b => super::actions::validate(b),
     }
 }
 
@@ -273,6 +273,8 @@ impl Appender {
                 client_msg_id: r.frame.client_msg_id.clone(),
                 body: r.frame.body.clone(),
                 ts,
+                reply_to: r.frame.reply_to,
+                forwarded: r.frame.forwarded,
             });
             records.push(Bytes::from(codec::encode(&event)));
             if let Body::Media(m) = &r.frame.body {

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::actions::Actions;
 use super::appender::{validate_send, Appender, SendReq};
 use super::backlog::Backlog;
 use super::core::{Access, Core};
@@ -40,6 +41,8 @@ pub const FORWARDED: &str = "x-parley-forwarded";
 
 pub struct Messages {
     core: Arc<Core>,
+    /// Judges edits, deletions, reactions, replies and forwards.
+    actions: Actions,
     ids: Arc<MessageIdGenerator>,
     cluster: Arc<dyn Cluster>,
     /// Mints the caller's token for a forwarded send.
@@ -58,8 +61,10 @@ pub struct Messages {
 }
 
 impl Messages {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         core: Arc<Core>,
+        actions: Actions,
         ids: Arc<MessageIdGenerator>,
         cluster: Arc<dyn Cluster>,
         auth: Arc<AuthConfig>,
@@ -74,6 +79,7 @@ impl Messages {
             .expect("an HTTP client without TLS builds");
         Messages {
             core,
+            actions,
             ids,
             cluster,
             auth,
@@ -158,7 +164,7 @@ impl Messages {
         if may_forward {
             self.backlog.admit()?;
         }
-        let conversation = match frame.to {
+        let (conversation, group) = match frame.to {
             Recipient::User(to) => {
                 self.core.require_user(to).await?;
                 if self.core.state.blocks(to, caller.user).await? {
@@ -166,14 +172,19 @@ impl Messages {
                         "this user does not take messages from you",
                     ));
                 }
-                ConversationId::direct(caller.user, to)
+                (ConversationId::direct(caller.user, to), None)
             }
             Recipient::Group(g) => {
                 let c = ConversationId::group(g);
-                self.core.access(caller.user, &c, true).await?;
-                c
+                match self.core.access(caller.user, &c, true).await? {
+                    Access::Group(state) => (c, Some(state)),
+                    Access::Direct => (c, None),
+                }
             }
         };
+        self.actions
+            .check(&caller, conversation, group.as_ref(), &frame, may_forward)
+            .await?;
         let p = conversation_partition(&conversation, self.core.partitions);
         let local = self.appenders.read().expect("appenders").get(&p).cloned();
         let frame = match local {

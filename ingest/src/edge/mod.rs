@@ -10,6 +10,9 @@
 //!   [`appender`]: the per-partition task that issues `msg_id`s in log
 //!   order and makes resends idempotent; [`backlog`]: how far behind
 //!   delivery is, and the rule that refuses sends past a bound.
+//! - [`actions`]: what a send says about other messages (edits,
+//!   deletions, reactions, replies, forwards), judged before it is
+//!   appended.
 //! - [`accounts`]: sign-up, sign-in, devices and profiles.
 //! - [`groups`]: create, change and read groups.
 //! - [`contacts`]: contact lists and the presence privacy setting.
@@ -24,6 +27,7 @@
 //!   connection.
 
 pub mod accounts;
+pub mod actions;
 pub mod appender;
 pub mod backlog;
 pub mod contacts;
@@ -130,6 +134,7 @@ impl Edge {
         let core = Arc::new(Core::new(parts.log, parts.state.clone(), parts.partitions));
         let auth = Arc::new(parts.auth);
         let backlog = Arc::new(backlog::Backlog::new(parts.limits.shed_behind_ms));
+        let actions = actions::Actions::new(core.clone(), &parts.limits);
         let guard = Arc::new(Guard::new(parts.limits));
         let keys = Arc::new(Keys::new(core.clone(), guard.clone(), parts.pusher.clone()));
         let notifications = Arc::new(Notifications::new(
@@ -165,6 +170,7 @@ impl Edge {
         Arc::new(Edge {
             messages: Messages::new(
                 core.clone(),
+                actions,
                 parts.ids.clone(),
                 parts.cluster,
                 auth.clone(),

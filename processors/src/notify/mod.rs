@@ -202,7 +202,7 @@ impl NotifierJob {
 fn preview(m: &MessageSent) -> Option<String> {
     match &m.body {
         Body::Text(t) => Some(t.chars().take(PREVIEW_CHARS).collect()),
-        Body::Media(_) | Body::E2e(_) => None,
+        _ => None,
     }
 }
 
@@ -224,7 +224,9 @@ impl Processor for NotifierJob {
         let mut away: HashMap<UserId, bool> = HashMap::new();
         let mut ops = Vec::new();
         for (user, m) in items {
-            if user == m.from || now.saturating_sub(m.ts) > self.max_age_ms {
+            // Edits, deletions and reactions change what is there; they
+            // are not news to wake a phone for.
+            if user == m.from || m.body.is_action() || now.saturating_sub(m.ts) > self.max_age_ms {
                 continue;
             }
             let is_away = match away.get(&user) {

@@ -63,6 +63,14 @@ pub struct SendFrame {
     pub client_msg_id: String,
     pub to: Recipient,
     pub body: Body,
+    /// Parley's addition: a reply to this message of the same
+    /// conversation, which the sender must be able to see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    /// Parley's addition: sent on from another chat (without naming its
+    /// first sender); forwards are rate-limited.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +184,32 @@ pub struct MsgFrame {
     pub to: Recipient,
     pub body: Body,
     pub ts: u64,
+    /// Parley's additions: a reply's and a forward's marks, and in
+    /// scrollback what later actions did to the message.
+    #[serde(flatten)]
+    pub extra: MsgExtra,
+}
+
+/// What a `msg` frame carries beyond the spec's fields; each is absent
+/// when empty (docs/protocol-additions.md, "Message actions").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsgExtra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
+    /// Scrollback: the text is an edit's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+    /// Scrollback: deleted for everyone; the body is empty text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Scrollback: the reactions, per emoji, most first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<super::ReactionCount>,
+    /// Scrollback: the start of the message replied to, if it is still there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<super::Quote>,
 }
 
 /// A `msg` frame rendered to JSON once and sent to many inboxes, where

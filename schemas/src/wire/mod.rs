@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{GroupId, UserId};
 
+mod actions;
 mod frames;
 mod http;
 
+pub use actions::*;
 pub use frames::*;
 pub use http::*;
 
@@ -50,6 +52,42 @@ pub enum Body {
     Text(String),
     Media(Media),
     E2e(E2e),
+    /// Actions on an earlier message ([`actions`]).
+    Edit(Edit),
+    Delete(Delete),
+    Reaction(Reaction),
+}
+
+impl Body {
+    /// The message an action acts on; `None` for content.
+    pub fn target(&self) -> Option<crate::ids::MessageId> {
+        match self {
+            Body::Edit(e) => Some(e.msg_id),
+            Body::Delete(d) => Some(d.msg_id),
+            Body::Reaction(r) => Some(r.msg_id),
+            Body::Text(_) | Body::Media(_) | Body::E2e(_) => None,
+        }
+    }
+
+    /// An edit, delete or reaction rather than content of its own: no
+    /// ticks, no unread count, no notification, not the last message of
+    /// a conversation list.
+    pub fn is_action(&self) -> bool {
+        self.target().is_some()
+    }
+
+    /// A short name for logs, history rows and metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Text(_) => "text",
+            Body::Media(_) => "media",
+            Body::E2e(_) => "e2e",
+            Body::Edit(_) => "edit",
+            Body::Delete(d) if d.for_me => "hide",
+            Body::Delete(_) => "delete",
+            Body::Reaction(_) => "reaction",
+        }
+    }
 }
 
 /// An end-to-end encrypted body: a JSON object the clients made, opaque to
@@ -297,6 +335,7 @@ mod tests {
             to: Recipient::Group(GroupId(5)),
             body: Body::Text("quote \" and \u{e9}".into()),
             ts: 1_700_000_000_000,
+            extra: Default::default(),
         };
         let shared = SharedMsg::new(frame.clone());
         assert_eq!(shared.frame.seq, None);
@@ -323,6 +362,8 @@ mod tests {
                 client_msg_id: "c1".into(),
                 to: Recipient::User(UserId(42)),
                 body: Body::Text("hi".into()),
+                reply_to: None,
+                forwarded: false,
             })
         );
         let media: ClientFrame = serde_json::from_value(json!({
@@ -435,6 +476,7 @@ mod tests {
             to: Recipient::User(UserId(2)),
             body: Body::Text("hi".into()),
             ts: 5,
+            extra: Default::default(),
         });
         assert_eq!(
             to_value(&msg),

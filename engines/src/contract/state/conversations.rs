@@ -7,7 +7,7 @@ use parley_schemas::wire::ReceiptStatus;
 use super::fresh_user;
 use crate::contract::unique;
 use crate::state::{
-    Applied, ConversationStore, FirstSend, JobStore, Marks, PresenceStore, StateOp,
+    Applied, ConversationStore, FirstSend, Indexed, JobStore, Marks, PresenceStore, StateOp,
 };
 
 /// The live mapping of one key.
@@ -71,6 +71,72 @@ pub(super) async fn idempotency<S: ConversationStore + JobStore>(s: &S) {
     assert_eq!(idem(s, u, &short).await, None, "expired");
     s.write(vec![put(u, &short, 21, far)]).await.unwrap();
     assert_eq!(idem(s, u, &short).await, Some(MessageId(21)));
+}
+
+/// The message index: first write wins, a deletion sticks (a replayed
+/// index write does not undo it), entries are per conversation and expire.
+pub(super) async fn message_index<S: ConversationStore + JobStore>(s: &S) {
+    let (a, b) = (fresh_user(), fresh_user());
+    let c = ConversationId::direct(a, b);
+    let far = parley_schemas::ids::now_ms() + 600_000;
+    let text = Indexed {
+        from: a,
+        text: true,
+        deleted: false,
+    };
+    let index = |id: u64, indexed: Indexed, expires_at: u64| StateOp::IndexMessage {
+        conversation: c,
+        msg_id: MessageId(id),
+        indexed,
+        expires_at,
+    };
+    assert_eq!(s.indexed(c, MessageId(5)).await.unwrap(), None);
+    s.write(vec![index(5, text, far)]).await.unwrap();
+    assert_eq!(s.indexed(c, MessageId(5)).await.unwrap(), Some(text));
+    let elsewhere = ConversationId::direct(a, fresh_user());
+    assert_eq!(s.indexed(elsewhere, MessageId(5)).await.unwrap(), None);
+    // Written again (a replay) with other values: the first stays.
+    let media = Indexed {
+        from: b,
+        text: false,
+        deleted: false,
+    };
+    s.write(vec![index(5, media, far)]).await.unwrap();
+    assert_eq!(s.indexed(c, MessageId(5)).await.unwrap(), Some(text));
+    s.write(vec![index(6, media, far)]).await.unwrap();
+    assert_eq!(s.indexed(c, MessageId(6)).await.unwrap(), Some(media));
+
+    let deleted = Indexed {
+        deleted: true,
+        ..text
+    };
+    let gone = StateOp::IndexDeleted {
+        conversation: c,
+        msg_id: MessageId(5),
+    };
+    s.write(vec![gone.clone()]).await.unwrap();
+    assert_eq!(s.indexed(c, MessageId(5)).await.unwrap(), Some(deleted));
+    s.write(vec![index(5, text, far), gone]).await.unwrap();
+    assert_eq!(
+        s.indexed(c, MessageId(5)).await.unwrap(),
+        Some(deleted),
+        "sticks"
+    );
+    // Deleting what is not indexed creates nothing.
+    s.write(vec![StateOp::IndexDeleted {
+        conversation: c,
+        msg_id: MessageId(7),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.indexed(c, MessageId(7)).await.unwrap(), None);
+    // Past its time: gone.
+    let past = parley_schemas::ids::now_ms().saturating_sub(1);
+    s.write(vec![index(8, text, past)]).await.unwrap();
+    assert_eq!(s.indexed(c, MessageId(8)).await.unwrap(), None);
+    for bad in ["", "x:t", "1:q", "1:t:y"] {
+        assert_eq!(Indexed::decode(bad), None, "{bad:?}");
+    }
 }
 
 fn mark(c: ConversationId, user: UserId, status: ReceiptStatus, up_to: u64) -> StateOp {

@@ -175,6 +175,8 @@ pub(super) async fn inbox_expiry<S: InboxStore + JobStore>(s: &S) {
             client_msg_id: format!("x{seq}"),
             body: Body::Text("hi".into()),
             ts,
+            reply_to: None,
+            forwarded: false,
         };
         StateOp::InboxPut {
             user,

@@ -90,6 +90,7 @@ pub async fn conversation_store_contract<S: ConversationStore + PresenceStore + 
     marks(s).await;
     derived_idempotency_and_last_seen(s).await;
     groups(s).await;
+    message_index(s).await;
 }
 
 /// [`InboxStore`]: items and runs, reads that cost the backlog, cursors.

@@ -24,6 +24,8 @@
 //! - `media`, `media_image`, `media_uses`: uploads and where they were
 //!   sent ([`media`])
 //! - `device_keys`, `prekeys`: the key directory ([`keys`])
+//! - `msg_index`: `(conversation, msg_id)` → sender, kind, deleted,
+//!   expiry: what actions on a message are judged by
 //! - `notify_pending`, `notify_due`, `push_subs`, `notify_settings`:
 //!   notifications ([`notify`])
 
@@ -45,7 +47,7 @@ use crate::error::{EngineError, Result};
 use crate::state::{audience_code, audience_of};
 use crate::state::{
     run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, FirstSend,
-    InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
+    InboxEntry, InboxStore, Indexed, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod commit;
@@ -84,6 +86,9 @@ const WATCHERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("watchers
 /// `(user, other)`: `user` blocks `other`.
 const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
 const PRIVACY: TableDefinition<u64, u8> = TableDefinition::new("privacy");
+/// `(conversation, msg_id)` → `(`[`Indexed::encode`]`, expires_at)`: the
+/// messages actions may name.
+const MSG_INDEX: TableDefinition<(&str, u64), (&str, u64)> = TableDefinition::new("msg_index");
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::State(e.to_string())
@@ -202,6 +207,7 @@ impl RedbState {
         tx.open_table(CONTACTS).map_err(err)?;
         tx.open_table(WATCHERS).map_err(err)?;
         tx.open_table(BLOCKS).map_err(err)?;
+        tx.open_table(MSG_INDEX).map_err(err)?;
         tx.open_table(PRIVACY).map_err(err)?;
         media::create_tables(&tx)?;
         keys::create_tables(&tx)?;
@@ -283,7 +289,8 @@ impl RedbState {
             .await
     }
 
-    /// Drops expired idempotency entries; Redis expires keys itself, the
+    /// Drops expired idempotency entries (and message index entries, not
+    /// counted); Redis expires keys itself, the
     /// embedded store needs this run now and then. Returns how many went.
     pub async fn purge_expired(&self) -> Result<usize> {
         let now = now_ms();
@@ -291,6 +298,8 @@ impl RedbState {
             let mut t = tx.open_table(IDEM).map_err(err)?;
             let before = t.len().map_err(err)?;
             t.retain(|_, (_, expires, _)| expires > now).map_err(err)?;
+            let mut index = tx.open_table(MSG_INDEX).map_err(err)?;
+            index.retain(|_, (_, expires)| expires > now).map_err(err)?;
             Ok((before - t.len().map_err(err)?) as usize)
         })
         .await

@@ -70,6 +70,40 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
                 .map_err(err)?;
             }
         }
+        StateOp::IndexMessage {
+            conversation,
+            msg_id,
+            indexed,
+            expires_at,
+        } => {
+            let mut t = tx.open_table(MSG_INDEX).map_err(err)?;
+            let cid = conversation.to_string();
+            if t.get((cid.as_str(), msg_id.0)).map_err(err)?.is_none() {
+                t.insert(
+                    (cid.as_str(), msg_id.0),
+                    (indexed.encode().as_str(), *expires_at),
+                )
+                .map_err(err)?;
+            }
+        }
+        StateOp::IndexDeleted {
+            conversation,
+            msg_id,
+        } => {
+            let mut t = tx.open_table(MSG_INDEX).map_err(err)?;
+            let cid = conversation.to_string();
+            let old = t
+                .get((cid.as_str(), msg_id.0))
+                .map_err(err)?
+                .map(|v| (v.value().0.to_owned(), v.value().1));
+            if let Some((entry, expires)) = old {
+                if let Some(i) = Indexed::decode(&entry) {
+                    let gone = Indexed { deleted: true, ..i };
+                    t.insert((cid.as_str(), msg_id.0), (gone.encode().as_str(), expires))
+                        .map_err(err)?;
+                }
+            }
+        }
         StateOp::TouchLastSeen { user, at } => {
             let mut t = tx.open_table(PRESENCE).map_err(err)?;
             let (online, seen, updated) = t

@@ -257,6 +257,24 @@ impl ConversationStore for RedbState {
         })
         .await
     }
+
+    async fn indexed(
+        &self,
+        conversation: ConversationId,
+        msg_id: MessageId,
+    ) -> Result<Option<Indexed>> {
+        let now = now_ms();
+        self.read(move |tx| {
+            let t = tx.open_table(MSG_INDEX).map_err(err)?;
+            let cid = conversation.to_string();
+            let Some(v) = t.get((cid.as_str(), msg_id.0)).map_err(err)? else {
+                return Ok(None);
+            };
+            let (entry, expires) = v.value();
+            Ok((expires > now).then(|| Indexed::decode(entry)).flatten())
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -12,6 +12,9 @@
 //!   member = msg_id ++ encoded message, read in lexical order
 //! - `P:m:{conversation}` hash: `{user}:d`, `{user}:r` delivered/read marks
 //! - `P:i:{user}:{client_msg_id}` string: msg_id, expiring with the resend window
+//! - `P:mi:{conversation}:{msg_id}` string: `{sender}:{t|o}[:x]` (text or
+//!   other, deleted), what an action on the message is judged by;
+//!   expires with the action window ([`Indexed`])
 //! - `P:j:{job}` hash: partition → next offset
 //! - `P:a:{user}` hash: `name`, `hash`, `display`; `P:n:{username}` → user;
 //!   `P:ctr` hash: `user` (last user id)
@@ -38,7 +41,7 @@ use redis::Script;
 use crate::error::{EngineError, Result};
 use crate::state::{
     run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, FirstSend,
-    InboxEntry, InboxStore, JobStore, Marks, Presence, PresenceStore, StateOp,
+    InboxEntry, InboxStore, Indexed, JobStore, Marks, Presence, PresenceStore, StateOp,
 };
 
 mod keys;
@@ -164,6 +167,15 @@ while i <= #ARGV do
     else
       redis.call('SREM', p .. ':bl:' .. a, b)
     end
+  elseif op == 'H' then -- conversation, msg_id, index entry, expires_at ms
+    local ms = tonumber(redis.call('TIME')[1]) * 1000
+    if tonumber(d) > ms then
+      redis.call('SET', p .. ':mi:' .. a .. ':' .. b, c, 'NX', 'PXAT', d)
+    end
+  elseif op == 'J' then -- conversation, msg_id: deleted for everyone
+    local k = p .. ':mi:' .. a .. ':' .. b
+    local v = redis.call('GET', k)
+    if v and string.sub(v, -2) ~= ':x' then redis.call('SET', k, v .. ':x', 'KEEPTTL') end
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
   __MEDIA__
@@ -378,6 +390,28 @@ impl RedisState {
                         .arg(user.0)
                         .arg(other.0)
                         .arg(if *on { "1" } else { "0" })
+                        .arg("");
+                }
+                StateOp::IndexMessage {
+                    conversation,
+                    msg_id,
+                    indexed,
+                    expires_at,
+                } => {
+                    inv.arg("H")
+                        .arg(conversation.to_string())
+                        .arg(msg_id.0)
+                        .arg(indexed.encode())
+                        .arg(*expires_at);
+                }
+                StateOp::IndexDeleted {
+                    conversation,
+                    msg_id,
+                } => {
+                    inv.arg("J")
+                        .arg(conversation.to_string())
+                        .arg(msg_id.0)
+                        .arg("")
                         .arg("");
                 }
                 StateOp::SetPrivacy { user, presence } => {

@@ -229,6 +229,19 @@ impl ConversationStore for RedisState {
             })
             .collect())
     }
+
+    async fn indexed(
+        &self,
+        conversation: ConversationId,
+        msg_id: MessageId,
+    ) -> Result<Option<Indexed>> {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(self.key(format!("mi:{conversation}:{msg_id}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(v.as_deref().and_then(Indexed::decode))
+    }
 }
 
 #[async_trait]
