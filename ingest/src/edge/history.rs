@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use parley_engines::history::MAX_PAGE;
 use parley_engines::History;
+use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
 
 use super::core::{Access, Core};
 use crate::error::ApiError;
 
+/// Reads of the history one page may take when hidden messages leave it short.
+const REFILLS: usize = 4;
 /// The longest conversation list one call returns, and its default.
 const MAX_CONVERSATIONS: usize = 500;
 const DEFAULT_CONVERSATIONS: u32 = 100;
@@ -66,12 +69,46 @@ impl HistoryReads {
         if self.no_scrollback {
             return Ok(Vec::new());
         }
-        let page = self.history.page(conversation, before, limit).await?;
-        Ok(page
+        let mut out = Vec::with_capacity(limit);
+        // Messages the caller hid leave a page short: read on below them
+        // (a few times at most) so a page is full while there is more.
+        for _ in 0..REFILLS {
+            let page: Vec<MessageSent> = self
+                .history
+                .page(conversation, before, limit - out.len())
+                .await?
+                .into_iter()
+                .filter(|m| Some(m.msg_id) > after)
+                .collect();
+            let Some(last) = page.last() else { break };
+            before = Some(last.msg_id);
+            let full = page.len() == limit - out.len();
+            out.extend(self.folded(user, conversation, &page).await?);
+            if !full || out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `page` with the actions on its messages folded in, and quotes.
+    async fn folded(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        page: &[MessageSent],
+    ) -> Result<Vec<MsgFrame>, ApiError> {
+        let ids: Vec<MessageId> = page.iter().map(|m| m.msg_id).collect();
+        let quoted: Vec<MessageId> = page
             .iter()
-            .filter(|m| Some(m.msg_id) > after)
-            .map(|m| m.to_frame(None))
-            .collect())
+            .filter_map(|m| m.reply_to)
+            .filter(|r| !ids.contains(r))
+            .collect();
+        let (actions, quoted) = futures::try_join!(
+            self.history.actions(conversation, &ids),
+            self.history.messages(conversation, &quoted),
+        )?;
+        Ok(super::fold::fold(user, page, &actions, &quoted))
     }
 
     /// The caller's conversations, newest activity first, `limit`

@@ -19,7 +19,9 @@
 //! - [`presence`]: heartbeats, typing, presence as a viewer may see it.
 //! - [`sockets`]: what a WebSocket needs of the edge: its registration in
 //!   the hub and the session registry, and its device's feed.
-//! - [`history`]: scrollback and the conversation list, members only.
+//! - [`history`]: scrollback and the conversation list, members only;
+//!   [`fold`]: later actions (edits, deletions, reactions) folded into a
+//!   page, and replies' quotes.
 //! - [`keys`]: the key directory for end-to-end encryption.
 //! - [`notify`]: push subscriptions, notification settings and mutes.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
@@ -32,6 +34,7 @@ pub mod appender;
 pub mod backlog;
 pub mod contacts;
 pub mod core;
+pub mod fold;
 pub mod groups;
 pub mod history;
 pub mod keys;
