@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::keys::routes())
         .merge(crate::notify::routes())
         .merge(crate::safety::routes())
+        .merge(crate::invites::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()

@@ -15,7 +15,8 @@
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
 //!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
 //!   [`notify`]: push subscriptions, notification settings, mutes;
-//!   [`safety`]: blocking users and reports for operators.
+//!   [`safety`]: blocking users and reports for operators; [`invites`]:
+//!   group invite links.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -39,6 +40,7 @@ pub mod guard;
 pub mod http;
 pub mod idp;
 pub mod internal_events;
+pub mod invites;
 pub mod keys;
 pub mod limits;
 pub mod media;

@@ -279,7 +279,7 @@ async fn message_actions_on_redis_and_clickhouse() {
 async fn group_admins_delete_and_late_members_cannot_act_on_what_they_never_saw() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    let ([alice, bob, carol], [at, bt, ct]) = three_signed_in(&s.url).await;
+    let ([_alice, bob, carol], [at, bt, ct]) = three_signed_in(&s.url).await;
     let dave = register(&s.url, "dave").await;
     register(&s.url, "eve").await;
     let (dt, _) = login(&s.url, "dave", None).await;

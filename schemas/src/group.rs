@@ -83,7 +83,44 @@ pub enum GroupChange {
         user: UserId,
         admin: bool,
     },
+    /// An admin creates an invite link; `invite` is its id (a hash of the
+    /// link's secret, which the log never holds).
+    InviteCreated {
+        invite: String,
+        expires_at: Option<u64>,
+        max_uses: Option<u32>,
+    },
+    /// An admin revokes an invite.
+    InviteRevoked {
+        invite: String,
+    },
+    /// The user `by` joins with an invite, at `at` (ms): judged against
+    /// the invite's expiry and uses in log order, so every replay agrees.
+    Joined {
+        invite: String,
+        at: u64,
+    },
 }
+
+/// An invite link of a group, as its state keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub id: String,
+    pub created_by: UserId,
+    pub expires_at: Option<u64>,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
+
+impl Invite {
+    /// Whether it still admits someone at `at`.
+    pub fn open_at(&self, at: u64) -> bool {
+        self.expires_at.is_none_or(|e| at < e) && self.max_uses.is_none_or(|m| self.uses < m)
+    }
+}
+
+/// Invites a group may hold at once.
+pub const MAX_INVITES: usize = 100;
 
 /// Why a change is refused, with the protocol's error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +161,9 @@ pub struct GroupState {
     /// How far every current member has delivered / read.
     pub all_delivered: Position,
     pub all_read: Position,
+    /// Invite links, stored after the rest (state version 2).
+    #[serde(skip)]
+    pub invites: Vec<Invite>,
 }
 
 pub fn validate_name(name: &str) -> Result<(), Refused> {
@@ -156,6 +196,7 @@ impl GroupState {
             recent: VecDeque::new(),
             all_delivered: None,
             all_read: None,
+            invites: Vec::new(),
         };
         for &u in std::iter::once(&by).chain(members) {
             if g.current(u).is_none() {
@@ -284,6 +325,72 @@ impl GroupState {
                     ));
                 }
                 m.admin = *admin;
+                Ok(Vec::new())
+            }
+            GroupChange::InviteCreated {
+                invite,
+                expires_at,
+                max_uses,
+            } => {
+                if !is_admin {
+                    return Err(refused(ErrorCode::Forbidden, "only admins create invites"));
+                }
+                if self.invites.iter().any(|i| i.id == *invite) {
+                    return Err(refused(ErrorCode::Conflict, "that invite exists"));
+                }
+                // Used-up invites make room (expired ones go when someone
+                // joins: only a join carries a time to judge them by).
+                self.invites
+                    .retain(|i| i.max_uses.is_none_or(|m| i.uses < m));
+                if self.invites.len() >= MAX_INVITES {
+                    return Err(refused(
+                        ErrorCode::Conflict,
+                        format!("a group holds at most {MAX_INVITES} invites: revoke one"),
+                    ));
+                }
+                self.invites.push(Invite {
+                    id: invite.clone(),
+                    created_by: by,
+                    expires_at: *expires_at,
+                    max_uses: *max_uses,
+                    uses: 0,
+                });
+                Ok(Vec::new())
+            }
+            GroupChange::InviteRevoked { invite } => {
+                if !is_admin {
+                    return Err(refused(ErrorCode::Forbidden, "only admins revoke invites"));
+                }
+                let before = self.invites.len();
+                self.invites.retain(|i| i.id != *invite);
+                if self.invites.len() == before {
+                    return Err(refused(ErrorCode::NotFound, "no such invite"));
+                }
+                Ok(Vec::new())
+            }
+            GroupChange::Joined { invite, at } => {
+                let Some(i) = self.invites.iter().position(|i| i.id == *invite) else {
+                    return Err(refused(ErrorCode::NotFound, "no such invite"));
+                };
+                if self.current(by).is_some() {
+                    return Err(refused(ErrorCode::Conflict, "already a member"));
+                }
+                if !self.invites[i].open_at(*at) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "this invite has expired or been used up",
+                    ));
+                }
+                if self.current_members().count() >= MAX_MEMBERS {
+                    return Err(refused(
+                        ErrorCode::Conflict,
+                        format!("the group is full ({MAX_MEMBERS} members)"),
+                    ));
+                }
+                self.invites[i].uses += 1;
+                self.invites
+                    .retain(|i| i.expires_at.is_none_or(|e| *at < e));
+                self.join(by, false);
                 Ok(Vec::new())
             }
         }
@@ -415,21 +522,31 @@ impl GroupState {
             .collect()
     }
 
-    /// The stored form: a version byte, then postcard.
+    /// The stored form: a version byte, then postcard of the state, then
+    /// (since version 2) postcard of its invites.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_extend(self, vec![STATE_VERSION]).expect("group state serializes")
+        let out = postcard::to_extend(self, vec![STATE_VERSION]).expect("group state serializes");
+        postcard::to_extend(&self.invites, out).expect("invites serialize")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<GroupState, String> {
+        let e = |e: postcard::Error| e.to_string();
         match bytes.split_first() {
-            Some((&STATE_VERSION, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+            Some((1, body)) => postcard::from_bytes(body).map_err(e),
+            Some((&STATE_VERSION, body)) => {
+                let (mut state, rest): (GroupState, _) =
+                    postcard::take_from_bytes(body).map_err(e)?;
+                state.invites = postcard::from_bytes(rest).map_err(e)?;
+                Ok(state)
+            }
             Some((v, _)) => Err(format!("unknown group state version {v}")),
             None => Err("empty group state".into()),
         }
     }
 }
 
-const STATE_VERSION: u8 = 1;
+/// 1: without invites; 2: invites after the rest.
+const STATE_VERSION: u8 = 2;
 
 #[cfg(test)]
 #[path = "group_tests.rs"]

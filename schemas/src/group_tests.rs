@@ -200,3 +200,86 @@ fn state_round_trips_and_rejects_garbage() {
     assert!(GroupState::decode(&[9, 1, 2]).is_err());
     assert!(GroupState::decode(&[1, 0xff]).is_err());
 }
+
+#[test]
+fn state_of_version_1_decodes_without_invites() {
+    let mut g = group();
+    g.message(id(7), B);
+    let v2 = g.encode();
+    assert_eq!(v2[0], 2);
+    // Version 1 is version 2 without the (empty) invite list at the end.
+    let mut v1 = v2[..v2.len() - 1].to_vec();
+    v1[0] = 1;
+    assert_eq!(GroupState::decode(&v1).unwrap(), g);
+}
+
+fn created(invite: &str, expires_at: Option<u64>, max_uses: Option<u32>) -> GroupChange {
+    GroupChange::InviteCreated {
+        invite: invite.into(),
+        expires_at,
+        max_uses,
+    }
+}
+
+fn joined(invite: &str, at: u64) -> GroupChange {
+    GroupChange::Joined {
+        invite: invite.into(),
+        at,
+    }
+}
+
+#[test]
+fn invites_admit_until_they_expire_are_used_up_or_revoked() {
+    let mut g = group();
+    let e = |r: Result<Vec<Tick>, Refused>| r.unwrap_err().code;
+    assert_eq!(
+        e(g.apply(B, &created("i1", None, None))),
+        ErrorCode::Forbidden
+    );
+    g.apply(A, &created("once", None, Some(1))).unwrap();
+    g.apply(A, &created("soon", Some(100), None)).unwrap();
+    assert_eq!(
+        e(g.apply(A, &created("once", None, None))),
+        ErrorCode::Conflict
+    );
+    assert_eq!(e(g.apply(D, &joined("nope", 1))), ErrorCode::NotFound);
+    assert_eq!(
+        e(g.apply(B, &joined("once", 1))),
+        ErrorCode::Conflict,
+        "a member"
+    );
+
+    g.apply(D, &joined("once", 1)).unwrap();
+    let d = g.current(D).unwrap();
+    assert!(
+        !d.admin && d.joined == g.head,
+        "a normal member, from now on"
+    );
+    assert_eq!(
+        e(g.apply(UserId(5), &joined("once", 2))),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        e(g.apply(UserId(5), &joined("soon", 100))),
+        ErrorCode::Forbidden
+    );
+    g.apply(UserId(6), &joined("soon", 99)).unwrap();
+    // Revoked: no one joins with it, and it cannot be revoked twice.
+    g.apply(A, &created("r", None, None)).unwrap();
+    assert_eq!(
+        e(g.apply(B, &GroupChange::InviteRevoked { invite: "r".into() })),
+        ErrorCode::Forbidden
+    );
+    g.apply(A, &GroupChange::InviteRevoked { invite: "r".into() })
+        .unwrap();
+    assert_eq!(e(g.apply(UserId(7), &joined("r", 1))), ErrorCode::NotFound);
+    assert_eq!(
+        e(g.apply(A, &GroupChange::InviteRevoked { invite: "r".into() })),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        GroupState::decode(&g.encode()).unwrap(),
+        g,
+        "invites are stored"
+    );
+}

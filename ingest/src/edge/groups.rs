@@ -1,15 +1,22 @@
-//! Groups: create, add and remove (admins), leave, rename, and read. The
+//! Groups: create, add and remove (admins), leave, rename, read, and
+//! invite links (admins create, list and revoke them; anyone with one
+//! joins). The
 //! rules are one function ([`GroupState::apply`]) the edge runs before
 //! appending, for a clear error; the router runs it again in log order,
 //! which decides races.
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use parley_schemas::event::{Event, GroupEvent};
 use parley_schemas::group::{GroupChange, GroupState, Refused};
 use parley_schemas::ids::{now_ms, ConversationId, GroupId, MessageIdGenerator, UserId};
 use parley_schemas::partition::conversation_partition;
-use parley_schemas::wire::{CreateGroup, GroupCreated, GroupInfo, GroupMember};
+use parley_schemas::wire::{
+    CreateGroup, CreateInvite, ErrorCode, GroupCreated, GroupInfo, GroupMember, InviteInfo,
+    InviteList,
+};
 use parley_schemas::{jobs, topics};
 
 use super::core::{Access, Core};
@@ -81,6 +88,100 @@ impl Groups {
         }
     }
 
+    /// An admin's new invite link: the token is answered once, and only
+    /// its hash ([`invite_id`]) reaches the log.
+    pub async fn create_invite(
+        &self,
+        caller: Caller,
+        group: GroupId,
+        req: CreateInvite,
+    ) -> Result<InviteInfo, ApiError> {
+        if req.max_uses == Some(0) {
+            return Err(ApiError::bad_request("max_uses must be at least 1"));
+        }
+        let now = now_ms();
+        let expires_at = match req.expires_in_s {
+            Some(s) if s == 0 || s > MAX_INVITE_SECS => {
+                return Err(ApiError::bad_request(format!(
+                    "expires_in_s must be 1..={MAX_INVITE_SECS}"
+                )))
+            }
+            Some(s) => Some(now + s * 1000),
+            None => None,
+        };
+        let secret: [u8; 16] = rand::random();
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let id = invite_id(&secret);
+        let change = GroupChange::InviteCreated {
+            invite: id.clone(),
+            expires_at,
+            max_uses: req.max_uses,
+        };
+        self.change(caller, group, change).await?;
+        Ok(InviteInfo {
+            invite_id: id,
+            group_id: group,
+            token: Some(format!("{group}.{secret}")),
+            created_by: caller.user,
+            expires_at,
+            max_uses: req.max_uses,
+            uses: 0,
+        })
+    }
+
+    /// A group's invites, to its admins.
+    pub async fn invites(&self, caller: Caller, group: GroupId) -> Result<InviteList, ApiError> {
+        let state = self.core.group_state(group).await?;
+        if !state.current(caller.user).is_some_and(|m| m.admin) {
+            return Err(ApiError::forbidden("only admins see a group's invites"));
+        }
+        let invites = state
+            .invites
+            .iter()
+            .map(|i| InviteInfo {
+                invite_id: i.id.clone(),
+                group_id: group,
+                token: None,
+                created_by: i.created_by,
+                expires_at: i.expires_at,
+                max_uses: i.max_uses,
+                uses: i.uses,
+            })
+            .collect();
+        Ok(InviteList { invites })
+    }
+
+    /// Joins the group of `token`, as a normal member from now on.
+    pub async fn join(&self, caller: Caller, token: &str) -> Result<GroupInfo, ApiError> {
+        let bad = || ApiError::bad_request("not an invite token");
+        let (group, secret) = token.split_once('.').ok_or_else(bad)?;
+        let group: GroupId = group.parse().map_err(|_| bad())?;
+        if secret.is_empty() || secret.len() > 64 {
+            return Err(bad());
+        }
+        let change = GroupChange::Joined {
+            invite: invite_id(secret),
+            at: now_ms(),
+        };
+        let unknown = |e: ApiError| match e.code {
+            // No such group and no such invite read the same.
+            ErrorCode::NotFound => ApiError::not_found("no such invite"),
+            _ => e,
+        };
+        let mut state = self.core.group_state(group).await.map_err(unknown)?;
+        state.apply(caller.user, &change).map_err(refusal)?;
+        self.log_change(group, caller.user, change, now_ms())
+            .await?;
+        // Two joins may race for an invite's last use: the log decides.
+        let state = self.core.group_state(group).await?;
+        if state.current(caller.user).is_none() {
+            return Err(ApiError::forbidden(
+                "this invite has expired or been used up",
+            ));
+        }
+        Ok(group_info(group, &state))
+    }
+
     /// Appends a group change to the group's partition and waits until the
     /// router has applied it, so the caller's next call sees it.
     async fn log_change(
@@ -101,6 +202,17 @@ impl Groups {
         let offset = self.core.append_at(topics::EVENTS, p, &event).await?;
         self.core.wait_applied(jobs::ROUTER, p, offset).await
     }
+}
+
+/// The longest an invite may last: a year.
+const MAX_INVITE_SECS: u64 = 366 * 24 * 3600;
+
+/// What the log and the group state know an invite by: a hash of the
+/// link's secret, so neither can be turned back into a working link.
+fn invite_id(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn refusal(r: Refused) -> ApiError {

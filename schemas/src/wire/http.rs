@@ -169,6 +169,39 @@ pub struct GroupInfo {
     pub members: Vec<GroupMember>,
 }
 
+/// `POST /v1/groups/{id}/invites` (an addition): an invite link that
+/// expires after `expires_in_s` and admits at most `max_uses` joins, each
+/// if given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateInvite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+/// An invite as admins see it; `token` (what joins, `POST
+/// /v1/invites/{token}`) only in the answer that created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    pub invite_id: String,
+    pub group_id: GroupId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub created_by: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
+
+/// `GET /v1/groups/{id}/invites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteList {
+    pub invites: Vec<InviteInfo>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMember {
     pub user_id: UserId,
