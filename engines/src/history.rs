@@ -119,6 +119,19 @@ pub fn participants(m: &MessageSent) -> Vec<UserId> {
     }
 }
 
+/// Whether `m` is content [`History::search`] finds for `terms`
+/// (lowercase): the embedded store's rule, which ClickHouse's query
+/// follows.
+pub fn matches(m: &MessageSent, terms: &[String]) -> bool {
+    use parley_schemas::wire::Body;
+    let text = match &m.body {
+        Body::Text(t) => t.to_lowercase(),
+        Body::Media(media) => media.caption.as_deref().unwrap_or_default().to_lowercase(),
+        _ => return false,
+    };
+    !terms.is_empty() && terms.iter().all(|t| text.contains(t.as_str()))
+}
+
 /// Newest first, at most this many messages per page.
 pub const MAX_PAGE: usize = 200;
 
@@ -154,6 +167,18 @@ pub trait History: Send + Sync + 'static {
         &self,
         conversation: ConversationId,
         ids: &[MessageId],
+    ) -> Result<Vec<MessageSent>>;
+
+    /// Text and media messages of `conversations` (captions included, no
+    /// `e2e` or action) whose text holds every one of `terms` (lowercase,
+    /// matched case-insensitively), with `msg_id < before`, newest first,
+    /// at most `limit`. Content a deletion removed is not found.
+    async fn search(
+        &self,
+        conversations: &[ConversationId],
+        terms: &[String],
+        before: Option<MessageId>,
+        limit: usize,
     ) -> Result<Vec<MessageSent>>;
 
     /// The user's conversations, newest activity first, at most `limit`.

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::notify::routes())
         .merge(crate::safety::routes())
         .merge(crate::invites::routes())
+        .merge(crate::search::routes())
         .merge(crate::web::routes());
     let ops = if state.metrics {
         health_and_metrics()
@@ -508,7 +509,10 @@ struct PageQuery {
     limit: Option<String>,
 }
 
-fn parse_param<T: std::str::FromStr>(name: &str, v: Option<String>) -> Result<Option<T>, ApiError>
+pub(crate) fn parse_param<T: std::str::FromStr>(
+    name: &str,
+    v: Option<String>,
+) -> Result<Option<T>, ApiError>
 where
     T::Err: std::fmt::Display,
 {
@@ -521,7 +525,7 @@ where
     }
 }
 
-fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+pub(crate) fn query<T: serde::de::DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
     Query::<T>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| ApiError::bad_request(e.body_text()))

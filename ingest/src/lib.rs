@@ -16,7 +16,7 @@
 //!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
 //!   [`notify`]: push subscriptions, notification settings, mutes;
 //!   [`safety`]: blocking users and reports for operators; [`invites`]:
-//!   group invite links.
+//!   group invite links; [`search`]: search in one's own history.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -46,6 +46,7 @@ pub mod limits;
 pub mod media;
 pub mod notify;
 pub mod safety;
+pub mod search;
 pub mod serve;
 pub mod socket;
 pub mod web;

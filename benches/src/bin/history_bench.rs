@@ -1,7 +1,9 @@
 //! History store bench: insert throughput (rows/s through
-//! `History::write`, the history writer's path) and scrollback latency
-//! (pages of 50 at random points of one big conversation), on ClickHouse
-//! (a private clickhouse-server, or `--url`) or the embedded history.
+//! `History::write`, the history writer's path), scrollback latency
+//! (pages of 50 at random points of one big conversation) and search
+//! latency (`History::search` in that conversation, for a word in every
+//! message, one in 1 of 10,000, and one in none), on ClickHouse (a
+//! private clickhouse-server, or `--url`) or the embedded history.
 //!
 //! `cargo run --release -p parley-benches --bin parley-history-bench -- --rows 10000000`
 
@@ -39,6 +41,9 @@ struct Args {
     /// Scrollback pages to time.
     #[arg(long, default_value_t = 2_000)]
     queries: u64,
+    /// Searches to time of each kind (common, rare, absent word).
+    #[arg(long, default_value_t = 20)]
+    searches: u64,
     /// `clickhouse://...` of a running server; default: start a private one.
     #[arg(long)]
     url: Option<String>,
@@ -66,8 +71,10 @@ fn message(i: u64, args: &Args) -> MessageSent {
         from_device: DeviceId(1),
         to: Recipient::User(UserId(to)),
         client_msg_id: format!("b-{i}"),
+        // `tag0000`..`tag9999`: each in 1 of 10,000 messages, for search.
         body: Body::Text(format!(
-            "benchmark message number {i}, about as long as a chat line"
+            "benchmark message number {i} tag{:04}, about a chat line",
+            i % 10_000
         )),
         ts,
         reply_to: None,
@@ -161,6 +168,31 @@ async fn main() -> Result<()> {
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0
     );
+    // Search: a page of 20 newest first in the big conversation.
+    for (kind, word) in [("common", "benchmark"), ("rare", ""), ("absent", "xyzzy")] {
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut hits = 0;
+        for q in 0..args.searches {
+            let word = match word {
+                "" => format!("tag{:04}", (q * 7919) % 10_000),
+                w => w.to_owned(),
+            };
+            let t = Instant::now();
+            let found = history.search(&[big], &[word], None, 20).await?;
+            hist.record(t.elapsed().as_micros() as u64)?;
+            hits += found.len();
+        }
+        println!(
+            "search ({kind} word) over {} rows ({} in the conversation): {} searches, {:.1} hits each: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            args.rows,
+            args.big,
+            args.searches,
+            hits as f64 / args.searches.max(1) as f64,
+            hist.value_at_quantile(0.5) as f64 / 1000.0,
+            hist.value_at_quantile(0.99) as f64 / 1000.0,
+            hist.max() as f64 / 1000.0
+        );
+    }
     let t = Instant::now();
     let list = history.conversations(UserId(1), 100).await?;
     println!(

@@ -472,6 +472,60 @@ impl History for ClickHouseHistory {
         rows.into_iter().map(MessageSent::try_from).collect()
     }
 
+    async fn search(
+        &self,
+        conversations: &[ConversationId],
+        terms: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageSent>> {
+        if conversations.is_empty() || terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_schema().await?;
+        let limit = limit.min(MAX_PAGE);
+        let upper = before.map_or(u64::MAX >> 1, |b| b.0);
+        let top = before.map_or_else(parley_schemas::ids::now_ms, |b| b.unix_ms());
+        // As scrollback: windows below `before` that widen until they
+        // hold a page, so a common word costs one small read. 18.16 has
+        // no text index: each window scans the conversations' text in it
+        // (the key narrows it to their granules). A current server adds
+        // an n-gram index (sql/schema.production.sql).
+        let held = terms
+            .iter()
+            .map(|_| "positionCaseInsensitiveUTF8(concat(text, ' ', caption), ?) > 0")
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let sql = format!(
+            "SELECT ?fields FROM messages \
+             WHERE conversation IN ({}) AND msg_id >= ? AND msg_id < ? AND target = 0 \
+             AND kind IN ('text', 'media') AND {held} \
+             ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
+            placeholders(conversations.len())
+        );
+        let mut window = FIRST_WINDOW_MS;
+        loop {
+            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
+            let mut q = self.client.query(&sql);
+            for c in conversations {
+                q = q.bind(c.to_string());
+            }
+            q = q.bind(lower).bind(upper);
+            for t in terms {
+                q = q.bind(t.as_str());
+            }
+            let rows = q
+                .bind(limit as u64)
+                .fetch_all::<MessageRow>()
+                .await
+                .map_err(engine_err)?;
+            if rows.len() >= limit || lower == 0 {
+                return rows.into_iter().map(MessageSent::try_from).collect();
+            }
+            window = window.saturating_mul(WINDOW_GROWTH);
+        }
+    }
+
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {
         self.ensure_schema().await?;
         let newest = self

@@ -35,6 +35,7 @@ pub async fn history_contract<H: History>(history: Arc<H>) {
     sessions(&*history).await;
     expiry(&*history).await;
     super::history_actions::actions_on_messages(&*history).await;
+    super::history_search::search(&*history).await;
 }
 
 /// `expire`: messages before the cut go, with list entries whose newest

@@ -12,6 +12,7 @@ mod blob;
 mod cluster;
 mod history;
 mod history_actions;
+mod history_search;
 mod log;
 pub mod servers;
 mod state;

@@ -26,7 +26,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::embedded::state::raise;
 use crate::error::{EngineError, Result};
-use crate::history::{ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE};
+use crate::history::{
+    matches, ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE,
+};
 
 const MESSAGES: TableDefinition<(&str, u64), (u64, &[u8])> = TableDefinition::new("messages");
 const ACTIONS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("actions");
@@ -244,6 +246,46 @@ impl History for RedbHistory {
                     out.push(decode_message(v.value().1)?);
                 }
             }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        conversations: &[ConversationId],
+        terms: &[String],
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageSent>> {
+        let (conversations, terms) = (conversations.to_vec(), terms.to_vec());
+        let limit = limit.min(MAX_PAGE);
+        self.read(move |tx| {
+            let table = tx.open_table(MESSAGES).map_err(err)?;
+            let end = before.map_or(u64::MAX, |b| b.0);
+            let mut out = Vec::new();
+            // Each conversation newest first, up to a page of its own;
+            // the newest `limit` of all of them are the answer.
+            for c in conversations {
+                let cid = c.to_string();
+                let mut found = 0;
+                for entry in table
+                    .range((cid.as_str(), 0)..(cid.as_str(), end))
+                    .map_err(err)?
+                    .rev()
+                {
+                    let m = decode_message(entry.map_err(err)?.1.value().1)?;
+                    if matches(&m, &terms) {
+                        out.push(m);
+                        found += 1;
+                        if found == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            out.sort_by_key(|m| std::cmp::Reverse(m.msg_id));
+            out.truncate(limit);
             Ok(out)
         })
         .await

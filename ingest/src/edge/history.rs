@@ -1,6 +1,6 @@
-//! Scrollback and the conversation list, from the history store (which
-//! trails the log by about a second). Members only: a group member reads
-//! the span they were a member for.
+//! Scrollback, the conversation list and search, from the history store
+//! (which trails the log by about a second). Members only: a group member
+//! reads the span they were a member for.
 
 use std::sync::Arc;
 
@@ -13,6 +13,12 @@ use parley_schemas::wire::{ConversationEntry, MsgFrame, NotifySettings, DEFAULT_
 use super::core::{Access, Core};
 use crate::error::ApiError;
 
+/// A search's longest query, most words, default results, and how many of
+/// the caller's newest conversations it covers when none is named.
+pub const MAX_QUERY_BYTES: usize = 256;
+const MAX_TERMS: usize = 8;
+const DEFAULT_RESULTS: u32 = 20;
+const SEARCHED_CONVERSATIONS: usize = 500;
 /// Reads of the history one page may take when hidden messages leave it short.
 const REFILLS: usize = 4;
 /// The longest conversation list one call returns, and its default.
@@ -109,6 +115,75 @@ impl HistoryReads {
             self.history.messages(conversation, &quoted),
         )?;
         Ok(super::fold::fold(user, page, &actions, &quoted))
+    }
+
+    /// Messages the caller may see whose text holds every word of `q`,
+    /// in `conversation` or in their conversations (the newest
+    /// [`SEARCHED_CONVERSATIONS`]), newest first, below `before`.
+    pub async fn search(
+        &self,
+        user: UserId,
+        q: &str,
+        conversation: Option<ConversationId>,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<MsgFrame>, ApiError> {
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(ApiError::too_large(format!(
+                "a search is at most {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        let terms: Vec<String> = q.split_whitespace().map(str::to_lowercase).collect();
+        if terms.is_empty() || terms.len() > MAX_TERMS {
+            return Err(ApiError::bad_request(format!(
+                "q must hold 1..={MAX_TERMS} words"
+            )));
+        }
+        let limit = limit.unwrap_or(DEFAULT_RESULTS) as usize;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1..={MAX_PAGE}"
+            )));
+        }
+        let conversations = match conversation {
+            Some(c) => vec![c],
+            None => self
+                .history
+                .conversations(user, SEARCHED_CONVERSATIONS)
+                .await?
+                .into_iter()
+                .map(|s| s.conversation)
+                .collect(),
+        };
+        // A group member finds only what was sent while they were one.
+        let mut spans = std::collections::HashMap::new();
+        for c in &conversations {
+            if let Access::Group(state) = self.core.access(user, c, false).await? {
+                let m = state.entry(user).expect("access found the member").clone();
+                spans.insert(*c, m);
+            }
+        }
+        if self.no_scrollback {
+            return Ok(Vec::new());
+        }
+        let found = self
+            .history
+            .search(&conversations, &terms, before, limit)
+            .await?;
+        let seen: Vec<MessageSent> = found
+            .into_iter()
+            .filter(|m| spans.get(&m.conversation).is_none_or(|s| s.sees(m.msg_id)))
+            .collect();
+        let mut out = Vec::with_capacity(seen.len());
+        for m in &seen {
+            // Folded one by one: results are few, and each shows as in
+            // its chat (edited, reactions, hidden for the caller).
+            out.extend(
+                self.folded(user, m.conversation, std::slice::from_ref(m))
+                    .await?,
+            );
+        }
+        Ok(out)
     }
 
     /// The caller's conversations, newest activity first, `limit`
