@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS messages (
     reply_to UInt64 CODEC(ZSTD(1)),
     forwarded UInt8,
     time DateTime64(3, 'UTC') MATERIALIZED fromUnixTimestamp64Milli(toInt64(ts)),
-    day Date MATERIALIZED toDate(time)
+    day Date MATERIALIZED toDate(time),
+    INDEX search_ngrams lowerUTF8(concat(text, ' ', caption)) TYPE ngrambf_v1(3, 65536, 3, 0) GRANULARITY 4
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (conversation, msg_id)

@@ -451,6 +451,8 @@ pub enum Limit {
     Reports,
     /// Forwarded sends per minute per user (`limits.forwards_*`).
     Forwards,
+    /// Account exports per hour per user.
+    Exports,
 }
 
 impl Limit {
@@ -480,6 +482,7 @@ impl Limit {
             Limit::PushSubscriptions => "push_subscriptions",
             Limit::Reports => "reports",
             Limit::Forwards => "forwards",
+            Limit::Exports => "exports",
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Safety (additions, docs/protocol-additions.md): blocking
-//! (`GET /v1/blocks`, `PUT` and `DELETE /v1/blocks/{user_id}`) and
-//! reports (`POST /v1/reports`).
+//! Safety and privacy (additions, docs/protocol-additions.md): blocking
+//! (`GET /v1/blocks`, `PUT` and `DELETE /v1/blocks/{user_id}`), reports
+//! (`POST /v1/reports`) and account export (`GET /v1/users/me/export`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,6 +17,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/blocks", get(list))
         .route("/v1/blocks/{id}", put(block).delete(unblock))
         .route("/v1/reports", axum::routing::post(report))
+        .route("/v1/users/me/export", get(export))
+}
+
+/// The caller's data as a JSON file to download.
+async fn export(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    let archive = s.edge.export(caller).await?;
+    let disposition = format!("attachment; filename=\"parley-{}.json\"", caller.user);
+    Ok((
+        [(axum::http::header::CONTENT_DISPOSITION, disposition)],
+        Json(archive),
+    ))
 }
 
 async fn report(

@@ -105,6 +105,18 @@ async fn finds_what_it_should(cfg: parley::Config) {
     let (_, bobs) = search(&s.url, &bt, "q=tonight").await;
     assert_eq!(texts(&bobs), ["Pizza tonight?"]);
 
+    // An edit that takes the word out takes the message out of it.
+    let good = found["messages"][2]["msg_id"].as_str().unwrap();
+    let edit = json!({"type": "send", "client_msg_id": "e", "to": {"user": alice.id},
+        "body": {"edit": {"msg_id": good, "text": "sushi sounds good"}}});
+    b.send(edit).await;
+    b.expect("ack").await;
+    eventually("the edit in the history", WAIT, || async {
+        let (_, v) = search(&s.url, &bt, &format!("q=pizza&conversation_id={cid}")).await;
+        (texts(&v) == ["Pizza tonight?"]).then_some(())
+    })
+    .await;
+
     // Bad queries, each refused with the spec's code.
     let long = "x".repeat(10 * 1024);
     for (q, status, code) in [

@@ -105,6 +105,21 @@ fn engine_err(e: clickhouse::error::Error) -> EngineError {
 const FIRST_WINDOW_MS: u64 = 60_000;
 const WINDOW_GROWTH: u64 = 32;
 
+/// `%word%` for `LIKE`, with the word's own `%`, `_` and `\` taken
+/// literally.
+fn like_pattern(word: &str) -> String {
+    let mut p = String::with_capacity(word.len() + 2);
+    p.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// `?, ?, ?` for `n` bound values.
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
@@ -484,16 +499,30 @@ impl History for ClickHouseHistory {
         }
         self.ensure_schema().await?;
         let limit = limit.min(MAX_PAGE);
-        let upper = before.map_or(u64::MAX >> 1, |b| b.0);
-        let top = before.map_or_else(parley_schemas::ids::now_ms, |b| b.unix_ms());
+        // The windows start at the newest message of the conversations
+        // (a key look-up), as scrollback's do, not at now.
+        let mut head = self.client.query(&format!(
+            "SELECT max(last_msg_id) FROM conversation_heads WHERE conversation IN ({})",
+            placeholders(conversations.len())
+        ));
+        for c in conversations {
+            head = head.bind(c.to_string());
+        }
+        let head = head.fetch_one::<u64>().await.map_err(engine_err)?;
+        if head == 0 {
+            return Ok(Vec::new());
+        }
+        let upper = before.map_or(head + 1, |b| b.0.min(head + 1));
+        let top = MessageId(upper).unix_ms();
         // As scrollback: windows below `before` that widen until they
         // hold a page, so a common word costs one small read. 18.16 has
         // no text index: each window scans the conversations' text in it
         // (the key narrows it to their granules). A current server adds
-        // an n-gram index (sql/schema.production.sql).
+        // an n-gram index on the same expression the `LIKE` reads
+        // (sql/schema.production.sql), so it skips granules too.
         let held = terms
             .iter()
-            .map(|_| "positionCaseInsensitiveUTF8(concat(text, ' ', caption), ?) > 0")
+            .map(|_| "lowerUTF8(concat(text, ' ', caption)) LIKE ?")
             .collect::<Vec<_>>()
             .join(" AND ");
         let sql = format!(
@@ -512,7 +541,7 @@ impl History for ClickHouseHistory {
             }
             q = q.bind(lower).bind(upper);
             for t in terms {
-                q = q.bind(t.as_str());
+                q = q.bind(like_pattern(t));
             }
             let rows = q
                 .bind(limit as u64)

@@ -177,11 +177,18 @@ impl HistoryReads {
         let mut out = Vec::with_capacity(seen.len());
         for m in &seen {
             // Folded one by one: results are few, and each shows as in
-            // its chat (edited, reactions, hidden for the caller).
-            out.extend(
-                self.folded(user, m.conversation, std::slice::from_ref(m))
-                    .await?,
-            );
+            // its chat (edited, reactions, hidden for the caller). An
+            // edit that took the words out takes the message out too.
+            let folded = self
+                .folded(user, m.conversation, std::slice::from_ref(m))
+                .await?;
+            out.extend(folded.into_iter().filter(|f| {
+                let shown = MessageSent {
+                    body: f.body.clone(),
+                    ..m.clone()
+                };
+                parley_engines::history::matches(&shown, &terms)
+            }));
         }
         Ok(out)
     }

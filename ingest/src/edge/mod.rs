@@ -23,6 +23,7 @@
 //!   [`fold`]: later actions (edits, deletions, reactions) folded into a
 //!   page, and replies' quotes.
 //! - [`keys`]: the key directory for end-to-end encryption.
+//! - [`export`]: the caller's data as one archive (GDPR).
 //! - [`notify`]: push subscriptions, notification settings and mutes.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
 //!   them; [`resumable`]: uploads in chunks that survive a cut
@@ -34,6 +35,7 @@ pub mod appender;
 pub mod backlog;
 pub mod contacts;
 pub mod core;
+pub mod export;
 pub mod fold;
 pub mod groups;
 pub mod history;
@@ -112,6 +114,8 @@ pub struct Edge {
     groups: Groups,
     contacts: Contacts,
     reports: reports::Reports,
+    /// Account exports per user per hour.
+    exports: crate::guard::Throttle<parley_schemas::ids::UserId>,
     presence: PresenceAndTyping,
     sockets: Sockets,
     history: HistoryReads,
@@ -191,6 +195,7 @@ impl Edge {
             groups: Groups::new(core.clone(), parts.ids),
             contacts: Contacts::new(core.clone()),
             reports: reports::Reports::new(core.clone()),
+            exports: export::throttle(),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             media: Media::new(core.clone(), parts.blobs, guard.clone(), until_delivered),
             history: HistoryReads::new(core, parts.history, until_delivered),

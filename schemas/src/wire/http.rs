@@ -409,3 +409,25 @@ pub struct Mute {
     #[serde(default)]
     pub until: Option<u64>,
 }
+
+/// `GET /v1/users/me/export` (an addition): the caller's data as one
+/// archive. `conversations` hold messages oldest first, as scrollback
+/// shows them to the caller; `truncated` when the archive's cap cut it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountExport {
+    pub exported_at: u64,
+    pub profile: Profile,
+    pub contacts: Vec<Contact>,
+    pub blocked: Vec<Contact>,
+    pub privacy: Privacy,
+    pub settings: NotifySettings,
+    pub groups: Vec<GroupInfo>,
+    pub conversations: Vec<ExportedConversation>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedConversation {
+    pub conversation_id: ConversationId,
+    pub messages: Vec<MsgFrame>,
+}
