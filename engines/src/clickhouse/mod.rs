@@ -244,6 +244,48 @@ impl ClickHouseHistory {
 }
 
 impl ClickHouseHistory {
+    /// The newest message of any of `conversations` (0 if none): a key
+    /// look-up in `conversation_heads`.
+    async fn head(&self, conversations: &[ConversationId]) -> Result<u64> {
+        let mut q = self.client.query(&format!(
+            "SELECT max(last_msg_id) FROM conversation_heads WHERE conversation IN ({})",
+            placeholders(conversations.len())
+        ));
+        for c in conversations {
+            q = q.bind(c.to_string());
+        }
+        q.fetch_one::<u64>().await.map_err(engine_err)
+    }
+
+    /// What `query(lower)` finds with `lower <= msg_id < upper`, newest
+    /// first: at most `limit`, reading windows below `upper` that widen
+    /// until they hold that many. ClickHouse 18.16 cannot stop reading
+    /// early in key order, so an unbounded `ORDER BY msg_id DESC LIMIT 50`
+    /// reads and sorts the whole conversation; ids begin with their time,
+    /// so a window reads only the conversation's granules in it (the key
+    /// is (conversation, msg_id)). The queries' `LIMIT 1 BY` drops copies
+    /// a replay inserted and no merge has collapsed yet.
+    async fn newest_in_windows(
+        &self,
+        upper: MessageId,
+        limit: usize,
+        query: impl Fn(u64) -> clickhouse::query::Query,
+    ) -> Result<Vec<MessageSent>> {
+        let top = upper.unix_ms();
+        let mut window = FIRST_WINDOW_MS;
+        loop {
+            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
+            let rows = query(lower)
+                .fetch_all::<MessageRow>()
+                .await
+                .map_err(engine_err)?;
+            if rows.len() >= limit || lower == 0 {
+                return rows.into_iter().map(MessageSent::try_from).collect();
+            }
+            window = window.saturating_mul(WINDOW_GROWTH);
+        }
+    }
+
     /// Deleted for everyone: the content of each message a batch deletes,
     /// and of its edits, is blanked by a mutation (ClickHouse rewrites the
     /// parts concerned in the background; until then scrollback hides it
@@ -396,32 +438,15 @@ impl History for ClickHouseHistory {
             // The first page ends at the conversation's newest message,
             // which may be long ago: ask for it (a key look-up).
             None => {
-                let head = self
-                    .client
-                    .query("SELECT max(last_msg_id) FROM conversation_heads WHERE conversation = ?")
-                    .bind(&cid)
-                    .fetch_one::<u64>()
-                    .await
-                    .map_err(engine_err)?;
+                let head = self.head(&[conversation]).await?;
                 if head == 0 {
                     return Ok(Vec::new());
                 }
                 MessageId(head.saturating_add(1))
             }
         };
-        let (upper, top) = (before.0, before.unix_ms());
-        // ClickHouse 18.16 cannot stop reading early in key order, so an
-        // unbounded `ORDER BY msg_id DESC LIMIT 50` reads and sorts the
-        // whole conversation. Ids begin with their time: read a window
-        // below `before` and widen it until it holds a page. Each read
-        // touches only the conversation's granules in the window (the key
-        // is (conversation, msg_id)); `LIMIT 1 BY` drops copies a replay
-        // inserted and no merge has collapsed yet.
-        let mut window = FIRST_WINDOW_MS;
-        loop {
-            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
-            let rows = self
-                .client
+        self.newest_in_windows(before, limit, |lower| {
+            self.client
                 .query(
                     "SELECT ?fields FROM messages \
                      WHERE conversation = ? AND msg_id >= ? AND msg_id < ? AND target = 0 \
@@ -429,16 +454,10 @@ impl History for ClickHouseHistory {
                 )
                 .bind(&cid)
                 .bind(lower)
-                .bind(upper)
+                .bind(before.0)
                 .bind(limit as u64)
-                .fetch_all::<MessageRow>()
-                .await
-                .map_err(engine_err)?;
-            if rows.len() >= limit || lower == 0 {
-                return rows.into_iter().map(MessageSent::try_from).collect();
-            }
-            window = window.saturating_mul(WINDOW_GROWTH);
-        }
+        })
+        .await
     }
 
     async fn actions(
@@ -499,21 +518,13 @@ impl History for ClickHouseHistory {
         }
         self.ensure_schema().await?;
         let limit = limit.min(MAX_PAGE);
-        // The windows start at the newest message of the conversations
-        // (a key look-up), as scrollback's do, not at now.
-        let mut head = self.client.query(&format!(
-            "SELECT max(last_msg_id) FROM conversation_heads WHERE conversation IN ({})",
-            placeholders(conversations.len())
-        ));
-        for c in conversations {
-            head = head.bind(c.to_string());
-        }
-        let head = head.fetch_one::<u64>().await.map_err(engine_err)?;
+        // The windows start at the newest message of the conversations,
+        // as scrollback's do, not at now.
+        let head = self.head(conversations).await?;
         if head == 0 {
             return Ok(Vec::new());
         }
-        let upper = before.map_or(head + 1, |b| b.0.min(head + 1));
-        let top = MessageId(upper).unix_ms();
+        let upper = MessageId(before.map_or(head + 1, |b| b.0.min(head + 1)));
         // As scrollback: windows below `before` that widen until they
         // hold a page, so a common word costs one small read. 18.16 has
         // no text index: each window scans the conversations' text in it
@@ -532,27 +543,18 @@ impl History for ClickHouseHistory {
              ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
             placeholders(conversations.len())
         );
-        let mut window = FIRST_WINDOW_MS;
-        loop {
-            let lower = MessageId::lower_bound_at(top.saturating_sub(window)).0;
+        self.newest_in_windows(upper, limit, |lower| {
             let mut q = self.client.query(&sql);
             for c in conversations {
                 q = q.bind(c.to_string());
             }
-            q = q.bind(lower).bind(upper);
+            q = q.bind(lower).bind(upper.0);
             for t in terms {
                 q = q.bind(like_pattern(t));
             }
-            let rows = q
-                .bind(limit as u64)
-                .fetch_all::<MessageRow>()
-                .await
-                .map_err(engine_err)?;
-            if rows.len() >= limit || lower == 0 {
-                return rows.into_iter().map(MessageSent::try_from).collect();
-            }
-            window = window.saturating_mul(WINDOW_GROWTH);
-        }
+            q.bind(limit as u64)
+        })
+        .await
     }
 
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {

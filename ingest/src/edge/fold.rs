@@ -51,7 +51,10 @@ pub fn fold(
         }
         if !f.extra.deleted {
             f.extra.reactions = reactions(acts);
-            f.extra.quote = m.reply_to.and_then(|r| quotes.get(&r)).map(|q| quote(q));
+            f.extra.quote = m
+                .reply_to
+                .and_then(|r| quotes.get(&r))
+                .map(|q| Box::new(quote(q)));
         }
         out.push(f);
     }

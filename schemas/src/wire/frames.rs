@@ -209,7 +209,7 @@ pub struct MsgExtra {
     pub reactions: Vec<super::ReactionCount>,
     /// Scrollback: the start of the message replied to, if it is still there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quote: Option<super::Quote>,
+    pub quote: Option<Box<super::Quote>>,
 }
 
 /// A `msg` frame rendered to JSON once and sent to many inboxes, where
