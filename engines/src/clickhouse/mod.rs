@@ -8,8 +8,10 @@
 //! `max`, `uniqExact`). ClickHouse 18.16 deduplicates repeated inserts only
 //! on replicated tables, so the table engines are what makes replays safe.
 //!
-//! Layout: this file holds the URL, the schema and its migration, and the
-//! reads and writes; `rows` the table rows and the message ↔ row mapping.
+//! Layout: this file holds the schema and its migration, and the reads
+//! and writes; `url` the `clickhouse://` URL; `rows` the table rows and
+//! the message ↔ row mapping; `actions` what a deletion blanks, and the
+//! search pattern.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,73 +22,23 @@ use async_trait::async_trait;
 use clickhouse::{Client, Row};
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::{Body, ReceiptStatus};
+use parley_schemas::wire::ReceiptStatus;
 use serde::Serialize;
 
+mod actions;
 mod rows;
+mod url;
 
+use actions::like_pattern;
 pub use rows::status_name;
 use rows::*;
+pub use url::ClickHouseUrl;
 
 /// The schema for ClickHouse 18.16, what the tests start (see
 /// `analytics/sql/schema.production.sql` for a current server; a test in
 /// `parley-analytics` keeps the two in step). Statements are separated by
 /// a line holding only `;`.
 pub const SCHEMA: &str = include_str!("schema.sql");
-
-/// Where a ClickHouse is: `clickhouse://HOST:PORT/DATABASE?user=U&password=P`,
-/// HTTP port; database `parley` if none is given.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClickHouseUrl {
-    pub http: String,
-    pub database: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
-impl ClickHouseUrl {
-    pub fn parse(url: &str) -> Result<ClickHouseUrl> {
-        let bad = |why: &str| EngineError::Config(format!("{url}: {why}"));
-        let rest = url
-            .strip_prefix("clickhouse://")
-            .ok_or_else(|| bad("expected clickhouse://HOST:PORT/DATABASE"))?;
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (host, database) = rest.split_once('/').unwrap_or((rest, ""));
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let database = if database.is_empty() {
-            "parley"
-        } else {
-            database
-        };
-        if !database
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(bad("the database name must be [A-Za-z0-9_]"));
-        }
-        let (mut user, mut password) = (None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("user", v)) => user = Some(v.to_owned()),
-                Some(("password", v)) => password = Some(v.to_owned()),
-                _ => return Err(bad(&format!("unknown parameter {pair:?}"))),
-            }
-        }
-        let host = if host.contains(':') {
-            host.to_owned()
-        } else {
-            format!("{host}:8123")
-        };
-        Ok(ClickHouseUrl {
-            http: format!("http://{host}"),
-            database: database.to_owned(),
-            user,
-            password,
-        })
-    }
-}
 
 /// Errors of the history calls as the engines see them: a server that does
 /// not answer is worth retrying, anything else is not.
@@ -104,21 +56,6 @@ fn engine_err(e: clickhouse::error::Error) -> EngineError {
 /// most six reads for the sparsest conversation, one for a busy one.
 const FIRST_WINDOW_MS: u64 = 60_000;
 const WINDOW_GROWTH: u64 = 32;
-
-/// `%word%` for `LIKE`, with the word's own `%`, `_` and `\` taken
-/// literally.
-fn like_pattern(word: &str) -> String {
-    let mut p = String::with_capacity(word.len() + 2);
-    p.push('%');
-    for c in word.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
-    }
-    p.push('%');
-    p
-}
 
 /// `?, ?, ?` for `n` bound values.
 fn placeholders(n: usize) -> String {
@@ -284,36 +221,6 @@ impl ClickHouseHistory {
             }
             window = window.saturating_mul(WINDOW_GROWTH);
         }
-    }
-
-    /// Deleted for everyone: the content of each message a batch deletes,
-    /// and of its edits, is blanked by a mutation (ClickHouse rewrites the
-    /// parts concerned in the background; until then scrollback hides it
-    /// by the deletion it finds).
-    async fn forget_deleted(&self, batch: &HistoryBatch) -> Result<()> {
-        let gone: Vec<(String, u64)> = batch
-            .messages
-            .iter()
-            .filter_map(|m| match &m.body {
-                Body::Delete(d) if !d.for_me => Some((m.conversation.to_string(), d.msg_id.0)),
-                _ => None,
-            })
-            .collect();
-        if gone.is_empty() {
-            return Ok(());
-        }
-        let pairs = placeholders(gone.len());
-        let mut q = self.client.query(&format!(
-            "ALTER TABLE messages UPDATE text = '', caption = '', media_id = '' \
-             WHERE (conversation, msg_id) IN ({pairs}) \
-             OR (kind = 'edit' AND (conversation, target) IN ({pairs}))"
-        ));
-        for _ in 0..2 {
-            for (c, id) in &gone {
-                q = q.bind((c.as_str(), *id));
-            }
-        }
-        q.execute().await.map_err(engine_err)
     }
 }
 
