@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex};
 
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, Body, ClientFrame, ConversationEntry, ConversationsPage, ErrorBody, Media, MediaUploaded,
-    MessagesPage, MsgFrame, PrekeysLow, PresenceFrame, ReceiptFrame, ReceiptStatus, Recipient,
-    SendFrame, StatusFrame, TypingNotice,
+    Ack, Body, ClientFrame, ConversationEntry, ConversationsPage, Delete, Edit, ErrorBody, Media,
+    MediaUploaded, MessagesPage, MsgFrame, PrekeysLow, PresenceFrame, Reaction, ReceiptFrame,
+    ReceiptStatus, Recipient, SendFrame, StatusFrame, TypingNotice,
 };
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -396,9 +396,40 @@ impl Client {
         self.store().outbox()
     }
 
-    /// A conversation's messages as stored here, oldest first.
+    /// A conversation's messages as stored here, oldest first, as the
+    /// user sees them: edits, deletions and reactions that arrived are
+    /// folded into the messages they act on (and are not listed), and
+    /// what this user hid is left out.
     pub fn messages(&self, conversation: &ConversationId) -> Result<Vec<MsgFrame>> {
-        self.store().messages(conversation)
+        let all = self.store().messages(conversation)?;
+        let me = self.session()?.map_or(UserId(0), |s| s.user_id);
+        Ok(parley_schemas::wire::fold(me, &all, &all, &[]))
+    }
+
+    /// Edits the text of one of this user's messages (within the server's
+    /// window); goes through the outbox like a message. Its
+    /// `client_msg_id`.
+    pub fn edit(&self, to: Recipient, msg_id: MessageId, text: &str) -> Result<String> {
+        let edit = Edit {
+            msg_id,
+            text: text.to_owned(),
+        };
+        self.send_body(to, Body::Edit(edit))
+    }
+
+    /// Deletes a message for everyone (its sender, or a group admin), or
+    /// hides it on this user's devices (`for_me`).
+    pub fn delete(&self, to: Recipient, msg_id: MessageId, for_me: bool) -> Result<String> {
+        self.send_body(to, Body::Delete(Delete { msg_id, for_me }))
+    }
+
+    /// This user's reaction to a message; `""` removes it.
+    pub fn react(&self, to: Recipient, msg_id: MessageId, emoji: &str) -> Result<String> {
+        let reaction = Reaction {
+            msg_id,
+            emoji: emoji.to_owned(),
+        };
+        self.send_body(to, Body::Reaction(reaction))
     }
 
     fn send_frame(&self, m: &Outgoing) {

@@ -167,23 +167,6 @@ async fn status(
     .await
 }
 
-/// The first event `pick` takes, within the wait.
-async fn first<T>(
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
-    what: &str,
-    mut pick: impl FnMut(Event) -> Option<T>,
-) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if let Some(t) = pick(events.recv().await.unwrap()) {
-                return t;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_media_and_history_through_the_client() {
     let dir = tempfile::tempdir().unwrap();

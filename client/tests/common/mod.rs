@@ -94,3 +94,20 @@ pub async fn texts(events: &mut tokio::sync::broadcast::Receiver<Event>, n: usiz
     .unwrap_or_else(|_| panic!("only {} of {n} messages arrived: {out:?}", out.len()));
     out
 }
+
+/// The first event `pick` takes, within the wait.
+pub async fn first<T>(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(t) = pick(events.recv().await.unwrap()) {
+                return t;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what}"))
+}

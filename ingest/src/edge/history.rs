@@ -8,7 +8,7 @@ use parley_engines::history::MAX_PAGE;
 use parley_engines::History;
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::{ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
+use parley_schemas::wire::{fold, ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
 
 use super::core::{Access, Core};
 use crate::error::ApiError;
@@ -114,7 +114,13 @@ impl HistoryReads {
             self.history.actions(conversation, &ids),
             self.history.messages(conversation, &quoted),
         )?;
-        Ok(super::fold::fold(user, page, &actions, &quoted))
+        let frames = |ms: &[MessageSent]| ms.iter().map(|m| m.to_frame(None)).collect::<Vec<_>>();
+        Ok(fold(
+            user,
+            &frames(page),
+            &frames(&actions),
+            &frames(&quoted),
+        ))
     }
 
     /// Messages the caller may see whose text holds every word of `q`,

@@ -19,9 +19,8 @@
 //! - [`presence`]: heartbeats, typing, presence as a viewer may see it.
 //! - [`sockets`]: what a WebSocket needs of the edge: its registration in
 //!   the hub and the session registry, and its device's feed.
-//! - [`history`]: scrollback and the conversation list, members only;
-//!   [`fold`]: later actions (edits, deletions, reactions) folded into a
-//!   page, and replies' quotes.
+//! - [`history`]: scrollback, search and the conversation list, members
+//!   only, with later actions folded in ([`parley_schemas::wire::fold`]).
 //! - [`keys`]: the key directory for end-to-end encryption.
 //! - [`export`]: the caller's data as one archive (GDPR).
 //! - [`notify`]: push subscriptions, notification settings and mutes.
@@ -36,7 +35,6 @@ pub mod backlog;
 pub mod contacts;
 pub mod core;
 pub mod export;
-pub mod fold;
 pub mod groups;
 pub mod history;
 pub mod keys;

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{GroupId, UserId};
 
 mod actions;
+mod fold;
 mod frames;
 mod http;
 
 pub use actions::*;
+pub use fold::fold;
 pub use frames::*;
 pub use http::*;
 

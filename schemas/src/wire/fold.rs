@@ -1,33 +1,33 @@
-//! Scrollback with later actions folded in: a page of messages from the
-//! history, and the edits, deletions, hides and reactions on them, become
-//! the frames a client shows (docs/protocol-additions.md, "Message
-//! actions"). Pure, so the rules are tested without a store.
+//! Messages with later actions folded in: a page of messages, and the
+//! edits, deletions, hides and reactions on them, become the frames a
+//! client shows (docs/protocol-additions.md, "Message actions"). The edge
+//! folds scrollback with it; the SDK folds what it stored. Pure, so the
+//! rules are tested without a store.
 
 use std::collections::HashMap;
 
-use parley_schemas::event::MessageSent;
-use parley_schemas::ids::{MessageId, UserId};
-use parley_schemas::wire::{Body, MsgFrame, Quote, ReactionCount, QUOTE_CHARS};
+use super::{Body, MsgFrame, Quote, ReactionCount, QUOTE_CHARS};
+use crate::ids::{MessageId, UserId};
 
-/// `page`, newest first, as `viewer` sees it given `actions` (on any of
-/// its messages, oldest first) and the messages its replies quote.
-/// Messages the viewer hid are left out.
+/// `page` (in any order, kept) as `viewer` sees it given `actions` (on
+/// any of its messages, oldest first) and the messages its replies quote.
+/// Messages the viewer hid are left out; so are actions in `page`.
 pub fn fold(
     viewer: UserId,
-    page: &[MessageSent],
-    actions: &[MessageSent],
-    quoted: &[MessageSent],
+    page: &[MsgFrame],
+    actions: &[MsgFrame],
+    quoted: &[MsgFrame],
 ) -> Vec<MsgFrame> {
-    let mut on: HashMap<MessageId, Vec<&MessageSent>> = HashMap::new();
+    let mut on: HashMap<MessageId, Vec<&MsgFrame>> = HashMap::new();
     for a in actions {
         if let Some(t) = a.body.target() {
             on.entry(t).or_default().push(a);
         }
     }
-    let quotes: HashMap<MessageId, &MessageSent> =
+    let quotes: HashMap<MessageId, &MsgFrame> =
         page.iter().chain(quoted).map(|m| (m.msg_id, m)).collect();
     let mut out = Vec::with_capacity(page.len());
-    for m in page {
+    for m in page.iter().filter(|m| !m.body.is_action()) {
         let acts = on.get(&m.msg_id).map(Vec::as_slice).unwrap_or_default();
         let hidden = acts
             .iter()
@@ -35,7 +35,7 @@ pub fn fold(
         if hidden {
             continue;
         }
-        let mut f = m.to_frame(None);
+        let mut f = m.clone();
         // The edge let only the sender (or a group admin) delete.
         f.extra.deleted = acts
             .iter()
@@ -52,6 +52,7 @@ pub fn fold(
         if !f.extra.deleted {
             f.extra.reactions = reactions(acts);
             f.extra.quote = m
+                .extra
                 .reply_to
                 .and_then(|r| quotes.get(&r))
                 .map(|q| Box::new(quote(q)));
@@ -63,7 +64,7 @@ pub fn fold(
 
 /// Each user's latest reaction counts (an empty one removed theirs),
 /// grouped by emoji, most first, then by who reacted first.
-fn reactions(acts: &[&MessageSent]) -> Vec<ReactionCount> {
+fn reactions(acts: &[&MsgFrame]) -> Vec<ReactionCount> {
     let mut latest: Vec<(UserId, &str)> = Vec::new();
     for a in acts {
         if let Body::Reaction(r) = &a.body {
@@ -92,7 +93,7 @@ fn reactions(acts: &[&MessageSent]) -> Vec<ReactionCount> {
     counts
 }
 
-fn quote(m: &MessageSent) -> Quote {
+fn quote(m: &MsgFrame) -> Quote {
     let text = match &m.body {
         Body::Text(t) => t.as_str(),
         Body::Media(media) => media.caption.as_deref().unwrap_or_default(),
@@ -107,35 +108,32 @@ fn quote(m: &MessageSent) -> Quote {
 
 #[cfg(test)]
 mod tests {
-    use parley_schemas::ids::{ConversationId, DeviceId};
-    use parley_schemas::wire::{Delete, Edit, Reaction, Recipient};
-
     use super::*;
+    use crate::ids::ConversationId;
+    use crate::wire::{Delete, Edit, MsgExtra, Reaction, Recipient};
 
     const A: UserId = UserId(1);
     const B: UserId = UserId(2);
     const C: UserId = UserId(3);
 
-    fn msg(id: u64, from: UserId, body: Body) -> MessageSent {
-        MessageSent {
+    fn msg(id: u64, from: UserId, body: Body) -> MsgFrame {
+        MsgFrame {
+            seq: None,
             msg_id: MessageId(id),
-            conversation: ConversationId::direct(A, B),
+            conversation_id: ConversationId::direct(A, B),
             from,
-            from_device: DeviceId(1),
             to: Recipient::User(if from == A { B } else { A }),
-            client_msg_id: format!("c{id}"),
             body,
             ts: id,
-            reply_to: None,
-            forwarded: false,
+            extra: MsgExtra::default(),
         }
     }
 
-    fn text(id: u64, from: UserId, t: &str) -> MessageSent {
+    fn text(id: u64, from: UserId, t: &str) -> MsgFrame {
         msg(id, from, Body::Text(t.into()))
     }
 
-    fn react(id: u64, from: UserId, on: u64, emoji: &str) -> MessageSent {
+    fn react(id: u64, from: UserId, on: u64, emoji: &str) -> MsgFrame {
         let r = Reaction {
             msg_id: MessageId(on),
             emoji: emoji.into(),
@@ -143,7 +141,7 @@ mod tests {
         msg(id, from, Body::Reaction(r))
     }
 
-    fn edit(id: u64, from: UserId, on: u64, t: &str) -> MessageSent {
+    fn edit(id: u64, from: UserId, on: u64, t: &str) -> MsgFrame {
         let e = Edit {
             msg_id: MessageId(on),
             text: t.into(),
@@ -151,7 +149,7 @@ mod tests {
         msg(id, from, Body::Edit(e))
     }
 
-    fn delete(id: u64, from: UserId, on: u64, for_me: bool) -> MessageSent {
+    fn delete(id: u64, from: UserId, on: u64, for_me: bool) -> MsgFrame {
         let d = Delete {
             msg_id: MessageId(on),
             for_me,
@@ -216,11 +214,11 @@ mod tests {
     #[test]
     fn replies_quote_from_the_page_or_the_lookup() {
         let mut reply = text(30, B, "yes");
-        reply.reply_to = Some(MessageId(10));
+        reply.extra.reply_to = Some(MessageId(10));
         let mut far = text(31, B, "and that");
-        far.reply_to = Some(MessageId(5));
+        far.extra.reply_to = Some(MessageId(5));
         let mut lost = text(32, B, "?");
-        lost.reply_to = Some(MessageId(4));
+        lost.extra.reply_to = Some(MessageId(4));
         let long = "é".repeat(500);
         let page = [lost, far, reply, text(10, A, "question?")];
         let quoted = [text(5, A, &long)];
