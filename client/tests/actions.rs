@@ -28,15 +28,14 @@ async fn edits_reactions_and_hides_fold_into_the_stored_messages() {
         .edit(Recipient::User(bob_id), id, "hello, edited")
         .unwrap();
     bob.react(Recipient::User(alice_id), id, "👍").unwrap();
-    // Each side has both actions once the other's arrives.
-    first(&mut on_bob, "the edit", |e| match e {
-        Event::Message(m) if matches!(m.body, Body::Edit(_)) => Some(()),
-        _ => None,
+    // Each side has both actions once the other's arrived and its own
+    // was acked (an acked action joins the sender's stored messages).
+    arrived_and_acked(&mut on_bob, "the edit, and bob's ack", |b| {
+        matches!(b, Body::Edit(_))
     })
     .await;
-    first(&mut on_alice, "the reaction", |e| match e {
-        Event::Message(m) if matches!(m.body, Body::Reaction(_)) => Some(()),
-        _ => None,
+    arrived_and_acked(&mut on_alice, "the reaction, and alice's ack", |b| {
+        matches!(b, Body::Reaction(_))
     })
     .await;
     let c = ConversationId::direct(alice_id, bob_id);
@@ -45,11 +44,6 @@ async fn edits_reactions_and_hides_fold_into_the_stored_messages() {
         assert_eq!(ms.len(), 1, "no action listed: {ms:?}");
         ms.into_iter().next().unwrap()
     };
-    // Bob's store has his reaction once it was acked: wait for that.
-    first(&mut on_bob, "bob's ack", |e| {
-        matches!(e, Event::Acked(_)).then_some(())
-    })
-    .await;
     for m in [shown(&alice), shown(&bob)] {
         assert_eq!(m.msg_id, id);
         assert_eq!(m.body, Body::Text("hello, edited".into()));
@@ -72,4 +66,23 @@ async fn edits_reactions_and_hides_fold_into_the_stored_messages() {
     assert!(alice.messages(&c).unwrap().is_empty());
     assert_eq!(shown(&bob).msg_id, id);
     s.down().await;
+}
+
+/// Waits, in whichever order they come, for a message whose body `is`
+/// and for an ack.
+async fn arrived_and_acked(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    what: &str,
+    is: impl Fn(&Body) -> bool,
+) {
+    let (mut arrived, mut acked) = (false, false);
+    first(events, what, |e| {
+        match e {
+            Event::Message(m) if is(&m.body) => arrived = true,
+            Event::Acked(_) => acked = true,
+            _ => {}
+        }
+        (arrived && acked).then_some(())
+    })
+    .await;
 }
