@@ -46,7 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(send_message))
         .route("/v1/users/{id}/presence", get(presence))
         .route("/v1/users/{id}", get(profile))
-        .route("/v1/users/me", get(my_profile).patch(update_profile))
+        .route(
+            "/v1/users/me",
+            get(my_profile)
+                .patch(update_profile)
+                .delete(crate::safety::delete_account),
+        )
         .route("/v1/users/me/privacy", get(privacy).put(set_privacy))
         .route("/v1/contacts", get(contacts).post(add_contact))
         .route("/v1/contacts/{id}", delete(remove_contact))

@@ -1,12 +1,13 @@
 //! Safety and privacy (additions, docs/protocol-additions.md): blocking
 //! (`GET /v1/blocks`, `PUT` and `DELETE /v1/blocks/{user_id}`), reports
-//! (`POST /v1/reports`) and account export (`GET /v1/users/me/export`).
+//! (`POST /v1/reports`), account export (`GET /v1/users/me/export`) and
+//! deletion (`DELETE /v1/users/me`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use parley_schemas::wire::{BlockList, ReportCreated, ReportRequest};
+use parley_schemas::wire::{BlockList, DeleteAccount, ReportCreated, ReportRequest};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -31,6 +32,23 @@ async fn export(
         [(axum::http::header::CONTENT_DISPOSITION, disposition)],
         Json(archive),
     ))
+}
+
+/// Deletes the caller's account; the body (`{"password": ...}`) may be
+/// empty for an account of an identity provider.
+pub(crate) async fn delete_account(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let req: DeleteAccount = if body.is_empty() {
+        DeleteAccount::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
+    };
+    s.edge.delete_account(caller, req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn report(

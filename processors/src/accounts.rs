@@ -62,6 +62,7 @@ impl Processor for AccountsJob {
                     presence: p.presence,
                 }),
                 Event::MediaAdded(m) => ops.push(StateOp::put_media(&m)),
+                Event::AccountDeleted(d) => ops.push(StateOp::EraseAccount { user: d.user }),
                 Event::MediaDeleted(m) => ops.push(StateOp::DeleteMedia {
                     media: m.media,
                     at: m.ts,

@@ -8,7 +8,7 @@
 //! like a message, but a deletion for the sender alone goes only to the
 //! sender's inbox, and no action ticks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -79,6 +79,15 @@ impl Router {
 
     /// The group as of the records processed so far; `None` if it does
     /// not exist.
+    /// The group's current members (none if there is no such group).
+    async fn members(&mut self, g: GroupId) -> Result<HashSet<UserId>> {
+        Ok(self
+            .group(g)
+            .await?
+            .map(|s| s.current_members().map(|m| m.user).collect())
+            .unwrap_or_default())
+    }
+
     async fn group(&mut self, g: GroupId) -> Result<Option<&mut GroupState>> {
         if !self.pending.contains_key(&g) {
             let state = match self.groups.get(&g) {
@@ -89,6 +98,22 @@ impl Router {
         }
         Ok(self.pending.get_mut(&g).and_then(Option::as_mut))
     }
+}
+
+/// The membership index's changes between two member sets.
+fn membership_changes(
+    group: GroupId,
+    before: &HashSet<UserId>,
+    after: &HashSet<UserId>,
+) -> impl Iterator<Item = StateOp> {
+    let set = move |user: &UserId, member| StateOp::SetMembership {
+        user: *user,
+        group,
+        member,
+    };
+    let joined = after.difference(before).map(move |u| set(u, true));
+    let left = before.difference(after).map(move |u| set(u, false));
+    joined.chain(left).collect::<Vec<_>>().into_iter()
 }
 
 fn status(to: UserId, c: ConversationId, rc_by: UserId, t: &Tick, ts: u64) -> Event {
@@ -260,6 +285,7 @@ impl Processor for Router {
                     ts,
                 }) => {
                     let c = ConversationId::group(group);
+                    let before = self.members(group).await?;
                     let ticks = match (&change, self.group(group).await?) {
                         (GroupChange::Created { name, members }, None) => {
                             GroupState::create(by, name, members, ts).map(|s| {
@@ -282,6 +308,8 @@ impl Processor for Router {
                             for t in ticks {
                                 route(at(t.to), &status(t.to, c, by, &t, ts));
                             }
+                            let after = self.members(group).await?;
+                            ops.extend(membership_changes(group, &before, &after));
                         }
                         Err(refused) => {
                             emit(GroupChangeRefused {

@@ -58,6 +58,10 @@ pub enum Event {
     BlockChanged(BlockChanged),
     /// On `moderation` (by reporter): a user reported a message or a user.
     ReportFiled(ReportFiled),
+    /// On `accounts`: the user deleted their account. Its profile,
+    /// contacts, blocks and privacy go; the username stays taken, so no
+    /// one else can pose as them in old chats.
+    AccountDeleted(AccountDeleted),
 }
 
 impl Event {
@@ -85,6 +89,7 @@ impl Event {
             Event::NotificationDead(_) => "notification_dead",
             Event::BlockChanged(_) => "block_changed",
             Event::ReportFiled(_) => "report_filed",
+            Event::AccountDeleted(_) => "account_deleted",
         }
     }
 }
@@ -363,6 +368,12 @@ pub struct ReportFiled {
     pub reason: String,
     /// The chat's last messages, newest first, as `msg` frames (JSON).
     pub messages_json: String,
+    pub ts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeleted {
+    pub user: UserId,
     pub ts: u64,
 }
 

@@ -50,6 +50,9 @@ pub trait MediaStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(ConversationId, MessageId)>>;
 
+    /// Up to `limit` of `user`'s uploads, in no set order.
+    async fn uploads(&self, user: UserId, limit: usize) -> Result<Vec<MediaId>>;
+
     /// Up to `limit` uploads made before `before` (ms) and never sent.
     async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>>;
 

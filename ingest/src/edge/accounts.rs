@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use parley_engines::StateOp;
-use parley_schemas::event::{AccountCreated, DeviceAdded, Event, ProfileUpdated};
+use parley_schemas::event::{AccountCreated, AccountDeleted, DeviceAdded, Event, ProfileUpdated};
 use parley_schemas::ids::{now_ms, DeviceId, UserId};
 use parley_schemas::wire::{
     CreateSession, CreateUser, ErrorCode, IdpSession, Profile, ProfilePatch, Session,
@@ -300,6 +300,53 @@ impl Accounts {
         self.profile(user).await
     }
 
+    /// Checks that `user` may delete their account: the password again
+    /// (none for an identity provider's account). `Ok(true)` if it is
+    /// already erased, so a deletion cut short can be finished by any
+    /// device still signed in.
+    pub async fn confirm_deletion(
+        &self,
+        user: UserId,
+        password: Option<String>,
+    ) -> Result<bool, ApiError> {
+        let a = self
+            .core
+            .state
+            .account(user)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+        if a.erased() {
+            return Ok(true);
+        }
+        if a.password_hash.starts_with("!idp:") {
+            return Ok(false);
+        }
+        let password = password
+            .ok_or_else(|| ApiError::bad_request("give your password to delete the account"))?;
+        self.guard.sign_ins_per_account.check(&a.username)?;
+        let matches = {
+            let _turn = self.guard.hash_turn().await;
+            self.auth.verify_password(password, a.password_hash).await
+        };
+        if !matches {
+            return Err(ApiError::forbidden("wrong password"));
+        }
+        Ok(false)
+    }
+
+    /// Records the deletion in the log, then erases the account from the
+    /// store (as the accounts job does when it replays the log).
+    pub async fn erase(&self, user: UserId) -> Result<(), ApiError> {
+        let event = Event::AccountDeleted(AccountDeleted { user, ts: now_ms() });
+        self.core.append_account(user, &event).await?;
+        self.core
+            .state
+            .write(vec![StateOp::EraseAccount { user }])
+            .await?;
+        self.core.forget_user(user);
+        Ok(())
+    }
+
     /// The profile of the user called `username`.
     pub async fn profile_by_name(
         &self,
@@ -311,6 +358,7 @@ impl Accounts {
             .state
             .account_by_name(username)
             .await?
+            .filter(|a| !a.erased())
             .ok_or_else(|| ApiError::not_found("no user of that name"))?;
         self.profile_for(viewer, a.user_id).await
     }
@@ -332,12 +380,15 @@ impl Accounts {
             .account(user)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+        let deleted = a.erased();
         Ok(Profile {
             user_id: a.user_id,
-            username: a.username,
+            // A deleted account's name stays taken, but is not shown.
+            username: if deleted { String::new() } else { a.username },
             display_name: a.display_name,
             about: a.about,
             avatar_media_id: a.avatar_media_id,
+            deleted,
         })
     }
 }

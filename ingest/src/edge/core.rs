@@ -2,9 +2,9 @@
 //! waiting until a job has applied it, who exists, and who may see a
 //! conversation.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parley_engines::telemetry::emit;
@@ -24,6 +24,9 @@ const APPLIED_WAIT: Duration = Duration::from_secs(5);
 
 /// Users remembered as existing; past this, they are checked in the store.
 const KNOWN_USERS: usize = 1_000_000;
+/// How long a user is remembered as existing before the store is asked
+/// again: how long another edge may take sends to an account just deleted.
+const KNOWN_FOR: Duration = Duration::from_secs(60);
 
 /// The engines every part of the edge uses, and what they share.
 pub struct Core {
@@ -31,9 +34,9 @@ pub struct Core {
     pub(crate) state: Arc<dyn StateStore>,
     /// The partition count of every topic.
     pub(crate) partitions: u32,
-    /// Users known to exist (accounts are never deleted), so a send checks
-    /// its recipient without a store call.
-    known_users: RwLock<HashSet<UserId>>,
+    /// Users known to exist, and since when, so a send checks its
+    /// recipient without a store call.
+    known_users: RwLock<HashMap<UserId, Instant>>,
 }
 
 /// What a member may see of a conversation.
@@ -124,27 +127,41 @@ impl Core {
         Ok(())
     }
 
-    /// `not_found` unless `user` exists (accounts are never deleted, so
-    /// users once found are remembered).
+    /// `not_found` unless `user` exists and has not deleted their account.
+    /// Users found are remembered for [`KNOWN_FOR`], so another edge takes
+    /// notice of a deletion within that.
     pub async fn require_user(&self, user: UserId) -> Result<(), ApiError> {
+        let fresh = |at: &Instant| at.elapsed() < KNOWN_FOR;
         if self
             .known_users
             .read()
             .expect("known users")
-            .contains(&user)
+            .get(&user)
+            .is_some_and(fresh)
         {
             return Ok(());
         }
-        let exists = self.state.account(user).await?.is_some();
-        if exists {
-            let mut known = self.known_users.write().expect("known users");
-            if known.len() < KNOWN_USERS {
-                known.insert(user);
+        match self.state.account(user).await? {
+            Some(a) if a.erased() => Err(ApiError::not_found(format!(
+                "user {user} deleted their account"
+            ))),
+            Some(_) => {
+                let mut known = self.known_users.write().expect("known users");
+                if known.len() >= KNOWN_USERS {
+                    known.retain(|_, at| fresh(at));
+                }
+                if known.len() < KNOWN_USERS {
+                    known.insert(user, Instant::now());
+                }
+                Ok(())
             }
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("no user {user}")))
+            None => Err(ApiError::not_found(format!("no user {user}"))),
         }
+    }
+
+    /// A deleted account is no longer known here.
+    pub(crate) fn forget_user(&self, user: UserId) {
+        self.known_users.write().expect("known users").remove(&user);
     }
 
     /// What `user` may see of `conversation`, or why not: `forbidden` to

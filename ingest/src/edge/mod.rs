@@ -22,7 +22,8 @@
 //! - [`history`]: scrollback, search and the conversation list, members
 //!   only, with later actions folded in ([`parley_schemas::wire::fold`]).
 //! - [`keys`]: the key directory for end-to-end encryption.
-//! - [`export`]: the caller's data as one archive (GDPR).
+//! - [`export`]: the caller's data as one archive (GDPR); [`erase`]:
+//!   account deletion.
 //! - [`notify`]: push subscriptions, notification settings and mutes.
 //! - [`media`]: uploads into the blob store, and who may fetch or send
 //!   them; [`resumable`]: uploads in chunks that survive a cut
@@ -34,6 +35,7 @@ pub mod appender;
 pub mod backlog;
 pub mod contacts;
 pub mod core;
+pub mod erase;
 pub mod export;
 pub mod groups;
 pub mod history;
@@ -105,6 +107,7 @@ pub struct EdgeParts {
 pub struct Edge {
     /// Kept for its health, which `/readyz` reports.
     log: Arc<dyn Log>,
+    core: Arc<Core>,
     guard: Arc<Guard>,
     sessions: Arc<Sessions>,
     messages: Messages,
@@ -196,7 +199,8 @@ impl Edge {
             exports: export::throttle(),
             presence: PresenceAndTyping::new(core.clone(), parts.pusher),
             media: Media::new(core.clone(), parts.blobs, guard.clone(), until_delivered),
-            history: HistoryReads::new(core, parts.history, until_delivered),
+            history: HistoryReads::new(core.clone(), parts.history, until_delivered),
+            core,
             sockets,
             keys,
             notifications,

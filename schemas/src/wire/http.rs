@@ -77,6 +77,17 @@ pub struct Profile {
     pub about: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_media_id: Option<String>,
+    /// The account was deleted: the profile is a placeholder.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// `DELETE /v1/users/me`: the password again (none for an account of an
+/// identity provider), so a stolen token alone cannot delete an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAccount {
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,11 @@
 use parley_schemas::ids::{DeviceId, UserId};
 
 use crate::contract::unique;
-use crate::state::{Account, AccountStore, DeviceSession, JobStore, StateOp};
+use parley_schemas::wire::Audience;
+
+use crate::state::{
+    Account, AccountStore, DeviceSession, JobStore, PresenceStore, StateOp, ERASED, ERASED_NAME,
+};
 
 pub(super) async fn accounts_and_devices<S: AccountStore>(s: &S) {
     let (alice, bob) = (unique("alice"), unique("bob"));
@@ -210,5 +214,103 @@ pub(super) async fn accounts_restore_from_the_log<S: AccountStore + JobStore>(s:
     }])
     .await
     .unwrap();
+    assert_eq!(s.account(ghost).await.unwrap(), None);
+}
+
+/// A deleted account: no password matches, the profile is a placeholder,
+/// contacts (both ways), blocks, privacy and presence are gone; the name
+/// stays taken, and others' lists of it are theirs to keep.
+pub(super) async fn account_erasure<S: AccountStore + PresenceStore + JobStore>(s: &S) {
+    let name = unique("erased");
+    let user = s
+        .create_account(&name, "$argon2id$e", "Erin")
+        .await
+        .unwrap()
+        .unwrap();
+    let (friend, fan) = (super::fresh_user(), super::fresh_user());
+    let contact = |user, contact| StateOp::SetContact {
+        user,
+        contact,
+        added: true,
+    };
+    s.write(vec![
+        StateOp::SetProfile {
+            user,
+            display_name: None,
+            about: Some("about me".into()),
+            avatar_media_id: Some("m-9".into()),
+        },
+        contact(user, friend),
+        contact(fan, user),
+        StateOp::SetBlock {
+            user,
+            other: friend,
+            on: true,
+        },
+        StateOp::SetPrivacy {
+            user,
+            presence: Audience::Nobody,
+        },
+        StateOp::SetPresence {
+            user,
+            online: true,
+            last_seen: Some(5_000),
+            at: 5_000,
+        },
+    ])
+    .await
+    .unwrap();
+    assert!(!s.account(user).await.unwrap().unwrap().erased());
+
+    // Twice: a replay of the log erases again, to the same end.
+    for _ in 0..2 {
+        s.write(vec![StateOp::EraseAccount { user }]).await.unwrap();
+        let a = s.account(user).await.unwrap().unwrap();
+        assert!(a.erased());
+        assert_eq!(a.password_hash, ERASED);
+        assert_eq!(
+            (
+                a.username.as_str(),
+                a.display_name.as_str(),
+                a.about.as_str()
+            ),
+            (name.as_str(), ERASED_NAME, "")
+        );
+        assert_eq!(a.avatar_media_id, None);
+        assert_eq!(
+            s.account_by_name(&name).await.unwrap().unwrap().user_id,
+            user
+        );
+        assert_eq!(s.contacts(user).await.unwrap(), vec![]);
+        assert_eq!(
+            s.watchers(friend).await.unwrap(),
+            vec![],
+            "the mirror goes too"
+        );
+        assert_eq!(
+            s.watchers(user).await.unwrap(),
+            vec![fan],
+            "others' lists stay"
+        );
+        assert_eq!(s.blocked(user).await.unwrap(), vec![]);
+        assert_eq!(s.privacy(user).await.unwrap(), Audience::Everyone);
+        assert!(s
+            .presence(user)
+            .await
+            .unwrap()
+            .is_none_or(|p| p.last_seen == 0 && !p.online));
+    }
+    assert_eq!(
+        s.create_account(&name, "$argon2id$x", "Mallory")
+            .await
+            .unwrap(),
+        None,
+        "the name stays taken"
+    );
+    // An unknown user: nothing is created.
+    let ghost = UserId(user.0 + 2_000_000);
+    s.write(vec![StateOp::EraseAccount { user: ghost }])
+        .await
+        .unwrap();
     assert_eq!(s.account(ghost).await.unwrap(), None);
 }

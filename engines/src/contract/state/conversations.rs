@@ -290,3 +290,28 @@ pub(super) async fn groups<S: ConversationStore + JobStore>(s: &S) {
     assert_eq!(back, state);
     assert!(back.current(b).is_none() && back.entry(b).unwrap().sees(MessageId(9)));
 }
+
+/// The membership index: a user's current groups.
+pub(super) async fn memberships<S: ConversationStore + JobStore>(s: &S) {
+    let u = fresh_user();
+    let (g1, g2) = (
+        GroupId(rand::random::<u64>() >> 2),
+        GroupId(rand::random::<u64>() >> 2),
+    );
+    let set = |group, member| StateOp::SetMembership {
+        user: u,
+        group,
+        member,
+    };
+    assert_eq!(s.groups_of(u).await.unwrap(), vec![]);
+    s.write(vec![set(g1, true), set(g2, true), set(g1, true)])
+        .await
+        .unwrap();
+    let mut got = s.groups_of(u).await.unwrap();
+    got.sort();
+    let mut both = vec![g1, g2];
+    both.sort();
+    assert_eq!(got, both);
+    s.write(vec![set(g1, false), set(g1, false)]).await.unwrap();
+    assert_eq!(s.groups_of(u).await.unwrap(), vec![g2]);
+}

@@ -258,3 +258,28 @@ pub(super) async fn sent_and_fetched<S: MediaStore + JobStore>(s: &S) {
     assert!(s.media_uses(m, 10).await.unwrap().is_empty());
     assert!(mine(s.fetched_media(100_000).await.unwrap()).is_empty());
 }
+
+/// Each user's uploads, found by user; a deleted one leaves the list.
+pub(super) async fn uploads_by_user<S: MediaStore + JobStore>(s: &S) {
+    let (u, other) = (fresh_user(), fresh_user());
+    assert_eq!(s.uploads(u, 10).await.unwrap(), vec![]);
+    let (m1, m2, m3) = (MediaId::random(), MediaId::random(), MediaId::random());
+    let put = |media, user| StateOp::PutMedia {
+        media,
+        record: record(user, 1),
+    };
+    s.write(vec![put(m1, u), put(m2, u), put(m3, other)])
+        .await
+        .unwrap();
+    let mut got = s.uploads(u, 10).await.unwrap();
+    got.sort_by_key(|m| m.0);
+    let mut mine = vec![m1, m2];
+    mine.sort_by_key(|m| m.0);
+    assert_eq!(got, mine);
+    assert_eq!(s.uploads(u, 1).await.unwrap().len(), 1, "the limit holds");
+    s.write(vec![StateOp::DeleteMedia { media: m1, at: 1 }])
+        .await
+        .unwrap();
+    assert_eq!(s.uploads(u, 10).await.unwrap(), vec![m2]);
+    assert_eq!(s.uploads(other, 10).await.unwrap(), vec![m3]);
+}

@@ -63,6 +63,7 @@ pub async fn media_store_contract<S: MediaStore + JobStore>(s: &S) {
     where_media_was_sent(s).await;
     sent_and_fetched(s).await;
     unsent_uploads_and_unreferenced_blobs(s).await;
+    uploads_by_user(s).await;
 }
 
 /// [`JobStore`]: output and offset together, a compare-and-set.
@@ -71,10 +72,11 @@ pub async fn job_store_contract<S: JobStore + InboxStore>(s: &S) {
 }
 
 /// [`AccountStore`]: sign-up, devices, and accounts restored from the log.
-pub async fn account_store_contract<S: AccountStore + JobStore>(s: &S) {
+pub async fn account_store_contract<S: AccountStore + PresenceStore + JobStore>(s: &S) {
     accounts_and_devices(s).await;
     device_sessions(s).await;
     accounts_restore_from_the_log(s).await;
+    account_erasure(s).await;
 }
 
 /// [`PresenceStore`]: presence and last seen, contacts, watchers, privacy.
@@ -90,6 +92,7 @@ pub async fn conversation_store_contract<S: ConversationStore + PresenceStore + 
     marks(s).await;
     derived_idempotency_and_last_seen(s).await;
     groups(s).await;
+    memberships(s).await;
     message_index(s).await;
 }
 

@@ -7,6 +7,7 @@
 //!   `media_sent`: the same, of uploads sent
 //! - `media_fetched`: `(media id, user)` → (), who fetched it whole;
 //!   `media_fetch_queue`: media id → when, fetched since the sweeper looked
+//! - `uploads`: `(uploader, media id)` → (), each user's uploads
 //! - `blob_refs`: sha256 → uploads that are its bytes
 //! - `blob_unref`: sha256 → since when none is; `blob_deleting`: sha256 → ()
 
@@ -24,6 +25,7 @@ const MEDIA_UNSENT: ByTime = TableDefinition::new("media_unsent");
 const MEDIA_SENT: ByTime = TableDefinition::new("media_sent");
 const MEDIA_FETCHED: TableDefinition<(u128, u64), ()> = TableDefinition::new("media_fetched");
 const MEDIA_FETCH_QUEUE: TableDefinition<u128, u64> = TableDefinition::new("media_fetch_queue");
+const UPLOADS: TableDefinition<(u64, u128), ()> = TableDefinition::new("uploads");
 const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("blob_refs");
 const BLOB_UNREF: TableDefinition<&str, u64> = TableDefinition::new("blob_unref");
 const BLOB_DELETING: TableDefinition<&str, ()> = TableDefinition::new("blob_deleting");
@@ -36,9 +38,28 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(MEDIA_SENT).map_err(err)?;
     tx.open_table(MEDIA_FETCHED).map_err(err)?;
     tx.open_table(MEDIA_FETCH_QUEUE).map_err(err)?;
+    backfill_uploads(tx)?;
     tx.open_table(BLOB_REFS).map_err(err)?;
     tx.open_table(BLOB_UNREF).map_err(err)?;
     tx.open_table(BLOB_DELETING).map_err(err)?;
+    Ok(())
+}
+
+/// Indexes uploads made before the `uploads` table existed (once: it
+/// is empty only then, or when there are none).
+fn backfill_uploads(tx: &WriteTransaction) -> Result<()> {
+    let mut uploads = tx.open_table(UPLOADS).map_err(err)?;
+    if !uploads.is_empty().map_err(err)? {
+        return Ok(());
+    }
+    let media = tx.open_table(MEDIA).map_err(err)?;
+    for row in media.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let rec: MediaRecord = serde_json::from_str(v.value()).map_err(err)?;
+        uploads
+            .insert((rec.uploader.0, k.value()), ())
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -76,6 +97,10 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
                 ..record.clone()
             };
             t.insert(media.0, json(&stored)?.as_str()).map_err(err)?;
+            tx.open_table(UPLOADS)
+                .map_err(err)?
+                .insert((record.uploader.0, media.0), ())
+                .map_err(err)?;
             let sha = record.sha256.as_str();
             let mut refs = tx.open_table(BLOB_REFS).map_err(err)?;
             let n = refs.get(sha).map_err(err)?.map_or(0, |v| v.value());
@@ -98,6 +123,10 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
             tx.open_table(MEDIA)
                 .map_err(err)?
                 .remove(media.0)
+                .map_err(err)?;
+            tx.open_table(UPLOADS)
+                .map_err(err)?
+                .remove((rec.uploader.0, media.0))
                 .map_err(err)?;
             tx.open_table(MEDIA_IMAGE)
                 .map_err(err)?
@@ -243,6 +272,22 @@ impl MediaStore for RedbState {
                 let (_, c, m) = k.value();
                 let c: ConversationId = c.parse().map_err(err)?;
                 out.push((c, MessageId(m)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn uploads(&self, user: UserId, limit: usize) -> Result<Vec<MediaId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(UPLOADS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t
+                .range((user.0, 0)..=(user.0, u128::MAX))
+                .map_err(err)?
+                .take(limit)
+            {
+                out.push(MediaId(row.map_err(err)?.0.value().1));
             }
             Ok(out)
         })

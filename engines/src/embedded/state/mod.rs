@@ -24,6 +24,7 @@
 //! - `media`, `media_image`, `media_uses`: uploads and where they were
 //!   sent ([`media`])
 //! - `device_keys`, `prekeys`: the key directory ([`keys`])
+//! - `memberships`: `(user, group)` → (), the groups a user is in
 //! - `msg_index`: `(conversation, msg_id)` → sender, kind, deleted,
 //!   expiry: what actions on a message are judged by
 //! - `notify_pending`, `notify_due`, `push_subs`, `notify_settings`:
@@ -44,7 +45,7 @@ use redb::{
 };
 
 use crate::error::{EngineError, Result};
-use crate::state::{audience_code, audience_of};
+use crate::state::{audience_code, audience_of, ERASED, ERASED_NAME};
 use crate::state::{
     run_last_seq, Account, AccountStore, Applied, ConversationStore, DeviceSession, FirstSend,
     InboxEntry, InboxStore, Indexed, JobStore, Marks, Presence, PresenceStore, StateOp,
@@ -86,6 +87,8 @@ const WATCHERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("watchers
 /// `(user, other)`: `user` blocks `other`.
 const BLOCKS: TableDefinition<(u64, u64), ()> = TableDefinition::new("blocks");
 const PRIVACY: TableDefinition<u64, u8> = TableDefinition::new("privacy");
+/// `(user, group)`: `user` is a current member of `group`.
+const MEMBERSHIPS: TableDefinition<(u64, u64), ()> = TableDefinition::new("memberships");
 /// `(conversation, msg_id)` → `(`[`Indexed::encode`]`, expires_at)`: the
 /// messages actions may name.
 const MSG_INDEX: TableDefinition<(&str, u64), (&str, u64)> = TableDefinition::new("msg_index");
@@ -195,6 +198,7 @@ impl RedbState {
         tx.open_table(INBOX_SEQ).map_err(err)?;
         tx.open_table(JOBS).map_err(err)?;
         tx.open_table(ACCOUNTS).map_err(err)?;
+        tx.open_table(MEMBERSHIPS).map_err(err)?;
         tx.open_table(USERNAMES).map_err(err)?;
         tx.open_table(COUNTERS).map_err(err)?;
         tx.open_table(DEVICES).map_err(err)?;

@@ -219,6 +219,19 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             let mut t = tx.open_table(PRIVACY).map_err(err)?;
             t.insert(user.0, audience_code(*presence)).map_err(err)?;
         }
+        StateOp::EraseAccount { user } => erase_account(tx, *user)?,
+        StateOp::SetMembership {
+            user,
+            group,
+            member,
+        } => {
+            let mut t = tx.open_table(MEMBERSHIPS).map_err(err)?;
+            if *member {
+                t.insert((user.0, group.0), ()).map_err(err)?;
+            } else {
+                t.remove((user.0, group.0)).map_err(err)?;
+            }
+        }
         StateOp::PutMedia { .. }
         | StateOp::SetMediaImage { .. }
         | StateOp::MediaUsed { .. }
@@ -227,6 +240,47 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         | StateOp::DeleteMedia { .. } => super::media::apply_media_op(tx, op)?,
         StateOp::QueueNotification { .. } => super::notify::apply_notify_op(tx, op)?,
     }
+    Ok(())
+}
+
+/// [`StateOp::EraseAccount`]: what Redis's `O` op does too.
+fn erase_account(tx: &WriteTransaction, user: UserId) -> Result<()> {
+    let mut accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+    let username = match accounts.get(user.0).map_err(err)? {
+        Some(v) => v.value().0.to_owned(),
+        None => return Ok(()),
+    };
+    accounts
+        .insert(user.0, (username.as_str(), ERASED, ERASED_NAME))
+        .map_err(err)?;
+    tx.open_table(PROFILES)
+        .map_err(err)?
+        .remove(user.0)
+        .map_err(err)?;
+    let mut contacts = tx.open_table(CONTACTS).map_err(err)?;
+    let mut watchers = tx.open_table(WATCHERS).map_err(err)?;
+    let mut gone = Vec::new();
+    contacts
+        .retain_in((user.0, 0)..=(user.0, u64::MAX), |(_, c), _| {
+            gone.push(c);
+            false
+        })
+        .map_err(err)?;
+    for c in gone {
+        watchers.remove((c, user.0)).map_err(err)?;
+    }
+    tx.open_table(BLOCKS)
+        .map_err(err)?
+        .retain_in((user.0, 0)..=(user.0, u64::MAX), |_, _| false)
+        .map_err(err)?;
+    tx.open_table(PRIVACY)
+        .map_err(err)?
+        .remove(user.0)
+        .map_err(err)?;
+    tx.open_table(PRESENCE)
+        .map_err(err)?
+        .remove(user.0)
+        .map_err(err)?;
     Ok(())
 }
 

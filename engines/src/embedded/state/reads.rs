@@ -275,6 +275,18 @@ impl ConversationStore for RedbState {
         })
         .await
     }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupId>> {
+        self.read(move |tx| {
+            let t = tx.open_table(MEMBERSHIPS).map_err(err)?;
+            let mut out = Vec::new();
+            for row in t.range((user.0, 0)..=(user.0, u64::MAX)).map_err(err)? {
+                out.push(GroupId(row.map_err(err)?.0.value().1));
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 #[async_trait]

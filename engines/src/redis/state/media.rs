@@ -7,6 +7,7 @@
 //!   `P:mst`: the same, of uploads sent
 //! - `P:mf:{media}` set: users who fetched it whole; `P:mfq` sorted set:
 //!   uploads fetched since the sweeper looked, score = when
+//! - `P:up:{user}` set: the user's uploads
 //! - `P:mr` hash: sha256 → uploads that are its bytes
 //! - `P:mun` sorted set: unreferenced blobs, score = since;
 //!   `P:mdel` set: blobs being deleted
@@ -84,6 +85,7 @@ pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
 pub(super) const MEDIA_LUA: &str = r#"
   elseif op == 'X' then -- media, record, sha256, uploaded at: kept if there
     if redis.call('HSETNX', p .. ':md:' .. a, 'rec', b) == 1 then
+      redis.call('SADD', p .. ':up:' .. cjson.decode(b).uploader, a)
       redis.call('HINCRBY', p .. ':mr', c, 1)
       redis.call('ZREM', p .. ':mun', c)
       if redis.call('SCARD', p .. ':mu:' .. a) == 0 then
@@ -93,7 +95,9 @@ pub(super) const MEDIA_LUA: &str = r#"
   elseif op == 'W' then -- media, at: deleted, its blob's count drops
     local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
     if rec then
-      local sha = cjson.decode(rec).sha256
+      local r = cjson.decode(rec)
+      local sha = r.sha256
+      redis.call('SREM', p .. ':up:' .. r.uploader, a)
       redis.call('DEL', p .. ':md:' .. a, p .. ':mu:' .. a, p .. ':mf:' .. a)
       redis.call('ZREM', p .. ':mus', a)
       redis.call('ZREM', p .. ':mst', a)
@@ -201,6 +205,16 @@ impl MediaStore for RedisState {
                 Ok((c.parse().map_err(bad)?, m.parse().map_err(bad)?))
             })
             .collect()
+    }
+
+    async fn uploads(&self, user: UserId, limit: usize) -> Result<Vec<MediaId>> {
+        let ids: Vec<String> = redis::cmd("SRANDMEMBER")
+            .arg(self.key(format!("up:{user}")))
+            .arg(limit)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        ids.iter().map(|i| i.parse().map_err(bad)).collect()
     }
 
     async fn unsent_media(&self, before: u64, limit: usize) -> Result<Vec<MediaId>> {

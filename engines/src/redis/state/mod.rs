@@ -18,6 +18,7 @@
 //! - `P:j:{job}` hash: partition → next offset
 //! - `P:a:{user}` hash: `name`, `hash`, `display`; `P:n:{username}` → user;
 //!   `P:ctr` hash: `user` (last user id)
+//! - `P:ug:{user}` set: the groups the user is a current member of
 //! - `P:md:{media}`, `P:mu:{media}`: uploads and where they were sent
 //!   ([`media`])
 //! - `P:k:{user}`, `P:kp:{user}:{device}`: the key directory ([`keys`])
@@ -178,6 +179,23 @@ while i <= #ARGV do
     if v and string.sub(v, -2) ~= ':x' then redis.call('SET', k, v .. ':x', 'KEEPTTL') end
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
+  elseif op == 'O' then -- user: the account deleted
+    local k = p .. ':a:' .. a
+    if redis.call('EXISTS', k) == 1 then
+      redis.call('HSET', k, 'hash', b, 'display', c)
+      redis.call('HDEL', k, 'about', 'avatar')
+      for _, o in ipairs(redis.call('SMEMBERS', p .. ':c:' .. a)) do
+        redis.call('SREM', p .. ':w:' .. o, a)
+      end
+      redis.call('DEL', p .. ':c:' .. a, p .. ':bl:' .. a)
+      redis.call('HDEL', p .. ':u:' .. a, 'priv', 'on', 'seen', 'upd')
+    end
+  elseif op == 'T' then -- user, group, '1' member / '0' no longer
+    if c == '1' then
+      redis.call('SADD', p .. ':ug:' .. a, b)
+    else
+      redis.call('SREM', p .. ':ug:' .. a, b)
+    end
   __MEDIA__
   __NOTIFY__
   end
@@ -412,6 +430,24 @@ impl RedisState {
                         .arg(conversation.to_string())
                         .arg(msg_id.0)
                         .arg("")
+                        .arg("");
+                }
+                StateOp::EraseAccount { user } => {
+                    inv.arg("O")
+                        .arg(user.0)
+                        .arg(crate::state::ERASED)
+                        .arg(crate::state::ERASED_NAME)
+                        .arg("");
+                }
+                StateOp::SetMembership {
+                    user,
+                    group,
+                    member,
+                } => {
+                    inv.arg("T")
+                        .arg(user.0)
+                        .arg(group.0)
+                        .arg(if *member { "1" } else { "0" })
                         .arg("");
                 }
                 StateOp::SetPrivacy { user, presence } => {

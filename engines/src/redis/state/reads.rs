@@ -242,6 +242,15 @@ impl ConversationStore for RedisState {
             .map_err(err)?;
         Ok(v.as_deref().and_then(Indexed::decode))
     }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupId>> {
+        let ids: Vec<u64> = redis::cmd("SMEMBERS")
+            .arg(self.key(format!("ug:{user}")))
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)?;
+        Ok(ids.into_iter().map(GroupId).collect())
+    }
 }
 
 #[async_trait]
