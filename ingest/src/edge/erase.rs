@@ -25,7 +25,7 @@ use crate::error::ApiError;
 const UPLOADS_PAGE: usize = 500;
 /// Conversations looked through for groups joined before the membership
 /// index existed.
-const LISTED: u32 = 1000;
+const LISTED: u32 = 500;
 
 impl Edge {
     /// `DELETE /v1/users/me`.
