@@ -34,7 +34,7 @@ fn file(body: &'static str, mime: &'static str) -> Response {
 }
 
 /// The page's files: path, contents, type.
-const FILES: [(&str, &str, &str); 10] = [
+const FILES: [(&str, &str, &str); 11] = [
     ("/", include_str!("../web/index.html"), HTML),
     ("/style.css", include_str!("../web/style.css"), CSS),
     ("/sw.js", include_str!("../web/sw.js"), JS),
@@ -43,6 +43,7 @@ const FILES: [(&str, &str, &str); 10] = [
     ("/http.js", include_str!("../web/http.js"), JS),
     ("/accounts.js", include_str!("../web/accounts.js"), JS),
     ("/chats.js", include_str!("../web/chats.js"), JS),
+    ("/actions.js", include_str!("../web/actions.js"), JS),
     ("/socket.js", include_str!("../web/socket.js"), JS),
     ("/push.js", include_str!("../web/push.js"), JS),
 ];

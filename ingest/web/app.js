@@ -4,8 +4,9 @@
 // out on reconnect with the same client_msg_id, so each arrives once.
 //
 // Modules: state.js (state, session, outbox), http.js, accounts.js,
-// chats.js (conversations, rendering, settings), socket.js, push.js
-// (notifications); this file wires the page.
+// chats.js (conversations, rendering, settings), actions.js (reply, react,
+// edit, delete, block), socket.js, push.js (notifications); this file
+// wires the page.
 
 import { $, S, openDb } from './state.js';
 import { api, uploadWithProgress } from './http.js';
@@ -16,6 +17,7 @@ import {
 } from './chats.js';
 import { compose, connect, markRead, restoreOutbox, setOffline } from './socket.js';
 import { loadPush, wirePush } from './push.js';
+import { endMode, toggleBlock } from './actions.js';
 
 // ---- wiring ----------------------------------------------------------------
 
@@ -89,6 +91,11 @@ addEventListener('DOMContentLoaded', async () => {
     $('text').value = '';
     compose({ text });
   };
+  $('mode-cancel').onclick = () => {
+    if (S.mode && S.mode.edit) $('text').value = '';
+    endMode();
+  };
+  $('block').onclick = () => toggleBlock().catch((e) => { $('chat-status').textContent = e.message; });
   $('text').onkeydown = (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey) {
       ev.preventDefault();

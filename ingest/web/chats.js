@@ -3,7 +3,8 @@
 
 import { $, S } from './state.js';
 import { api, blobUrl } from './http.js';
-import { markRead, onPresence } from './socket.js';
+import { compose, markRead, onPresence } from './socket.js';
+import { endMode, menu, quoteOf, reactionSummary, reactionsOf, showBlock } from './actions.js';
 
 // ---- names and chats -------------------------------------------------------
 
@@ -67,6 +68,8 @@ export function upsert(c, e) {
   c.last = Math.max(c.last, e.ts || Date.now());
 }
 
+// A message as scrollback or a live frame has it (actions folded in by
+// the server, or later by actions.js).
 export function fromFrame(m) {
   return {
     key: m.msg_id,
@@ -76,6 +79,12 @@ export function fromFrame(m) {
     ts: m.ts,
     mine: m.from === me(),
     tick: m.from === me() ? 'sent' : null,
+    edited: !!m.edited,
+    deleted: !!m.deleted,
+    reply_to: m.reply_to,
+    quote: m.quote,
+    forwarded: !!m.forwarded,
+    byUser: reactionsOf(m),
   };
 }
 
@@ -165,6 +174,7 @@ export const TICKS = {
   sent: ['✓', 'sent'],
   delivered: ['✓✓', 'delivered'],
   read: ['✓✓', 'read'],
+  failed: ['⚠', 'not sent'],
 };
 
 export function renderChat(keepScroll) {
@@ -177,15 +187,24 @@ export function renderChat(keepScroll) {
     const li = el('li', { className: e.mine ? 'mine' : '' });
     li.dataset.key = e.key;
     if (c.to.group && !e.mine) li.append(el('strong', {}, `${S.names.get(e.from) || e.from}: `));
-    if (e.body.media) li.append(media(e.body.media));
-    if (e.body.text !== undefined) li.append(document.createTextNode(e.body.text));
-    if (e.body.e2e) li.append(el('em', {}, ENCRYPTED));
+    if (e.forwarded) li.append(el('em', { className: 'forwarded' }, 'Forwarded'), el('br'));
+    if (e.reply_to) li.append(el('blockquote', {}, quoteOf(c, e)));
+    if (e.deleted) li.append(el('em', { className: 'deleted' }, 'This message was deleted'));
+    else {
+      if (e.body.media) li.append(media(e.body.media));
+      if (e.body.text !== undefined) li.append(document.createTextNode(e.body.text));
+      if (e.body.e2e) li.append(el('em', {}, ENCRYPTED));
+    }
+    // The meta comes last: time, marks, ticks, reactions, the menu.
     const meta = el('span', { className: 'meta' }, new Date(Number(e.ts) || Date.now()).toLocaleTimeString());
+    if (e.edited) meta.append(' ', el('span', { className: 'edited' }, 'edited'));
     if (e.mine) {
       const [sym, label] = TICKS[e.tick] || TICKS.sent;
       const who = e.readBy ? `; read by ${[...e.readBy].map((u) => S.names.get(u) || u).join(', ')}` : '';
       meta.append(' ', el('span', { className: `tick ${e.tick}`, title: label + who, ariaLabel: label + who }, sym));
     }
+    if (e.byUser && e.byUser.size) meta.append(' ', el('span', { className: 'reactions' }, reactionSummary(e)));
+    if (e.msg_id && !e.deleted) meta.append(' ', menu(c, e, (body) => compose(body)));
     li.append(meta);
     ol.append(li);
   }
@@ -232,8 +251,10 @@ export async function openChat(cid) {
   renderChat();
   renderList();
   markRead(c);
+  endMode();
   $('chat-status').textContent = '';
   $('group-panel').hidden = !c.to.group;
+  showBlock(c);
   showAvatar(c.to.user);
   if (c.to.group) renderMembers(c);
   else showPresence(c.to.user);
@@ -283,6 +304,8 @@ export async function renderMembers(c) {
     return;
   }
   const mine = g.members.find((m) => m.user_id === me());
+  // Admins may delete anyone's message for everyone.
+  c.admin = !!(mine && mine.admin);
   ul.replaceChildren();
   for (const m of g.members) {
     const li = el('li', {}, el('span', {}, `${await nameOf(m.user_id)}${m.admin ? ' (admin)' : ''}`));

@@ -4,6 +4,7 @@
 import { $, S, outboxAll, outboxDelete, outboxPut } from './state.js';
 import { refresh } from './http.js';
 import { big, chat, fromFrame, me, nameOf, ordered, renderChat, renderList, titleOf, upsert } from './chats.js';
+import { applyAction, endMode, isAction } from './actions.js';
 
 // ---- the socket ------------------------------------------------------------
 
@@ -40,7 +41,9 @@ export function setOffline(off) {
 
 export function sendFrame(item) {
   if (S.ws && S.ws.readyState === WebSocket.OPEN) {
-    S.ws.send(JSON.stringify({ type: 'send', client_msg_id: item.client_msg_id, to: item.to, body: item.body }));
+    const f = { type: 'send', client_msg_id: item.client_msg_id, to: item.to, body: item.body };
+    if (item.reply_to) f.reply_to = item.reply_to;
+    S.ws.send(JSON.stringify(f));
   }
 }
 
@@ -59,7 +62,7 @@ export function onFrame(f) {
       if (S.ws) S.ws.send(JSON.stringify({ type: 'received', seq: f.up_to_seq }));
       return;
     case 'error':
-      if (f.ref) $('chat-status').textContent = `Not sent: ${f.message}`;
+      if (f.ref) return onRefused(f);
       return;
     default:
   }
@@ -79,9 +82,27 @@ export async function onAck(a) {
   renderList();
 }
 
+// A send refused for good (not a busy server, which the outbox outlasts):
+// it leaves the outbox and shows as not sent.
+async function onRefused(f) {
+  $('chat-status').textContent = `Not sent: ${f.message}`;
+  if (f.code === 'rate_limited' || f.code === 'unavailable') return;
+  await outboxDelete(f.ref);
+  for (const c of S.chats.values()) {
+    const e = c.entries.get(`c:${f.ref}`);
+    if (e) {
+      e.tick = 'failed';
+      if (S.open === c.cid) renderChat(true);
+    }
+  }
+}
+
 export function onMsg(m) {
   const c = chat(m.conversation_id);
-  if (!c.entries.has(m.msg_id)) {
+  if (isAction(m.body)) {
+    // Not a message to people: no receipt, not unread, only its effect.
+    applyAction(c, m);
+  } else if (!c.entries.has(m.msg_id)) {
     upsert(c, fromFrame(m));
     if (m.from !== me()) {
       nameOf(m.from);
@@ -159,9 +180,15 @@ export function markRead(c) {
 
 // ---- composing ------------------------------------------------------------
 
+// A message (or an action on one) into the outbox, then out. A reply
+// takes the mode's `reply_to`; an edit in progress turns the text into
+// an edit of its message.
 export async function compose(body) {
   const c = S.chats.get(S.open);
   if (!c) return;
+  const mode = S.mode;
+  const editing = !!(mode && mode.edit && body.text !== undefined);
+  if (editing) body = { edit: { msg_id: mode.edit, text: body.text } };
   const item = {
     client_msg_id: crypto.randomUUID(),
     to: c.to,
@@ -169,15 +196,22 @@ export async function compose(body) {
     cid: c.cid,
     n: Date.now() + Math.random(),
   };
+  if (mode && mode.reply_to && !isAction(body)) item.reply_to = mode.reply_to;
+  if (mode && (editing || !isAction(body))) endMode();
   await outboxPut(item);
-  upsert(c, { key: `c:${item.client_msg_id}`, from: me(), body, ts: Date.now(), mine: true, tick: 'pending', n: item.n });
+  if (isAction(body)) applyAction(c, { body, from: me() });
+  else upsert(c, pendingEntry(item));
   renderChat();
   sendFrame(item);
 }
 
+const pendingEntry = (item) => ({
+  key: `c:${item.client_msg_id}`, from: me(), body: item.body, ts: Math.floor(item.n), mine: true,
+  tick: 'pending', n: item.n, reply_to: item.reply_to, byUser: new Map(),
+});
+
 export async function restoreOutbox() {
   for (const item of await outboxAll()) {
-    const c = chat(item.cid);
-    upsert(c, { key: `c:${item.client_msg_id}`, from: me(), body: item.body, ts: Math.floor(item.n), mine: true, tick: 'pending', n: item.n });
+    if (!isAction(item.body)) upsert(chat(item.cid), pendingEntry(item));
   }
 }

@@ -3,9 +3,9 @@
 // the socket never go through here. And notifications: a Web Push message
 // (the server's JSON: title, body, conversation_id) is shown, one per
 // conversation (a newer one replaces it); a click opens the page.
-const SHELL = 'parley-shell-v3';
+const SHELL = 'parley-shell-v4';
 const FILES = ['/', '/style.css', '/app.js', '/state.js', '/http.js', '/accounts.js', '/chats.js',
-  '/socket.js', '/push.js'];
+  '/actions.js', '/socket.js', '/push.js'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));

@@ -1,7 +1,8 @@
 // The web client's scenario in a real browser (Debian's chromium, driven
 // by playwright-core): two people sign up through the page and chat,
 // ticks turn blue, messages written offline survive a reload and arrive
-// once and in order, a group of three, an image, markup shown as text,
+// once and in order, markup shown as text, a reply, a reaction, an edit,
+// deletions for everyone and for me, a block, a group of three, an image,
 // settings, and a notification shown by the service worker.
 // Usage: node scenario.mjs URL SHOTS_DIR IMAGE.png
 import { chromium } from 'playwright-core';
@@ -91,6 +92,54 @@ try {
   await say(alice, markup);
   await bob.page.locator('#messages li', { hasText: markup }).waitFor();
   if (await bob.page.locator('#messages img[src="x"]').count()) throw new Error('markup became an element');
+
+  step('bob asks; alice replies to his message, quoting it');
+  await say(bob, 'which train?');
+  const question = alice.page.locator('#messages li', { hasText: 'which train?' });
+  await question.locator('summary').click();
+  await question.getByRole('button', { name: 'Reply' }).click();
+  await alice.page.locator('#mode', { hasText: 'Replying to: which train?' }).waitFor();
+  await say(alice, 'the 8:15');
+  await bob.page.locator('#messages li', { hasText: 'the 8:15' })
+    .locator('blockquote', { hasText: 'which train?' }).waitFor();
+
+  step('bob reacts to the reply; alice sees the reaction');
+  const answer = (p, text) => p.page.locator('#messages li', { hasText: text });
+  await answer(bob, 'the 8:15').locator('summary').click();
+  await answer(bob, 'the 8:15').getByRole('button', { name: 'React 👍' }).click();
+  await answer(alice, 'the 8:15').locator('.reactions', { hasText: '👍 1' }).waitFor();
+
+  step('alice edits it; bob sees the new text, marked edited');
+  await answer(alice, 'the 8:15').locator('summary').click();
+  await answer(alice, 'the 8:15').getByRole('button', { name: 'Edit' }).click();
+  await alice.page.locator('#mode', { hasText: 'Editing' }).waitFor();
+  await say(alice, 'the 9:15');
+  await answer(bob, 'the 9:15').locator('.edited').waitFor();
+  await answer(bob, 'the 9:15').locator('.reactions', { hasText: '👍 1' }).waitFor();
+  if (await answer(bob, 'the 8:15').count()) throw new Error('the old text is still shown');
+
+  step('alice deletes it for everyone; bob deletes his question for himself');
+  await answer(alice, 'the 9:15').locator('summary').click();
+  await answer(alice, 'the 9:15').getByRole('button', { name: 'Delete for everyone' }).click();
+  await bob.page.locator('#messages li .deleted', { hasText: 'This message was deleted' }).waitFor();
+  if (await answer(bob, 'the 9:15').count()) throw new Error('deleted text still shown');
+  await answer(bob, 'which train?').first().locator('summary').click();
+  await answer(bob, 'which train?').first().getByRole('button', { name: 'Delete for me' }).click();
+  await bob.page.locator('#messages li', { hasText: 'which train?' })
+    .filter({ hasNot: bob.page.locator('blockquote') }).waitFor({ state: 'detached' });
+  await alice.page.locator('#messages li', { hasText: 'which train?' }).first().waitFor();
+
+  step('bob blocks alice: her message is refused; unblocked, the next one arrives');
+  await bob.page.getByRole('button', { name: 'Block', exact: true }).click();
+  await bob.page.getByRole('button', { name: 'Unblock', exact: true }).waitFor();
+  await say(alice, 'are you there?');
+  await alice.page.locator('#chat-status', { hasText: 'Not sent' }).waitFor();
+  await answer(alice, 'are you there?').locator('.tick.failed').waitFor();
+  await bob.page.getByRole('button', { name: 'Unblock', exact: true }).click();
+  await bob.page.getByRole('button', { name: 'Block', exact: true }).waitFor();
+  await say(alice, 'unblocked now');
+  await answer(bob, 'unblocked now').waitFor();
+  if (await answer(bob, 'are you there?').count()) throw new Error('a blocked message arrived');
 
   step('a group of three');
   const carol = await person('carol');
