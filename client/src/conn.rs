@@ -76,13 +76,7 @@ async fn session(client: &Client) -> Result<(), bool> {
         since: (since > 0).then_some(since),
     }))];
     for m in client.outbox().unwrap_or_default() {
-        first.push(frame(ClientFrame::Send(parley_schemas::wire::SendFrame {
-            client_msg_id: m.client_msg_id,
-            to: m.to,
-            body: m.body,
-            reply_to: None,
-            forwarded: false,
-        })));
+        first.push(m.frame());
     }
     for f in first {
         if sink.send(Message::text(f)).await.is_err() {

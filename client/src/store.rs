@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use parley_schemas::ids::{ConversationId, DeviceId, UserId};
-use parley_schemas::wire::{Body, MsgFrame, Recipient};
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
+use parley_schemas::wire::{Body, MsgExtra, MsgFrame, Recipient};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::Result;
@@ -28,6 +28,36 @@ pub struct Outgoing {
     pub client_msg_id: String,
     pub to: Recipient,
     pub body: Body,
+    /// The message of the same conversation this one answers.
+    pub reply_to: Option<MessageId>,
+    /// Sent on from another chat (its first sender never named).
+    pub forwarded: bool,
+}
+
+impl Outgoing {
+    /// A new message (a fresh `client_msg_id`) of `body` to `to`.
+    pub fn new(to: Recipient, body: Body) -> Outgoing {
+        Outgoing {
+            client_msg_id: format!("{:032x}", rand::random::<u128>()),
+            to,
+            body,
+            reply_to: None,
+            forwarded: false,
+        }
+    }
+
+    /// Its `send` frame, as JSON (the first send and every resend alike).
+    pub(crate) fn frame(&self) -> String {
+        crate::frame(parley_schemas::wire::ClientFrame::Send(
+            parley_schemas::wire::SendFrame {
+                client_msg_id: self.client_msg_id.clone(),
+                to: self.to,
+                body: self.body.clone(),
+                reply_to: self.reply_to,
+                forwarded: self.forwarded,
+            },
+        ))
+    }
 }
 
 pub struct Store {
@@ -62,6 +92,16 @@ impl Store {
             .exists([])?;
         if !has_local {
             db.execute_batch("ALTER TABLE outbox ADD COLUMN local_json TEXT")?;
+        }
+        // ... and a reply's target and a forward's mark.
+        let has_reply = db
+            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'reply_to'")?
+            .exists([])?;
+        if !has_reply {
+            db.execute_batch(
+                "ALTER TABLE outbox ADD COLUMN reply_to INTEGER;
+                 ALTER TABLE outbox ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0;",
+            )?;
         }
         Ok(Store { db })
     }
@@ -103,13 +143,15 @@ impl Store {
     pub(crate) fn push_outbox_keeping(&self, m: &Outgoing, local: Option<&Body>) -> Result<()> {
         let json = |b: &Body| serde_json::to_string(b).expect("bodies serialize");
         self.db.execute(
-            "INSERT INTO outbox (client_msg_id, to_json, body_json, local_json)
-             VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO outbox (client_msg_id, to_json, body_json, local_json, reply_to, forwarded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 m.client_msg_id,
                 serde_json::to_string(&m.to).expect("recipients serialize"),
                 json(&m.body),
                 local.map(json),
+                m.reply_to.map(|r| r.0 as i64),
+                m.forwarded,
             ],
         )?;
         Ok(())
@@ -117,23 +159,27 @@ impl Store {
 
     /// The outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>> {
-        let mut q = self
-            .db
-            .prepare("SELECT client_msg_id, to_json, body_json FROM outbox ORDER BY n")?;
+        let mut q = self.db.prepare(
+            "SELECT client_msg_id, to_json, body_json, reply_to, forwarded FROM outbox ORDER BY n",
+        )?;
         let rows = q.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (client_msg_id, to, body) = row?;
+            let (client_msg_id, to, body, reply_to, forwarded) = row?;
             out.push(Outgoing {
                 client_msg_id,
                 to: serde_json::from_str(&to).map_err(bad)?,
                 body: serde_json::from_str(&body).map_err(bad)?,
+                reply_to: reply_to.map(|r| MessageId(r as u64)),
+                forwarded,
             });
         }
         Ok(out)
@@ -142,15 +188,17 @@ impl Store {
     /// An outgoing message was acked: it leaves the outbox and joins the
     /// stored messages (no `seq`: that is the inbox's).
     pub fn acked(&mut self, a: &parley_schemas::wire::Ack) -> Result<()> {
-        let item: Option<(String, String)> = self
+        type Row = (String, String, Option<i64>, bool);
+        let item: Option<Row> = self
             .db
             .query_row(
-                "SELECT to_json, coalesce(local_json, body_json) FROM outbox WHERE client_msg_id = ?1",
+                "SELECT to_json, coalesce(local_json, body_json), reply_to, forwarded
+                 FROM outbox WHERE client_msg_id = ?1",
                 [&a.client_msg_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        if let (Some((to, body)), Some(s)) = (item, self.session()?) {
+        if let (Some((to, body, reply_to, forwarded)), Some(s)) = (item, self.session()?) {
             self.put_message(&MsgFrame {
                 seq: None,
                 msg_id: a.msg_id,
@@ -159,7 +207,11 @@ impl Store {
                 to: serde_json::from_str(&to).map_err(bad)?,
                 body: serde_json::from_str(&body).map_err(bad)?,
                 ts: a.ts,
-                extra: Default::default(),
+                extra: MsgExtra {
+                    reply_to: reply_to.map(|r| MessageId(r as u64)),
+                    forwarded,
+                    ..Default::default()
+                },
             })?;
         }
         self.pop_outbox(&a.client_msg_id)

@@ -86,3 +86,92 @@ async fn arrived_and_acked(
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_and_forwards_keep_their_marks_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let (carol, carol_id) = person(dir.path(), &s.url, "carol", "carol.db").await;
+    // Alice is offline at first: signed in, no socket running.
+    let alice = parley_client::Client::open(dir.path().join("alice.db"), &s.url).unwrap();
+    alice.sign_up("alice", "a-long-password").await.unwrap();
+    let alice_id = alice
+        .sign_in("alice", "a-long-password")
+        .await
+        .unwrap()
+        .user_id;
+    let (mut on_bob, mut on_carol) = (bob.events(), carol.events());
+    bob.send_text(Recipient::User(alice_id), "which train?")
+        .unwrap();
+    let asked = first(&mut on_bob, "bob's ack", |e| match e {
+        Event::Acked(a) => Some(a),
+        _ => None,
+    })
+    .await;
+
+    let reply = alice
+        .reply(Recipient::User(bob_id), asked.msg_id, "the 8:15")
+        .unwrap();
+    // The outbox keeps what the reply answers, across a restart.
+    drop(alice);
+    let alice = parley_client::Client::open(dir.path().join("alice.db"), &s.url).unwrap();
+    let waiting = alice.outbox().unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (waiting[0].client_msg_id.as_str(), waiting[0].reply_to),
+        (reply.as_str(), Some(asked.msg_id))
+    );
+    let mut on_alice = alice.events();
+    let runner = alice.clone();
+    tokio::spawn(async move { runner.run().await });
+    let answer = first(&mut on_bob, "alice's reply", |e| match e {
+        Event::Message(m) if m.body == Body::Text("the 8:15".into()) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(answer.extra.reply_to, Some(asked.msg_id));
+    let question = first(&mut on_alice, "bob's question", |e| match e {
+        Event::Message(m) if m.msg_id == asked.msg_id => Some(m),
+        _ => None,
+    })
+    .await;
+    // Alice's stored copy of her reply (stored at its ack) quotes it.
+    if alice.outbox().unwrap().is_empty() {
+        // Acked before the question arrived: nothing to wait for.
+    } else {
+        first(&mut on_alice, "the reply's ack", |e| {
+            matches!(e, Event::Acked(_)).then_some(())
+        })
+        .await;
+    }
+    let c = ConversationId::direct(alice_id, bob_id);
+    let shown = alice.messages(&c).unwrap();
+    let mine = shown.iter().find(|m| m.msg_id == answer.msg_id).unwrap();
+    assert_eq!(mine.extra.reply_to, Some(asked.msg_id));
+    assert_eq!(mine.extra.quote.as_ref().unwrap().text, "which train?");
+
+    // Forwarded to Carol: marked, from Alice, the content as it was.
+    let sent = alice
+        .forward(&question, &[Recipient::User(carol_id)])
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    let fwd = first(&mut on_carol, "the forward", |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert!(fwd.extra.forwarded);
+    assert_eq!(fwd.from, alice_id);
+    assert_eq!(fwd.body, Body::Text("which train?".into()));
+    // An action is not a message to forward.
+    let mut action = question.clone();
+    action.body = Body::Reaction(parley_schemas::wire::Reaction {
+        msg_id: question.msg_id,
+        emoji: "👍".into(),
+    });
+    assert!(alice
+        .forward(&action, &[Recipient::User(carol_id)])
+        .is_err());
+    s.down().await;
+}

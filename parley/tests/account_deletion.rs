@@ -175,7 +175,11 @@ async fn checked_deleted(url: &str, alice: &User, bob: &User, bt: &str, ct: &str
     assert!(!members.contains(&alice.id.as_str()), "{info}");
     assert!(members.contains(&bob.id.as_str()), "{info}");
     assert!(
-        info["members"].as_array().unwrap().iter().any(|m| m["admin"] == true),
+        info["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["admin"] == true),
         "the group keeps an admin: {info}"
     );
     // Her name stays taken: nobody can pose as her in old chats.

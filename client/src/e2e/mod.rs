@@ -241,11 +241,7 @@ impl Client {
         let Value::Object(body) = body else {
             unreachable!("an object literal")
         };
-        let m = Outgoing {
-            client_msg_id: format!("{:032x}", rand::random::<u128>()),
-            to,
-            body: Body::E2e(E2e(body)),
-        };
+        let m = Outgoing::new(to, Body::E2e(E2e(body)));
         store.push_outbox_keeping(&m, Some(&Body::Text(text.to_owned())))?;
         drop(store);
         self.send_frame(&m);
