@@ -246,3 +246,54 @@ async fn uploads_never_sent_and_blobs_no_one_holds_are_deleted() {
     assert!(r.bytes().await.unwrap() == png_like(5_000, 2));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_only_a_deleted_message_carried_is_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.media_unsent_ms = 1_000;
+    cfg.media_blob_grace_ms = 0;
+    cfg.media_sweep_every_ms = 100;
+    let s = Server::start_with(cfg).await;
+    let (_, bob) = alice_and_bob(&s.url).await;
+    let carol = register(&s.url, "carol").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let (bt, _) = login(&s.url, "bob", None).await;
+    let (ct, _) = login(&s.url, "carol", None).await;
+    let id = |v: &Value| v["media_id"].as_str().unwrap().to_owned();
+    let (_, photo) = upload(&s.url, &at, "image/png", png_like(5_000, 4)).await;
+    let (_, both) = upload(&s.url, &at, "image/png", png_like(5_000, 5)).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    let sent = |to: &User, cid: &str, media: &str| media_to(json!({"user": to.id}), cid, media);
+    a.send(sent(&bob, "1", &id(&photo))).await;
+    let to_bob = a.expect("ack").await["msg_id"].as_str().unwrap().to_owned();
+    // `both` goes to Bob and to Carol; only Bob's message is deleted.
+    a.send(sent(&bob, "2", &id(&both))).await;
+    let both_to_bob = a.expect("ack").await["msg_id"].as_str().unwrap().to_owned();
+    a.send(sent(&carol, "3", &id(&both))).await;
+    a.expect("ack").await;
+    assert_eq!(status_of(&s.url, &bt, &id(&photo)).await, 200);
+    assert_eq!(status_of(&s.url, &ct, &id(&both)).await, 200);
+
+    for (cid, msg_id) in [("4", &to_bob), ("5", &both_to_bob)] {
+        let delete = json!({"type": "send", "client_msg_id": cid, "to": {"user": bob.id},
+            "body": {"delete": {"msg_id": msg_id}}});
+        a.send(delete).await;
+        a.expect("ack").await;
+    }
+    // Bob can no longer fetch either; the photo no message uses is swept,
+    // bytes and all; what Carol still has stays.
+    eventually("the photo swept", WAIT, || async {
+        (status_of(&s.url, &at, &id(&photo)).await == 404).then_some(())
+    })
+    .await;
+    assert_eq!(status_of(&s.url, &bt, &id(&photo)).await, 404);
+    assert_eq!(status_of(&s.url, &bt, &id(&both)).await, 404);
+    assert_eq!(status_of(&s.url, &ct, &id(&both)).await, 200);
+    assert_eq!(status_of(&s.url, &at, &id(&both)).await, 200);
+    eventually("the photo's bytes deleted", WAIT, || async {
+        (files(dir.path(), "blobs") == 1).then_some(())
+    })
+    .await;
+    s.stop().await;
+}

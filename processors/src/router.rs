@@ -19,7 +19,7 @@ use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
 use parley_schemas::group::{GroupChange, GroupState, Tick};
-use parley_schemas::ids::{ConversationId, GroupId, UserId};
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::media::MediaId;
 use parley_schemas::partition::user_partition;
 use parley_schemas::wire::{Body, Recipient, ACTIONABLE_MS, RESEND_WINDOW_MS};
@@ -137,6 +137,8 @@ impl Processor for Router {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         self.pending.clear();
         let mut ops = Vec::new();
+        // Media messages of this batch, which the store has not indexed yet.
+        let mut carried: HashMap<(ConversationId, MessageId), MediaId> = HashMap::new();
         // Inbox partition -> records, kept in log order.
         let mut out: BTreeMap<u32, Vec<Bytes>> = BTreeMap::new();
         let parts = self.inbox_partitions;
@@ -221,11 +223,35 @@ impl Processor for Router {
                         user: m.from,
                         at: m.ts,
                     });
+                    let media = match &m.body {
+                        Body::Media(media) => media.media_id.parse::<MediaId>().ok(),
+                        _ => None,
+                    };
                     match &m.body {
-                        Body::Delete(d) if !d.for_me => ops.push(StateOp::IndexDeleted {
-                            conversation: m.conversation,
-                            msg_id: d.msg_id,
-                        }),
+                        Body::Delete(d) if !d.for_me => {
+                            ops.push(StateOp::IndexDeleted {
+                                conversation: m.conversation,
+                                msg_id: d.msg_id,
+                            });
+                            // Its media goes with it: nobody fetches it
+                            // through this message any more.
+                            let key = (m.conversation, d.msg_id);
+                            let media = match carried.get(&key) {
+                                Some(media) => Some(*media),
+                                None => self
+                                    .state
+                                    .indexed(m.conversation, d.msg_id)
+                                    .await?
+                                    .and_then(|i| i.media),
+                            };
+                            if let Some(media) = media {
+                                ops.push(StateOp::MediaUnused {
+                                    media,
+                                    conversation: m.conversation,
+                                    msg_id: d.msg_id,
+                                });
+                            }
+                        }
                         b if b.is_action() => {}
                         b => ops.push(StateOp::IndexMessage {
                             conversation: m.conversation,
@@ -234,20 +260,20 @@ impl Processor for Router {
                                 from: m.from,
                                 text: matches!(b, Body::Text(_)),
                                 deleted: false,
+                                media,
                             },
                             expires_at: m.ts + ACTIONABLE_MS,
                         }),
                     }
                     // The edge stored this before it appended the message;
                     // derived again here, so a rebuilt store has it too.
-                    if let Body::Media(media) = &m.body {
-                        if let Ok(media) = media.media_id.parse::<MediaId>() {
-                            ops.push(StateOp::MediaUsed {
-                                media,
-                                conversation: m.conversation,
-                                msg_id: m.msg_id,
-                            });
-                        }
+                    if let Some(media) = media {
+                        carried.insert((m.conversation, m.msg_id), media);
+                        ops.push(StateOp::MediaUsed {
+                            media,
+                            conversation: m.conversation,
+                            msg_id: m.msg_id,
+                        });
                     }
                 }
                 Event::Receipt(rc) => {

@@ -16,10 +16,12 @@ use parley_schemas::wire::Audience;
 
 use crate::error::Result;
 
+mod indexed;
 mod keys;
 mod media;
 mod notify;
 mod op;
+pub use indexed::Indexed;
 pub use keys::{DeviceKeys, KeyStore, KeysPut};
 pub use media::{ImageInfo, MediaRecord, MediaStore};
 pub(crate) use notify::PendingRow;
@@ -186,46 +188,6 @@ pub enum Applied {
     Stale {
         committed: Option<u64>,
     },
-}
-
-/// What the message index keeps of a message: enough for the edge to
-/// judge an action on it without reading the history, which trails the
-/// log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Indexed {
-    pub from: UserId,
-    /// Text, the only kind an edit may change.
-    pub text: bool,
-    pub deleted: bool,
-}
-
-impl Indexed {
-    /// `{from}:{t|o}` and `:x` once deleted: how stores keep it as text.
-    pub fn encode(&self) -> String {
-        let kind = if self.text { 't' } else { 'o' };
-        let deleted = if self.deleted { ":x" } else { "" };
-        format!("{}:{kind}{deleted}", self.from)
-    }
-
-    pub fn decode(s: &str) -> Option<Indexed> {
-        let mut parts = s.split(':');
-        let from = UserId(parts.next()?.parse().ok()?);
-        let text = match parts.next()? {
-            "t" => true,
-            "o" => false,
-            _ => return None,
-        };
-        let deleted = match parts.next() {
-            None => false,
-            Some("x") => true,
-            Some(_) => return None,
-        };
-        Some(Indexed {
-            from,
-            text,
-            deleted,
-        })
-    }
 }
 
 /// What a `client_msg_id` was first sent as.

@@ -182,6 +182,15 @@ pub enum StateOp {
         conversation: ConversationId,
         msg_id: MessageId,
     },
+    /// The message `msg_id` of `conversation` that carried `media` was
+    /// deleted for everyone: it no longer lets anyone fetch the media, and
+    /// an upload no message uses any more counts as never sent from then
+    /// (the sweeper deletes those after `media.unsent_hours`).
+    MediaUnused {
+        media: MediaId,
+        conversation: ConversationId,
+        msg_id: MessageId,
+    },
     /// Seqs `seq..seq + count` of `user` are the `count` consecutive posts
     /// of `group`'s stream from `first` on (the last is `last`): one row
     /// instead of `count` copies. Moves the user's seq and their head in

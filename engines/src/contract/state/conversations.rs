@@ -83,6 +83,7 @@ pub(super) async fn message_index<S: ConversationStore + JobStore>(s: &S) {
         from: a,
         text: true,
         deleted: false,
+        media: None,
     };
     let index = |id: u64, indexed: Indexed, expires_at: u64| StateOp::IndexMessage {
         conversation: c,
@@ -100,6 +101,7 @@ pub(super) async fn message_index<S: ConversationStore + JobStore>(s: &S) {
         from: b,
         text: false,
         deleted: false,
+        media: Some(parley_schemas::media::MediaId::random()),
     };
     s.write(vec![index(5, media, far)]).await.unwrap();
     assert_eq!(s.indexed(c, MessageId(5)).await.unwrap(), Some(text));
@@ -121,6 +123,20 @@ pub(super) async fn message_index<S: ConversationStore + JobStore>(s: &S) {
         s.indexed(c, MessageId(5)).await.unwrap(),
         Some(deleted),
         "sticks"
+    );
+    // A deleted media message still names its media.
+    s.write(vec![StateOp::IndexDeleted {
+        conversation: c,
+        msg_id: MessageId(6),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.indexed(c, MessageId(6)).await.unwrap(),
+        Some(Indexed {
+            deleted: true,
+            ..media
+        })
     );
     // Deleting what is not indexed creates nothing.
     s.write(vec![StateOp::IndexDeleted {

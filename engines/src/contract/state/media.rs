@@ -283,3 +283,60 @@ pub(super) async fn uploads_by_user<S: MediaStore + JobStore>(s: &S) {
     assert_eq!(s.uploads(u, 10).await.unwrap(), vec![m2]);
     assert_eq!(s.uploads(other, 10).await.unwrap(), vec![m3]);
 }
+
+/// A deleted message no longer lets anyone fetch its media; once no
+/// message uses an upload, it counts as never sent (for the sweeper).
+pub(super) async fn deleted_messages_let_go_of_their_media<S: MediaStore + JobStore>(s: &S) {
+    let (m, user) = (MediaId::random(), fresh_user());
+    let rec = MediaRecord {
+        uploaded_at: 3_000,
+        ..record(user, 1)
+    };
+    s.write(vec![StateOp::PutMedia {
+        media: m,
+        record: rec,
+    }])
+    .await
+    .unwrap();
+    let (c1, c2) = (
+        ConversationId::direct(user, fresh_user()),
+        ConversationId::group(GroupId(rand::random::<u64>() >> 2)),
+    );
+    let used = |conversation, id| StateOp::MediaUsed {
+        media: m,
+        conversation,
+        msg_id: MessageId(id),
+    };
+    let unused = |conversation, id| StateOp::MediaUnused {
+        media: m,
+        conversation,
+        msg_id: MessageId(id),
+    };
+    let listed = |v: Vec<MediaId>| v.contains(&m);
+    s.write(vec![used(c1, 1), used(c2, 2)]).await.unwrap();
+    assert!(listed(s.sent_media(3_001, 100_000).await.unwrap()));
+    s.write(vec![unused(c1, 1), unused(c1, 1)]).await.unwrap();
+    assert_eq!(s.media_uses(m, 10).await.unwrap(), vec![(c2, MessageId(2))]);
+    assert!(
+        listed(s.sent_media(3_001, 100_000).await.unwrap()),
+        "still used"
+    );
+    assert!(!listed(s.unsent_media(3_001, 100_000).await.unwrap()));
+    s.write(vec![unused(c2, 2)]).await.unwrap();
+    assert!(s.media_uses(m, 10).await.unwrap().is_empty());
+    assert!(!listed(s.sent_media(3_001, 100_000).await.unwrap()));
+    assert!(
+        listed(s.unsent_media(3_001, 100_000).await.unwrap()),
+        "unreferenced"
+    );
+    // An unknown upload: nothing is created.
+    let ghost = MediaId::random();
+    s.write(vec![StateOp::MediaUnused {
+        media: ghost,
+        conversation: c1,
+        msg_id: MessageId(1),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.media(ghost).await.unwrap(), None);
+}

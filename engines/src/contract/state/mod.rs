@@ -64,6 +64,7 @@ pub async fn media_store_contract<S: MediaStore + JobStore>(s: &S) {
     sent_and_fetched(s).await;
     unsent_uploads_and_unreferenced_blobs(s).await;
     uploads_by_user(s).await;
+    deleted_messages_let_go_of_their_media(s).await;
 }
 
 /// [`JobStore`]: output and offset together, a compare-and-set.

@@ -189,6 +189,30 @@ pub(super) fn apply_media_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> 
                     .map_err(err)?;
             }
         }
+        StateOp::MediaUnused {
+            media,
+            conversation,
+            msg_id,
+        } => {
+            let c = conversation.to_string();
+            tx.open_table(MEDIA_USES)
+                .map_err(err)?
+                .remove((media.0, c.as_str(), msg_id.0))
+                .map_err(err)?;
+            if let Some(rec) = record(tx, *media)? {
+                if !used(tx, *media)? {
+                    let key = (rec.uploaded_at, media.0);
+                    tx.open_table(MEDIA_SENT)
+                        .map_err(err)?
+                        .remove(key)
+                        .map_err(err)?;
+                    tx.open_table(MEDIA_UNSENT)
+                        .map_err(err)?
+                        .insert(key, ())
+                        .map_err(err)?;
+                }
+            }
+        }
         StateOp::MediaFetched { media, user, at } => {
             if record(tx, *media)?.is_none() {
                 return Ok(());

@@ -235,6 +235,7 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
         StateOp::PutMedia { .. }
         | StateOp::SetMediaImage { .. }
         | StateOp::MediaUsed { .. }
+        | StateOp::MediaUnused { .. }
         | StateOp::MediaFetched { .. }
         | StateOp::MediaChecked { .. }
         | StateOp::DeleteMedia { .. } => super::media::apply_media_op(tx, op)?,

@@ -63,6 +63,17 @@ pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
             "".into(),
             "".into(),
         ],
+        StateOp::MediaUnused {
+            media,
+            conversation,
+            msg_id,
+        } => [
+            "u".into(),
+            media.to_string(),
+            format!("{conversation}|{msg_id}"),
+            "".into(),
+            "".into(),
+        ],
         StateOp::MediaFetched { media, user, at } => [
             "E".into(),
             media.to_string(),
@@ -115,6 +126,13 @@ pub(super) const MEDIA_LUA: &str = r#"
     local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
     if rec then
       redis.call('ZADD', p .. ':mst', cjson.decode(rec).uploaded_at, a)
+    end
+  elseif op == 'u' then -- media, 'conversation|msg_id': deleted, no longer a use
+    redis.call('SREM', p .. ':mu:' .. a, b)
+    local rec = redis.call('HGET', p .. ':md:' .. a, 'rec')
+    if rec and redis.call('SCARD', p .. ':mu:' .. a) == 0 then
+      redis.call('ZREM', p .. ':mst', a)
+      redis.call('ZADD', p .. ':mus', cjson.decode(rec).uploaded_at, a)
     end
   elseif op == 'E' then -- media, user, at: fetched whole
     if redis.call('EXISTS', p .. ':md:' .. a) == 1 then

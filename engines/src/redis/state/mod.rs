@@ -496,6 +496,7 @@ impl RedisState {
                 StateOp::PutMedia { .. }
                 | StateOp::SetMediaImage { .. }
                 | StateOp::MediaUsed { .. }
+                | StateOp::MediaUnused { .. }
                 | StateOp::MediaFetched { .. }
                 | StateOp::MediaChecked { .. }
                 | StateOp::DeleteMedia { .. }
