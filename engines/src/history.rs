@@ -125,11 +125,36 @@ pub fn participants(m: &MessageSent) -> Vec<UserId> {
 pub fn matches(m: &MessageSent, terms: &[String]) -> bool {
     use parley_schemas::wire::Body;
     let text = match &m.body {
-        Body::Text(t) => t.to_lowercase(),
-        Body::Media(media) => media.caption.as_deref().unwrap_or_default().to_lowercase(),
+        Body::Text(t) => t,
+        Body::Media(media) => media.caption.as_deref().unwrap_or_default(),
         _ => return false,
     };
+    holds(text, terms)
+}
+
+/// Whether `m` is an edit whose new text holds every one of `terms`: the
+/// message it edits is found by [`History::search`] too.
+pub fn edit_matches(m: &MessageSent, terms: &[String]) -> bool {
+    matches!(&m.body, parley_schemas::wire::Body::Edit(e) if holds(&e.text, terms))
+}
+
+fn holds(text: &str, terms: &[String]) -> bool {
+    let text = text.to_lowercase();
     !terms.is_empty() && terms.iter().all(|t| text.contains(t.as_str()))
+}
+
+/// The newest `limit` of two lists of hits, once each (a message found by
+/// its text and by an edit is in both).
+pub fn newest_hits(
+    mut found: Vec<MessageSent>,
+    by_edits: Vec<MessageSent>,
+    limit: usize,
+) -> Vec<MessageSent> {
+    found.extend(by_edits);
+    found.sort_by_key(|m| std::cmp::Reverse(m.msg_id));
+    found.dedup_by_key(|m| m.msg_id);
+    found.truncate(limit);
+    found
 }
 
 /// Newest first, at most this many messages per page.
@@ -170,9 +195,12 @@ pub trait History: Send + Sync + 'static {
     ) -> Result<Vec<MessageSent>>;
 
     /// Text and media messages of `conversations` (captions included, no
-    /// `e2e` or action) whose text holds every one of `terms` (lowercase,
-    /// matched case-insensitively), with `msg_id < before`, newest first,
-    /// at most `limit`. Content a deletion removed is not found.
+    /// `e2e` or action) whose text, or the text of one of their edits,
+    /// holds every one of `terms` (lowercase, matched case-insensitively),
+    /// with `msg_id < before`, newest first, at most `limit`, as they were
+    /// sent (the caller folds the edits in, and may drop those whose
+    /// latest text no longer holds the terms). Content a deletion removed
+    /// is not found.
     async fn search(
         &self,
         conversations: &[ConversationId],

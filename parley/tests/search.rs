@@ -116,6 +116,16 @@ async fn finds_what_it_should(cfg: parley::Config) {
         (texts(&v) == ["Pizza tonight?"]).then_some(())
     })
     .await;
+    // ... and the word it put in finds the message, with its new text.
+    let (_, v) = search(
+        &s.url,
+        &bt,
+        &format!("q=SUSHI%20GOOD&conversation_id={cid}"),
+    )
+    .await;
+    assert_eq!(texts(&v), ["sushi sounds good"]);
+    assert_eq!(v["messages"][0]["msg_id"], good);
+    assert_eq!(v["messages"][0]["edited"], true);
 
     // Bad queries, each refused with the spec's code.
     let long = "x".repeat(10 * 1024);

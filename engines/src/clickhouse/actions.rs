@@ -1,11 +1,16 @@
 //! Actions on messages in ClickHouse: what a deletion for everyone
-//! blanks, and how a search word becomes a `LIKE` pattern.
+//! blanks, how a search word becomes a `LIKE` pattern, and the messages
+//! a search finds by their edits.
 
+use std::collections::BTreeMap;
+
+use parley_schemas::event::MessageSent;
+use parley_schemas::ids::{ConversationId, MessageId};
 use parley_schemas::wire::Body;
 
 use super::{engine_err, placeholders, ClickHouseHistory};
-use crate::error::Result;
-use crate::history::HistoryBatch;
+use crate::error::{EngineError, Result};
+use crate::history::{History, HistoryBatch};
 
 impl ClickHouseHistory {
     /// Deleted for everyone: the content of each message a batch deletes,
@@ -36,6 +41,60 @@ impl ClickHouseHistory {
             }
         }
         q.execute().await.map_err(engine_err)
+    }
+}
+
+impl ClickHouseHistory {
+    /// Messages of `conversations` below `upper` that an edit gave text
+    /// holding every one of `terms`, as sent; the newest `limit`. Edits
+    /// are few beside messages, so one read of the conversations' edits
+    /// (the key narrows it to their granules) does.
+    pub(super) async fn found_by_edits(
+        &self,
+        conversations: &[ConversationId],
+        terms: &[String],
+        upper: MessageId,
+        limit: usize,
+    ) -> Result<Vec<MessageSent>> {
+        let held = terms
+            .iter()
+            .map(|_| "lowerUTF8(text) LIKE ?")
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let sql = format!(
+            "SELECT conversation, target FROM messages \
+             WHERE conversation IN ({}) AND kind = 'edit' AND target < ? AND {held} \
+             GROUP BY conversation, target ORDER BY target DESC LIMIT ?",
+            placeholders(conversations.len())
+        );
+        let mut q = self.client.query(&sql);
+        for c in conversations {
+            q = q.bind(c.to_string());
+        }
+        q = q.bind(upper.0);
+        for t in terms {
+            q = q.bind(like_pattern(t));
+        }
+        let hits = q
+            .bind(limit as u64)
+            .fetch_all::<(String, u64)>()
+            .await
+            .map_err(engine_err)?;
+        let mut by_conversation: BTreeMap<String, Vec<MessageId>> = BTreeMap::new();
+        for (c, target) in hits {
+            by_conversation
+                .entry(c)
+                .or_default()
+                .push(MessageId(target));
+        }
+        let mut out = Vec::new();
+        for (c, ids) in by_conversation {
+            let c: ConversationId = c
+                .parse()
+                .map_err(|e| EngineError::State(format!("history: bad conversation {c:?}: {e}")))?;
+            out.extend(self.messages(c, &ids).await?);
+        }
+        Ok(out)
     }
 }
 

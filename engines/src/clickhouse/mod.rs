@@ -450,18 +450,23 @@ impl History for ClickHouseHistory {
              ORDER BY msg_id DESC LIMIT 1 BY msg_id LIMIT ?",
             placeholders(conversations.len())
         );
-        self.newest_in_windows(upper, limit, |lower| {
-            let mut q = self.client.query(&sql);
-            for c in conversations {
-                q = q.bind(c.to_string());
-            }
-            q = q.bind(lower).bind(upper.0);
-            for t in terms {
-                q = q.bind(like_pattern(t));
-            }
-            q.bind(limit as u64)
-        })
-        .await
+        let found = self
+            .newest_in_windows(upper, limit, |lower| {
+                let mut q = self.client.query(&sql);
+                for c in conversations {
+                    q = q.bind(c.to_string());
+                }
+                q = q.bind(lower).bind(upper.0);
+                for t in terms {
+                    q = q.bind(like_pattern(t));
+                }
+                q.bind(limit as u64)
+            })
+            .await?;
+        let by_edits = self
+            .found_by_edits(conversations, terms, upper, limit)
+            .await?;
+        Ok(crate::history::newest_hits(found, by_edits, limit))
     }
 
     async fn conversations(&self, user: UserId, limit: usize) -> Result<Vec<ConversationSummary>> {

@@ -1,10 +1,11 @@
 //! The history contract for search: every term, any case, in the
 //! conversations asked only, newest first and paged by `before`; no
-//! encrypted body, action or deleted content is found.
+//! encrypted body, action or deleted content is found; words an edit
+//! added find the message it edited.
 
 use parley_schemas::event::MessageSent;
 use parley_schemas::ids::{ConversationId, UserId};
-use parley_schemas::wire::{Body, Delete, Media};
+use parley_schemas::wire::{Body, Delete, Edit, Media};
 
 use super::history::message;
 use crate::history::{History, HistoryBatch};
@@ -129,4 +130,43 @@ pub(super) async fn search<H: History>(h: &H) {
         .await
         .unwrap()
         .is_empty());
+
+    // Words an edit added find the message edited, as it was sent.
+    let mut edit = message(me, bob, t + 50_000, 0, "");
+    edit.body = Body::Edit(Edit {
+        msg_id: all[3].msg_id,
+        text: "Brunch by the RIVER".into(),
+    });
+    h.write(&HistoryBatch {
+        messages: vec![edit],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let river = h
+        .search(&[with_bob], &terms("river brunch"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(river, vec![all[3].clone()]);
+    let older = h
+        .search(&[with_bob], &terms("river"), Some(all[3].msg_id), 10)
+        .await
+        .unwrap();
+    assert!(older.is_empty(), "paged by the message's id");
+    let newer = h
+        .search(&[with_bob], &terms("river"), Some(all[4].msg_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&newer), vec![all[3].msg_id]);
+    assert!(h
+        .search(&[with_carol], &terms("river"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Found by its old text and by its edit: once.
+    let noon = h
+        .search(&[with_bob], &terms("lunch"), Some(all[4].msg_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(noon.iter().filter(|m| m.msg_id == all[3].msg_id).count(), 1);
 }

@@ -27,7 +27,8 @@ use redb::{Database, ReadableTable, TableDefinition};
 use crate::embedded::state::raise;
 use crate::error::{EngineError, Result};
 use crate::history::{
-    matches, ConversationSummary, History, HistoryBatch, PresenceSession, MAX_PAGE,
+    edit_matches, matches, newest_hits, ConversationSummary, History, HistoryBatch,
+    PresenceSession, MAX_PAGE,
 };
 
 const MESSAGES: TableDefinition<(&str, u64), (u64, &[u8])> = TableDefinition::new("messages");
@@ -262,8 +263,10 @@ impl History for RedbHistory {
         let limit = limit.min(MAX_PAGE);
         self.read(move |tx| {
             let table = tx.open_table(MESSAGES).map_err(err)?;
+            let actions = tx.open_table(ACTIONS).map_err(err)?;
             let end = before.map_or(u64::MAX, |b| b.0);
             let mut out = Vec::new();
+            let mut by_edits = Vec::new();
             // Each conversation newest first, up to a page of its own;
             // the newest `limit` of all of them are the answer.
             for c in conversations {
@@ -283,10 +286,33 @@ impl History for RedbHistory {
                         }
                     }
                 }
+                // Edited messages whose new text holds the terms, the
+                // newest `limit` of them (targets below `end`).
+                let mut targets: Vec<u64> = Vec::new();
+                for entry in actions
+                    .range((cid.as_str(), 0, 0)..(cid.as_str(), end, 0))
+                    .map_err(err)?
+                    .rev()
+                {
+                    let (k, v) = entry.map_err(err)?;
+                    let target = k.value().1;
+                    if targets.last() == Some(&target) {
+                        continue;
+                    }
+                    if targets.len() == limit {
+                        break;
+                    }
+                    if edit_matches(&decode_message(v.value())?, &terms) {
+                        targets.push(target);
+                    }
+                }
+                for t in targets {
+                    if let Some(v) = table.get((cid.as_str(), t)).map_err(err)? {
+                        by_edits.push(decode_message(v.value().1)?);
+                    }
+                }
             }
-            out.sort_by_key(|m| std::cmp::Reverse(m.msg_id));
-            out.truncate(limit);
-            Ok(out)
+            Ok(newest_hits(out, by_edits, limit))
         })
         .await
     }
