@@ -14,5 +14,8 @@
 //!   (runs). Pushes go through the
 //!   [`Pusher`](parley_engines::push::Pusher) the binary gives it: the
 //!   edge's hub in one process, the session registry in a cluster.
+//! - [`redact`]: a deletion for everyone blanks the deleted message's
+//!   stored copies (inbox items, a large group's post).
 
+pub mod redact;
 pub mod sequencer;

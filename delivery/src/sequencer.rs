@@ -13,9 +13,11 @@ use parley_engines::push::{Push, Pusher};
 use parley_engines::state::InboxStore;
 use parley_engines::{Applied, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
-use parley_schemas::ids::{ConversationId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
+
+use crate::redact;
 
 pub const JOB: &str = parley_schemas::jobs::SEQUENCER;
 
@@ -42,6 +44,8 @@ struct Pending {
     /// (which the next post of the same group may extend).
     runs: Vec<StateOp>,
     open: HashMap<UserId, usize>,
+    /// Stored copies of messages deleted for everyone, blanked.
+    redacted: Vec<StateOp>,
 }
 
 /// A run is read whole when a replay starts inside it, so keep it short.
@@ -166,10 +170,91 @@ impl Sequencer {
             p.pushes.push((user, push));
         }
         if stored {
+            if let Some(target) = redact::deleted_target(&message) {
+                self.redact_post(group, target, ops).await?;
+            }
             ops.push(StateOp::GroupPost {
                 group,
                 msg_id: message.msg_id,
                 message: Bytes::from(codec::encode(&Event::MessageSent(message))),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Sequencer {
+    /// Blanks the copy of `target` in `user`'s inbox (placed in this batch,
+    /// or stored below `below`).
+    async fn redact_item(
+        &mut self,
+        user: UserId,
+        c: ConversationId,
+        target: MessageId,
+        below: u64,
+        ops: &mut [StateOp],
+    ) -> Result<()> {
+        for op in ops.iter_mut().rev() {
+            if let StateOp::InboxPut {
+                user: u,
+                msg_id,
+                item,
+                ..
+            } = op
+            {
+                if *u == user && *msg_id == target {
+                    if let Ok(Event::InboxItem(i)) = codec::decode(item) {
+                        *item = redact::blank_item(i);
+                    }
+                    redact::count(true);
+                    return Ok(());
+                }
+            }
+        }
+        let found = redact::find_item(&*self.state, user, c, target, below).await?;
+        redact::count(found.is_some());
+        if let Some((seq, i)) = found {
+            // The next batch may look at rows this one rewrites: a
+            // replayed deletion finds the blank copy and blanks it again.
+            self.pending.redacted.push(StateOp::InboxRedact {
+                user,
+                seq,
+                item: redact::blank_item(i),
+            });
+        }
+        Ok(())
+    }
+
+    /// Blanks the post `target` of a large group's stream.
+    async fn redact_post(
+        &mut self,
+        group: GroupId,
+        target: MessageId,
+        ops: &mut [StateOp],
+    ) -> Result<()> {
+        for op in ops.iter_mut() {
+            if let StateOp::GroupPost {
+                group: g,
+                msg_id,
+                message,
+            } = op
+            {
+                if *g == group && *msg_id == target {
+                    if let Some(b) = redact::blank_post(message) {
+                        *message = b;
+                    }
+                    redact::count(true);
+                    return Ok(());
+                }
+            }
+        }
+        let stored = redact::find_post(&*self.state, group, target).await?;
+        redact::count(stored.is_some());
+        if let Some(message) = stored.as_deref().and_then(redact::blank_post) {
+            self.pending.redacted.push(StateOp::GroupPostRedact {
+                group,
+                msg_id: target,
+                message,
             });
         }
         Ok(())
@@ -188,6 +273,9 @@ impl Processor for Sequencer {
                     let Some(seq) = self.claim(user, c, message.msg_id).await? else {
                         continue;
                     };
+                    if let Some(target) = redact::deleted_target(&message) {
+                        self.redact_item(user, c, target, seq, &mut ops).await?;
+                    }
                     let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
                     let item = Event::InboxItem(InboxItem {
                         user,
@@ -237,6 +325,7 @@ impl Processor for Sequencer {
             }
         }
         ops.append(&mut self.pending.runs);
+        ops.append(&mut self.pending.redacted);
         Ok(ops)
     }
 

@@ -182,6 +182,21 @@ pub enum StateOp {
         conversation: ConversationId,
         msg_id: MessageId,
     },
+    /// Replaces item `seq` of `user`'s inbox with `item` (the same
+    /// message, its content blanked by a deletion for everyone) if that
+    /// item is stored; seqs and heads stay.
+    InboxRedact {
+        user: UserId,
+        seq: u64,
+        item: Bytes,
+    },
+    /// Replaces the post `msg_id` of `group`'s stream with `message` (its
+    /// content blanked by a deletion for everyone) if it is stored.
+    GroupPostRedact {
+        group: GroupId,
+        msg_id: MessageId,
+        message: Bytes,
+    },
     /// The message `msg_id` of `conversation` that carried `media` was
     /// deleted for everyone: it no longer lets anyone fetch the media, and
     /// an upload no message uses any more counts as never sent from then

@@ -222,3 +222,104 @@ pub(super) async fn inbox_expiry<S: InboxStore + JobStore>(s: &S) {
     assert_eq!(s.inbox_range(v, 0, 10).await.unwrap().len(), 1);
     assert_eq!(s.expire_inbox(cut).await.unwrap(), 0, "again: nothing");
 }
+
+/// A deletion for everyone blanks stored items and posts in place: the
+/// seq, the head and every other row stay; nothing missing is created,
+/// and a run is never taken for an item.
+pub(super) async fn inbox_redaction<S: InboxStore + JobStore>(s: &S) {
+    let (u, peer) = (fresh_user(), fresh_user());
+    let c = ConversationId::direct(u, peer);
+    let item = |seq: u64, text: &str| StateOp::InboxPut {
+        user: u,
+        seq,
+        conversation: c,
+        msg_id: MessageId(100 + seq),
+        item: bytes::Bytes::from(format!("item-{seq}-{text}")),
+    };
+    let g = GroupId(rand::random::<u64>() >> 2);
+    s.write(vec![
+        item(1, "keep"),
+        item(2, "secret"),
+        item(3, "keep"),
+        StateOp::InboxRun {
+            user: u,
+            seq: 4,
+            count: 2,
+            group: g,
+            first: MessageId(300),
+            last: MessageId(301),
+        },
+    ])
+    .await
+    .unwrap();
+    let redact = |seq: u64| StateOp::InboxRedact {
+        user: u,
+        seq,
+        item: bytes::Bytes::from(format!("item-{seq}-")),
+    };
+    // Twice (a replay), then a seq not stored and the run's seq.
+    s.write(vec![redact(2), redact(2), redact(9), redact(4)])
+        .await
+        .unwrap();
+    let rows = s.inbox_range(u, 0, 10).await.unwrap();
+    let items: Vec<(u64, String)> = rows
+        .iter()
+        .filter_map(|e| match e {
+            InboxEntry::Item { seq, item } => {
+                Some((*seq, String::from_utf8_lossy(item).into_owned()))
+            }
+            InboxEntry::Run { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (1, "item-1-keep".to_owned()),
+            (2, "item-2-".to_owned()),
+            (3, "item-3-keep".to_owned()),
+        ]
+    );
+    assert!(
+        matches!(
+            rows.last(),
+            Some(InboxEntry::Run {
+                seq: 4,
+                count: 2,
+                ..
+            })
+        ),
+        "the run stays: {rows:?}"
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!(s.inbox_seq(u).await.unwrap(), 5);
+    assert_eq!(s.inbox_head(u, c).await.unwrap(), Some(MessageId(103)));
+
+    let post = |id: u64, text: &str| StateOp::GroupPost {
+        group: g,
+        msg_id: MessageId(id),
+        message: bytes::Bytes::from(format!("post-{id}-{text}")),
+    };
+    s.write(vec![post(300, "secret"), post(301, "keep")])
+        .await
+        .unwrap();
+    let blank = |id: u64| StateOp::GroupPostRedact {
+        group: g,
+        msg_id: MessageId(id),
+        message: bytes::Bytes::from(format!("post-{id}-")),
+    };
+    s.write(vec![blank(300), blank(300), blank(302)])
+        .await
+        .unwrap();
+    let posts = s.group_posts(g, MessageId(0), 10).await.unwrap();
+    let posts: Vec<(u64, String)> = posts
+        .into_iter()
+        .map(|(id, m)| (id.0, String::from_utf8_lossy(&m).into_owned()))
+        .collect();
+    assert_eq!(
+        posts,
+        vec![
+            (300, "post-300-".to_owned()),
+            (301, "post-301-keep".to_owned())
+        ]
+    );
+}

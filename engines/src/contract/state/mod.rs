@@ -103,6 +103,7 @@ pub async fn inbox_store_contract<S: InboxStore + JobStore>(s: &S) {
     inbox_items(s).await;
     inbox_runs_and_group_posts(s).await;
     inbox_expiry(s).await;
+    inbox_redaction(s).await;
 }
 
 /// Item `seq` of `user`'s inbox: moves the user's seq to it (never back).

@@ -53,6 +53,29 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
                 .insert((group.0, msg_id.0), message.as_ref())
                 .map_err(err)?;
         }
+        StateOp::InboxRedact { user, seq, item } => {
+            let mut t = tx.open_table(INBOX).map_err(err)?;
+            let stored_item = t.get((user.0, *seq)).map_err(err)?.is_some_and(|v| {
+                matches!(
+                    InboxEntry::from_value(*seq, v.value()),
+                    InboxEntry::Item { .. }
+                )
+            });
+            if stored_item {
+                t.insert((user.0, *seq), item.as_ref()).map_err(err)?;
+            }
+        }
+        StateOp::GroupPostRedact {
+            group,
+            msg_id,
+            message,
+        } => {
+            let mut t = tx.open_table(GROUP_POSTS).map_err(err)?;
+            if t.get((group.0, msg_id.0)).map_err(err)?.is_some() {
+                t.insert((group.0, msg_id.0), message.as_ref())
+                    .map_err(err)?;
+            }
+        }
         StateOp::IdemPut {
             user,
             client_msg_id,

@@ -127,6 +127,20 @@ while i <= #ARGV do
     i = i + 1
   elseif op == 'Q' then -- group, msg_id, message
     redis.call('ZADD', p .. ':gp:' .. a, 0, b .. c)
+  elseif op == 'r' then -- user, seq, item: an item's content blanked
+    local z, m = p .. ':in:' .. a, string.format('%020d', tonumber(b)) .. c
+    local old = redis.call('ZRANGEBYSCORE', z, b, b)
+    if #old == 1 and old[1] ~= m and string.byte(old[1], 21) == string.byte(m, 21) then
+      redis.call('ZREM', z, old[1])
+      redis.call('ZADD', z, b, m)
+    end
+  elseif op == 'g' then -- group, msg_id, message: a post's content blanked
+    local z = p .. ':gp:' .. a
+    local old = redis.call('ZRANGEBYLEX', z, '[' .. b, '(' .. b .. '\255')
+    if #old > 0 then
+      for _, o in ipairs(old) do redis.call('ZREM', z, o) end
+      redis.call('ZADD', z, 0, b .. c)
+    end
   elseif op == 'D' then -- user, client_msg_id, 'msg_id conversation', expires_at ms
     local ms = tonumber(redis.call('TIME')[1]) * 1000
     if tonumber(d) > ms then
@@ -481,6 +495,20 @@ impl RedisState {
                     message,
                 } => {
                     inv.arg("Q")
+                        .arg(group.0)
+                        .arg(pad(*msg_id))
+                        .arg(message.as_ref())
+                        .arg("");
+                }
+                StateOp::InboxRedact { user, seq, item } => {
+                    inv.arg("r").arg(user.0).arg(seq).arg(item.as_ref()).arg("");
+                }
+                StateOp::GroupPostRedact {
+                    group,
+                    msg_id,
+                    message,
+                } => {
+                    inv.arg("g")
                         .arg(group.0)
                         .arg(pad(*msg_id))
                         .arg(message.as_ref())
