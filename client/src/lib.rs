@@ -220,6 +220,28 @@ impl Client {
             .map(drop)
     }
 
+    /// Blocks `user` (`on`) or no longer does: a blocked user's messages
+    /// to this one are refused, and they lose this user's presence and
+    /// photo. The same on every device of this user.
+    pub async fn block(&self, user: UserId, on: bool) -> Result<()> {
+        let method = if on {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::DELETE
+        };
+        self.call(method, &format!("/v1/blocks/{user}"), None)
+            .await
+            .map(drop)
+    }
+
+    /// The users this one blocks.
+    pub async fn blocked(&self) -> Result<Vec<UserId>> {
+        let v = self.call(reqwest::Method::GET, "/v1/blocks", None).await?;
+        let list: parley_schemas::wire::BlockList =
+            serde_json::from_value(v).map_err(|e| proto(&e))?;
+        Ok(list.blocked.into_iter().map(|c| c.user_id).collect())
+    }
+
     /// The caller's conversations, newest activity first.
     pub async fn conversations(&self) -> Result<Vec<ConversationEntry>> {
         let v = self

@@ -175,3 +175,36 @@ async fn replies_and_forwards_keep_their_marks_through_the_outbox() {
         .is_err());
     s.down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_refuses_the_blocked_users_sends_until_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = up(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let (alice, alice_id) = person(dir.path(), &s.url, "alice", "alice.db").await;
+    let (bob, bob_id) = person(dir.path(), &s.url, "bob", "bob.db").await;
+    let (mut on_alice, mut on_bob) = (alice.events(), bob.events());
+    alice.block(bob_id, true).await.unwrap();
+    assert_eq!(alice.blocked().await.unwrap(), vec![bob_id]);
+    let refused = bob.send_text(Recipient::User(alice_id), "hello?").unwrap();
+    let (id, code) = first(&mut on_bob, "the refusal", |e| match e {
+        Event::Refused {
+            client_msg_id,
+            error,
+        } => Some((client_msg_id, error.code)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(id, refused);
+    assert_eq!(code, parley_schemas::wire::ErrorCode::Forbidden);
+    assert!(
+        bob.outbox().unwrap().is_empty(),
+        "out of the outbox for good"
+    );
+
+    alice.block(bob_id, false).await.unwrap();
+    assert!(alice.blocked().await.unwrap().is_empty());
+    bob.send_text(Recipient::User(alice_id), "hello again")
+        .unwrap();
+    assert_eq!(texts(&mut on_alice, 1).await, ["hello again"]);
+    s.down().await;
+}
