@@ -127,24 +127,20 @@ pub(super) async fn actions_on_messages<H: History>(h: &H) {
 
     // The deleted message keeps its place, its content and its edits'
     // texts gone (ClickHouse does it in the background).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let on_second = super::eventually("blanked", || async {
         let page = h.page(c, None, 10).await.unwrap();
         let text_gone = page[1].body == Body::Text(String::new());
         let on_second = h.actions(c, &[second.msg_id]).await.unwrap();
         let edits_gone = !on_second
             .iter()
             .any(|a| matches!(&a.body, Body::Edit(e) if !e.text.is_empty()));
-        if text_gone && edits_gone {
-            assert!(on_second.contains(&delete), "the deletion itself stays");
-            break;
+        match text_gone && edits_gone {
+            true => Ok(on_second),
+            false => Err(format!("{page:?} {on_second:?}")),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not blanked in time: {page:?} {on_second:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(on_second.contains(&delete), "the deletion itself stays");
 
     let quoted = h.messages(c, &[first.msg_id, MessageId(1)]).await.unwrap();
     assert_eq!(quoted, vec![first.clone()]);

@@ -66,21 +66,17 @@ pub(super) async fn search<H: History>(h: &H) {
     let ids = |ms: &[MessageSent]| ms.iter().map(|m| m.msg_id).collect::<Vec<_>>();
     // Every term, any case; captions count; the deletion's content and
     // the encrypted body never do (ClickHouse blanks in the background).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let first = loop {
+    let first = super::eventually("deleted content gone from search", || async {
         let found = h
             .search(&[with_bob], &terms("NOON lunch"), None, 5)
             .await
             .unwrap();
-        if !found.iter().any(|m| m.msg_id == doomed.msg_id) {
-            break found;
+        match found.iter().any(|m| m.msg_id == doomed.msg_id) {
+            false => Ok(found),
+            true => Err(format!("{:?}", ids(&found))),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deleted content still found"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let mut expected = vec![photo.msg_id];
     expected.extend(all[25..30].iter().rev().take(4).map(|m| m.msg_id));
     assert_eq!(ids(&first), expected);

@@ -31,3 +31,24 @@ pub use self::state::{
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
+
+/// What a store does in the background (ClickHouse mutations) has no
+/// event to await: `check` is polled until it gives a value, and after
+/// 20 s the test fails with `what` and the last state `check` described.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(state) => assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within 20 s: {state}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
