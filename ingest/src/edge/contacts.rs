@@ -16,6 +16,13 @@ pub const MAX_CONTACTS: usize = 5000;
 /// The most users one may block.
 pub const MAX_BLOCKED: usize = 5000;
 
+/// A user's lists of other users.
+#[derive(Clone, Copy)]
+enum List {
+    Contacts,
+    Blocked,
+}
+
 pub struct Contacts {
     core: Arc<Core>,
 }
@@ -28,18 +35,7 @@ impl Contacts {
     /// Adds `contact` to `user`'s contact list, or removes it.
     pub async fn set(&self, user: UserId, contact: UserId, added: bool) -> Result<(), ApiError> {
         if added {
-            if contact == user {
-                return Err(ApiError::bad_request(
-                    "you cannot add yourself as a contact",
-                ));
-            }
-            self.core.require_user(contact).await?;
-            if self.core.state.contacts(user).await?.len() >= MAX_CONTACTS {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("at most {MAX_CONTACTS} contacts"),
-                ));
-            }
+            self.may_list(user, contact, List::Contacts).await?;
         }
         let event = Event::ContactChanged(ContactChanged {
             user,
@@ -62,16 +58,7 @@ impl Contacts {
     /// store has it, so every device of `user` sees it at once.
     pub async fn block(&self, user: UserId, other: UserId, on: bool) -> Result<(), ApiError> {
         if on {
-            if other == user {
-                return Err(ApiError::bad_request("you cannot block yourself"));
-            }
-            self.core.require_user(other).await?;
-            if self.core.state.blocked(user).await?.len() >= MAX_BLOCKED {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("at most {MAX_BLOCKED} blocked users"),
-                ));
-            }
+            self.may_list(user, other, List::Blocked).await?;
         }
         let event = Event::BlockChanged(BlockChanged {
             user,
@@ -88,6 +75,30 @@ impl Contacts {
         Ok(BlockList {
             blocked: self.named(&ids).await?,
         })
+    }
+
+    /// What holds before `user` puts `other` on one of their lists:
+    /// someone else, who exists, and room on the list.
+    async fn may_list(&self, user: UserId, other: UserId, list: List) -> Result<(), ApiError> {
+        let (verb, noun, max) = match list {
+            List::Contacts => ("add yourself as a contact", "contacts", MAX_CONTACTS),
+            List::Blocked => ("block yourself", "blocked users", MAX_BLOCKED),
+        };
+        if other == user {
+            return Err(ApiError::bad_request(format!("you cannot {verb}")));
+        }
+        self.core.require_user(other).await?;
+        let held = match list {
+            List::Contacts => self.core.state.contacts(user).await?.len(),
+            List::Blocked => self.core.state.blocked(user).await?.len(),
+        };
+        if held >= max {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("at most {max} {noun}"),
+            ));
+        }
+        Ok(())
     }
 
     async fn named(&self, ids: &[UserId]) -> Result<Vec<Contact>, ApiError> {
