@@ -66,23 +66,8 @@ async fn delete_then_stop(cfg: parley::Config) -> (User, User, String) {
     )
     .await;
     assert_eq!(status, 200);
-    let contact = json!({"user_id": bob.id});
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/contacts", s.url),
-        &phone,
-        Some(contact),
-    )
-    .await;
-    assert_eq!(status, 204);
-    let (status, _) = call(
-        reqwest::Method::PUT,
-        &format!("{}/v1/blocks/{}", s.url, carol.id),
-        &phone,
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
+    assert_eq!(add_contact(&s.url, &phone, &bob.id).await, 204);
+    assert_eq!(block(&s.url, &phone, &carol.id).await, 204);
     let keys = json!({
         "identity_key": "AAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
         "signed_prekey": {"id": 1, "key": "AAAAAgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",

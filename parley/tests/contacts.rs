@@ -18,18 +18,6 @@ async fn set_privacy(url: &str, token: &str, presence: &str) {
     assert_eq!((status, v), (200, json!({"presence": presence})));
 }
 
-async fn add_contact(url: &str, token: &str, who: &str) -> u16 {
-    let body = Some(json!({"user_id": who}));
-    call(
-        reqwest::Method::POST,
-        &format!("{url}/v1/contacts"),
-        token,
-        body,
-    )
-    .await
-    .0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_are_added_listed_and_removed() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,23 +37,8 @@ async fn an_export_holds_what_the_caller_may_see_and_nothing_else() {
         "body": {"delete": {"msg_id": hidden, "for_me": true}}});
     a.send(hide).await;
     a.expect("ack").await;
-    let contact = json!({"user_id": bob.id});
-    let (status, _) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/contacts", s.url),
-        &at,
-        Some(contact),
-    )
-    .await;
-    assert_eq!(status, 204);
-    let (status, _) = call(
-        reqwest::Method::PUT,
-        &format!("{}/v1/blocks/{}", s.url, carol.id),
-        &at,
-        None,
-    )
-    .await;
-    assert_eq!(status, 204);
+    assert_eq!(add_contact(&s.url, &at, &bob.id).await, 204);
+    assert_eq!(block(&s.url, &at, &carol.id).await, 204);
 
     // History trails the log: wait until scrollback has it all.
     let with_bob = direct(&alice.id, &bob.id);

@@ -204,10 +204,7 @@ impl Accounts {
             Some(a) => a.password_hash.clone(),
             None => self.dummy_hash().await?,
         };
-        let matches = {
-            let _turn = self.guard.hash_turn().await;
-            self.auth.verify_password(req.password, hash).await
-        };
+        let matches = self.password_matches(req.password, hash).await;
         let account = match account {
             Some(a) if matches => a,
             _ => return Err(bad()),
@@ -232,6 +229,20 @@ impl Accounts {
             None => self.new_device(user).await?,
         };
         self.sessions.start(Caller { user, device }).await
+    }
+
+    /// Argon2 on the blocking pool, one hash at a time per turn.
+    async fn password_matches(&self, password: String, hash: String) -> bool {
+        let _turn = self.guard.hash_turn().await;
+        self.auth.verify_password(password, hash).await
+    }
+
+    async fn account(&self, user: UserId) -> Result<parley_engines::Account, ApiError> {
+        self.core
+            .state
+            .account(user)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no user {user}")))
     }
 
     async fn dummy_hash(&self) -> Result<String, ApiError> {
@@ -309,12 +320,7 @@ impl Accounts {
         user: UserId,
         password: Option<String>,
     ) -> Result<bool, ApiError> {
-        let a = self
-            .core
-            .state
-            .account(user)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+        let a = self.account(user).await?;
         if a.erased() {
             return Ok(true);
         }
@@ -324,10 +330,7 @@ impl Accounts {
         let password = password
             .ok_or_else(|| ApiError::bad_request("give your password to delete the account"))?;
         self.guard.sign_ins_per_account.check(&a.username)?;
-        let matches = {
-            let _turn = self.guard.hash_turn().await;
-            self.auth.verify_password(password, a.password_hash).await
-        };
+        let matches = self.password_matches(password, a.password_hash).await;
         if !matches {
             return Err(ApiError::forbidden("wrong password"));
         }
@@ -374,12 +377,7 @@ impl Accounts {
     }
 
     pub async fn profile(&self, user: UserId) -> Result<Profile, ApiError> {
-        let a = self
-            .core
-            .state
-            .account(user)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no user {user}")))?;
+        let a = self.account(user).await?;
         let deleted = a.erased();
         Ok(Profile {
             user_id: a.user_id,

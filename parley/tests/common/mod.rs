@@ -228,6 +228,21 @@ pub async fn call(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// `token`'s user adds `user_id` as a contact; the status.
+pub async fn add_contact(url: &str, token: &str, user_id: &str) -> u16 {
+    let body = json!({"user_id": user_id});
+    let path = format!("{url}/v1/contacts");
+    call(reqwest::Method::POST, &path, token, Some(body))
+        .await
+        .0
+}
+
+/// `token`'s user blocks `user_id`; the status.
+pub async fn block(url: &str, token: &str, user_id: &str) -> u16 {
+    let path = format!("{url}/v1/blocks/{user_id}");
+    call(reqwest::Method::PUT, &path, token, None).await.0
+}
+
 /// Every msg_id of `cid` in scrollback, newest first.
 pub async fn scrollback(url: &str, token: &str, cid: &str) -> Vec<u64> {
     let mut out = Vec::new();
