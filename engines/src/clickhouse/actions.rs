@@ -46,9 +46,9 @@ impl ClickHouseHistory {
 
 impl ClickHouseHistory {
     /// Messages of `conversations` below `upper` that an edit gave text
-    /// holding every one of `terms`, as sent; the newest `limit`. Edits
-    /// are few beside messages, so one read of the conversations' edits
-    /// (the key narrows it to their granules) does.
+    /// holding every one of `terms`, as sent; the newest `limit`: one
+    /// read of the conversations' `kind` and `target` (the key narrows it
+    /// to their granules), run beside the search of the messages' text.
     pub(super) async fn found_by_edits(
         &self,
         conversations: &[ConversationId],
