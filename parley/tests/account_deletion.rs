@@ -32,13 +32,10 @@ async fn a_deleted_account_is_gone_for_everyone_and_its_sent_messages_stay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn account_deletion_works_the_same_with_the_state_on_redis() {
-    let redis = parley_engines::contract::servers::RedisServer::start();
+async fn account_deletion_works_the_same_on_redis_and_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || parley::Config {
-        state: Some(redis.url.clone()),
-        ..config(dir.path())
-    };
+    let (_servers, on) = on_redis_and_clickhouse(dir.path());
+    let cfg = || on.clone();
     let (alice, bob, g) = delete_then_stop(cfg()).await;
     still_deleted(cfg(), &alice, &bob, &g).await;
 }

@@ -43,13 +43,10 @@ async fn a_blocked_user_cannot_write_or_watch_and_the_block_is_on_every_device()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocks_work_the_same_with_the_state_on_redis() {
-    let redis = parley_engines::contract::servers::RedisServer::start();
+async fn blocks_work_the_same_on_redis_and_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || parley::Config {
-        state: Some(redis.url.clone()),
-        ..config(dir.path())
-    };
+    let (_servers, on) = on_redis_and_clickhouse(dir.path());
+    let cfg = || on.clone();
     let (alice, bob) = block_then_stop(cfg()).await;
     held_then_unblocked(cfg(), &alice, &bob).await;
 }

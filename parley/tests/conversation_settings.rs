@@ -34,9 +34,20 @@ async fn settings(a: &mut Client, b: &mut Client) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pinned_archived_and_muted_chats_are_the_same_on_every_device() {
-    use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    pinned_archived_and_muted_chats_are_the_same_on_every_device_with(config(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_archived_and_muted_chats_are_the_same_on_every_device_on_redis_and_clickhouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_servers, cfg) = on_redis_and_clickhouse(dir.path());
+    pinned_archived_and_muted_chats_are_the_same_on_every_device_with(cfg).await;
+}
+
+async fn pinned_archived_and_muted_chats_are_the_same_on_every_device_with(cfg: parley::Config) {
+    use reqwest::Method;
+    let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let carol = register(&s.url, "carol").await;
     let (phone, _) = login(&s.url, "alice", None).await;

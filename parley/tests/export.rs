@@ -11,7 +11,18 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_holds_what_the_caller_may_see_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    an_export_holds_what_the_caller_may_see_and_nothing_else_with(config(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_what_the_caller_may_see_and_nothing_else_on_redis_and_clickhouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_servers, cfg) = on_redis_and_clickhouse(dir.path());
+    an_export_holds_what_the_caller_may_see_and_nothing_else_with(cfg).await;
+}
+
+async fn an_export_holds_what_the_caller_may_see_and_nothing_else_with(cfg: parley::Config) {
+    let s = Server::start_with(cfg).await;
     let ([alice, bob, carol], [at, bt, ct]) = three_signed_in(&s.url).await;
     let mut a = Client::connect(&s.url, &at).await;
     let mut b = Client::connect(&s.url, &bt).await;

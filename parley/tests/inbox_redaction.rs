@@ -1,7 +1,7 @@
 //! A deletion for everyone reaches the stored inboxes: a device that
 //! catches up after it gets the deleted message with its content blank
 //! (then the deletion), in a 1:1 chat and in a large group (whose posts
-//! are stored once). On the embedded engines and on Redis.
+//! are stored once). On the embedded engines, and on Redis and ClickHouse.
 
 mod common;
 
@@ -15,14 +15,10 @@ async fn a_late_device_never_gets_deleted_content_embedded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_device_never_gets_deleted_content_on_redis() {
-    let redis = parley_engines::contract::servers::RedisServer::start();
+async fn a_late_device_never_gets_deleted_content_on_redis_and_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
-    deleted_then_caught_up(parley::Config {
-        state: Some(redis.url.clone()),
-        ..config(dir.path())
-    })
-    .await;
+    let (_servers, cfg) = on_redis_and_clickhouse(dir.path());
+    deleted_then_caught_up(cfg).await;
 }
 
 fn delete(to: Value, cid: &str, msg_id: &str) -> Value {
@@ -39,6 +35,10 @@ async fn deleted_then_caught_up(mut cfg: parley::Config) {
     let carol = register(&s.url, "carol").await;
     let (at, _) = login(&s.url, "alice", None).await;
     let mut a = Client::connect(&s.url, &at).await;
+    // Bob's phone is online: once it has both deletions, his inbox's
+    // partition has applied them (pushes follow the store's write).
+    let (phone, _) = login(&s.url, "bob", None).await;
+    let mut p = Client::connect(&s.url, &phone).await;
     let to_bob = json!({"user": bob.id});
     let secret = a.say(&bob.id, "1", "the secret plan").await["msg_id"]
         .as_str()
@@ -55,16 +55,13 @@ async fn deleted_then_caught_up(mut cfg: parley::Config) {
     a.send(delete(json!({"group": g}), "6", &posted)).await;
     a.expect("ack").await;
 
-    // Bob's first device comes now, and catches up from the start.
+    until_both_deletions(&mut p).await;
+
+    // Bob's laptop comes now, and catches up from the start.
     let (bt, _) = login(&s.url, "bob", None).await;
     let mut b = Client::connect(&s.url, &bt).await;
-    let mut frames = Vec::new();
-    let mut deletions = 0;
-    while deletions < 2 {
-        let m = b.expect("msg").await;
-        deletions += usize::from(m["body"].get("delete").is_some());
-        frames.push(m);
-    }
+    b.send(json!({"type": "sync"})).await;
+    let frames = until_both_deletions(&mut b).await;
     let all = Value::Array(frames.clone()).to_string();
     assert!(!all.contains("secret"), "deleted content delivered: {all}");
     for id in [&secret, &posted] {
@@ -80,4 +77,16 @@ async fn deleted_then_caught_up(mut cfg: parley::Config) {
         "bob's and alice's copies, and the post"
     );
     s.stop().await;
+}
+
+/// The `msg` frames up to and with the second deletion.
+async fn until_both_deletions(c: &mut Client) -> Vec<Value> {
+    let mut frames = Vec::new();
+    let mut deletions = 0;
+    while deletions < 2 {
+        let m = c.expect("msg").await;
+        deletions += usize::from(m["body"].get("delete").is_some());
+        frames.push(m);
+    }
+    frames
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use parley_engines::contract::servers::RedisServer;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -165,13 +164,10 @@ async fn invite_links_admit_whom_they_should_and_survive_a_rebuild() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invite_links_on_redis() {
-    let redis = RedisServer::start();
+async fn invite_links_on_redis_and_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || parley::Config {
-        state: Some(redis.url.clone()),
-        ..config(dir.path())
-    };
+    let (_servers, on) = on_redis_and_clickhouse(dir.path());
+    let cfg = || on.clone();
     let g = invite_then_stop(cfg()).await;
     still_there(cfg(), &g).await;
 }

@@ -21,7 +21,23 @@ async fn report(url: &str, token: &str, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_reports_a_message_and_the_operator_reads_it_with_the_chat() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path()).await;
+    a_member_reports_a_message_and_the_operator_reads_it_with_the_chat_with(config(dir.path()))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_reports_a_message_and_the_operator_reads_it_with_the_chat_on_redis_and_clickhouse(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_servers, cfg) = on_redis_and_clickhouse(dir.path());
+    a_member_reports_a_message_and_the_operator_reads_it_with_the_chat_with(cfg).await;
+}
+
+async fn a_member_reports_a_message_and_the_operator_reads_it_with_the_chat_with(
+    cfg: parley::Config,
+) {
+    let dir = cfg.data_dir.clone();
+    let s = Server::start_with(cfg.clone()).await;
     let ([alice, bob, _], [at, bt, ct]) = three_signed_in(&s.url).await;
     let mut b = Client::connect(&s.url, &bt).await;
     let mut abusive = Vec::new();
@@ -80,7 +96,7 @@ async fn a_member_reports_a_message_and_the_operator_reads_it_with_the_chat() {
     // The operator's view: the report, with the chat as Alice saw it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["moderation", "--data-dir"])
-        .arg(dir.path())
+        .arg(&dir)
         .env("PARLEY_LOG", "warn")
         .output()
         .unwrap();

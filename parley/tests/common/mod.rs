@@ -28,6 +28,27 @@ pub fn config(data_dir: &Path) -> parley::Config {
     }
 }
 
+/// Redis for the state and ClickHouse for the history, started for one
+/// test (they stop when the first value drops), and a config on them.
+pub fn on_redis_and_clickhouse(
+    data_dir: &Path,
+) -> (
+    (
+        parley_engines::contract::servers::RedisServer,
+        parley_engines::contract::servers::ClickHouseServer,
+    ),
+    parley::Config,
+) {
+    use parley_engines::contract::servers::{ClickHouseServer, RedisServer};
+    let (redis, clickhouse) = (RedisServer::start(), ClickHouseServer::start());
+    let cfg = parley::Config {
+        state: Some(redis.url.clone()),
+        history: Some(clickhouse.url.clone()),
+        ..config(data_dir)
+    };
+    ((redis, clickhouse), cfg)
+}
+
 /// `parley up` in this process.
 pub struct Server {
     pub url: String,

@@ -310,6 +310,8 @@ pub(super) async fn inbox_redaction<S: InboxStore + JobStore>(s: &S) {
     s.write(vec![blank(300), blank(300), blank(302)])
         .await
         .unwrap();
+    // Another inbox partition storing the same post late changes nothing.
+    s.write(vec![post(300, "secret")]).await.unwrap();
     let posts = s.group_posts(g, MessageId(0), 10).await.unwrap();
     let posts: Vec<(u64, String)> = posts
         .into_iter()

@@ -48,10 +48,13 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
             msg_id,
             message,
         } => {
-            tx.open_table(GROUP_POSTS)
-                .map_err(err)?
-                .insert((group.0, msg_id.0), message.as_ref())
-                .map_err(err)?;
+            // Each inbox partition with members stores the post; one that
+            // comes late must not undo a redaction another already made.
+            let mut t = tx.open_table(GROUP_POSTS).map_err(err)?;
+            if t.get((group.0, msg_id.0)).map_err(err)?.is_none() {
+                t.insert((group.0, msg_id.0), message.as_ref())
+                    .map_err(err)?;
+            }
         }
         StateOp::InboxRedact { user, seq, item } => {
             let mut t = tx.open_table(INBOX).map_err(err)?;

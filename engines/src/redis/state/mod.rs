@@ -125,8 +125,11 @@ while i <= #ARGV do
     smax(k, 'head:' .. c, d)
     redis.call('ZADD', p .. ':in:' .. a, tonumber(string.sub(m, 1, 20)), m)
     i = i + 1
-  elseif op == 'Q' then -- group, msg_id, message
-    redis.call('ZADD', p .. ':gp:' .. a, 0, b .. c)
+  elseif op == 'Q' then -- group, msg_id, message: kept if there (a redaction too)
+    local z = p .. ':gp:' .. a
+    if redis.call('ZLEXCOUNT', z, '[' .. b, '(' .. b .. '\255') == 0 then
+      redis.call('ZADD', z, 0, b .. c)
+    end
   elseif op == 'r' then -- user, seq, item: an item's content blanked
     local z, m = p .. ':in:' .. a, string.format('%020d', tonumber(b)) .. c
     local old = redis.call('ZRANGEBYSCORE', z, b, b)
