@@ -110,3 +110,48 @@ async fn appends_wait_for_replicas_when_asked() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stored_before_the_uploader_index_are_indexed_on_connect() {
+    use parley_engines::state::JobStore;
+    use parley_engines::state::{MediaRecord, MediaStore};
+    use parley_engines::StateOp;
+    use parley_schemas::ids::UserId;
+    use parley_schemas::media::MediaId;
+    let server = RedisServer::start();
+    let store = RedisState::connect(&server.url, "old").await.unwrap();
+    let (user, media) = (UserId(42), MediaId::random());
+    store
+        .write(vec![StateOp::PutMedia {
+            media,
+            record: MediaRecord {
+                uploader: user,
+                sha256: "cd".repeat(32),
+                size: 3,
+                mime: "image/png".into(),
+                uploaded_at: 1_000,
+                image: None,
+            },
+        }])
+        .await
+        .unwrap();
+    // As a store written before the index: no index, no marker.
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("old:up:42")
+        .arg("old:up:indexed")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(store.uploads(user, 10).await.unwrap().is_empty());
+    let again = RedisState::connect(&server.url, "old").await.unwrap();
+    assert_eq!(again.uploads(user, 10).await.unwrap(), vec![media]);
+    // Once: the marker stays, and a second connect scans nothing.
+    let marked: bool = redis::cmd("EXISTS")
+        .arg("old:up:indexed")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(marked);
+}

@@ -92,6 +92,67 @@ pub(super) fn media_args(op: &StateOp) -> Option<[String; 5]> {
     })
 }
 
+impl RedisState {
+    /// Puts uploads stored before the per-uploader index existed into it,
+    /// once per store (a marker key says it was done; writes meanwhile
+    /// keep the index themselves).
+    pub(super) async fn index_old_uploads(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let marker = self.key("up:indexed".into());
+        let done: bool = redis::cmd("EXISTS")
+            .arg(&marker)
+            .query_async(&mut con)
+            .await
+            .map_err(err)?;
+        if done {
+            return Ok(());
+        }
+        let pattern = self.key("md:*".into());
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await
+                .map_err(err)?;
+            for k in keys {
+                let rec: Option<String> = redis::cmd("HGET")
+                    .arg(&k)
+                    .arg("rec")
+                    .query_async(&mut con)
+                    .await
+                    .map_err(err)?;
+                let Some(rec) = rec.and_then(|r| serde_json::from_str::<MediaRecord>(&r).ok())
+                else {
+                    continue;
+                };
+                let media = k.rsplit(':').next().unwrap_or_default().to_owned();
+                let _: i64 = redis::cmd("SADD")
+                    .arg(self.key(format!("up:{}", rec.uploader)))
+                    .arg(media)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(err)?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(&marker)
+            .arg(1)
+            .query_async(&mut con)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
 /// The script's media ops, spliced into `APPLY`.
 pub(super) const MEDIA_LUA: &str = r#"
   elseif op == 'X' then -- media, record, sha256, uploaded at: kept if there

@@ -265,7 +265,7 @@ impl RedisState {
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisState> {
         let client = redis::Client::open(url).map_err(err)?;
         let con = client.get_connection_manager().await.map_err(err)?;
-        Ok(RedisState {
+        let state = RedisState {
             con,
             prefix: prefix.to_owned(),
             apply: Script::new(
@@ -281,7 +281,9 @@ impl RedisState {
             put_keys: Script::new(keys::PUT),
             claim_keys: Script::new(keys::CLAIM),
             notification_sent: Script::new(notify::SENT),
-        })
+        };
+        state.index_old_uploads().await?;
+        Ok(state)
     }
 
     fn key(&self, parts: String) -> String {
