@@ -110,15 +110,7 @@ impl RedisState {
         let pattern = self.key("md:*".into());
         let mut cursor = 0u64;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await
-                .map_err(err)?;
+            let (next, keys) = self.scan(cursor, &pattern, 1000).await?;
             for k in keys {
                 let rec: Option<String> = redis::cmd("HGET")
                     .arg(&k)

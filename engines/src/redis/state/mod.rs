@@ -290,6 +290,20 @@ impl RedisState {
         format!("{}:{}", self.prefix, parts)
     }
 
+    /// One `SCAN` step over keys matching `pattern`: the next cursor (0
+    /// when done) and the keys of this step.
+    async fn scan(&self, cursor: u64, pattern: &str, count: usize) -> Result<(u64, Vec<String>)> {
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.con.clone())
+            .await
+            .map_err(err)
+    }
+
     async fn run_apply(
         &self,
         job: &str,

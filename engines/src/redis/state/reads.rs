@@ -300,15 +300,7 @@ impl InboxStore for RedisState {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut con)
-                .await
-                .map_err(err)?;
+            let (next, keys) = self.scan(cursor, &pattern, 500).await?;
             for key in keys {
                 // Seqs rise with time: the expired rows are a prefix.
                 let oldest: Vec<Vec<u8>> = redis::cmd("ZRANGE")
