@@ -87,12 +87,16 @@ impl Edge {
     /// and the sweeper frees blobs no other upload holds.
     async fn delete_uploads(&self, caller: Caller) -> Result<(), ApiError> {
         let state = &self.core.state;
+        // Each deletion takes its upload out of the index; one the index
+        // still lists after it (a store out of step) is not tried forever.
+        let mut done = std::collections::HashSet::new();
         loop {
             let page = state.uploads(caller.user, UPLOADS_PAGE).await?;
-            if page.is_empty() {
+            let fresh: Vec<_> = page.into_iter().filter(|m| done.insert(*m)).collect();
+            if fresh.is_empty() {
                 return Ok(());
             }
-            for media in page {
+            for media in fresh {
                 let ts = now_ms();
                 let event = Event::MediaDeleted(MediaDeleted { media, ts });
                 self.core.append_account(caller.user, &event).await?;
