@@ -75,6 +75,7 @@ pub struct Guard {
     pub sign_ups_per_ip: Throttle<IpAddr>,
     pub media_uploads: Throttle<UserId>,
     pub key_claims: Throttle<UserId>,
+    pub mqtt_connects_per_ip: Throttle<IpAddr>,
     hashes: Arc<Semaphore>,
     pub limits: Limits,
 }
@@ -130,6 +131,12 @@ impl Guard {
                 l.key_claims_per_min,
                 MINUTE,
                 l.key_claims_per_min,
+            ),
+            mqtt_connects_per_ip: Throttle::new(
+                Limit::MqttConnects,
+                l.mqtt_connects_per_min_per_ip,
+                MINUTE,
+                l.mqtt_connects_per_min_per_ip,
             ),
             hashes: Arc::new(Semaphore::new(l.hashes_at_once.max(1))),
             limits,

@@ -453,6 +453,15 @@ pub enum Limit {
     Forwards,
     /// Account exports per hour per user.
     Exports,
+    /// MQTT connections per minute per client address.
+    MqttConnects,
+    /// An MQTT packet over `limits.mqtt_max_packet`.
+    MqttPacketSize,
+    /// An MQTT client that left the server's messages unacknowledged
+    /// past `limits.mqtt_inflight` while more kept coming.
+    MqttInflight,
+    /// An MQTT client silent past 1.5 times its keep-alive.
+    MqttKeepAlive,
 }
 
 impl Limit {
@@ -483,6 +492,10 @@ impl Limit {
             Limit::Reports => "reports",
             Limit::Forwards => "forwards",
             Limit::Exports => "exports",
+            Limit::MqttConnects => "mqtt_connects",
+            Limit::MqttPacketSize => "mqtt_packet_size",
+            Limit::MqttInflight => "mqtt_inflight",
+            Limit::MqttKeepAlive => "mqtt_keep_alive",
         }
     }
 }

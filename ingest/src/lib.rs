@@ -17,6 +17,8 @@
 //!   [`notify`]: push subscriptions, notification settings, mutes;
 //!   [`safety`]: blocking users and reports for operators; [`invites`]:
 //!   group invite links; [`search`]: search in one's own history.
+//! - [`mqtt`]: the MQTT edge (3.1.1 and 5, on its own listener or over
+//!   WebSocket at `/v1/mqtt`), a client of the same socket code.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
 //!   (generic over `Sink`/`Stream`), the hub of connected devices, and each
 //!   device's feed (catch-up and gap-fill from the store).
@@ -44,6 +46,7 @@ pub mod invites;
 pub mod keys;
 pub mod limits;
 pub mod media;
+pub mod mqtt;
 pub mod notify;
 pub mod safety;
 pub mod search;

@@ -83,6 +83,14 @@ pub struct Limits {
     /// forward may reach at once (the burst), against viral spam.
     pub forwards_per_min: u32,
     pub forwards_burst: u32,
+    /// The largest MQTT packet read; a larger one ends the connection
+    /// (MQTT 5: DISCONNECT 0x95).
+    pub mqtt_max_packet: u32,
+    /// QoS 1 messages an MQTT device holds unacknowledged at once (its
+    /// MQTT 5 receive maximum, if smaller, wins).
+    pub mqtt_inflight: u16,
+    /// MQTT connections a client address may open per minute.
+    pub mqtt_connects_per_min_per_ip: u32,
 }
 
 impl Default for Limits {
@@ -126,6 +134,11 @@ impl Default for Limits {
             forwards_per_min: 20,
             // WhatsApp's "forward to at most 5 chats".
             forwards_burst: 5,
+            // A frame as large as a WebSocket may send, with room for the
+            // topic and properties.
+            mqtt_max_packet: (parley_schemas::wire::MAX_FRAME_BYTES + 4096) as u32,
+            mqtt_inflight: 128,
+            mqtt_connects_per_min_per_ip: 60,
         }
     }
 }

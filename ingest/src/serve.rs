@@ -57,6 +57,12 @@ impl ServeOptions {
 /// A TLS acceptor from PEM files: the certificate chain, and its key
 /// (PKCS#8, PKCS#1 or SEC1). HTTP/2 and HTTP/1.1 are offered by ALPN.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
+    tls_acceptor_for(cert, key, &[b"h2", b"http/1.1"])
+}
+
+/// The same for another protocol: `alpn` names what it offers (MQTT
+/// clients mostly offer none, which any server takes).
+pub fn tls_acceptor_for(cert: &Path, key: &Path, alpn: &[&[u8]]) -> io::Result<TlsAcceptor> {
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let certs: Vec<CertificateDer<'static>> =
         rustls_pemfile::certs(&mut io::BufReader::new(std::fs::File::open(cert)?))
@@ -74,7 +80,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| bad(format!("certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

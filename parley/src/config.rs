@@ -69,6 +69,10 @@ pub struct Config {
     /// (`--ops-listen`); when set, the public listener stops serving
     /// `/metrics`.
     pub ops_listen: Option<SocketAddr>,
+    /// An MQTT listener for app clients (`--mqtt-listen`), with TLS when
+    /// the edge has it; docs/mqtt.md. Off by default. MQTT over WebSocket
+    /// is always at `/v1/mqtt` on the edge's listener.
+    pub mqtt_listen: Option<SocketAddr>,
     /// Every limit on what a client sends or holds open (`[limits]`,
     /// `PARLEY__LIMITS__SENDS_PER_SEC`, ...); docs/security.md.
     pub limits: parley_ingest::Limits,
@@ -108,6 +112,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ops_listen: None,
+            mqtt_listen: None,
             limits: parley_ingest::Limits::default(),
             idp: None,
             notify: parley_processors::notify::NotifyConfig::default(),
@@ -187,6 +192,10 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ops_listen: Option<SocketAddr>,
+    /// An MQTT listener (`up` and `ingest`), TLS as the edge's
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_listen: Option<SocketAddr>,
     /// Address other edges reach this one at [default: the listen address]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,52 @@ pub(crate) async fn serving(cfg: &Config) -> Result<(ServeOptions, Option<Ops>)>
     Ok((opts, Some(Ops { stop, task })))
 }
 
+/// The edge's MQTT listener, when there is one.
+pub(crate) struct MqttListener {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves MQTT on `given`, else on `mqtt_listen` if set; TLS as the
+/// edge's listener has it.
+pub(crate) async fn mqtt_listener(
+    cfg: &Config,
+    edge: &Arc<Edge>,
+    given: Option<TcpListener>,
+) -> Result<Option<MqttListener>> {
+    let listener = match (given, cfg.mqtt_listen) {
+        (Some(l), _) => l,
+        (None, Some(addr)) => TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the MQTT listener {addr}"))?,
+        (None, None) => return Ok(None),
+    };
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            parley_ingest::serve::tls_acceptor_for(cert, key, &[b"mqtt"])
+                .with_context(|| format!("TLS from {} and {}", cert.display(), key.display()))?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
+    println!("parley mqtt listening on {scheme}://{}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(parley_ingest::mqtt::serve(
+        listener,
+        edge.clone(),
+        tls,
+        stop.clone().cancelled_owned(),
+    ));
+    Ok(Some(MqttListener { stop, task }))
+}
+
+pub(crate) async fn stop_mqtt(mqtt: Option<MqttListener>) {
+    if let Some(m) = mqtt {
+        m.stop.cancel();
+        let _ = m.task.await;
+    }
+}
+
 pub(crate) async fn stop_ops(ops: Option<Ops>) {
     if let Some(ops) = ops {
         ops.stop.cancel();

@@ -63,7 +63,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, Overrides};
-use edge::{build_edge, serving, stop_ops};
+use edge::{build_edge, mqtt_listener, serving, stop_mqtt, stop_ops};
 use jobs::{deliver_partition, process_partition, CaughtUp, Processing};
 pub use jobs::{DELIVER_GROUP, DELIVER_SCOPE, PROCESS_GROUP, PROCESS_SCOPE};
 pub use parley_ingest::Limits;
@@ -115,6 +115,16 @@ pub fn raise_open_files_limit() {
 pub async fn up(
     cfg: &Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    up_with_mqtt(cfg, listener, None, shutdown).await
+}
+
+/// [`up`], with MQTT served on `mqtt` (else on `mqtt_listen` if set).
+pub async fn up_with_mqtt(
+    cfg: &Config,
+    listener: TcpListener,
+    mqtt: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
@@ -184,12 +194,14 @@ pub async fn up(
     // A stable line on stdout for scripts and tests that start the binary.
     println!("parley listening on {url}");
 
+    let mqtt = mqtt_listener(cfg, &edge, mqtt).await?;
     let app = AppState {
         edge: edge.clone(),
         ready: ready.clone(),
         metrics: ops.is_none(),
     };
     let served = parley_ingest::run(listener, app, opts, shutdown).await;
+    stop_mqtt(mqtt).await;
     stop_ops(ops).await;
     ready.store(false, Ordering::Release);
     edge.shutdown().await;
@@ -293,12 +305,14 @@ pub async fn ingest(
     let (opts, ops) = serving(cfg).await?;
     tracing::info!(node = edge.node(), advertise = %member.addr, "edge is up");
     println!("parley ingest listening on {}://{addr}", opts.scheme());
+    let mqtt = mqtt_listener(cfg, &edge, None).await?;
     let app = AppState {
         edge: edge.clone(),
         ready: Arc::new(AtomicBool::new(true)),
         metrics: ops.is_none(),
     };
     let served = parley_ingest::run(listener, app, opts, shutdown).await;
+    stop_mqtt(mqtt).await;
     stop_ops(ops).await;
     edge.shutdown().await;
     mailbox.abort();

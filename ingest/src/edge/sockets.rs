@@ -62,6 +62,35 @@ pub struct Sockets {
     stop: CancellationToken,
     /// `until_delivered`: feeds delete what every device confirmed.
     delete_delivered: bool,
+    /// The MQTT connection of each device here: a new one takes over.
+    mqtt: Arc<MqttClaims>,
+}
+
+type Device = (UserId, DeviceId);
+
+#[derive(Default)]
+struct MqttClaims {
+    next: AtomicUsize,
+    held: Mutex<HashMap<Device, (usize, CancellationToken)>>,
+}
+
+/// An MQTT connection's hold on its device at this edge; cancelled when
+/// another connection of the device takes over (MQTT-3.1.4-2).
+pub struct MqttClaim {
+    pub taken_over: CancellationToken,
+    key: Device,
+    id: usize,
+    claims: Arc<MqttClaims>,
+}
+
+impl Drop for MqttClaim {
+    fn drop(&mut self) {
+        let mut held = self.claims.held.lock().expect("mqtt claims lock");
+        // Only its own entry: a successor's stays.
+        if held.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            held.remove(&self.key);
+        }
+    }
 }
 
 impl Sockets {
@@ -76,6 +105,7 @@ impl Sockets {
     ) -> Sockets {
         Sockets {
             delete_delivered,
+            mqtt: Arc::default(),
             admitted: Arc::default(),
             state,
             cluster,
@@ -116,6 +146,23 @@ impl Sockets {
             admitted: self.admitted.clone(),
             user,
         })
+    }
+
+    /// `device`'s MQTT connection here from now on: the one before it, if
+    /// any, is told to end.
+    pub fn claim_mqtt(&self, user: UserId, device: DeviceId) -> MqttClaim {
+        let id = self.mqtt.next.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        let mut held = self.mqtt.held.lock().expect("mqtt claims lock");
+        if let Some((_, before)) = held.insert((user, device), (id, token.clone())) {
+            before.cancel();
+        }
+        MqttClaim {
+            taken_over: token,
+            key: (user, device),
+            id,
+            claims: self.mqtt.clone(),
+        }
     }
 
     /// Held while a socket lives: shutdown waits until every one is gone.

@@ -274,6 +274,15 @@ impl Codec {
         }
     }
 
+    /// A codec for a session whose CONNECT was read at `version`.
+    pub fn for_version(version: Version, max_in: u32) -> Codec {
+        let inner = match version {
+            Version::V3 => MqttCodec::V3(v3::Codec::new(max_in)),
+            Version::V5 => MqttCodec::V5(v5::Codec::new(max_in, 0)),
+        };
+        Codec { inner, max_in }
+    }
+
     pub fn version(&self) -> Option<Version> {
         match self.inner {
             MqttCodec::V3(_) => Some(Version::V3),

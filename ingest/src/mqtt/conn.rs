@@ -1,0 +1,514 @@
+//! One MQTT connection: CONNECT and its authentication, then the session,
+//! run as a client of the socket code ([`crate::socket::serve`]) through
+//! the [`Bridge`]. Generic over a byte stream and sink, so TCP, TLS and
+//! MQTT over WebSocket share it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use parley_engines::telemetry::emit;
+use parley_schemas::ids::DeviceId;
+use parley_schemas::mqtt::{Codec, Connect, In, Out, Reason, Version};
+use parley_schemas::wire::{CreateSession, ErrorCode};
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::bridge::{Actions, Bridge};
+use super::events::{MqttConnect, MqttPacket, MqttRefused, MqttSession};
+use crate::auth::Caller;
+use crate::edge::Edge;
+use crate::error::ApiError;
+use crate::internal_events::{Limit, LimitHit};
+
+/// Client frames decoded but not yet taken by the socket's reader; past
+/// this, the connection stops reading (the reader is busy appending).
+const FORWARD_QUEUE: usize = 64;
+
+/// Writes to the client, encoded as packets come.
+struct Writer<W> {
+    sink: W,
+    codec: Codec,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl<W: Sink<Bytes, Error = io::Error> + Unpin> Writer<W> {
+    fn put(&mut self, out: Out) {
+        let kind = out.kind();
+        match self.codec.encode(out, &mut self.buf) {
+            Ok(()) => emit(MqttPacket {
+                inbound: false,
+                kind,
+            }),
+            // Larger than the client takes (its MQTT 5 maximum): left out.
+            Err(e) => tracing::debug!(error = %e, "an MQTT packet was not written"),
+        }
+    }
+
+    /// Sends what was put; false once the client is gone or stopped reading.
+    async fn flush(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let bytes = self.buf.split().freeze();
+        match timeout(self.timeout, self.sink.send(bytes)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                emit(LimitHit {
+                    limit: Limit::SlowReader,
+                });
+                false
+            }
+        }
+    }
+
+    /// Ends the connection: MQTT 5 hears why, 3.1.1 is closed.
+    async fn close(&mut self, reason: Reason, why: String) {
+        self.put(Out::Disconnect {
+            reason,
+            text: Some(why),
+        });
+        self.flush().await;
+        let _ = timeout(Duration::from_secs(1), self.sink.close()).await;
+    }
+}
+
+/// Serves one MQTT connection from `peer` (`None`: loopback or unknown,
+/// exempt from the per-address limit as on the HTTP edge).
+pub(crate) async fn serve<R, W>(edge: Arc<Edge>, peer: Option<IpAddr>, mut rx: R, sink: W)
+where
+    R: Stream<Item = io::Result<Bytes>> + Unpin + Send,
+    W: Sink<Bytes, Error = io::Error> + Unpin + Send,
+{
+    let limits = edge.limits().clone();
+    let mut codec = Codec::new(limits.mqtt_max_packet);
+    let mut buf = BytesMut::new();
+    let first = timeout(
+        limits.header_timeout(),
+        next_packet(&mut rx, &mut codec, &mut buf),
+    )
+    .await;
+    let mut w = Writer {
+        sink,
+        // Until a CONNECT is read, refusals go out as 3.1.1's.
+        codec: Codec::new(limits.mqtt_max_packet),
+        buf: BytesMut::new(),
+        timeout: limits.write_timeout(),
+    };
+    let connect = match first {
+        Ok(Ok(Some(In::Connect(c)))) => c,
+        Ok(Ok(Some(_))) => {
+            return refused(&mut w, Reason::ProtocolError, "the first packet must be CONNECT")
+                .await
+        }
+        Ok(Err(e)) => return refused(&mut w, e.reason, &e.message).await,
+        Ok(Ok(None)) => return,
+        Err(_) => {
+            emit(MqttRefused {
+                reason: Reason::MalformedPacket,
+                why: "no CONNECT within the header deadline",
+                closed: true,
+            });
+            return;
+        }
+    };
+    // The writer follows the version the CONNECT was read with.
+    let version = connect.version;
+    w.codec = Codec::for_version(version, limits.mqtt_max_packet);
+    if let Some(max) = connect.max_packet_size {
+        w.codec.limit_out(max);
+    }
+    if let Some(ip) = peer {
+        if edge.guard().mqtt_connects_per_ip.check(&ip).is_err() {
+            return refused(
+                &mut w,
+                Reason::ConnectionRateExceeded,
+                "too many connections from this address",
+            )
+            .await;
+        }
+    }
+    let (caller, assigned) = match authenticate(&edge, &connect, peer).await {
+        Ok(c) => c,
+        Err((reason, why)) => return refused(&mut w, reason, &why).await,
+    };
+    let slot = match edge.sockets().admit(caller.user, &limits) {
+        Ok(s) => s,
+        Err(e) => return refused(&mut w, Reason::ServerBusy, &e.message).await,
+    };
+    let claim = edge.sockets().claim_mqtt(caller.user, caller.device);
+    let window = usize::from(
+        connect
+            .receive_max
+            .unwrap_or(u16::MAX)
+            .min(limits.mqtt_inflight)
+            .max(1),
+    );
+    // The socket code closes a reader silent past its idle timeout; this
+    // connection keeps it fed while the client keeps to its keep-alive,
+    // which an MQTT 5 client is held to below that timeout.
+    let idle = limits.idle_timeout();
+    let keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
+    let server_keep_alive = (version == Version::V5
+        && (keep_alive.is_zero() || keep_alive * 3 / 2 > idle))
+        .then(|| (idle.as_secs() * 2 / 3).clamp(1, u64::from(u16::MAX)) as u16);
+    let silent_max = match server_keep_alive {
+        Some(s) => Duration::from_secs(u64::from(s)) * 3 / 2,
+        None if keep_alive.is_zero() => idle,
+        None => keep_alive * 3 / 2,
+    };
+    w.put(Out::ConnAck {
+        session_present: connect.resume,
+        refused: None,
+        assigned_client_id: assigned.map(|d| d.0.to_string()),
+        receive_max: limits.mqtt_inflight.max(1),
+        max_packet_size: limits.mqtt_max_packet,
+        server_keep_alive,
+        text: None,
+    });
+    emit(MqttConnect {
+        result: Ok(()),
+        why: "",
+    });
+    if !w.flush().await {
+        return;
+    }
+    emit(MqttSession { open: true });
+    let session = Session {
+        edge: edge.clone(),
+        bridge: Bridge::new(version, connect.resume, window),
+        silent_max,
+        ping_every: limits.ping_every(),
+    };
+    session
+        .run(caller, rx, codec, buf, w, claim)
+        .await;
+    drop(slot);
+    emit(MqttSession { open: false });
+}
+
+async fn refused<W>(w: &mut Writer<W>, reason: Reason, why: &str)
+where
+    W: Sink<Bytes, Error = io::Error> + Unpin,
+{
+    emit(MqttConnect {
+        result: Err(reason),
+        why,
+    });
+    if w.codec.version().is_some() || reason == Reason::UnsupportedProtocolVersion {
+        w.put(Out::ConnAck {
+            session_present: false,
+            refused: Some(reason),
+            assigned_client_id: None,
+            receive_max: 1,
+            max_packet_size: 0,
+            server_keep_alive: None,
+            text: Some(why.to_owned()),
+        });
+        w.flush().await;
+    }
+    let _ = timeout(Duration::from_secs(1), w.sink.close()).await;
+}
+
+/// The device a CONNECT signs in: by access token (username `token`), or
+/// by username and password on the device its client id names (MQTT 5
+/// may leave the id empty for a new device, whose id the CONNACK carries).
+async fn authenticate(
+    edge: &Edge,
+    c: &Connect,
+    peer: Option<IpAddr>,
+) -> Result<(Caller, Option<DeviceId>), (Reason, String)> {
+    let bad = || {
+        (
+            Reason::BadUserNameOrPassword,
+            "give a username and password, or username `token` and an access token".to_owned(),
+        )
+    };
+    if c.will {
+        return Err((
+            Reason::ImplementationSpecific,
+            "will messages are not supported".into(),
+        ));
+    }
+    let (Some(username), Some(password)) = (&c.username, &c.password) else {
+        return Err(bad());
+    };
+    let password = std::str::from_utf8(password).map_err(|_| bad())?;
+    if username == "token" {
+        let caller = edge
+            .sessions()
+            .verify_access(password)
+            .await
+            .map_err(|e| api_refusal(e, Reason::NotAuthorized))?;
+        return Ok((caller, None));
+    }
+    let device_id = match (c.client_id.as_str(), c.version) {
+        ("", Version::V5) => None,
+        (id, _) => match id.parse::<u64>() {
+            Ok(n) => Some(DeviceId(n)),
+            Err(_) => {
+                return Err((
+                    Reason::ClientIdNotValid,
+                    "the client id must be a device id issued to this user (MQTT 5: or empty, for a new device)".into(),
+                ))
+            }
+        },
+    };
+    let session = edge
+        .accounts()
+        .sign_in(
+            CreateSession {
+                username: username.clone(),
+                password: password.to_owned(),
+                device_id,
+            },
+            peer,
+        )
+        .await
+        .map_err(|e| api_refusal(e, Reason::BadUserNameOrPassword))?;
+    let caller = Caller {
+        user: session.user_id,
+        device: session.device_id,
+    };
+    Ok((caller, device_id.is_none().then_some(session.device_id)))
+}
+
+/// A refused sign-in as a CONNACK reason.
+fn api_refusal(e: ApiError, unauthorized: Reason) -> (Reason, String) {
+    let reason = match e.code {
+        ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::NotFound => unauthorized,
+        ErrorCode::BadRequest => Reason::ClientIdNotValid,
+        ErrorCode::RateLimited => Reason::ConnectionRateExceeded,
+        _ => Reason::ServerUnavailable,
+    };
+    (reason, e.message)
+}
+
+/// Reads until a whole packet is in `buf`; `None` when the client is gone.
+async fn next_packet<R>(
+    rx: &mut R,
+    codec: &mut Codec,
+    buf: &mut BytesMut,
+) -> Result<Option<In>, parley_schemas::mqtt::DecodeError>
+where
+    R: Stream<Item = io::Result<Bytes>> + Unpin,
+{
+    loop {
+        if let Some(p) = codec.decode(buf)? {
+            return Ok(Some(p));
+        }
+        match rx.next().await {
+            Some(Ok(b)) => buf.extend_from_slice(&b),
+            Some(Err(_)) | None => return Ok(None),
+        }
+    }
+}
+
+struct Session {
+    edge: Arc<Edge>,
+    bridge: Bridge,
+    /// Silence after which the client is gone.
+    silent_max: Duration,
+    /// How often the socket's reader hears the client is alive.
+    ping_every: Duration,
+}
+
+impl Session {
+    async fn run<R, W>(
+        mut self,
+        caller: Caller,
+        mut rx: R,
+        mut codec: Codec,
+        mut buf: BytesMut,
+        mut w: Writer<W>,
+        claim: crate::edge::sockets::MqttClaim,
+    ) where
+        R: Stream<Item = io::Result<Bytes>> + Unpin + Send,
+        W: Sink<Bytes, Error = io::Error> + Unpin + Send,
+    {
+        // The socket code, as for a WebSocket: frames in, frames out.
+        let (to_socket, socket_in) = tokio::sync::mpsc::channel::<Message>(FORWARD_QUEUE);
+        let (socket_out, mut from_socket) = futures::channel::mpsc::channel::<Message>(16);
+        let socket_in = tokio_stream_of(socket_in);
+        let socket = tokio::spawn(crate::socket::serve(
+            self.edge.clone(),
+            caller,
+            socket_out,
+            socket_in,
+        ));
+        let mut queue: VecDeque<Message> = VecDeque::new();
+        if self.bridge.subscribed() {
+            queue.push_back(Message::Text(r#"{"type":"sync"}"#.into()));
+        }
+        let mut heard = Instant::now();
+        let mut alive = tokio::time::interval(self.ping_every);
+        alive.reset();
+        let close: Option<(Reason, String)> = loop {
+            // Decode what was read, as far as the reader keeps up.
+            let mut end = None;
+            while queue.len() < FORWARD_QUEUE && end.is_none() {
+                match codec.decode(&mut buf) {
+                    Ok(Some(p)) => {
+                        emit(MqttPacket {
+                            inbound: true,
+                            kind: p.kind(),
+                        });
+                        end = self.packet(p, &mut queue, &mut w);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        if e.reason == Reason::PacketTooLarge {
+                            emit(LimitHit {
+                                limit: Limit::MqttPacketSize,
+                            });
+                        }
+                        end = Some(Some((e.reason, e.message)));
+                    }
+                }
+            }
+            if let Some(end) = end {
+                break end;
+            }
+            if !w.flush().await {
+                break None;
+            }
+            tokio::select! {
+                chunk = rx.next(), if queue.len() < FORWARD_QUEUE => match chunk {
+                    Some(Ok(b)) => {
+                        heard = Instant::now();
+                        buf.extend_from_slice(&b);
+                    }
+                    Some(Err(_)) | None => break None,
+                },
+                permit = to_socket.reserve(), if !queue.is_empty() => match permit {
+                    Ok(p) => p.send(queue.pop_front().expect("not empty")),
+                    Err(_) => break None,
+                },
+                m = from_socket.next(), if !self.bridge.full() => match m {
+                    Some(Message::Text(t)) => {
+                        let a = self.bridge.server_frame(t.to_string());
+                        if let Some(end) = apply(a, &mut queue, &mut w) {
+                            break end;
+                        }
+                    }
+                    Some(Message::Close(frame)) => {
+                        let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                        let reason = if why.contains("signed out") {
+                            Reason::NotAuthorized
+                        } else {
+                            emit(LimitHit { limit: Limit::MqttInflight });
+                            Reason::ServerBusy
+                        };
+                        break Some((reason, why));
+                    }
+                    Some(_) => {}
+                    None => break self.edge.stopping().is_cancelled().then(|| {
+                        (Reason::ServerShuttingDown, "the server is stopping".to_owned())
+                    }),
+                },
+                _ = sleep_until(heard + self.silent_max) => {
+                    emit(LimitHit { limit: Limit::MqttKeepAlive });
+                    break Some((Reason::KeepAliveTimeout, "nothing heard within 1.5 keep-alives".into()));
+                }
+                _ = alive.tick() => {
+                    // Keeps the socket's idle timer from closing a client
+                    // that keeps to its keep-alive; dropped if it is busy.
+                    let _ = to_socket.try_send(Message::Pong(Bytes::new()));
+                }
+                _ = claim.taken_over.cancelled() => {
+                    break Some((Reason::SessionTakenOver, "another connection of this device took over".into()));
+                }
+            }
+        };
+        if let Some((reason, why)) = close {
+            emit(MqttRefused {
+                reason,
+                why: &why,
+                closed: true,
+            });
+            w.close(reason, why).await;
+        } else {
+            w.flush().await;
+        }
+        // The socket ends once its reader sees the end and its writer its
+        // sink gone; it saves the device's confirmed cursor on the way.
+        drop(to_socket);
+        drop(from_socket);
+        let _ = socket.await;
+    }
+
+    /// Handles one client packet; `Some` ends the connection (with a
+    /// reason to send, or none for a plain close).
+    fn packet<W>(
+        &mut self,
+        p: In,
+        queue: &mut VecDeque<Message>,
+        w: &mut Writer<W>,
+    ) -> Option<Option<(Reason, String)>>
+    where
+        W: Sink<Bytes, Error = io::Error> + Unpin,
+    {
+        let a = match p {
+            In::Publish(p) => self.bridge.publish(*p),
+            In::PubAck(id) => self.bridge.puback(id),
+            In::Subscribe { packet_id, filters } => self.bridge.subscribe(packet_id, filters),
+            In::Unsubscribe { packet_id, filters } => self.bridge.unsubscribe(packet_id, filters),
+            In::PingReq => {
+                w.put(Out::PingResp);
+                // The keep-alive is the device's background heartbeat.
+                Actions {
+                    forward: vec![r#"{"type":"heartbeat","active":false}"#.into()],
+                    ..Actions::default()
+                }
+            }
+            In::Disconnect => return Some(None),
+            In::Connect(_) => {
+                return Some(Some((Reason::ProtocolError, "a second CONNECT".into())))
+            }
+            In::Unexpected(what) => {
+                return Some(Some((
+                    Reason::ProtocolError,
+                    format!("a {what} packet is not expected from a client (QoS 2 is not supported)"),
+                )))
+            }
+        };
+        apply(a, queue, w)
+    }
+}
+
+/// Carries out what the bridge asked; `Some` ends the connection.
+fn apply<W>(
+    a: Actions,
+    queue: &mut VecDeque<Message>,
+    w: &mut Writer<W>,
+) -> Option<Option<(Reason, String)>>
+where
+    W: Sink<Bytes, Error = io::Error> + Unpin,
+{
+    for out in a.out {
+        w.put(out);
+    }
+    queue.extend(a.forward.into_iter().map(|t| Message::Text(t.into())));
+    if let Some((reason, why)) = a.refused {
+        emit(MqttRefused {
+            reason,
+            why: &why,
+            closed: false,
+        });
+    }
+    a.close.map(Some)
+}
+
+/// A tokio receiver as the `Stream` of results the socket code reads.
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::Receiver<Message>,
+) -> impl Stream<Item = Result<Message, Infallible>> + Unpin + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|m| m.map(Ok)))
+}

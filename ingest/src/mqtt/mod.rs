@@ -1,0 +1,114 @@
+//! The MQTT edge (docs/mqtt.md): MQTT 3.1.1 and 5 clients, on a listener
+//! of their own (`--mqtt-listen`, TLS as on the HTTP edge) or over
+//! WebSocket at `/v1/mqtt` (subprotocol `mqtt`). A session is a device
+//! like a WebSocket's: it signs in at CONNECT, publishes the protocol's
+//! frames to topics named after them, and receives its inbox on
+//! `parley/me`, where its PUBACKs are its `received` confirmations.
+//!
+//! Layout:
+//! - this file: the accept loop, and MQTT over WebSocket;
+//! - `conn`: one connection: CONNECT, authentication, the session's loop
+//!   around the socket code that WebSockets use too;
+//! - `bridge`: the mapping between MQTT packets and the JSON frames, and
+//!   which acknowledgements confirm which inbox items (no I/O);
+//! - `events`: connections, packets and refusals, logged and counted.
+
+mod bridge;
+mod conn;
+mod events;
+
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt, TryStreamExt};
+use parley_engines::telemetry::emit;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
+
+use crate::edge::Edge;
+use crate::internal_events::{EdgeTrouble, Limit, LimitHit};
+
+/// Serves MQTT on `listener` (TLS when `tls` is set) until `shutdown`;
+/// open sessions end with the edge's own stop, as its sockets do.
+pub async fn serve(
+    listener: TcpListener,
+    edge: Arc<Edge>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let open = Arc::new(Semaphore::new(edge.limits().connections.max(1)));
+    let deadline = edge.limits().header_timeout();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    emit(EdgeTrouble::AcceptFailed { error: &e });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(place) = open.clone().try_acquire_owned() else {
+            emit(LimitHit {
+                limit: Limit::Connections,
+            });
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let edge = edge.clone();
+        let tls = tls.clone();
+        let ip = Some(peer.ip()).filter(|ip| !ip.is_loopback());
+        tokio::spawn(async move {
+            let _place = place;
+            match tls {
+                None => serve_stream(edge, ip, tcp).await,
+                Some(tls) => match tokio::time::timeout(deadline, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve_stream(edge, ip, stream).await,
+                    Ok(Err(_)) | Err(_) => emit(LimitHit {
+                        limit: Limit::TlsHandshake,
+                    }),
+                },
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn serve_stream<S>(edge: Arc<Edge>, ip: Option<IpAddr>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let rx = FramedRead::new(rd, BytesCodec::new()).map_ok(BytesMut::freeze);
+    let tx = FramedWrite::new(wr, BytesCodec::new());
+    conn::serve(edge, ip, rx, tx).await;
+}
+
+/// MQTT over WebSocket: each binary message carries bytes of the MQTT
+/// stream (a packet may span messages).
+pub async fn serve_websocket(edge: Arc<Edge>, ip: Option<IpAddr>, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let rx = stream
+        .map_err(io::Error::other)
+        .try_take_while(|m| std::future::ready(Ok(!matches!(m, Message::Close(_)))))
+        .map_ok(|m| match m {
+            Message::Binary(b) => b,
+            // Text, pings and pongs carry no MQTT.
+            _ => Bytes::new(),
+        });
+    let tx = sink
+        .sink_map_err(io::Error::other)
+        .with(|b: Bytes| std::future::ready(Ok::<_, io::Error>(Message::Binary(b))));
+    conn::serve(edge, ip, Box::pin(rx), Box::pin(tx)).await;
+}
