@@ -437,9 +437,19 @@ impl Session {
         } else {
             w.flush().await;
         }
-        // The socket ends once its reader sees the end and its writer its
-        // sink gone; it saves the device's confirmed cursor on the way.
-        drop(to_socket);
+        // What the client said last (its final PUBACKs above all) still
+        // reaches the socket's reader; what the socket writes meanwhile is
+        // dropped (it stays unconfirmed). The socket then ends: its reader
+        // sees the end, its writer saves the device's confirmed cursor.
+        let forward_rest = async move {
+            for m in queue {
+                if to_socket.send(m).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let discard = async { while from_socket.next().await.is_some() {} };
+        let _ = timeout(w.timeout, async { tokio::join!(forward_rest, discard) }).await;
         drop(from_socket);
         let _ = socket.await;
     }

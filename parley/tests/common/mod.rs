@@ -52,6 +52,8 @@ pub fn on_redis_and_clickhouse(
 /// `parley up` in this process.
 pub struct Server {
     pub url: String,
+    /// The MQTT listener's port, for servers started with one.
+    pub mqtt_port: Option<u16>,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -63,18 +65,33 @@ impl Server {
     }
 
     pub async fn start_with(cfg: parley::Config) -> Server {
+        Server::start_serving(cfg, false).await
+    }
+
+    /// With an MQTT listener too, on a port of its own.
+    pub async fn start_with_mqtt(cfg: parley::Config) -> Server {
+        Server::start_serving(cfg, true).await
+    }
+
+    async fn start_serving(cfg: parley::Config, mqtt: bool) -> Server {
         let data_dir = cfg.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let mqtt = match mqtt {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let mqtt_port = mqtt.as_ref().map(|l| l.local_addr().unwrap().port());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            parley::up(&cfg, listener, async move {
+            parley::up_with_mqtt(&cfg, listener, mqtt, async move {
                 let _ = stopped.await;
             })
             .await
         });
         let mut server = Server {
             url,
+            mqtt_port,
             data_dir: data_dir.to_path_buf(),
             stop: Some(stop),
             task: Some(task),
