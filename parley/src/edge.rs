@@ -72,7 +72,10 @@ pub(crate) async fn mqtt_listener(
         _ => None,
     };
     let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
-    println!("parley mqtt listening on {scheme}://{}", listener.local_addr()?);
+    println!(
+        "parley mqtt listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     let stop = CancellationToken::new();
     let task = tokio::spawn(parley_ingest::mqtt::serve(
         listener,

@@ -25,14 +25,22 @@ fn mosquitto(program: &str, port: u16, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{program} (Debian's mosquitto-clients; scripts/test installs it): {e}"))
+        .unwrap_or_else(|e| {
+            panic!("{program} (Debian's mosquitto-clients; scripts/test installs it): {e}")
+        })
 }
 
 fn paho(port: u16, device: &str, user: &str, count: usize, extra: &[&str]) -> Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mqtt/paho_device.py");
     Command::new("python3")
         .arg(script)
-        .args([&port.to_string(), device, user, PASSWORD, &count.to_string()])
+        .args([
+            &port.to_string(),
+            device,
+            user,
+            PASSWORD,
+            &count.to_string(),
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -86,8 +94,20 @@ async fn mosquitto_clients_and_websockets_are_one_parley() {
         "mosquitto_sub",
         port,
         &[
-            "-V", "mqttv311", "-i", &bob_mqtt, "-u", "bob", "-P", PASSWORD, "-t", "parley/me",
-            "-q", "1", "-C", "1",
+            "-V",
+            "mqttv311",
+            "-i",
+            &bob_mqtt,
+            "-u",
+            "bob",
+            "-P",
+            PASSWORD,
+            "-t",
+            "parley/me",
+            "-q",
+            "1",
+            "-C",
+            "1",
         ],
     );
     let ack = alice_ws.say(&bob.id, "ws-1", "from a browser").await;
@@ -106,8 +126,18 @@ async fn mosquitto_clients_and_websockets_are_one_parley() {
         "mosquitto_pub",
         port,
         &[
-            "-V", "mqttv5", "-u", "token", "-P", &bob_token, "-t", "parley/send", "-q", "1",
-            "-m", &frame,
+            "-V",
+            "mqttv5",
+            "-u",
+            "token",
+            "-P",
+            &bob_token,
+            "-t",
+            "parley/send",
+            "-q",
+            "1",
+            "-m",
+            &frame,
         ],
     );
     output(publish).await;
@@ -131,12 +161,17 @@ async fn a_persistent_session_loses_nothing_even_when_killed_before_its_puback()
     let lines = output(paho(port, &device, "bob", 0, &[])).await;
     assert_eq!(lines, ["subscribed"]);
     for i in 0..5 {
-        alice.say(&bob.id, &format!("away-{i}"), &format!("away {i}")).await;
+        alice
+            .say(&bob.id, &format!("away-{i}"), &format!("away {i}"))
+            .await;
     }
     // Back: everything sent meanwhile, in order, once.
     let got = msgs(&output(paho(port, &device, "bob", 5, &[])).await);
     let texts: Vec<_> = got.iter().map(|m| m["body"]["text"].clone()).collect();
-    assert_eq!(texts, (0..5).map(|i| format!("away {i}")).collect::<Vec<_>>());
+    assert_eq!(
+        texts,
+        (0..5).map(|i| format!("away {i}")).collect::<Vec<_>>()
+    );
 
     // Killed after the message arrived, before its PUBACK.
     alice.say(&bob.id, "held", "held").await;
@@ -259,7 +294,10 @@ async fn bad_packets_are_refused_and_the_server_stays_up() {
     publish.extend_from_slice(b"{}");
     tcp.write_all(&packet(0x32, &publish)).await.unwrap();
     let rest = read_to_end(&mut tcp).await;
-    assert!(!rest.windows(2).any(|w| w == [0x40, 2]), "no PUBACK: {rest:?}");
+    assert!(
+        !rest.windows(2).any(|w| w == [0x40, 2]),
+        "no PUBACK: {rest:?}"
+    );
 
     // MQTT 5: a PUBLISH past the packet limit gets DISCONNECT 0x95
     // ("packet too large") from its header alone.
@@ -271,7 +309,9 @@ async fn bad_packets_are_refused_and_the_server_stays_up() {
     let mut connack = vec![0u8; head[1] as usize];
     tcp.read_exact(&mut connack).await.unwrap();
     assert_eq!(connack[1], 0, "accepted");
-    tcp.write_all(&[0x32, 0xff, 0xff, 0xff, 0x7f]).await.unwrap();
+    tcp.write_all(&[0x32, 0xff, 0xff, 0xff, 0x7f])
+        .await
+        .unwrap();
     let rest = read_to_end(&mut tcp).await;
     assert_eq!(&rest[..1], &[0xE0], "a DISCONNECT: {rest:?}");
     assert_eq!(rest[2], 0x95, "packet too large: {rest:?}");
@@ -289,14 +329,16 @@ async fn bad_packets_are_refused_and_the_server_stays_up() {
     tcp.write_all(&packet(0x32, &publish)).await.unwrap();
     let mut puback = [0u8; 5];
     tcp.read_exact(&mut puback).await.unwrap();
-    assert_eq!(&puback[..5], &[0x40, puback[1], 0, 9, 0x99], "payload format invalid");
+    assert_eq!(
+        &puback[..5],
+        &[0x40, puback[1], 0, 9, 0x99],
+        "payload format invalid"
+    );
 
     // Through all of it, the server kept serving.
     let (status, _) = sign_in(&server.url, "alice", None).await;
     assert_eq!(status, 200);
-    assert!(
-        metric(&server.url, "parley_mqtt_errors_total", "packet_too_large").await >= 1.0
-    );
+    assert!(metric(&server.url, "parley_mqtt_errors_total", "packet_too_large").await >= 1.0);
     server.stop().await;
 }
 
@@ -324,10 +366,16 @@ async fn mqtt_over_websocket_at_v1_mqtt() {
     let (a, b) = bytes.split_at(5);
     ws.send(Message::Binary(a.to_vec().into())).await.unwrap();
     ws.send(Message::Binary(b.to_vec().into())).await.unwrap();
-    let connack = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    let connack = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(connack.into_data().as_ref(), &[0x20, 2, 0, 0]);
     // PINGREQ → PINGRESP.
-    ws.send(Message::Binary(vec![0xC0, 0].into())).await.unwrap();
+    ws.send(Message::Binary(vec![0xC0, 0].into()))
+        .await
+        .unwrap();
     let pong = loop {
         let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await

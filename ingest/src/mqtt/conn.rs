@@ -105,8 +105,12 @@ where
     let connect = match first {
         Ok(Ok(Some(In::Connect(c)))) => c,
         Ok(Ok(Some(_))) => {
-            return refused(&mut w, Reason::ProtocolError, "the first packet must be CONNECT")
-                .await
+            return refused(
+                &mut w,
+                Reason::ProtocolError,
+                "the first packet must be CONNECT",
+            )
+            .await
         }
         Ok(Err(e)) => return refused(&mut w, e.reason, &e.message).await,
         Ok(Ok(None)) => return,
@@ -187,9 +191,7 @@ where
         silent_max,
         ping_every: limits.ping_every(),
     };
-    session
-        .run(caller, rx, codec, buf, w, claim)
-        .await;
+    session.run(caller, rx, codec, buf, w, claim).await;
     drop(slot);
     emit(MqttSession { open: false });
 }
@@ -485,7 +487,9 @@ impl Session {
             In::Unexpected(what) => {
                 return Some(Some((
                     Reason::ProtocolError,
-                    format!("a {what} packet is not expected from a client (QoS 2 is not supported)"),
+                    format!(
+                        "a {what} packet is not expected from a client (QoS 2 is not supported)"
+                    ),
                 )))
             }
         };

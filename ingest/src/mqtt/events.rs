@@ -5,9 +5,7 @@ use std::sync::LazyLock;
 
 use parley_engines::telemetry::InternalEvent;
 use parley_schemas::mqtt::Reason;
-use prometheus::{
-    register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge,
-};
+use prometheus::{register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge};
 
 static CONNECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
@@ -55,7 +53,11 @@ impl InternalEvent for MqttConnect<'_> {
         match self.result {
             Ok(()) => CONNECTIONS.with_label_values(&["accepted"]).inc(),
             Err(reason) => {
-                tracing::info!(reason = reason.label(), why = self.why, "MQTT connection refused");
+                tracing::info!(
+                    reason = reason.label(),
+                    why = self.why,
+                    "MQTT connection refused"
+                );
                 CONNECTIONS.with_label_values(&[reason.label()]).inc();
                 REFUSALS.with_label_values(&[reason.label()]).inc();
             }
@@ -102,9 +104,17 @@ pub struct MqttRefused<'a> {
 impl InternalEvent for MqttRefused<'_> {
     fn emit(self) {
         if self.closed {
-            tracing::info!(reason = self.reason.label(), why = self.why, "MQTT connection closed");
+            tracing::info!(
+                reason = self.reason.label(),
+                why = self.why,
+                "MQTT connection closed"
+            );
         } else {
-            tracing::debug!(reason = self.reason.label(), why = self.why, "MQTT packet refused");
+            tracing::debug!(
+                reason = self.reason.label(),
+                why = self.why,
+                "MQTT packet refused"
+            );
         }
         REFUSALS.with_label_values(&[self.reason.label()]).inc();
     }

@@ -368,7 +368,10 @@ fn text<T: std::fmt::Display>(b: &T) -> String {
 
 fn publish_in(p: rmqtt_codec::types::Publish) -> In {
     let (response_topic, correlation) = match p.properties {
-        Some(props) => (props.response_topic.map(|t| text(&t)), props.correlation_data),
+        Some(props) => (
+            props.response_topic.map(|t| text(&t)),
+            props.correlation_data,
+        ),
         None => (None, None),
     };
     In::Publish(Box::new(Publish {
@@ -500,7 +503,8 @@ fn to_v3(out: Out) -> Option<v3::Packet> {
             refused,
             ..
         } => P::ConnectAck(v3::ConnectAck {
-            return_code: refused.map_or(v3::ConnectAckReason::ConnectionAccepted, Reason::v3_connack),
+            return_code: refused
+                .map_or(v3::ConnectAckReason::ConnectionAccepted, Reason::v3_connack),
             // A refused connection has no session (MQTT-3.2.2-4).
             session_present: session_present && refused.is_none(),
         }),

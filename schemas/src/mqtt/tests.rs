@@ -55,7 +55,10 @@ fn a_v3_session_reads_connect_then_its_packets() {
     let Some(In::Publish(p)) = codec.decode(&mut buf).unwrap() else {
         panic!("then the publish")
     };
-    assert_eq!((p.topic.as_str(), p.qos, p.packet_id), ("parley/send", 1, Some(9)));
+    assert_eq!(
+        (p.topic.as_str(), p.qos, p.packet_id),
+        ("parley/send", 1, Some(9))
+    );
     assert_eq!(codec.decode(&mut buf).unwrap(), Some(In::PingReq));
     assert_eq!(codec.decode(&mut buf).unwrap(), None);
 
@@ -100,7 +103,10 @@ fn a_v5_session_keeps_its_properties() {
         panic!("a connect")
     };
     assert_eq!(codec.version(), Some(Version::V5));
-    assert_eq!((c.receive_max, c.resume, c.keep_alive), (Some(10), false, 60));
+    assert_eq!(
+        (c.receive_max, c.resume, c.keep_alive),
+        (Some(10), false, 60)
+    );
 
     let mut out = BytesMut::new();
     codec

@@ -44,8 +44,12 @@ pub fn client_frame(topic: &str, payload: &[u8]) -> Result<String, Refused> {
             format!("no topic {topic:?}: publish to parley/send, parley/receipt, parley/heartbeat, parley/typing, parley/sync, parley/received or parley/history"),
         ));
     };
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| refused(Reason::PayloadFormatInvalid, "the payload is not UTF-8 JSON"))?;
+    let text = std::str::from_utf8(payload).map_err(|_| {
+        refused(
+            Reason::PayloadFormatInvalid,
+            "the payload is not UTF-8 JSON",
+        )
+    })?;
     // An empty payload is the frame with no fields (`sync`, say).
     let mut value: serde_json::Value = if text.trim().is_empty() {
         serde_json::Value::Object(Default::default())

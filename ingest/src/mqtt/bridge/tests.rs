@@ -77,7 +77,14 @@ fn a_send_is_acknowledged_when_the_server_acks_it() {
         serde_json::json!({"type": "ack", "client_msg_id": "m1", "msg_id": "9", "conversation_id": "c", "ts": 1})
             .to_string(),
     );
-    assert!(matches!(a.out[0], Out::PubAck { packet_id: 4, refused: None, .. }));
+    assert!(matches!(
+        a.out[0],
+        Out::PubAck {
+            packet_id: 4,
+            refused: None,
+            ..
+        }
+    ));
     match &a.out[1] {
         Out::Publish(p) => assert_eq!(p.correlation.as_deref(), Some(&b"c1"[..])),
         other => panic!("the ack to the response topic, not {other:?}"),
@@ -91,14 +98,22 @@ fn a_send_is_acknowledged_when_the_server_acks_it() {
     );
     assert!(matches!(
         a.out[0],
-        Out::PubAck { packet_id: 5, refused: Some(Reason::NotAuthorized), .. }
+        Out::PubAck {
+            packet_id: 5,
+            refused: Some(Reason::NotAuthorized),
+            ..
+        }
     ));
 
     // Not a send frame at all.
     let a = b.publish(send(6, "{\"to\":", None));
     assert!(matches!(
         a.out[0],
-        Out::PubAck { packet_id: 6, refused: Some(Reason::PayloadFormatInvalid), .. }
+        Out::PubAck {
+            packet_id: 6,
+            refused: Some(Reason::PayloadFormatInvalid),
+            ..
+        }
     ));
     assert!(a.forward.is_empty());
 
