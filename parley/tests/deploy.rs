@@ -160,10 +160,14 @@ fn deploy_files_match_the_binary() {
             .map(|l| l.parse().unwrap())
             .unwrap_or(cfg.listen);
         let ops = cfg.ops_listen.map(|o| o.port());
+        let mqtt = inv
+            .setting("mqtt-listen")
+            .map(|m| m.parse::<std::net::SocketAddr>().unwrap().port())
+            .or(cfg.mqtt_listen.map(|m| m.port()));
         for (port, path) in &inv.served {
             assert!(
-                *port == listen.port() || Some(*port) == ops,
-                "{}: port {port} is neither the listen port {} nor the ops port {ops:?}",
+                *port == listen.port() || Some(*port) == ops || Some(*port) == mqtt,
+                "{}: port {port} is neither the listen port {}, the ops port {ops:?} nor the MQTT port {mqtt:?}",
                 inv.source,
                 listen.port()
             );
