@@ -389,3 +389,68 @@ async fn mqtt_over_websocket_at_v1_mqtt() {
     assert_eq!(pong.into_data().as_ref(), &[0xD0, 0]);
     server.stop().await;
 }
+
+/// The packets in `bytes`: (first byte, body).
+fn packets(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let first = bytes[0];
+        let (mut len, mut i, mut shift) = (0usize, 1, 0);
+        loop {
+            let b = bytes[i];
+            len |= usize::from(b & 0x7f) << shift;
+            i += 1;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        out.push((first, bytes[i..i + len].to_vec()));
+        bytes = &bytes[i + len..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_client_that_stops_acknowledging_is_closed_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.mqtt_inflight = 2;
+    cfg.limits.write_timeout_ms = 300;
+    let server = Server::start_with_mqtt(cfg).await;
+    let port = server.mqtt_port.unwrap();
+    let (_alice, bob) = alice_and_bob(&server.url).await;
+    let (alice_token, _) = login(&server.url, "alice", None).await;
+    let (bob_token, device) = login(&server.url, "bob", None).await;
+    let mut alice = Client::connect(&server.url, &alice_token).await;
+
+    // Bob's phone subscribes at QoS 1 (MQTT 5) and never acknowledges.
+    let mut tcp = TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    tcp.write_all(&connect(5, &bob_token)).await.unwrap();
+    let mut sub = vec![0, 1, 0];
+    sub.extend(string(b"parley/me"));
+    sub.push(1);
+    tcp.write_all(&packet(0x82, &sub)).await.unwrap();
+    for i in 0..40 {
+        alice
+            .say(&bob.id, &format!("n{i}"), &format!("n {i}"))
+            .await;
+    }
+    let got = packets(&read_to_end(&mut tcp).await);
+    let kinds: Vec<u8> = got.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == 0x32).count(),
+        2,
+        "only the window's worth: {kinds:x?}"
+    );
+    let (last, body) = got.last().unwrap();
+    assert_eq!((*last, body[0]), (0xE0, 0x97), "DISCONNECT, quota exceeded");
+
+    // Nothing was confirmed, so all 40 come again, in order.
+    let got = msgs(&output(paho(port, &device, "bob", 40, &["v5"])).await);
+    let texts: Vec<_> = got.iter().map(|m| m["body"]["text"].clone()).collect();
+    assert_eq!(texts, (0..40).map(|i| format!("n {i}")).collect::<Vec<_>>());
+    server.stop().await;
+}

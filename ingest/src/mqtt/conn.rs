@@ -345,6 +345,8 @@ impl Session {
             socket_out,
             socket_in,
         ));
+        let mut socket = socket;
+        let mut socket_done = false;
         let mut queue: VecDeque<Message> = VecDeque::new();
         if self.bridge.subscribed() {
             queue.push_back(Message::Text(r#"{"type":"sync"}"#.into()));
@@ -400,21 +402,29 @@ impl Session {
                             break end;
                         }
                     }
-                    Some(Message::Close(frame)) => {
-                        let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                        let reason = if why.contains("signed out") {
-                            Reason::NotAuthorized
-                        } else {
-                            emit(LimitHit { limit: Limit::MqttInflight });
-                            Reason::ServerBusy
-                        };
-                        break Some((reason, why));
-                    }
+                    Some(Message::Close(frame)) => break Some(socket_closed(frame)),
                     Some(_) => {}
-                    None => break self.edge.stopping().is_cancelled().then(|| {
-                        (Reason::ServerShuttingDown, "the server is stopping".to_owned())
-                    }),
+                    None => break self.ended(),
                 },
+                // The socket ended while this waited on the client (a full
+                // window): why is in what it wrote last.
+                _ = &mut socket, if !socket_done => {
+                    socket_done = true;
+                    let mut why = self.ended();
+                    while let Ok(m) = from_socket.try_recv() {
+                        if let Message::Close(frame) = m {
+                            why = Some(socket_closed(frame));
+                        }
+                    }
+                    // Its close frame did not fit: the client holds the window.
+                    if why.is_none() && self.bridge.full() {
+                        why = Some(socket_closed(Some(axum::extract::ws::CloseFrame {
+                            code: 1013,
+                            reason: "not acknowledging; reconnect and sync".into(),
+                        })));
+                    }
+                    break why;
+                }
                 _ = sleep_until(heard + self.silent_max) => {
                     emit(LimitHit { limit: Limit::MqttKeepAlive });
                     break Some((Reason::KeepAliveTimeout, "nothing heard within 1.5 keep-alives".into()));
@@ -453,7 +463,19 @@ impl Session {
         let discard = async { while from_socket.next().await.is_some() {} };
         let _ = timeout(w.timeout, async { tokio::join!(forward_rest, discard) }).await;
         drop(from_socket);
-        let _ = socket.await;
+        if !socket_done {
+            let _ = socket.await;
+        }
+    }
+
+    /// Why the session ends when the socket ended without a close frame.
+    fn ended(&self) -> Option<(Reason, String)> {
+        self.edge.stopping().is_cancelled().then(|| {
+            (
+                Reason::ServerShuttingDown,
+                "the server is stopping".to_owned(),
+            )
+        })
     }
 
     /// Handles one client packet; `Some` ends the connection (with a
@@ -494,6 +516,20 @@ impl Session {
             }
         };
         apply(a, queue, w)
+    }
+}
+
+/// The socket's close frame as a DISCONNECT reason: signed out (1008), or
+/// a client that stopped acknowledging (1013, a slow reader).
+fn socket_closed(frame: Option<axum::extract::ws::CloseFrame>) -> (Reason, String) {
+    let (code, why) = frame.map_or((0, String::new()), |f| (f.code, f.reason.to_string()));
+    if code == 1013 {
+        emit(LimitHit {
+            limit: Limit::MqttInflight,
+        });
+        (Reason::QuotaExceeded, why)
+    } else {
+        (Reason::NotAuthorized, why)
     }
 }
 
