@@ -18,6 +18,8 @@
 //!   set and how they start `parley up`.
 //! - [`load`]: what the load generator does the same for either protocol
 //!   (rate profile, schedule, latency, lost and duplicate counts).
+//! - [`mqtt`]: MQTT clients for `parley-loadgen --mqtt` (Parley's MQTT
+//!   edge) and `--mqtt-broker` (a plain broker as the peer).
 //! - [`xmpp`]: just enough XMPP for `parley-loadgen --xmpp` to drive
 //!   ejabberd with the same load.
 //! - this file: what the binaries share: sign-up and sign-in, WebSocket
@@ -25,6 +27,7 @@
 //!   process with its RSS.
 
 pub mod load;
+pub mod mqtt;
 pub mod xmpp;
 
 use anyhow::{bail, Context, Result};

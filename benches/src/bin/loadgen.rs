@@ -15,6 +15,10 @@
 //! message with a `delivered` receipt at once and a `read` receipt MS
 //! later, and the senders count the `status` frames that come back.
 //!
+//! `--mqtt HOST:PORT` drives the same load over Parley's MQTT edge
+//! (users made over HTTP at `--url`), `--mqtt-broker HOST:PORT` over a
+//! plain MQTT broker (the peer: it relays, stores nothing).
+//!
 //! Only talks to the address given (loopback in every documented run).
 //! The server should run with `PARLEY__ARGON2_MEMORY_KIB=1024` so that
 //! registering thousands of users does not dominate the run.
@@ -29,7 +33,7 @@ use clap::Parser;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parley_benches::load::{parse_profile, tally, Ledger, Profile, Schedule, Shared};
-use parley_benches::{connect, rand_suffix, session, xmpp, Ws, CONFIRM_EVERY};
+use parley_benches::{connect, mqtt, rand_suffix, session, xmpp, Ws, CONFIRM_EVERY};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
@@ -82,6 +86,14 @@ struct Args {
     xmpp_prefix: String,
     #[arg(long, default_value = "pw")]
     xmpp_password: String,
+    /// Drive Parley's MQTT listener at this address (HOST:PORT) instead
+    /// of its WebSockets; users are made over HTTP at --url
+    #[arg(long)]
+    mqtt: Option<String>,
+    /// Drive a plain MQTT broker at this address: pair i publishes to
+    /// `bench/i` at QoS 1, its receiver subscribes to it
+    #[arg(long)]
+    mqtt_broker: Option<String>,
     /// After the run, seconds to wait for every acked message to arrive
     /// before counting the rest as lost
     #[arg(long, default_value_t = 30)]
@@ -104,6 +116,7 @@ enum Pairs {
     /// Sender, receiver, and the receiver's user id.
     Parley(Vec<(Ws, Ws, String)>),
     Xmpp(Vec<(XmppConn, XmppConn)>),
+    Mqtt(Vec<mqtt::Pair>),
 }
 
 type XmppConn = (xmpp::Reader, tokio::net::tcp::OwnedWriteHalf);
@@ -151,6 +164,43 @@ async fn xmpp_pairs(
             let sender = xmpp::sign_in(&addr, &domain, &user(1), &pw).await?;
             let receiver = xmpp::sign_in(&addr, &domain, &user(2), &pw).await?;
             Ok::<_, anyhow::Error>((sender, receiver))
+        }));
+    }
+    let mut out = Vec::new();
+    for p in pairs {
+        out.push(p.await??);
+    }
+    Ok(out)
+}
+
+async fn mqtt_pairs(
+    args: &Args,
+    http: &reqwest::Client,
+    run: &str,
+    setup: &Arc<Semaphore>,
+) -> Result<Vec<mqtt::Pair>> {
+    let mut pairs = Vec::new();
+    for i in 0..args.pairs {
+        let (http, run, setup) = (http.clone(), run.to_owned(), setup.clone());
+        let url = args.url[0].clone();
+        let (parley, broker) = (args.mqtt.clone(), args.mqtt_broker.clone());
+        pairs.push(tokio::spawn(async move {
+            let _p = setup.acquire().await?;
+            if let Some(addr) = parley {
+                let (_, stoken) = session(&http, &url, &format!("lg{run}s{i}")).await?;
+                let (rid, rtoken) = session(&http, &url, &format!("lg{run}r{i}")).await?;
+                let sender = mqtt::connect(&addr, Some(("token", &stoken))).await?;
+                let mut receiver = mqtt::connect(&addr, Some(("token", &rtoken))).await?;
+                mqtt::subscribe(&mut receiver.0, &mut receiver.1, "parley/me").await?;
+                let topic = "parley/send".to_owned();
+                return Ok::<_, anyhow::Error>(mqtt::Pair { sender, receiver, topic, to: Some(rid) });
+            }
+            let addr = broker.expect("an MQTT address");
+            let topic = format!("bench/{run}/{i}");
+            let sender = mqtt::connect(&addr, None).await?;
+            let mut receiver = mqtt::connect(&addr, None).await?;
+            mqtt::subscribe(&mut receiver.0, &mut receiver.1, &topic).await?;
+            Ok(mqtt::Pair { sender, receiver, topic, to: None })
         }));
     }
     let mut out = Vec::new();
@@ -351,9 +401,10 @@ async fn main() -> Result<()> {
     eprintln!("setting up {} pairs ...", args.pairs);
     let t = Instant::now();
     let setup = Arc::new(Semaphore::new(args.setup_concurrency));
-    let pairs = match &args.xmpp {
-        None => Pairs::Parley(parley_pairs(&args, &http, &run, &setup).await?),
-        Some(addr) => Pairs::Xmpp(xmpp_pairs(&args, addr, &setup).await?),
+    let pairs = match (&args.xmpp, args.mqtt.is_some() || args.mqtt_broker.is_some()) {
+        (Some(addr), _) => Pairs::Xmpp(xmpp_pairs(&args, addr, &setup).await?),
+        (None, true) => Pairs::Mqtt(mqtt_pairs(&args, &http, &run, &setup).await?),
+        (None, false) => Pairs::Parley(parley_pairs(&args, &http, &run, &setup).await?),
     };
     eprintln!(
         "{} sockets open in {:.1}s",
@@ -383,6 +434,7 @@ async fn main() -> Result<()> {
     let tasks = match pairs {
         Pairs::Parley(p) => run_parley(p, &args, &run),
         Pairs::Xmpp(p) => run_xmpp(p, &args, &run),
+        Pairs::Mqtt(p) => mqtt::run(p, args.window, &shared, &ledgers, &stop, &run.schedule),
     };
     let counters = &shared.counters;
     let hist = &shared.hist;
