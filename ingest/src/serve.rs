@@ -16,8 +16,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use parley_engines::telemetry::emit;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
@@ -98,7 +100,48 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout);
     let graceful = GracefulShutdown::new();
-    let open = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let deadline = opts.header_timeout;
+    accept_loop(listener, opts.max_connections, shutdown, |tcp, peer, place| {
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = opts.tls.clone();
+        tokio::spawn(async move {
+            let _place = place;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(tls) => {
+                    if let Some(stream) = handshake(&tls, tcp, deadline).await {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                }
+            }
+        });
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Accepts on `listener` until `shutdown` resolves, at most
+/// `max_connections` open at once (more are closed at once), and hands
+/// each connection, with its place under the cap, to `handle`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+    mut handle: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
+    let open = Arc::new(Semaphore::new(max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -120,36 +163,24 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req)
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let (tls, deadline) = (opts.tls.clone(), opts.header_timeout);
-        tokio::spawn(async move {
-            let _place = place;
-            match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(tls) => match tokio::time::timeout(deadline, tls.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                    // A failed or slow handshake: nothing was served.
-                    Ok(Err(_)) | Err(_) => emit(LimitHit {
-                        limit: Limit::TlsHandshake,
-                    }),
-                },
-            }
-        });
+        handle(tcp, peer, place);
     }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-    Ok(())
+}
+
+/// A TLS handshake within `deadline`; a failed or slow one is counted and
+/// nothing is served.
+pub async fn handshake(
+    tls: &TlsAcceptor,
+    tcp: TcpStream,
+    deadline: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(deadline, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(_)) | Err(_) => {
+            emit(LimitHit {
+                limit: Limit::TlsHandshake,
+            });
+            None
+        }
+    }
 }

@@ -21,20 +21,16 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use parley_engines::telemetry::emit;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 
 use crate::edge::Edge;
-use crate::internal_events::{EdgeTrouble, Limit, LimitHit};
 
 /// Serves MQTT on `listener` (TLS when `tls` is set) until `shutdown`;
 /// open sessions end with the edge's own stop, as its sockets do.
@@ -44,28 +40,9 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let open = Arc::new(Semaphore::new(edge.limits().connections.max(1)));
     let deadline = edge.limits().header_timeout();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    emit(EdgeTrouble::AcceptFailed { error: &e });
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Ok(place) = open.clone().try_acquire_owned() else {
-            emit(LimitHit {
-                limit: Limit::Connections,
-            });
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
+    let max = edge.limits().connections;
+    crate::serve::accept_loop(listener, max, shutdown, |tcp, peer, place| {
         let edge = edge.clone();
         let tls = tls.clone();
         let ip = Some(peer.ip()).filter(|ip| !ip.is_loopback());
@@ -73,15 +50,15 @@ pub async fn serve(
             let _place = place;
             match tls {
                 None => serve_stream(edge, ip, tcp).await,
-                Some(tls) => match tokio::time::timeout(deadline, tls.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve_stream(edge, ip, stream).await,
-                    Ok(Err(_)) | Err(_) => emit(LimitHit {
-                        limit: Limit::TlsHandshake,
-                    }),
-                },
+                Some(tls) => {
+                    if let Some(stream) = crate::serve::handshake(&tls, tcp, deadline).await {
+                        serve_stream(edge, ip, stream).await;
+                    }
+                }
             }
         });
-    }
+    })
+    .await;
     Ok(())
 }
 
