@@ -101,32 +101,38 @@ pub async fn serve(
         .header_read_timeout(opts.header_timeout);
     let graceful = GracefulShutdown::new();
     let deadline = opts.header_timeout;
-    accept_loop(listener, opts.max_connections, shutdown, |tcp, peer, place| {
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req)
-        });
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let tls = opts.tls.clone();
-        tokio::spawn(async move {
-            let _place = place;
-            match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(tls) => {
-                    if let Some(stream) = handshake(&tls, tcp, deadline).await {
+    accept_loop(
+        listener,
+        opts.max_connections,
+        shutdown,
+        |tcp, peer, place| {
+            let app = app.clone();
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req)
+            });
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = opts.tls.clone();
+            tokio::spawn(async move {
+                let _place = place;
+                match tls {
+                    None => {
                         let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }
+                    Some(tls) => {
+                        if let Some(stream) = handshake(&tls, tcp, deadline).await {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                    }
                 }
-            }
-        });
-    })
+            });
+        },
+    )
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     Ok(())

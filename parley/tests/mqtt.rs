@@ -454,3 +454,94 @@ async fn a_client_that_stops_acknowledging_is_closed_and_loses_nothing() {
     assert_eq!(texts, (0..40).map(|i| format!("n {i}")).collect::<Vec<_>>());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn mqtt_over_tls_with_the_edges_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.tls_cert = Some(cert_path.clone());
+    cfg.tls_key = Some(key_path);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mqtt = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mport = mqtt.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        parley::up_with_mqtt(&cfg, listener, Some(mqtt), async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{port}");
+    eventually("ready over https", WAIT, || async {
+        let r = https.get(format!("{url}/readyz")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    for name in ["alice", "bob"] {
+        let r = https
+            .post(format!("{url}/v1/users"))
+            .json(&serde_json::json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let session: Value = https
+        .post(format!("{url}/v1/sessions"))
+        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bob = "2";
+    let frame = text_to(bob, "tls-1", "over TLS").to_string();
+    let token = session["token"].as_str().unwrap();
+    let cafile = cert_path.to_str().unwrap();
+    let args = [
+        "--cafile",
+        cafile,
+        "-u",
+        "token",
+        "-P",
+        token,
+        "-t",
+        "parley/send",
+        "-q",
+        "1",
+        "-m",
+        &frame,
+    ];
+    // Trusted: the PUBACK comes (exit 0).
+    let ok = Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &mport.to_string()])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // In plain text on the TLS port: no MQTT session.
+    let plain = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &mport.to_string()])
+        .args(&args[2..])
+        .output()
+        .await
+        .unwrap();
+    assert!(!plain.status.success());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

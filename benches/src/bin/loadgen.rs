@@ -193,14 +193,24 @@ async fn mqtt_pairs(
                 let mut receiver = mqtt::connect(&addr, Some(("token", &rtoken))).await?;
                 mqtt::subscribe(&mut receiver.0, &mut receiver.1, "parley/me").await?;
                 let topic = "parley/send".to_owned();
-                return Ok::<_, anyhow::Error>(mqtt::Pair { sender, receiver, topic, to: Some(rid) });
+                return Ok::<_, anyhow::Error>(mqtt::Pair {
+                    sender,
+                    receiver,
+                    topic,
+                    to: Some(rid),
+                });
             }
             let addr = broker.expect("an MQTT address");
             let topic = format!("bench/{run}/{i}");
             let sender = mqtt::connect(&addr, None).await?;
             let mut receiver = mqtt::connect(&addr, None).await?;
             mqtt::subscribe(&mut receiver.0, &mut receiver.1, &topic).await?;
-            Ok(mqtt::Pair { sender, receiver, topic, to: None })
+            Ok(mqtt::Pair {
+                sender,
+                receiver,
+                topic,
+                to: None,
+            })
         }));
     }
     let mut out = Vec::new();
@@ -401,7 +411,10 @@ async fn main() -> Result<()> {
     eprintln!("setting up {} pairs ...", args.pairs);
     let t = Instant::now();
     let setup = Arc::new(Semaphore::new(args.setup_concurrency));
-    let pairs = match (&args.xmpp, args.mqtt.is_some() || args.mqtt_broker.is_some()) {
+    let pairs = match (
+        &args.xmpp,
+        args.mqtt.is_some() || args.mqtt_broker.is_some(),
+    ) {
         (Some(addr), _) => Pairs::Xmpp(xmpp_pairs(&args, addr, &setup).await?),
         (None, true) => Pairs::Mqtt(mqtt_pairs(&args, &http, &run, &setup).await?),
         (None, false) => Pairs::Parley(parley_pairs(&args, &http, &run, &setup).await?),
