@@ -7,6 +7,9 @@
 //!   Past 20,000 sockets, each further 20,000 come from the next loopback
 //!   address (127.0.0.2, 127.0.0.3, ...), past one address's ephemeral
 //!   ports; raise the open-files limit first (`ulimit -n 250000`).
+//!   `--mqtt`: MQTT 3.1.1 sessions on the server's MQTT listener instead,
+//!   each a device of its own (signed in by token) subscribed to
+//!   `parley/me`, the SUBACK its round trip.
 //! - `slow`: opens `--sockets` receivers that never read and `--senders`
 //!   senders that send `--rate` messages a second to them for
 //!   `--duration` seconds, sampling the server's RSS each second: the
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use futures::{SinkExt, StreamExt};
-use parley_benches::{connect, connect_from, rand_suffix, rss_kib, session, spawn_up};
+use parley_benches::{connect, connect_from, mqtt, rand_suffix, rss_kib, session, spawn_up};
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,25 +64,34 @@ struct Args {
     /// Slow mode's control run: the receivers read everything.
     #[arg(long)]
     read: bool,
+    /// Idle mode over MQTT instead of WebSocket.
+    #[arg(long)]
+    mqtt: bool,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     parley::raise_open_files_limit();
-    let server = spawn_up(
-        &args.parley,
-        &[
-            ("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000"),
-            ("PARLEY__LIMITS__SENDS_PER_SEC", "1000000"),
-            ("PARLEY__LIMITS__SENDS_BURST", "1000000"),
-        ],
-    )
-    .await?;
+    let mqtt_addr = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+    );
+    let mut env = vec![
+        ("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000"),
+        ("PARLEY__LIMITS__SENDS_PER_SEC", "1000000"),
+        ("PARLEY__LIMITS__SENDS_BURST", "1000000"),
+    ];
+    if args.mqtt {
+        env.push(("PARLEY__MQTT_LISTEN", mqtt_addr.as_str()));
+        env.push(("PARLEY__LIMITS__SIGN_INS_PER_MIN_PER_ACCOUNT", "1000000"));
+    }
+    let server = spawn_up(&args.parley, &env).await?;
     let (url, pid) = (server.url.clone(), server.pid);
     let http = reqwest::Client::new();
     let run = rand_suffix();
     match args.mode {
+        Mode::Idle if args.mqtt => idle_mqtt(&args, &http, &url, &mqtt_addr, pid, run).await,
         Mode::Idle => idle(&args, &http, &url, pid, run).await,
         Mode::Slow => slow(&args, &http, &url, pid, run).await,
     }
@@ -119,6 +131,44 @@ async fn idle(args: &Args, http: &reqwest::Client, url: &str, pid: u32, run: u64
         args.sockets
     );
     drop(sockets);
+    Ok(())
+}
+
+/// Idle MQTT sessions, a device each (a sign-in each, before measuring).
+async fn idle_mqtt(
+    args: &Args,
+    http: &reqwest::Client,
+    url: &str,
+    addr: &str,
+    pid: u32,
+    run: u64,
+) -> Result<()> {
+    let name = format!("idlemqtt{run}");
+    let mut tokens = Vec::with_capacity(args.sockets + 1);
+    for _ in 0..=args.sockets {
+        tokens.push(session(http, url, &name).await?.1);
+    }
+    let open = |token: String| async move {
+        let (mut w, mut r) = mqtt::connect(addr, Some(("token", &token))).await?;
+        mqtt::subscribe(&mut w, &mut r, "parley/me").await?;
+        Ok::<_, anyhow::Error>((w, r))
+    };
+    // One session first, so what every session shares is in the baseline.
+    let warm = open(tokens.pop().context("a token")?).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_kib(pid)?;
+    let mut sessions = Vec::with_capacity(args.sockets);
+    for token in tokens {
+        sessions.push(open(token).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = rss_kib(pid)?;
+    let per = (after.saturating_sub(before)) as f64 / args.sockets as f64;
+    println!(
+        "idle MQTT: {} sessions; server RSS {before} KiB before, {after} KiB after: {per:.1} KiB per session",
+        args.sockets
+    );
+    drop((warm, sessions));
     Ok(())
 }
 
