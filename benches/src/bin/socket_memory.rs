@@ -75,7 +75,9 @@ async fn main() -> Result<()> {
     parley::raise_open_files_limit();
     let mqtt_addr = format!(
         "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
     );
     let mut env = vec![
         ("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000"),

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use bytes::Bytes;
 use parley_schemas::mqtt::topics::{self, ME};
 use parley_schemas::mqtt::{Out, Publish, Reason, Version};
-use parley_schemas::wire::{parse_client_frame, ClientFrame, ErrorCode};
+use parley_schemas::wire::ErrorCode;
 use serde::Deserialize;
 
 /// What one input asks of the connection.
@@ -22,6 +22,8 @@ pub(super) struct Actions {
     pub close: Option<(Reason, String)>,
     /// A refusal that does not end the connection, for the metric.
     pub refused: Option<(Reason, String)>,
+    /// The device now confirms its inbox up to this seq (`received`).
+    pub confirm: Option<u64>,
 }
 
 /// A send waiting for its `ack` or `error`.
@@ -193,8 +195,8 @@ impl Bridge {
             ));
             return a;
         }
-        let text = match topics::client_frame(&p.topic, &p.payload) {
-            Ok(t) => t,
+        let frame = match topics::client_frame(&p.topic, &p.payload) {
+            Ok(f) => f,
             Err(r) if r.reason == Reason::TopicNameInvalid => {
                 self.refuse(&mut a, p.packet_id, r.reason, r.message);
                 return a;
@@ -204,33 +206,35 @@ impl Bridge {
                 return a;
             }
         };
-        match parse_client_frame(&text) {
-            Ok(ClientFrame::Send(f)) => {
-                let reply = match (self.version, p.response_topic) {
-                    (Version::V5, Some(t)) => Some((t, p.correlation)),
-                    _ => None,
-                };
-                self.pending
-                    .entry(f.client_msg_id)
-                    .or_default()
-                    .push_back(Pending {
-                        packet_id: p.packet_id,
-                        reply,
-                    });
-                a.forward.push(text);
+        if frame.kind != "send" {
+            a.forward.push(frame.text);
+            if let Some(packet_id) = p.packet_id {
+                a.out.push(Out::PubAck {
+                    packet_id,
+                    refused: None,
+                    text: None,
+                });
             }
-            Ok(_) => {
-                a.forward.push(text);
-                if let Some(packet_id) = p.packet_id {
-                    a.out.push(Out::PubAck {
-                        packet_id,
-                        refused: None,
-                        text: None,
-                    });
-                }
-            }
-            Err(r) => self.bad_payload(&mut a, p.packet_id, r.reason),
+            return a;
         }
+        // The edge reads the frame in full; its answer, an `ack` or an
+        // `error`, names the client_msg_id, which finds the PUBACK owed.
+        let Some(client_msg_id) = frame.client_msg_id else {
+            self.bad_payload(&mut a, p.packet_id, "a send needs a client_msg_id".into());
+            return a;
+        };
+        let reply = match (self.version, p.response_topic) {
+            (Version::V5, Some(t)) => Some((t, p.correlation)),
+            _ => None,
+        };
+        self.pending
+            .entry(client_msg_id)
+            .or_default()
+            .push_back(Pending {
+                packet_id: p.packet_id,
+                reply,
+            });
+        a.forward.push(frame.text);
         a
     }
 
@@ -259,12 +263,10 @@ impl Bridge {
 
     /// The client acknowledged one of the server's QoS 1 publishes.
     pub fn puback(&mut self, packet_id: u16) -> Actions {
-        let mut a = Actions::default();
-        if let Some(seq) = self.inflight.acked(packet_id) {
-            a.forward
-                .push(serde_json::json!({"type": "received", "seq": seq}).to_string());
+        Actions {
+            confirm: self.inflight.acked(packet_id),
+            ..Actions::default()
         }
-        a
     }
 
     pub fn subscribe(&mut self, packet_id: u16, filters: Vec<(String, u8)>) -> Actions {
@@ -318,6 +320,12 @@ impl Bridge {
     /// A frame the socket's writer produced for this device.
     pub fn server_frame(&mut self, json: String) -> Actions {
         let mut a = Actions::default();
+        // `msg` frames, most of what goes out, are not parsed: the writer
+        // renders them `{"type":"msg","seq":N,...`.
+        if let Some(seq) = msg_seq(&json) {
+            self.msg(&mut a, seq, json);
+            return a;
+        }
         let Ok(peek) = serde_json::from_str::<Peek>(&json) else {
             return a;
         };
@@ -371,23 +379,7 @@ impl Bridge {
             }
             "msg" => {
                 if let Some(seq) = peek.seq {
-                    match self.subscribed {
-                        Some(1) => {
-                            let id = self.packet_id();
-                            self.inflight.sent(id, seq);
-                            a.out.push(publish(ME, 1, Some(id), json.into()));
-                        }
-                        Some(_) => a.out.push(publish(ME, 0, None, json.into())),
-                        None => {
-                            self.inflight.held(seq);
-                            if self.inflight.open.len() > HELD_MAX {
-                                a.close = Some((
-                                    Reason::QuotaExceeded,
-                                    "messages are waiting: subscribe to parley/me".into(),
-                                ));
-                            }
-                        }
-                    }
+                    self.msg(&mut a, seq, json);
                     return a;
                 }
             }
@@ -399,6 +391,27 @@ impl Bridge {
         a
     }
 
+    /// A `msg` for the device: at its subscription's QoS, or held back.
+    fn msg(&mut self, a: &mut Actions, seq: u64, json: String) {
+        match self.subscribed {
+            Some(1) => {
+                let id = self.packet_id();
+                self.inflight.sent(id, seq);
+                a.out.push(publish(ME, 1, Some(id), json.into()));
+            }
+            Some(_) => a.out.push(publish(ME, 0, None, json.into())),
+            None => {
+                self.inflight.held(seq);
+                if self.inflight.open.len() > HELD_MAX {
+                    a.close = Some((
+                        Reason::QuotaExceeded,
+                        "messages are waiting: subscribe to parley/me".into(),
+                    ));
+                }
+            }
+        }
+    }
+
     fn take_pending(&mut self, client_msg_id: Option<&str>) -> Option<Pending> {
         let id = client_msg_id?;
         let queue = self.pending.get_mut(id)?;
@@ -408,6 +421,13 @@ impl Bridge {
         }
         p
     }
+}
+
+/// The seq of a `msg` frame as the socket writer renders it.
+fn msg_seq(json: &str) -> Option<u64> {
+    let rest = json.strip_prefix(r#"{"type":"msg","seq":"#)?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
 }
 
 #[cfg(test)]

@@ -30,6 +30,12 @@ use crate::internal_events::{Limit, LimitHit};
 /// this, the connection stops reading (the reader is busy appending).
 const FORWARD_QUEUE: usize = 64;
 
+/// PUBACKs are confirmed to the socket in one `received` per this many,
+/// or after [`CONFIRM_AFTER`]: a later confirmation only means more is
+/// sent again after a reconnect, and each one costs the socket a frame.
+const CONFIRM_EVERY: usize = 64;
+const CONFIRM_AFTER: Duration = Duration::from_millis(100);
+
 /// Writes to the client, encoded as packets come.
 struct Writer<W> {
     sink: W,
@@ -188,6 +194,7 @@ where
     let session = Session {
         edge: edge.clone(),
         bridge: Bridge::new(version, connect.resume, window),
+        confirm: None,
         silent_max,
         ping_every: limits.ping_every(),
     };
@@ -316,6 +323,9 @@ where
 struct Session {
     edge: Arc<Edge>,
     bridge: Bridge,
+    /// The seq acknowledged PUBACKs confirm, not yet told to the socket;
+    /// how many acknowledgements it covers, and when it is told at last.
+    confirm: Option<(u64, usize, Instant)>,
     /// Silence after which the client is gone.
     silent_max: Duration,
     /// How often the socket's reader hears the client is alive.
@@ -434,6 +444,8 @@ impl Session {
                     // that keeps to its keep-alive; dropped if it is busy.
                     let _ = to_socket.try_send(Message::Pong(Bytes::new()));
                 }
+                _ = sleep_until(self.confirm.map_or_else(Instant::now, |c| c.2)),
+                    if self.confirm.is_some() => self.confirmed(&mut queue),
                 _ = claim.taken_over.cancelled() => {
                     break Some((Reason::SessionTakenOver, "another connection of this device took over".into()));
                 }
@@ -449,6 +461,7 @@ impl Session {
         } else {
             w.flush().await;
         }
+        self.confirmed(&mut queue);
         // What the client said last (its final PUBACKs above all) still
         // reaches the socket's reader; what the socket writes meanwhile is
         // dropped (it stays unconfirmed). The socket then ends: its reader
@@ -465,6 +478,14 @@ impl Session {
         drop(from_socket);
         if !socket_done {
             let _ = socket.await;
+        }
+    }
+
+    /// Tells the socket what the client's PUBACKs confirm.
+    fn confirmed(&mut self, queue: &mut VecDeque<Message>) {
+        if let Some((seq, _, _)) = self.confirm.take() {
+            let frame = format!(r#"{{"type":"received","seq":{seq}}}"#);
+            queue.push_back(Message::Text(frame.into()));
         }
     }
 
@@ -491,7 +512,19 @@ impl Session {
     {
         let a = match p {
             In::Publish(p) => self.bridge.publish(*p),
-            In::PubAck(id) => self.bridge.puback(id),
+            In::PubAck(id) => {
+                if let Some(seq) = self.bridge.puback(id).confirm {
+                    let (count, at) = match self.confirm {
+                        Some((_, n, at)) => (n + 1, at),
+                        None => (1, Instant::now() + CONFIRM_AFTER),
+                    };
+                    self.confirm = Some((seq, count, at));
+                    if count >= CONFIRM_EVERY {
+                        self.confirmed(queue);
+                    }
+                }
+                return None;
+            }
             In::Subscribe { packet_id, filters } => self.bridge.subscribe(packet_id, filters),
             In::Unsubscribe { packet_id, filters } => self.bridge.unsubscribe(packet_id, filters),
             In::PingReq => {

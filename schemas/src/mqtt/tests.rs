@@ -149,11 +149,12 @@ fn bad_bytes_are_refused_with_a_reason() {
 #[test]
 fn topics_carry_the_frames_named_after_them() {
     let f = client_frame("parley/send", br#"{"client_msg_id":"a"}"#).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&f.text).unwrap();
+    assert_eq!((f.kind, f.client_msg_id.as_deref()), ("send", Some("a")));
     assert_eq!(v["type"], "send");
     assert_eq!(v["client_msg_id"], "a");
     assert_eq!(
-        client_frame("parley/sync", b"").unwrap(),
+        client_frame("parley/sync", b"").unwrap().text,
         r#"{"type":"sync"}"#
     );
     let e = client_frame("parley/send", br#"{"type":"typing"}"#).unwrap_err();

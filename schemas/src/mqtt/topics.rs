@@ -35,9 +35,21 @@ fn refused(reason: Reason, message: impl Into<String>) -> Refused {
     }
 }
 
-/// The JSON text of the client frame a PUBLISH to `topic` carries: the
-/// payload is that frame, its `type` given by the topic (it may repeat it).
-pub fn client_frame(topic: &str, payload: &[u8]) -> Result<String, Refused> {
+/// A client frame read from a PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Its `type`.
+    pub kind: &'static str,
+    /// Its JSON text, `type` included.
+    pub text: String,
+    /// A send's `client_msg_id`, if it has one (a string).
+    pub client_msg_id: Option<String>,
+}
+
+/// The client frame a PUBLISH to `topic` carries: the payload is that
+/// frame, its `type` given by the topic (it may repeat it). Only its
+/// shape is checked here; the edge reads it as any frame.
+pub fn client_frame(topic: &str, payload: &[u8]) -> Result<Frame, Refused> {
     let Some(&(_, ty)) = PUBLISH_TOPICS.iter().find(|(t, _)| *t == topic) else {
         return Err(refused(
             Reason::TopicNameInvalid,
@@ -79,7 +91,15 @@ pub fn client_frame(topic: &str, payload: &[u8]) -> Result<String, Refused> {
             ))
         }
     }
-    Ok(value.to_string())
+    let client_msg_id = object
+        .get("client_msg_id")
+        .and_then(|c| c.as_str())
+        .map(str::to_owned);
+    Ok(Frame {
+        kind: ty,
+        text: value.to_string(),
+        client_msg_id,
+    })
 }
 
 /// Whether a device may subscribe to `filter`: only to [`ME`]. Wildcards

@@ -50,9 +50,9 @@ fn messages_wait_for_a_subscription_then_come_from_the_cursor() {
     let second = sent_packet(&b.server_frame(msg(2)));
     assert!(b.full());
     let a = b.puback(second);
-    assert!(a.forward.is_empty(), "1 is not acknowledged yet");
+    assert_eq!(a.confirm, None, "1 is not acknowledged yet");
     let a = b.puback(first);
-    assert_eq!(a.forward, vec![r#"{"seq":2,"type":"received"}"#.to_owned()]);
+    assert_eq!(a.confirm, Some(2));
     assert!(!b.full());
 }
 
@@ -105,7 +105,7 @@ fn a_send_is_acknowledged_when_the_server_acks_it() {
         }
     ));
 
-    // Not a send frame at all.
+    // Not a send frame at all, or one without its id.
     let a = b.publish(send(6, "{\"to\":", None));
     assert!(matches!(
         a.out[0],
@@ -116,6 +116,15 @@ fn a_send_is_acknowledged_when_the_server_acks_it() {
         }
     ));
     assert!(a.forward.is_empty());
+    let a = b.publish(send(7, r#"{"to":{"user":"2"},"body":{"text":"x"}}"#, None));
+    assert!(matches!(
+        a.out[0],
+        Out::PubAck {
+            packet_id: 7,
+            refused: Some(Reason::PayloadFormatInvalid),
+            ..
+        }
+    ));
 
     // 3.1.1 cannot refuse: an unknown topic closes the connection.
     let mut v3 = Bridge::new(Version::V3, false, 8);
