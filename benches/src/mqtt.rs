@@ -100,7 +100,19 @@ pub fn run(
         let (shared_r, ledger_r) = (Arc::clone(shared), ledgers[i].clone());
         let parley = pair.to.is_some();
         tasks.push(tokio::spawn(async move {
-            while let Some(Ok((p, _))) = rr.next().await {
+            use futures::FutureExt;
+            loop {
+                // PUBACKs go out in one write per burst read.
+                let next = match rr.next().now_or_never() {
+                    Some(n) => n,
+                    None => {
+                        if rw.flush().await.is_err() {
+                            break;
+                        }
+                        rr.next().await
+                    }
+                };
+                let Some(Ok((p, _))) = next else { break };
                 let Packet::Publish(p) = p else { continue };
                 let text = String::from_utf8_lossy(&p.payload);
                 if parley {
@@ -115,7 +127,7 @@ pub fn run(
                     shared_r.arrived(&ledger_r, &text);
                 }
                 if let Some(packet_id) = p.packet_id {
-                    if rw.send(Packet::PublishAck { packet_id }).await.is_err() {
+                    if rw.feed(Packet::PublishAck { packet_id }).await.is_err() {
                         break;
                     }
                 }

@@ -405,17 +405,33 @@ impl Session {
                     Ok(p) => p.send(queue.pop_front().expect("not empty")),
                     Err(_) => break None,
                 },
-                m = from_socket.next(), if !self.bridge.full() => match m {
-                    Some(Message::Text(t)) => {
-                        let a = self.bridge.server_frame(t.to_string());
-                        if let Some(end) = apply(a, &mut queue, &mut w) {
-                            break end;
+                m = from_socket.next(), if !self.bridge.full() => {
+                    // What else the socket wrote goes out in the same write.
+                    let mut next = m;
+                    let end = loop {
+                        match next {
+                            Some(Message::Text(t)) => {
+                                let a = self.bridge.server_frame(t.to_string());
+                                if let Some(end) = apply(a, &mut queue, &mut w) {
+                                    break Some(end);
+                                }
+                            }
+                            Some(Message::Close(frame)) => break Some(Some(socket_closed(frame))),
+                            Some(_) => {}
+                            None => break Some(self.ended()),
                         }
+                        if self.bridge.full() {
+                            break None;
+                        }
+                        match from_socket.try_recv() {
+                            Ok(m) => next = Some(m),
+                            Err(_) => break None,
+                        }
+                    };
+                    if let Some(end) = end {
+                        break end;
                     }
-                    Some(Message::Close(frame)) => break Some(socket_closed(frame)),
-                    Some(_) => {}
-                    None => break self.ended(),
-                },
+                }
                 // The socket ended while this waited on the client (a full
                 // window): why is in what it wrote last.
                 _ = &mut socket, if !socket_done => {
