@@ -62,12 +62,17 @@ pub async fn serve(
     Ok(())
 }
 
+/// A connection's read buffer to start with.
+const READ_BUFFER: usize = 1024;
+
 async fn serve_stream<S>(edge: Arc<Edge>, ip: Option<IpAddr>, stream: S)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(stream);
-    let rx = FramedRead::new(rd, BytesCodec::new()).map_ok(BytesMut::freeze);
+    // Reads start small (FramedRead's default reserves 8 KiB on every
+    // connection, most of an idle session's memory) and grow per read.
+    let rx = FramedRead::with_capacity(rd, BytesCodec::new(), READ_BUFFER).map_ok(BytesMut::freeze);
     let tx = FramedWrite::new(wr, BytesCodec::new());
     conn::serve(edge, ip, rx, tx).await;
 }
