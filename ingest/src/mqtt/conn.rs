@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use axum::extract::ws::Message;
 use bytes::{Bytes, BytesMut};
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::future::FusedFuture;
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use parley_engines::telemetry::emit;
 use parley_schemas::ids::DeviceId;
 use parley_schemas::mqtt::{Codec, Connect, In, Out, Reason, Version};
@@ -349,14 +350,10 @@ impl Session {
         let (to_socket, socket_in) = tokio::sync::mpsc::channel::<Message>(FORWARD_QUEUE);
         let (socket_out, mut from_socket) = futures::channel::mpsc::channel::<Message>(16);
         let socket_in = tokio_stream_of(socket_in);
-        let socket = tokio::spawn(crate::socket::serve(
-            self.edge.clone(),
-            caller,
-            socket_out,
-            socket_in,
-        ));
-        let mut socket = socket;
-        let mut socket_done = false;
+        // Polled by this task, not spawned: a frame handed to the socket's
+        // reader wakes no other task (its writer is a task of its own).
+        let socket = crate::socket::serve(self.edge.clone(), caller, socket_out, socket_in).fuse();
+        let mut socket = std::pin::pin!(socket);
         let mut queue: VecDeque<Message> = VecDeque::new();
         if self.bridge.subscribed() {
             queue.push_back(Message::Text(r#"{"type":"sync"}"#.into()));
@@ -434,8 +431,7 @@ impl Session {
                 }
                 // The socket ended while this waited on the client (a full
                 // window): why is in what it wrote last.
-                _ = &mut socket, if !socket_done => {
-                    socket_done = true;
+                _ = socket.as_mut(), if !socket.is_terminated() => {
                     let mut why = self.ended();
                     while let Ok(m) = from_socket.try_recv() {
                         if let Message::Close(frame) = m {
@@ -490,10 +486,18 @@ impl Session {
             }
         };
         let discard = async { while from_socket.next().await.is_some() {} };
-        let _ = timeout(w.timeout, async { tokio::join!(forward_rest, discard) }).await;
+        let ending = async {
+            if !socket.is_terminated() {
+                socket.as_mut().await;
+            }
+        };
+        let _ = timeout(w.timeout, async {
+            tokio::join!(forward_rest, discard, ending)
+        })
+        .await;
         drop(from_socket);
-        if !socket_done {
-            let _ = socket.await;
+        if !socket.is_terminated() {
+            socket.as_mut().await;
         }
     }
 
