@@ -458,63 +458,19 @@ async fn a_client_that_stops_acknowledging_is_closed_and_loses_nothing() {
 #[tokio::test]
 async fn mqtt_over_tls_with_the_edges_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let mut cfg = config(&dir.path().join("data"));
-    cfg.tls_cert = Some(cert_path.clone());
-    cfg.tls_key = Some(key_path);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mqtt = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mport = mqtt.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        parley::up_with_mqtt(&cfg, listener, Some(mqtt), async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let url = format!("https://localhost:{port}");
-    eventually("ready over https", WAIT, || async {
-        let r = https.get(format!("{url}/readyz")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
-    for name in ["alice", "bob"] {
-        let r = https
-            .post(format!("{url}/v1/users"))
-            .json(&serde_json::json!({"username": name, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let session: Value = https
-        .post(format!("{url}/v1/sessions"))
-        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bob = "2";
-    let frame = text_to(bob, "tls-1", "over TLS").to_string();
-    let token = session["token"].as_str().unwrap();
-    let cafile = cert_path.to_str().unwrap();
+    let server = TlsServer::start(dir.path(), true, |_| {}).await;
+    let mport = server.mqtt_port.unwrap();
+    let (_, token) = server.user("alice").await;
+    let (bob, _) = server.user("bob").await;
+    let frame = text_to(&bob, "tls-1", "over TLS").to_string();
+    let cafile = server.cert_path.to_str().unwrap();
     let args = [
         "--cafile",
         cafile,
         "-u",
         "token",
         "-P",
-        token,
+        &token,
         "-t",
         "parley/send",
         "-q",
@@ -542,6 +498,5 @@ async fn mqtt_over_tls_with_the_edges_certificate() {
         .await
         .unwrap();
     assert!(!plain.status.success());
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

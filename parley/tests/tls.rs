@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::tungstenite::Message;
@@ -16,39 +16,13 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_and_wss_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let mut cfg = config(&dir.path().join("data"));
-    cfg.tls_cert = Some(cert_path);
-    cfg.tls_key = Some(key_path);
     // A free port for the ops listener, found now.
     let ops = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    cfg.ops_listen = Some(ops);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        parley::up(&cfg, listener, async move {
-            let _ = stopped.await;
-        })
-        .await
-    });
-
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
-    let url = format!("https://localhost:{port}");
-    eventually("ready over https", WAIT, || async {
-        let r = https.get(format!("{url}/readyz")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    let server = TlsServer::start(dir.path(), false, |cfg| cfg.ops_listen = Some(ops)).await;
+    let (https, url, port, cert) = (&server.https, &server.url, server.port, &server.cert);
     // Plain HTTP on the TLS port gets nowhere.
     assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
@@ -64,23 +38,8 @@ async fn https_and_wss_with_the_configured_certificate() {
         .unwrap();
     assert!(metrics.contains("parley_"), "{metrics}");
 
-    let r = https
-        .post(format!("{url}/v1/users"))
-        .json(&json!({"username": "alice", "password": "password-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let session: Value = https
-        .post(format!("{url}/v1/sessions"))
-        .json(&json!({"username": "alice", "password": "password-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap();
+    let (_, token) = server.user("alice").await;
+    let token = token.as_str();
 
     // WSS: a heartbeat and a bad frame over the encrypted socket.
     let mut roots = RootCertStore::empty();
@@ -116,6 +75,5 @@ async fn https_and_wss_with_the_configured_certificate() {
     assert_eq!(frame["code"], "bad_request");
     drop(ws);
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

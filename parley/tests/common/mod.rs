@@ -127,6 +127,108 @@ impl Server {
     }
 }
 
+/// `parley up` with TLS on a fresh self-signed certificate for
+/// `localhost`, and an MQTT listener (TLS too) when asked for.
+pub struct TlsServer {
+    /// `https://localhost:PORT`.
+    pub url: String,
+    pub port: u16,
+    pub mqtt_port: Option<u16>,
+    /// A client that trusts the certificate.
+    pub https: reqwest::Client,
+    pub cert: rcgen::CertifiedKey,
+    /// The certificate's PEM file.
+    pub cert_path: PathBuf,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TlsServer {
+    /// `tweak` changes the config before it starts.
+    pub async fn start(
+        dir: &Path,
+        mqtt: bool,
+        tweak: impl FnOnce(&mut parley::Config),
+    ) -> TlsServer {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        let mut cfg = config(&dir.join("data"));
+        cfg.tls_cert = Some(cert_path.clone());
+        cfg.tls_key = Some(key_path);
+        tweak(&mut cfg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mqtt = match mqtt {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let mqtt_port = mqtt.as_ref().map(|l| l.local_addr().unwrap().port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            parley::up_with_mqtt(&cfg, listener, mqtt, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let https = reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{port}");
+        eventually("ready over https", WAIT, || async {
+            let r = https.get(format!("{url}/readyz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        TlsServer {
+            url,
+            port,
+            mqtt_port,
+            https,
+            cert,
+            cert_path,
+            stop,
+            task,
+        }
+    }
+
+    /// Signs `name` up and in over HTTPS: its user id and token.
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let body = json!({"username": name, "password": "password-1"});
+        let r = self
+            .https
+            .post(format!("{}/v1/users", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let session: Value = self
+            .https
+            .post(format!("{}/v1/sessions", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            session["user_id"].as_str().unwrap().to_owned(),
+            session["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 pub struct User {
     pub id: String,
     pub name: String,
