@@ -224,8 +224,13 @@ fn packet(first: u8, rest: &[u8]) -> Vec<u8> {
 
 /// A CONNECT with username `token` and the token as password.
 fn connect(level: u8, token: &str) -> Vec<u8> {
+    connect_keeping(level, token, 60)
+}
+
+/// The same, with a keep-alive of `keep_alive` seconds.
+fn connect_keeping(level: u8, token: &str, keep_alive: u8) -> Vec<u8> {
     let mut rest = string(b"MQTT");
-    rest.extend([level, 0xC2, 0, 60]);
+    rest.extend([level, 0xC2, 0, keep_alive]);
     if level == 5 {
         rest.push(0); // no properties
     }
@@ -334,6 +339,27 @@ async fn bad_packets_are_refused_and_the_server_stays_up() {
         &[0x40, puback[1], 0, 9, 0x99],
         "payload format invalid"
     );
+
+    // QoS 2 (the CONNACK said 1 at most): DISCONNECT 0x9B.
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(&connect(5, &token)).await.unwrap();
+    let mut head = [0u8; 2];
+    tcp.read_exact(&mut head).await.unwrap();
+    let mut connack = vec![0u8; head[1] as usize];
+    tcp.read_exact(&mut connack).await.unwrap();
+    let mut publish = string(b"parley/typing");
+    publish.extend([0, 3, 0]);
+    publish.extend_from_slice(b"{}");
+    tcp.write_all(&packet(0x34, &publish)).await.unwrap();
+    let rest = read_to_end(&mut tcp).await;
+    assert_eq!(&rest[..3], &[0xE0, rest[1], 0x9B], "qos not supported: {rest:?}");
+
+    // A client silent past 1.5 keep-alives is closed (3.1.1: no packet).
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(&connect_keeping(4, &token, 1)).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(read_to_end(&mut tcp).await, [0x20, 2, 0, 0], "CONNACK, then closed");
+    assert!(started.elapsed() >= Duration::from_millis(1400), "{:?}", started.elapsed());
 
     // Through all of it, the server kept serving.
     let (status, _) = sign_in(&server.url, "alice", None).await;
