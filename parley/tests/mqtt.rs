@@ -352,14 +352,26 @@ async fn bad_packets_are_refused_and_the_server_stays_up() {
     publish.extend_from_slice(b"{}");
     tcp.write_all(&packet(0x34, &publish)).await.unwrap();
     let rest = read_to_end(&mut tcp).await;
-    assert_eq!(&rest[..3], &[0xE0, rest[1], 0x9B], "qos not supported: {rest:?}");
+    assert_eq!(
+        &rest[..3],
+        &[0xE0, rest[1], 0x9B],
+        "qos not supported: {rest:?}"
+    );
 
     // A client silent past 1.5 keep-alives is closed (3.1.1: no packet).
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
     tcp.write_all(&connect_keeping(4, &token, 1)).await.unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(read_to_end(&mut tcp).await, [0x20, 2, 0, 0], "CONNACK, then closed");
-    assert!(started.elapsed() >= Duration::from_millis(1400), "{:?}", started.elapsed());
+    assert_eq!(
+        read_to_end(&mut tcp).await,
+        [0x20, 2, 0, 0],
+        "CONNACK, then closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Through all of it, the server kept serving.
     let (status, _) = sign_in(&server.url, "alice", None).await;
