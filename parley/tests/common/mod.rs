@@ -482,14 +482,19 @@ impl Client {
 
     /// The next frame, whatever it is.
     pub async fn next(&mut self) -> Value {
+        self.next_within().await.expect("a frame within the wait")
+    }
+
+    /// The next frame, or `None` after [`WAIT`] without one.
+    async fn next_within(&mut self) -> Option<Value> {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
-                .expect("a frame within the wait")
+                .ok()?
                 .expect("the socket is open")
                 .expect("a readable frame");
             match msg {
-                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Text(t) => return Some(serde_json::from_str(&t).unwrap()),
                 Message::Close(c) => panic!("socket closed: {c:?}"),
                 _ => continue,
             }
@@ -511,7 +516,10 @@ impl Client {
     /// The next frame of type `ty`; others are kept in `skipped`.
     pub async fn expect(&mut self, ty: &str) -> Value {
         loop {
-            let v = self.next().await;
+            // What came instead says why the awaited frame did not.
+            let Some(v) = self.next_within().await else {
+                panic!("no {ty} frame within {WAIT:?}; skipped: {:?}", self.skipped);
+            };
             if v["type"] == ty {
                 return v;
             }
