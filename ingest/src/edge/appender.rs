@@ -9,7 +9,7 @@
 //! resends idempotent, and ids continue above the last one issued.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use parley_engines::telemetry::emit;
@@ -98,6 +98,12 @@ impl Recent {
     }
 }
 
+/// Sends acked whose idempotency entries are still being written, for
+/// every appender of the edge: the same `client_msg_id` to a conversation
+/// of another partition comes to another appender, which asks the store,
+/// and must not miss one acked a moment ago (it would be appended anew).
+pub(crate) type Unstored = Arc<Mutex<HashMap<(UserId, String), FirstSend>>>;
+
 pub(crate) struct Appender {
     log: Arc<dyn Log>,
     state: Arc<dyn StateStore>,
@@ -105,6 +111,7 @@ pub(crate) struct Appender {
     partition: u32,
     recent: Recent,
     tasks: TaskTracker,
+    unstored: Unstored,
 }
 
 fn ack_of(frame: &SendFrame, conversation: ConversationId, id: MessageId) -> Ack {
@@ -123,6 +130,7 @@ impl Appender {
         ids: Arc<MessageIdGenerator>,
         partition: u32,
         tasks: TaskTracker,
+        unstored: Unstored,
     ) -> Appender {
         Appender {
             log,
@@ -131,6 +139,7 @@ impl Appender {
             partition,
             recent: Recent::default(),
             tasks,
+            unstored,
         }
     }
 
@@ -211,11 +220,19 @@ impl Appender {
         let mut media_uses = Vec::new();
         let mut in_batch: HashMap<(UserId, String), FirstSend> = HashMap::new();
         let mut waiting = Vec::new();
-        // Keys this task has not seen lately: one store call for all of them.
+        // Keys this task has not seen lately, nor another appender of this
+        // edge acked unstored: one store call for all of them.
+        let unstored: HashMap<(UserId, String), FirstSend> = {
+            let all = self.unstored.lock().expect("unstored lock");
+            reqs.iter()
+                .map(|r| (r.caller.user, r.frame.client_msg_id.clone()))
+                .filter_map(|k| all.get(&k).map(|v| (k, *v)))
+                .collect()
+        };
         let unknown: Vec<(UserId, String)> = reqs
             .iter()
             .map(|r| (r.caller.user, r.frame.client_msg_id.clone()))
-            .filter(|k| self.recent.get(k).is_none())
+            .filter(|k| self.recent.get(k).is_none() && !unstored.contains_key(k))
             .collect();
         let stored: HashMap<(UserId, String), FirstSend> = if unknown.is_empty() {
             HashMap::new()
@@ -241,6 +258,7 @@ impl Appender {
                 .recent
                 .get(&key)
                 .or_else(|| in_batch.get(&key).copied())
+                .or_else(|| unstored.get(&key).copied())
                 .or_else(|| stored.get(&key).copied());
             if let Some(first) = known {
                 // The same client_msg_id to another conversation is not a
@@ -326,6 +344,11 @@ impl Appender {
         {
             Ok(_) => {
                 emit(RecordsAppended { count: n });
+                let keys: Vec<(UserId, String)> = in_batch.keys().cloned().collect();
+                self.unstored
+                    .lock()
+                    .expect("unstored lock")
+                    .extend(in_batch.iter().map(|(k, v)| (k.clone(), *v)));
                 for (k, id) in in_batch {
                     self.recent.insert(k, id);
                 }
@@ -337,10 +360,14 @@ impl Appender {
                 }
                 // After the acks: the router derives the same mappings from
                 // the log, so a crash here loses nothing.
-                let state = self.state.clone();
+                let (state, unstored) = (self.state.clone(), self.unstored.clone());
                 self.tasks.spawn(async move {
                     if let Err(e) = state.write(idem).await {
                         emit(EdgeTrouble::IdempotencyNotStored { error: &e });
+                    }
+                    let mut all = unstored.lock().expect("unstored lock");
+                    for k in keys {
+                        all.remove(&k);
                     }
                 });
             }

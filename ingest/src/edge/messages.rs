@@ -58,6 +58,9 @@ pub struct Messages {
     tasks: TaskTracker,
     /// The edge's shutdown: appenders drain.
     edge_stop: CancellationToken,
+    /// Sends acked by this edge's appenders whose idempotency entries are
+    /// not stored yet, seen by every partition's appender.
+    unstored: super::appender::Unstored,
 }
 
 impl Messages {
@@ -85,6 +88,7 @@ impl Messages {
             auth,
             backlog,
             appenders: Default::default(),
+            unstored: Default::default(),
             peers: Default::default(),
             http,
             tasks,
@@ -106,6 +110,7 @@ impl Messages {
             self.ids.clone(),
             p,
             self.tasks.clone(),
+            self.unstored.clone(),
         );
         // Listed first, so sends queue while the tail is read rather than
         // being turned away.
