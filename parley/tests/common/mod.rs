@@ -59,6 +59,40 @@ pub struct Server {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// `parley up` running in this process on listeners of port 0 (and an
+/// MQTT one when asked), until `stop` is sent.
+struct Up {
+    port: u16,
+    mqtt_port: Option<u16>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Up {
+    async fn start(cfg: parley::Config, mqtt: bool) -> Up {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mqtt = match mqtt {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let mqtt_port = mqtt.as_ref().map(|l| l.local_addr().unwrap().port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            parley::up_with_mqtt(&cfg, listener, mqtt, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Up {
+            port,
+            mqtt_port,
+            stop,
+            task,
+        }
+    }
+}
+
 impl Server {
     pub async fn start(data_dir: &Path) -> Server {
         Server::start_with(config(data_dir)).await
@@ -75,26 +109,13 @@ impl Server {
 
     async fn start_serving(cfg: parley::Config, mqtt: bool) -> Server {
         let data_dir = cfg.data_dir.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let mqtt = match mqtt {
-            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-            false => None,
-        };
-        let mqtt_port = mqtt.as_ref().map(|l| l.local_addr().unwrap().port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            parley::up_with_mqtt(&cfg, listener, mqtt, async move {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let up = Up::start(cfg, mqtt).await;
         let mut server = Server {
-            url,
-            mqtt_port,
+            url: format!("http://127.0.0.1:{}", up.port),
+            mqtt_port: up.mqtt_port,
             data_dir: data_dir.to_path_buf(),
-            stop: Some(stop),
-            task: Some(task),
+            stop: Some(up.stop),
+            task: Some(up.task),
         };
         server.wait_ready().await;
         server
@@ -158,20 +179,8 @@ impl TlsServer {
         cfg.tls_cert = Some(cert_path.clone());
         cfg.tls_key = Some(key_path);
         tweak(&mut cfg);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mqtt = match mqtt {
-            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
-            false => None,
-        };
-        let mqtt_port = mqtt.as_ref().map(|l| l.local_addr().unwrap().port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            parley::up_with_mqtt(&cfg, listener, mqtt, async move {
-                let _ = stopped.await;
-            })
-            .await
-        });
+        let up = Up::start(cfg, mqtt).await;
+        let (port, mqtt_port) = (up.port, up.mqtt_port);
         let https = reqwest::Client::builder()
             .add_root_certificate(
                 reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
@@ -191,8 +200,8 @@ impl TlsServer {
             https,
             cert,
             cert_path,
-            stop,
-            task,
+            stop: up.stop,
+            task: up.task,
         }
     }
 
