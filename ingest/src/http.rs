@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
-        .route("/v1/mqtt", get(mqtt_websocket))
+        .route("/v1/mqtt", get(crate::mqtt::upgrade))
         .route("/readyz", get(readyz))
         .merge(crate::media::routes())
         .merge(crate::keys::routes())
@@ -284,33 +284,11 @@ async fn websocket(
         }))
 }
 
-/// MQTT over WebSocket (subprotocol `mqtt`): the client signs in with its
-/// CONNECT, so there is no token on the upgrade.
-async fn mqtt_websocket(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    upgrade: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let upgrade = upgrade.protocols(["mqtt"]);
-    if upgrade.selected_protocol().is_none() {
-        return Err(ApiError::bad_request(
-            "MQTT over WebSocket needs the subprotocol \"mqtt\"",
-        ));
-    }
-    let max = s.edge.limits().mqtt_max_packet as usize;
-    Ok(upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .on_upgrade(move |socket| crate::mqtt::serve_websocket(s.edge, ip, socket)))
-}
-
 /// A socket's read buffer to start with; larger frames grow it.
-const WS_READ_BUFFER: usize = 4 * 1024;
+pub(crate) const WS_READ_BUFFER: usize = 4 * 1024;
 /// Bytes written frames gather before they go to the network (besides
 /// the writer's own flushes).
-const WS_WRITE_BUFFER: usize = 16 * 1024;
+pub(crate) const WS_WRITE_BUFFER: usize = 16 * 1024;
 /// What a socket's write buffer may hold at most: above the largest frame
 /// (a history page of 200 messages of 64 KiB, escaped), so only a runaway
 /// fails the socket instead of growing without bound.

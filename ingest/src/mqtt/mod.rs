@@ -7,12 +7,13 @@
 //!
 //! Layout:
 //! - this file: the accept loop, and MQTT over WebSocket;
-//! - `conn`: one connection: CONNECT, authentication, the session's loop
-//!   around the socket code that WebSockets use too;
+//! - `conn`: one connection: CONNECT, then the session's loop around the
+//!   socket code that WebSockets use too; `auth`: who a CONNECT signs in;
 //! - `bridge`: the mapping between MQTT packets and the JSON frames, and
 //!   which acknowledgements confirm which inbox items (no I/O);
 //! - `events`: connections, packets and refusals, logged and counted.
 
+mod auth;
 mod bridge;
 mod conn;
 mod events;
@@ -23,6 +24,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -31,6 +34,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 
 use crate::edge::Edge;
+use crate::error::ApiError;
+use crate::http::{AppState, ClientIp};
 
 /// Serves MQTT on `listener` (TLS when `tls` is set) until `shutdown`;
 /// open sessions end with the edge's own stop, as its sockets do.
@@ -75,6 +80,28 @@ where
     let rx = FramedRead::with_capacity(rd, BytesCodec::new(), READ_BUFFER).map_ok(BytesMut::freeze);
     let tx = FramedWrite::new(wr, BytesCodec::new());
     conn::serve(edge, ip, rx, tx).await;
+}
+
+/// MQTT over WebSocket (subprotocol `mqtt`): the client signs in with its
+/// CONNECT, so there is no token on the upgrade.
+pub async fn upgrade(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.protocols(["mqtt"]);
+    if upgrade.selected_protocol().is_none() {
+        return Err(ApiError::bad_request(
+            "MQTT over WebSocket needs the subprotocol \"mqtt\"",
+        ));
+    }
+    let max = s.edge.limits().mqtt_max_packet as usize;
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(crate::http::WS_READ_BUFFER)
+        .write_buffer_size(crate::http::WS_WRITE_BUFFER)
+        .on_upgrade(move |socket| serve_websocket(s.edge, ip, socket)))
 }
 
 /// MQTT over WebSocket: each binary message carries bytes of the MQTT
