@@ -1,5 +1,7 @@
 use super::topics::{client_frame, subscription};
 use super::*;
+use rmqtt_codec::types::QoS;
+use std::num::NonZeroU16;
 
 /// A client's packets, written by the crate's own codec for that version.
 fn client_bytes(packets: Vec<MqttPacket>) -> BytesMut {
