@@ -33,8 +33,9 @@ pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 /// the device moves it), `next` (the first seq not yet sent on this
 /// socket) and `head` (how far this socket is to be sent). The device is
 /// sent `next..=head` in order, so no live item overtakes an older one: a
-/// socket opens at its confirmed cursor with nothing to send, and the
-/// first live item (or `sync`) sends what it has not confirmed first.
+/// socket opens at its confirmed cursor with nothing to send; live items
+/// go out while nothing older is unsent, and a backlog waits for the
+/// device's first `sync` (or `received`), which says where it starts.
 pub struct Feed {
     state: Arc<dyn StateStore>,
     pub user: UserId,
@@ -61,6 +62,11 @@ pub struct Feed {
     /// Whether the store was asked, since the last `sync`, for rows gone
     /// below `next`.
     gap_checked: bool,
+    /// Whether the device said where it stands (`sync` or `received`).
+    /// Until then nothing older than a live item in order is sent: a
+    /// `sync {since}` that follows the connect must not find the socket
+    /// already paging from the confirmed cursor.
+    started: bool,
 }
 
 impl Feed {
@@ -84,6 +90,7 @@ impl Feed {
             delete_delivered: false,
             expired: None,
             gap_checked: false,
+            started: false,
         })
     }
 
@@ -99,9 +106,10 @@ impl Feed {
         self.confirmed
     }
 
-    /// Whether items exist that this socket has not sent yet.
+    /// Whether items exist that this socket has not sent yet and may
+    /// send now.
     pub fn behind(&self) -> bool {
-        self.next <= self.head
+        self.started && self.next <= self.head
     }
 
     /// A live item. It goes out at once if it is the next one; a later
@@ -144,6 +152,7 @@ impl Feed {
             }
         }
         self.gap_checked = false;
+        self.started = true;
         Ok(())
     }
 
@@ -155,6 +164,16 @@ impl Feed {
     /// The device holds everything up to `seq` (no further than what exists).
     pub fn confirm(&mut self, seq: u64) {
         self.confirmed = self.confirmed.max(seq.min(self.exists));
+    }
+
+    /// `received`: confirms, and before the device's first `sync` also
+    /// says where its backlog starts.
+    pub fn received(&mut self, seq: u64) {
+        self.confirm(seq);
+        if !self.started {
+            self.next = self.next.max(self.confirmed + 1);
+            self.started = true;
+        }
     }
 
     /// The next page of what this socket has not sent; empty when it is
@@ -184,12 +203,15 @@ impl Feed {
         let page = self.read(before - 1, PAGE).await?;
         if self.next == before {
             // The store has nothing where the head says items are: they
-            // cannot come back, so do not stall on them.
+            // cannot come back, so do not stall on them, but never pass
+            // them silently either: the device is told they will not come
+            // (`expired`), as for rows retention deleted, and it is counted.
             emit(EdgeTrouble::InboxUnreadable {
                 user: self.user,
                 seq: before,
                 what: "items missing below the head",
             });
+            self.expired = Some(self.head);
             self.next = self.head + 1;
         }
         Ok(page)

@@ -115,7 +115,7 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
                     Err(e) => w.frame(&ApiError::from(e).into_frame(None)).await,
                 },
                 Some(Out::Received(seq)) => {
-                    feed.confirm(seq);
+                    feed.received(seq);
                     Ok(())
                 }
                 None => Err(Stop::Done),
