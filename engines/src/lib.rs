@@ -39,11 +39,14 @@
 //! - [`telemetry`]: telemetry as named events that log and count at once
 //!   (every crate's `internal_events` module); [`internal_events`] holds
 //!   this crate's.
+//! - [`egress`]: which addresses outbound requests to user-named URLs
+//!   (Web Push endpoints) may reach: public unicast only.
 //! - [`error::EngineError`]: this crate's one error type;
 //!   [`error::EngineError::retry`] says whether a retry can help.
 
 pub mod blob;
 pub mod cluster;
+pub mod egress;
 pub mod error;
 pub mod history;
 pub mod internal_events;

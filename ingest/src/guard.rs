@@ -74,6 +74,7 @@ pub struct Guard {
     pub sign_ins_per_account: Throttle<String>,
     pub sign_ups_per_ip: Throttle<IpAddr>,
     pub media_uploads: Throttle<UserId>,
+    pub media_chunks: Throttle<UserId>,
     pub key_claims: Throttle<UserId>,
     pub mqtt_connects_per_ip: Throttle<IpAddr>,
     hashes: Arc<Semaphore>,
@@ -125,6 +126,12 @@ impl Guard {
                 l.media_uploads_per_min,
                 MINUTE,
                 l.media_uploads_per_min,
+            ),
+            media_chunks: Throttle::new(
+                Limit::MediaChunks,
+                l.media_chunks_per_min,
+                MINUTE,
+                l.media_chunks_per_min,
             ),
             key_claims: Throttle::new(
                 Limit::KeyClaims,

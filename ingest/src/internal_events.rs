@@ -424,6 +424,15 @@ pub enum Limit {
     SocketsPerUser,
     /// Open connections on a listener.
     Connections,
+    /// Open connections from one client address (`connections_per_ip`).
+    ConnectionsPerIp,
+    /// A connection that sent no request's headers within
+    /// `header_timeout_ms` of being accepted (silent, or HTTP/2 preface only).
+    FirstRequest,
+    /// A connection with no request in flight for `idle_timeout_ms`.
+    IdleConnection,
+    /// A request body slower than `body_min_bytes_per_sec`.
+    SlowBody,
     /// A TLS handshake that failed or did not finish in time.
     TlsHandshake,
     /// A socket silent past the idle timeout, closed.
@@ -439,6 +448,8 @@ pub enum Limit {
     MediaQuota,
     /// Uploads per minute per user.
     MediaUploads,
+    /// Resumable upload chunks per minute per user.
+    MediaChunks,
     /// An upload that sent nothing for `limits.media_stall_ms`.
     MediaStall,
     /// Key bundle fetches per minute per caller.
@@ -478,6 +489,10 @@ impl Limit {
             Limit::Sockets => "sockets",
             Limit::SocketsPerUser => "sockets_per_user",
             Limit::Connections => "connections",
+            Limit::ConnectionsPerIp => "connections_per_ip",
+            Limit::FirstRequest => "first_request",
+            Limit::IdleConnection => "idle_connection",
+            Limit::SlowBody => "slow_body",
             Limit::TlsHandshake => "tls_handshake",
             Limit::IdleSocket => "idle_socket",
             Limit::SlowReader => "slow_reader",
@@ -485,6 +500,7 @@ impl Limit {
             Limit::MediaSize => "media_size",
             Limit::MediaQuota => "media_quota",
             Limit::MediaUploads => "media_uploads",
+            Limit::MediaChunks => "media_chunks",
             Limit::MediaStall => "media_stall",
             Limit::KeyClaims => "key_claims",
             Limit::Prekeys => "prekeys",

@@ -48,8 +48,20 @@ pub struct Limits {
     /// Open connections per listener (a WebSocket counts under `sockets`
     /// once upgraded).
     pub connections: usize,
-    /// Time to finish the TLS handshake, and to read a request's headers.
+    /// Open connections per client address (IPv6: per /64), counted at
+    /// accept; 0: no cap. Behind a proxy every client shares its address:
+    /// raise it or set 0 there.
+    pub connections_per_ip: usize,
+    /// Loopback peers are not counted per address (load tests). Off by
+    /// default: a local attacker counts too.
+    pub connections_per_ip_exempt_loopback: bool,
+    /// From accept to a request's headers (TLS handshake and HTTP/2
+    /// preface included), and for each later request's headers.
     pub header_timeout_ms: u64,
+    /// A request body has this long, then must keep up
+    /// `body_min_bytes_per_sec` on average (0: no minimum).
+    pub body_timeout_ms: u64,
+    pub body_min_bytes_per_sec: u32,
     /// Sends are refused (`unavailable`, `Retry-After`) while delivery is
     /// more than this far behind; below it the log absorbs the spike. 0:
     /// never refuse.
@@ -60,6 +72,8 @@ pub struct Limits {
     pub media_bytes_per_day: u64,
     /// Uploads per minute per user (and the burst).
     pub media_uploads_per_min: u32,
+    /// Resumable upload chunks (`PUT`) per minute per user, and the burst.
+    pub media_chunks_per_min: u32,
     /// An upload that sends nothing for this long is dropped.
     pub media_stall_ms: u64,
     /// An upload never sent in a message is deleted after this.
@@ -118,11 +132,20 @@ impl Default for Limits {
             sockets: 200_000,
             sockets_per_user: 16,
             connections: 50_000,
+            // Room for a carrier-grade NAT's users behind one address;
+            // far below what fills `connections`.
+            connections_per_ip: 1_024,
+            connections_per_ip_exempt_loopback: false,
             header_timeout_ms: 10_000,
+            // Apache's mod_reqtimeout: body=20,MinRate=500.
+            body_timeout_ms: 20_000,
+            body_min_bytes_per_sec: 500,
             shed_behind_ms: 30_000,
             media_max_bytes: 100 << 20,
             media_bytes_per_day: 2 << 30,
             media_uploads_per_min: 30,
+            // A 100 MiB file in 1 MiB chunks, twice over, in a minute.
+            media_chunks_per_min: 200,
             media_stall_ms: 30_000,
             media_unsent_ms: 24 * 3600 * 1000,
             media_session_ms: 24 * 3600 * 1000,

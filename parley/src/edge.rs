@@ -21,11 +21,7 @@ pub(crate) async fn serving(cfg: &Config) -> Result<(ServeOptions, Option<Ops>)>
         (None, None) => None,
         _ => anyhow::bail!("TLS needs both tls_cert and tls_key"),
     };
-    let opts = ServeOptions {
-        tls,
-        header_timeout: cfg.limits.header_timeout(),
-        max_connections: cfg.limits.connections,
-    };
+    let opts = ServeOptions::plain(&cfg.limits).with_tls(tls);
     let Some(addr) = cfg.ops_listen else {
         return Ok((opts, None));
     };
@@ -34,7 +30,7 @@ pub(crate) async fn serving(cfg: &Config) -> Result<(ServeOptions, Option<Ops>)>
         .with_context(|| format!("binding the ops listener {addr}"))?;
     println!("parley ops listening on http://{}", listener.local_addr()?);
     let stop = CancellationToken::new();
-    let plain = ServeOptions::plain(cfg.limits.header_timeout(), cfg.limits.connections);
+    let plain = ServeOptions::plain(&cfg.limits);
     let task = tokio::spawn(parley_ingest::serve::serve(
         listener,
         parley_ingest::http::ops_router(),
@@ -208,6 +204,7 @@ pub(crate) fn build_edge(
         },
         retention: cfg.retention.mode,
         vapid_public: vapid(cfg)?.map(|v| v.public_key().to_owned()),
+        push_private_endpoints: cfg.notify.webpush_private_endpoints,
     }))
 }
 

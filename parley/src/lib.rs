@@ -424,7 +424,7 @@ where
     let addr = listener.local_addr()?;
     println!("parley {role} listening on http://{addr}");
     let limits = &parley_ingest::Limits::default();
-    let opts = ServeOptions::plain(limits.header_timeout(), limits.connections);
+    let opts = ServeOptions::plain(limits);
     let served =
         parley_ingest::serve::serve(listener, parley_ingest::http::ops_router(), opts, shutdown)
             .await;

@@ -244,32 +244,51 @@ async fn away_browsers_get_one_encrypted_signed_push_per_burst_and_gone_ones_are
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endpoint_on_the_deployments_own_network_is_never_called() {
+async fn an_endpoint_on_the_deployments_own_network_is_refused_and_never_called() {
     let dir = tempfile::tempdir().unwrap();
     let (push_addr, mut pushes) = push_service().await;
-    // The edge takes the http endpoint (as a test's would be); the sink
-    // still refuses it, being on loopback.
-    let mut cfg = push_config(dir.path());
-    cfg.notify.collapse_ms = 100;
-    cfg.notify.max_tries = 1;
-    let s = Server::start_with(cfg).await;
+    // The edge takes http endpoints (as a test's would be), but not ones
+    // on addresses that are not public, however they are written.
+    let s = Server::start_with(push_config(dir.path())).await;
     let (_, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
+    let port = push_addr.port();
     for host in [
-        push_addr.to_string(),
-        format!("localhost:{}", push_addr.port()),
+        "127.0.0.1",
+        "localhost",
+        // Non-canonical IPv4: hex, decimal, short and octal forms.
+        "0x7f000001",
+        "2130706433",
+        "127.1",
+        "0177.0.0.1",
+        "0x7f.1",
+        "0.0.0.0",
+        "0",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "10.0.0.1",
+        "100.64.0.1",
+        "198.18.0.1",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "[fe80::1]",
+        "[fd00::1]",
     ] {
-        let sub = Browser::new().subscription(&format!("http://{host}/push/bob"));
-        assert_eq!(subscribe(&s.url, &bt, sub).await, 201);
+        for scheme in ["http", "https"] {
+            let sub = Browser::new().subscription(&format!("{scheme}://{host}:{port}/push/bob"));
+            assert_eq!(subscribe(&s.url, &bt, sub).await, 400, "{scheme}://{host}");
+        }
     }
+    let (_, list) = get(&s.url, &bt, "/v1/push/subscriptions").await;
+    assert_eq!(list["subscriptions"], json!([]), "{list}");
+    // A message to Bob, away: nothing reaches the service on loopback.
     let mut a = Client::connect(&s.url, &at).await;
     a.say(&bob.id, "x", "to the inside").await;
-    eventually("both given up", WAIT, || async {
-        let n = metric(&s.url, "parley_notifications_dead_lettered_total", "").await;
-        (n >= 2.0).then_some(())
-    })
-    .await;
     assert!(
         pushes.try_recv().is_err(),
         "the private endpoint was called"

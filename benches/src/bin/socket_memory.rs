@@ -83,6 +83,8 @@ async fn main() -> Result<()> {
         ("PARLEY__LIMITS__SOCKETS_PER_USER", "1000000"),
         ("PARLEY__LIMITS__SENDS_PER_SEC", "1000000"),
         ("PARLEY__LIMITS__SENDS_BURST", "1000000"),
+        // Many sockets from one address, by design of the measurement.
+        ("PARLEY__LIMITS__CONNECTIONS_PER_IP", "0"),
     ];
     if args.mqtt {
         env.push(("PARLEY__MQTT_LISTEN", mqtt_addr.as_str()));

@@ -17,7 +17,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -40,7 +40,7 @@ use crate::internal_events::{Limit, LimitHit, MediaStored};
 /// Bytes read before the type is sniffed: every signature `infer` knows
 /// lies well within them.
 const SNIFF_BYTES: usize = 8192;
-const DAY_MS: u64 = 86_400_000;
+use super::quota::{DailyQuota, DAY_MS};
 /// How long an upload waits for the sweeper to finish deleting a blob of
 /// the same bytes (a blob delete takes milliseconds).
 const PIN_WAIT: Duration = Duration::from_secs(10);
@@ -49,8 +49,8 @@ pub struct Media {
     core: Arc<Core>,
     blobs: Arc<dyn BlobStore>,
     guard: Arc<Guard>,
-    /// Bytes uploaded today per user, on this edge.
-    quota: Mutex<HashMap<UserId, (u64, u64)>>,
+    /// Bytes uploaded (or promised to sessions) today per user, on this edge.
+    pub(crate) quota: DailyQuota,
     /// `until_delivered` retention: whole fetches are recorded, so the
     /// sweeper deletes what every recipient has.
     record_fetches: bool,
@@ -74,8 +74,8 @@ impl Media {
         Media {
             core,
             blobs,
+            quota: DailyQuota::new(guard.limits.media_bytes_per_day),
             guard,
-            quota: Mutex::new(HashMap::new()),
             record_fetches,
         }
     }
@@ -106,6 +106,10 @@ impl Media {
         &self.guard.limits
     }
 
+    pub(crate) fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
     /// Stores an upload. `declared` is the request's `Content-Type`,
     /// `length` its `Content-Length` if it gave one.
     pub async fn upload<S, E>(
@@ -120,7 +124,7 @@ impl Media {
         E: std::fmt::Display,
     {
         self.admit(user, length)?;
-        self.store(user, declared, body).await
+        self.store(user, declared, body, false).await
     }
 
     /// The checks before an upload starts: the rate, the size if known,
@@ -135,7 +139,7 @@ impl Media {
             });
             return Err(too_large(max));
         }
-        let left = self.quota_left(user);
+        let left = self.quota.left(user);
         if left == 0 || length.is_some_and(|n| n > left) {
             emit(LimitHit {
                 limit: Limit::MediaQuota,
@@ -160,19 +164,21 @@ impl Media {
     }
 
     /// Streams `body` into a blob and records the upload (see the module
-    /// docs); what was admitted is checked again as it streams.
+    /// docs); what was admitted is checked again as it streams, against
+    /// the quota unless it was `charged` already (a resumable session).
     pub(crate) async fn store<S, E>(
         &self,
         user: UserId,
         declared: Option<&str>,
         body: S,
+        charged: bool,
     ) -> Result<MediaUploaded, ApiError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
         let max = self.guard.limits.media_max_bytes;
-        let left = self.quota_left(user);
+        let left = if charged { max } else { self.quota.left(user) };
         let mut body = self.chunks(body);
         let mut head = BytesMut::new();
         while head.len() < SNIFF_BYTES {
@@ -229,7 +235,9 @@ impl Media {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         writer.commit(&blob_key(&sha256)).await?;
-        self.charge(user, size);
+        if !charged {
+            self.quota.charge(user, size);
+        }
         let media = MediaId::random();
         let added = MediaAdded {
             media,
@@ -277,30 +285,6 @@ impl Media {
             key,
             size,
         })
-    }
-
-    fn quota_left(&self, user: UserId) -> u64 {
-        let day = now_ms() / DAY_MS;
-        let q = self.quota.lock().expect("quota");
-        let used = q
-            .get(&user)
-            .filter(|(d, _)| *d == day)
-            .map_or(0, |(_, b)| *b);
-        self.guard.limits.media_bytes_per_day.saturating_sub(used)
-    }
-
-    fn charge(&self, user: UserId, bytes: u64) {
-        let day = now_ms() / DAY_MS;
-        let mut q = self.quota.lock().expect("quota");
-        // Yesterday's counts are dropped as today's arrive.
-        if q.len() > 100_000 {
-            q.retain(|_, (d, _)| *d == day);
-        }
-        let e = q.entry(user).or_insert((day, 0));
-        if e.0 != day {
-            *e = (day, 0);
-        }
-        e.1 += bytes;
     }
 }
 

@@ -44,6 +44,7 @@ pub mod media;
 pub mod messages;
 pub mod notify;
 pub mod presence;
+pub mod quota;
 pub mod reports;
 pub mod resumable;
 pub mod sessions;
@@ -101,6 +102,9 @@ pub struct EdgeParts {
     pub retention: parley_schemas::retention::RetentionMode,
     /// The Web Push (VAPID) public key browsers subscribe with, when on.
     pub vapid_public: Option<String>,
+    /// Web Push endpoints on addresses that are not public are taken
+    /// (`notify.webpush_private_endpoints`).
+    pub push_private_endpoints: bool,
 }
 
 /// One edge node: its parts, and the tasks that hold its engines.
@@ -148,7 +152,10 @@ impl Edge {
         let notifications = Arc::new(Notifications::new(
             core.clone(),
             guard.limits.push_subscriptions_per_user,
-            guard.limits.push_http_endpoints,
+            (
+                guard.limits.push_http_endpoints,
+                parts.push_private_endpoints,
+            ),
             parts.vapid_public.clone(),
             parts.pusher.clone(),
         ));

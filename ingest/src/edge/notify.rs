@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use parley_engines::egress::is_public;
 use parley_engines::push::{Push, Pusher};
 use parley_engines::state::StoredSubscription;
 use parley_schemas::ids::ConversationId;
@@ -42,6 +43,9 @@ pub struct Notifications {
     /// Web Push endpoints over plain `http://` (a push service on a
     /// private network, or a test's); `https://` only otherwise.
     http_endpoints: bool,
+    /// Web Push endpoints on addresses that are not public (loopback,
+    /// private, ...): `notify.webpush_private_endpoints`.
+    private_endpoints: bool,
     /// The VAPID public key, when Web Push is on.
     vapid_public: Option<String>,
     /// Where a conversation's new settings go: the user's devices.
@@ -101,11 +105,43 @@ fn validate(s: &PushSubscription, http_endpoints: bool) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// Refuses a Web Push endpoint whose host is not a public address (the
+/// processors check again where they connect; this tells the user now).
+/// The host is read as the HTTP client reads it (`127.1`, `0x7f000001`
+/// and `2130706433` are 127.0.0.1), and a name is looked up: one that
+/// finds only addresses that are not public is refused, one that finds
+/// nothing yet is left to the processors' check.
+async fn public_endpoint(endpoint: &str) -> Result<(), ApiError> {
+    let refused = || ApiError::bad_request("endpoint must be on a public address");
+    let url = reqwest::Url::parse(endpoint).map_err(|_| refused())?;
+    let host = url.host_str().ok_or_else(refused)?;
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        return if is_public(ip) {
+            Ok(())
+        } else {
+            Err(refused())
+        };
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let lookup = tokio::net::lookup_host((host.to_owned(), port));
+    let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await;
+    match found {
+        Ok(Ok(found)) => {
+            let found: Vec<_> = found.map(|a| a.ip()).collect();
+            if !found.is_empty() && !found.iter().copied().any(is_public) {
+                return Err(refused());
+            }
+            Ok(())
+        }
+        Ok(Err(_)) | Err(_) => Ok(()),
+    }
+}
+
 impl Notifications {
     pub fn new(
         core: Arc<Core>,
         per_user: usize,
-        http_endpoints: bool,
+        (http_endpoints, private_endpoints): (bool, bool),
         vapid_public: Option<String>,
         pusher: Arc<dyn Pusher>,
     ) -> Notifications {
@@ -113,6 +149,7 @@ impl Notifications {
             core,
             per_user,
             http_endpoints,
+            private_endpoints,
             vapid_public,
             pusher,
         }
@@ -133,6 +170,11 @@ impl Notifications {
         sub: PushSubscription,
     ) -> Result<SubscriptionCreated, ApiError> {
         validate(&sub, self.http_endpoints)?;
+        if let PushSubscription::Webpush { endpoint, .. } = &sub {
+            if !self.private_endpoints {
+                public_endpoint(endpoint).await?;
+            }
+        }
         let json = serde_json::to_string(&sub).expect("subscriptions serialize");
         let held = self.core.state.subscriptions(caller.user).await?;
         if let Some(same) = held

@@ -79,7 +79,11 @@ impl Media {
         let mut w = self.blobs().writer().await?;
         w.write(Bytes::from(meta)).await?;
         w.commit(&format!("{}meta", dir(id))).await?;
-        Ok(self.state(id, &session, 0))
+        let state = self.state(id, &session, 0);
+        // Charged its whole size now: parts of many sessions cannot hold
+        // more than the day's quota.
+        self.quota.begin(user, id, size, state.expires_at);
+        Ok(state)
     }
 
     /// Where session `id` of `user` stands; `not_found` for anyone else.
@@ -102,6 +106,7 @@ impl Media {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.guard().media_chunks.check(&user)?;
         let (id, session, parts) = self.session(user, id).await?;
         let at = offset(&parts);
         if total.is_some_and(|t| t != session.size) {
@@ -116,7 +121,17 @@ impl Media {
                 format!("the upload is at byte {at}; send from there"),
             ));
         }
-        let room = session.size - at;
+        // Parts past the size (two chunks raced to one offset) end the
+        // session's use: refused, never an underflow.
+        let room = match session.size.checked_sub(at) {
+            Some(room) if room > 0 => room,
+            _ => {
+                return Err(ApiError::new(
+                    parley_schemas::wire::ErrorCode::Conflict,
+                    format!("the upload holds {at} of {} bytes", session.size),
+                ))
+            }
+        };
         let mut body = self.chunks(body);
         let mut w = self.blobs().writer().await?;
         let mut got = 0u64;
@@ -173,8 +188,11 @@ impl Media {
             })
             .try_flatten()
             .boxed();
-        // Admitted at `begin`; the quota is charged here, by the store.
-        let stored = self.store(user, session.mime.as_deref(), stream).await?;
+        // Charged at `begin` if it began on this edge; else as it is stored.
+        let charged = self.quota.finish(user, id);
+        let stored = self
+            .store(user, session.mime.as_deref(), stream, charged)
+            .await?;
         self.drop_session(id).await?;
         Ok(stored)
     }
@@ -214,7 +232,8 @@ impl Media {
         let meta: Vec<Bytes> = meta.try_collect().await?;
         let session: Session = serde_json::from_slice(&meta.concat())
             .map_err(|e| ApiError::from(EngineError::State(format!("upload meta: {e}"))))?;
-        if session.owner != user {
+        // Past its time it is the sweeper's (and its charge refunded).
+        if session.owner != user || self.state(id, &session, 0).expires_at <= now_ms() {
             return Err(missing());
         }
         let parts = self.parts(id).await?;

@@ -46,8 +46,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let deadline = edge.limits().header_timeout();
-    let max = edge.limits().connections;
-    crate::serve::accept_loop(listener, max, shutdown, |tcp, peer, place| {
+    let opts = crate::serve::ServeOptions::plain(edge.limits());
+    crate::serve::accept_loop(listener, &opts, shutdown, |tcp, peer, place| {
         let edge = edge.clone();
         let tls = tls.clone();
         let ip = Some(peer.ip()).filter(|ip| !ip.is_loopback());
@@ -56,7 +56,8 @@ pub async fn serve(
             match tls {
                 None => serve_stream(edge, ip, tcp).await,
                 Some(tls) => {
-                    if let Some(stream) = crate::serve::handshake(&tls, tcp, deadline).await {
+                    let by = tokio::time::Instant::now() + deadline;
+                    if let Some(stream) = crate::serve::handshake(&tls, tcp, by).await {
                         serve_stream(edge, ip, stream).await;
                     }
                 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use parley_engines::egress::is_public;
 use parley_schemas::wire::WebPushKeys;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use ring::rand::SystemRandom;
@@ -100,30 +101,6 @@ pub struct WebPush {
     private_endpoints: bool,
 }
 
-/// Whether `ip` is one the public Internet cannot route to: loopback,
-/// private, link-local, unique-local, unspecified, shared (CGNAT).
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64)
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_private(IpAddr::V4(v4)),
-            None => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (v6.segments()[0] & 0xfe00) == 0xfc00
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        },
-    }
-}
-
 /// Resolves push services' names to public addresses only: an endpoint
 /// is a URL any user may name, and must not reach into the deployment's
 /// own network.
@@ -133,7 +110,7 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let public: Vec<SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
+            let public: Vec<SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
                 return Err(format!("{} has no public address", name.as_str()).into());
             }
@@ -153,7 +130,9 @@ impl WebPush {
         let mut http = reqwest::Client::builder()
             .timeout(timeout)
             // A redirect could lead anywhere: push services answer, not redirect.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect for us, to wherever the URL says.
+            .no_proxy();
         if !private_endpoints {
             http = http.dns_resolver(Arc::new(PublicOnly));
         }
@@ -188,14 +167,17 @@ impl WebPush {
         body: &[u8],
         now: u64,
     ) -> Result<reqwest::Request, String> {
-        let uri: http::Uri = endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
-        // Names go through `PublicOnly`; addresses written out do not.
-        let literal = uri
-            .host()
+        // The URL reqwest connects to, parsed once: its host is what
+        // reqwest dials (`127.1` and `0x7f000001` are 127.0.0.1 here too),
+        // and a name goes through `PublicOnly`.
+        let url: reqwest::Url = endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
+        let literal = url
+            .host_str()
             .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok());
-        if !self.private_endpoints && literal.is_some_and(is_private) {
-            return Err("the endpoint is a private address".into());
+        if !self.private_endpoints && literal.is_some_and(|ip| !is_public(ip)) {
+            return Err("the endpoint is not a public address".into());
         }
+        let uri: http::Uri = url.as_str().parse().map_err(|e| format!("endpoint: {e}"))?;
         let public = PublicKey::from_sec1_bytes(&decoded(&keys.p256dh)?)
             .map_err(|_| "keys.p256dh is not a P-256 point".to_owned())?;
         let auth = decoded(&keys.auth)?;
@@ -212,10 +194,7 @@ impl WebPush {
             uri.authority().map_or("", |a| a.as_str())
         );
         let (parts, payload) = built.into_parts();
-        let mut request = reqwest::Request::new(
-            reqwest::Method::POST,
-            endpoint.parse().map_err(|e| format!("endpoint: {e}"))?,
-        );
+        let mut request = reqwest::Request::new(reqwest::Method::POST, url);
         *request.headers_mut() = parts.headers;
         request.headers_mut().insert(
             reqwest::header::AUTHORIZATION,
@@ -233,25 +212,56 @@ impl WebPush {
 mod tests {
     use super::*;
 
-    #[test]
-    fn private_addresses_are_told_apart() {
-        for ip in [
+    /// The P-256 base point, uncompressed: a valid browser key.
+    const P256DH: &str =
+        "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
+
+    /// Every way of writing a loopback or metadata host, against a
+    /// listener on loopback that must see no connection: the sink checks
+    /// the address it would dial, not the string.
+    #[tokio::test]
+    async fn no_host_form_reaches_a_private_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let vapid = Vapid::new(&Vapid::generate(), "mailto:ops@example.org").unwrap();
+        let push = WebPush::new(vapid, Duration::from_secs(2), false);
+        let keys = WebPushKeys {
+            p256dh: P256DH.into(),
+            auth: URL_SAFE_NO_PAD.encode([7u8; 16]),
+        };
+        for host in [
             "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
+            "localhost",
+            "0x7f000001",
+            "2130706433",
+            "127.1",
+            "0177.0.0.1",
+            "0",
+            "[::1]",
+            "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::7f00:1]",
+            "[2002:7f00:1::]",
+            "0xa9fea9fe",
         ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
+            for scheme in ["http", "https"] {
+                let endpoint = format!("{scheme}://{host}:{port}/push");
+                let got = push.send(&endpoint, &keys, b"{}", 0).await;
+                assert!(matches!(got, Outcome::Failed(_)), "{endpoint}: {got:?}");
+            }
         }
-        for ip in ["8.8.8.8", "100.128.0.1", "2606:4700::1111", "142.250.1.1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the loopback listener was reached: {other:?}"),
         }
+        // The same sink with private endpoints allowed does reach it:
+        // the listener above is a working target.
+        let vapid = Vapid::new(&Vapid::generate(), "mailto:ops@example.org").unwrap();
+        let open = WebPush::new(vapid, Duration::from_millis(300), true);
+        let _ = open
+            .send(&format!("http://127.1:{port}/push"), &keys, b"{}", 0)
+            .await;
+        assert!(listener.accept().is_ok(), "allowed, it connects");
     }
 }
