@@ -247,7 +247,7 @@ impl HistoryWriter {
 impl Processor for HistoryWriter {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         let mut batch = HistoryBatch::default();
-        let events: Vec<(u64, Event)> = events(topics::EVENTS, partition, records).collect();
+        let events: Vec<(u64, Event)> = events(topics::EVENTS, partition, records)?;
         let built: Result<()> = async {
             self.load_for(&events).await?;
             for (offset, event) in events {
@@ -357,7 +357,8 @@ impl SessionWriter {
 #[async_trait]
 impl Processor for SessionWriter {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
-        let beats: Vec<Heartbeat> = events(topics::PRESENCE, partition, records)
+        let beats: Vec<Heartbeat> = events(topics::PRESENCE, partition, records)?
+            .into_iter()
             .filter_map(|(_, e)| match e {
                 Event::Heartbeat(hb) => Some(hb),
                 _ => None,

@@ -266,7 +266,7 @@ impl Processor for Sequencer {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         self.pending = Pending::default();
         let mut ops = Vec::new();
-        for (offset, event) in events(topics::INBOX, partition, records) {
+        for (offset, event) in events(topics::INBOX, partition, records)? {
             match event {
                 Event::InboxItem(InboxItem { user, message, .. }) => {
                     let c = message.conversation;

@@ -57,6 +57,13 @@ pub enum EngineError {
     Poisoned(String),
     #[error("the engine is shut down")]
     Closed,
+    #[error("record {topic}/{partition}@{offset} does not decode ({reason}): the partition waits for a build that reads it")]
+    Undecodable {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        reason: String,
+    },
     #[error("state store error: {0}")]
     State(String),
     #[error("backend unavailable: {0}")]
@@ -81,7 +88,10 @@ impl EngineError {
                 | io::ErrorKind::WouldBlock => Retry::Later,
                 _ => Retry::Never,
             },
-            EngineError::Unavailable(_) | EngineError::Poisoned(_) => Retry::Later,
+            // A record of a newer build: readable once this node is upgraded.
+            EngineError::Unavailable(_)
+            | EngineError::Poisoned(_)
+            | EngineError::Undecodable { .. } => Retry::Later,
             _ => Retry::Never,
         }
     }

@@ -42,7 +42,7 @@ static POISONED: LazyLock<IntGauge> = LazyLock::new(|| {
 static UNDECODABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "parley_undecodable_records_total",
-        "Log records no job could decode, skipped",
+        "Log records a job could not decode; the partition waits on them",
         &["topic"]
     )
     .expect("metric registers once")
@@ -104,7 +104,7 @@ impl InternalEvent for RecordUndecodable<'_> {
     fn emit(self) {
         UNDECODABLE.with_label_values(&[self.topic]).inc();
         tracing::error!(topic = self.topic, partition = self.partition, offset = self.offset,
-            error = %self.error, "undecodable record skipped");
+            error = %self.error, "undecodable record: the partition waits for a build that reads it");
     }
 }
 

@@ -22,17 +22,16 @@ use crate::state::{Applied, JobStore, StateOp};
 use crate::telemetry::emit;
 
 /// The events of `records` with their offsets, in order. A record that
-/// does not decode is logged, counted and skipped: one record nobody can
-/// read must not stall a partition, and the log keeps it for inspection.
-pub fn events<'a>(
-    topic: &'a str,
-    partition: u32,
-    records: &'a [Record],
-) -> impl Iterator<Item = (u64, Event)> + 'a {
+/// does not decode (a newer build's, during a rolling upgrade, or a
+/// corrupt one) fails the batch: the job retries it with backoff and the
+/// partition waits, counted in `parley_undecodable_records_total` and
+/// alerted on, until a build that reads it takes over. Skipping it would
+/// drop what may be an acked message.
+pub fn events(topic: &str, partition: u32, records: &[Record]) -> Result<Vec<(u64, Event)>> {
     records
         .iter()
-        .filter_map(move |r| match codec::decode(&r.payload) {
-            Ok(e) => Some((r.offset, e)),
+        .map(|r| match codec::decode(&r.payload) {
+            Ok(e) => Ok((r.offset, e)),
             Err(e) => {
                 emit(RecordUndecodable {
                     topic,
@@ -40,9 +39,15 @@ pub fn events<'a>(
                     offset: r.offset,
                     error: &e,
                 });
-                None
+                Err(EngineError::Undecodable {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset: r.offset,
+                    reason: e.to_string(),
+                })
             }
         })
+        .collect()
 }
 
 /// One job's logic over a batch of records.
@@ -92,7 +97,8 @@ pub struct JobSpec {
 const IDLE_CHECK: Duration = Duration::from_secs(2);
 
 /// Runs until `shutdown` is cancelled. Failures are retried with backoff
-/// (the batch is never skipped: skipping would lose messages). `state` is
+/// (the batch is never skipped, not even for a record that does not
+/// decode: skipping would lose messages). `state` is
 /// where the job's output goes with its offset.
 pub async fn run_job<P: Processor>(
     log: Arc<dyn Log>,

@@ -89,3 +89,86 @@ async fn lingering_collects_a_stream_and_lets_a_lone_record_go() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// Counts its attempts; fails the batch when a record does not decode.
+struct Decoding {
+    attempts: Arc<tokio::sync::Notify>,
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+#[async_trait]
+impl Processor for Decoding {
+    async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
+        self.attempts.notify_one();
+        let events = parley_engines::job::events("t", partition, records)?;
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(events.into_iter().map(|(offset, _)| offset));
+        Ok(Vec::new())
+    }
+}
+
+/// A record of a newer build (an envelope version this one does not
+/// know) stops the partition there, retried and counted, and is never
+/// skipped: the record after it is not processed either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_does_not_decode_stops_the_partition_and_is_never_skipped() {
+    use parley_engines::state::JobStore;
+    use parley_schemas::codec;
+    use parley_schemas::event::{Event, Heartbeat};
+    use parley_schemas::ids::{DeviceId, UserId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<dyn Log> =
+        Arc::new(SegmentLog::open(dir.path().join("log"), SegmentLogOptions::default()).unwrap());
+    let state = Arc::new(RedbState::open(dir.path().join("s.redb")).unwrap());
+    log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    let beat = |ts| {
+        Bytes::from(codec::encode(&Event::Heartbeat(Heartbeat {
+            user: UserId(1),
+            device: DeviceId(1),
+            active: true,
+            closing: false,
+            ts,
+        })))
+    };
+    let mut newer = codec::encode(&Event::Heartbeat(Heartbeat {
+        user: UserId(1),
+        device: DeviceId(1),
+        active: true,
+        closing: false,
+        ts: 2,
+    }));
+    newer[1] = codec::VERSION + 1;
+    log.append("t", 0, vec![beat(1)]).await.unwrap();
+    let attempts = Arc::new(tokio::sync::Notify::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let job = Decoding {
+        attempts: attempts.clone(),
+        seen: seen.clone(),
+    };
+    let spec = JobSpec {
+        job: "j".into(),
+        topic: "t".into(),
+        partition: 0,
+        batch: 1,
+        linger: Duration::ZERO,
+        caught_up: None,
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_job(log.clone(), state.clone(), spec, job, stop.clone()));
+    attempts.notified().await;
+    log.append("t", 0, vec![Bytes::from(newer), beat(3)])
+        .await
+        .unwrap();
+    // The first record, then the newer one tried again and again (with
+    // backoff) while the partition waits.
+    for _ in 0..4 {
+        attempts.notified().await;
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![0], "nothing past the record");
+    assert_eq!(state.job_offset("j", 0).await.unwrap(), Some(1));
+    stop.cancel();
+    task.await.unwrap();
+}

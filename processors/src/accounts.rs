@@ -24,7 +24,7 @@ pub struct AccountsJob;
 impl Processor for AccountsJob {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         let mut ops = Vec::new();
-        for (offset, event) in events(topics::ACCOUNTS, partition, records) {
+        for (offset, event) in events(topics::ACCOUNTS, partition, records)? {
             match event {
                 Event::AccountCreated(a) => ops.push(StateOp::RestoreAccount {
                     user: a.user,

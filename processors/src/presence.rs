@@ -122,7 +122,7 @@ impl Processor for PresenceJob {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         // The last word per user in this batch: (online, last_seen, at).
         let mut latest: HashMap<UserId, (bool, Option<u64>, u64)> = HashMap::new();
-        for (offset, event) in events(topics::PRESENCE, partition, records) {
+        for (offset, event) in events(topics::PRESENCE, partition, records)? {
             let Event::Heartbeat(hb) = event else {
                 tracing::warn!(
                     partition,

@@ -148,7 +148,7 @@ impl Processor for Router {
                 .or_default()
                 .push(Bytes::from(codec::encode(event)));
         };
-        for (offset, event) in events(topics::EVENTS, partition, records) {
+        for (offset, event) in events(topics::EVENTS, partition, records)? {
             match event {
                 Event::MessageSent(m) => {
                     let action = m.body.is_action();

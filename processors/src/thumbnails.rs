@@ -130,7 +130,7 @@ pub fn make(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u8>), String> {
 impl Processor for ThumbnailJob {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         let mut ops = Vec::new();
-        for (_, event) in events(topics::ACCOUNTS, partition, records) {
+        for (_, event) in events(topics::ACCOUNTS, partition, records)? {
             if let Event::MediaAdded(m) = event {
                 if let Some(image) = self.thumbnail(&m).await? {
                     ops.push(StateOp::SetMediaImage {

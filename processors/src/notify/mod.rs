@@ -211,7 +211,8 @@ impl Processor for NotifierJob {
     async fn process(&mut self, partition: u32, records: &[Record]) -> Result<Vec<StateOp>> {
         let now = now_ms();
         let mut items: Vec<(UserId, &MessageSent)> = Vec::new();
-        let decoded: Vec<Event> = events(topics::INBOX, partition, records)
+        let decoded: Vec<Event> = events(topics::INBOX, partition, records)?
+            .into_iter()
             .map(|(_, e)| e)
             .collect();
         for e in &decoded {
