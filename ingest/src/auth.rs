@@ -31,6 +31,9 @@ pub struct AuthConfig {
     pub token_ttl_secs: u64,
     /// Lifetime of refresh tokens.
     pub refresh_ttl_secs: u64,
+    /// How long a sign-in lasts, however often it is refreshed: then the
+    /// device signs in again.
+    pub session_max_secs: u64,
     /// argon2id memory cost; the default is OWASP's 19 MiB. Lower only for
     /// load tests that create many users.
     pub argon2_memory_kib: u32,
@@ -46,6 +49,10 @@ struct Claims {
     /// A refresh token's place in its chain.
     #[serde(default)]
     gen: u64,
+    /// When the sign-in began (seconds); tokens from before it was
+    /// carried count from their own `iat`.
+    #[serde(default)]
+    auth: u64,
     aud: String,
     iat: u64,
     exp: u64,
@@ -57,6 +64,8 @@ pub struct Verified {
     pub caller: Caller,
     pub sid: u64,
     pub gen: u64,
+    /// When the sign-in began, in seconds.
+    pub auth_time: u64,
 }
 
 /// The authenticated caller.
@@ -96,13 +105,14 @@ impl AuthConfig {
         .unwrap_or(false)
     }
 
-    fn sign(&self, caller: Caller, sid: u64, gen: u64, aud: &str, ttl: u64) -> String {
+    fn sign(&self, caller: Caller, sid: u64, gen: u64, aud: &str, ttl: u64, auth: u64) -> String {
         let iat = now_ms() / 1000;
         let claims = Claims {
             sub: caller.user.to_string(),
             dev: caller.device.to_string(),
             sid,
             gen,
+            auth,
             aud: aud.to_owned(),
             iat,
             exp: iat + ttl,
@@ -117,17 +127,27 @@ impl AuthConfig {
 
     /// An access token of sign-in `sid`.
     pub fn access(&self, caller: Caller, sid: u64) -> String {
-        self.sign(caller, sid, 0, ACCESS, self.token_ttl_secs)
+        self.sign(caller, sid, 0, ACCESS, self.token_ttl_secs, 0)
     }
 
-    /// Refresh token `gen` of sign-in `sid`.
-    pub fn refresh(&self, caller: Caller, sid: u64, gen: u64) -> String {
-        self.sign(caller, sid, gen, REFRESH, self.refresh_ttl_secs)
+    /// Refresh token `gen` of sign-in `sid`, which began at `auth_time`:
+    /// it expires with the refresh lifetime, or with the sign-in's, if
+    /// that comes first.
+    pub fn refresh(&self, caller: Caller, sid: u64, gen: u64, auth_time: u64) -> String {
+        let now = now_ms() / 1000;
+        let left = (auth_time + self.session_max_secs).saturating_sub(now);
+        let ttl = self.refresh_ttl_secs.min(left);
+        self.sign(caller, sid, gen, REFRESH, ttl, auth_time)
+    }
+
+    /// Whether a sign-in that began at `auth_time` is past its lifetime.
+    pub fn session_over(&self, auth_time: u64) -> bool {
+        now_ms() / 1000 >= auth_time.saturating_add(self.session_max_secs)
     }
 
     /// A token for one forward to another edge, which only edges accept.
     pub fn edge(&self, caller: Caller) -> String {
-        self.sign(caller, 0, 0, EDGE, EDGE_TOKEN_SECS)
+        self.sign(caller, 0, 0, EDGE, EDGE_TOKEN_SECS, 0)
     }
 
     /// Checks the signature, the expiry and the audience.
@@ -146,6 +166,10 @@ impl AuthConfig {
             },
             sid: data.claims.sid,
             gen: data.claims.gen,
+            auth_time: match data.claims.auth {
+                0 => data.claims.iat,
+                t => t,
+            },
         })
     }
 }
@@ -159,6 +183,7 @@ mod tests {
             secret: b"test-secret".to_vec(),
             token_ttl_secs: 60,
             refresh_ttl_secs: 600,
+            session_max_secs: 3600,
             argon2_memory_kib: 1024,
         }
     }
@@ -176,10 +201,14 @@ mod tests {
         };
         let v = c.verify(&c.access(caller, 3), ACCESS).unwrap();
         assert_eq!((v.caller, v.sid), (caller, 3));
-        let r = c.verify(&c.refresh(caller, 3, 7), REFRESH).unwrap();
+        let r = c
+            .verify(&c.refresh(caller, 3, 7, now_ms() / 1000), REFRESH)
+            .unwrap();
         assert_eq!((r.sid, r.gen), (3, 7));
         // Each kind only where it belongs.
-        assert!(c.verify(&c.refresh(caller, 3, 7), ACCESS).is_err());
+        assert!(c
+            .verify(&c.refresh(caller, 3, 7, now_ms() / 1000), ACCESS)
+            .is_err());
         assert!(c.verify(&c.access(caller, 3), REFRESH).is_err());
         assert!(c.verify(&c.edge(caller), ACCESS).is_err());
         assert_eq!(c.verify(&c.edge(caller), EDGE).unwrap().caller, caller);
@@ -197,6 +226,7 @@ mod tests {
             dev: "2".into(),
             sid: 1,
             gen: 0,
+            auth: 0,
             aud: ACCESS.into(),
             iat: now - 100,
             exp: now - 10,

@@ -75,6 +75,8 @@ pub struct Guard {
     pub sign_ups_per_ip: Throttle<IpAddr>,
     pub media_uploads: Throttle<UserId>,
     pub media_chunks: Throttle<UserId>,
+    pub account_changes: Throttle<UserId>,
+    pub lookups: Throttle<UserId>,
     pub key_claims: Throttle<UserId>,
     pub mqtt_connects_per_ip: Throttle<IpAddr>,
     hashes: Arc<Semaphore>,
@@ -133,6 +135,13 @@ impl Guard {
                 MINUTE,
                 l.media_chunks_per_min,
             ),
+            account_changes: Throttle::new(
+                Limit::AccountChanges,
+                l.account_changes_per_min,
+                MINUTE,
+                l.account_changes_burst,
+            ),
+            lookups: Throttle::new(Limit::Lookups, l.lookups_per_min, MINUTE, l.lookups_burst),
             key_claims: Throttle::new(
                 Limit::KeyClaims,
                 l.key_claims_per_min,
@@ -167,5 +176,97 @@ impl ApiError {
         // Whole seconds, rounded up: `Retry-After: 0` would invite a spin.
         e.retry_after_secs = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         e
+    }
+}
+
+/// The per-user rates a signed-in request counts against, besides its
+/// route's own: every change that appends to the account log or rewrites
+/// a user's stored settings, and look-ups of other users.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Throttled {
+    AccountChange,
+    Lookup,
+}
+
+impl Guard {
+    /// The per-user rates of [`throttled`] for a signed-in request.
+    pub fn check_route(
+        &self,
+        (method, path): (&axum::http::Method, &str),
+        user: UserId,
+    ) -> Result<(), ApiError> {
+        match throttled(method, path) {
+            Some(Throttled::AccountChange) => self.account_changes.check(&user),
+            Some(Throttled::Lookup) => self.lookups.check(&user),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(crate) fn throttled(method: &axum::http::Method, path: &str) -> Option<Throttled> {
+    let parts: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+    if method == axum::http::Method::GET {
+        return match parts.as_slice() {
+            ["users", id] | ["users", id, "presence"] if *id != "me" => Some(Throttled::Lookup),
+            _ => None,
+        };
+    }
+    let change = matches!(
+        parts.as_slice(),
+        ["users", "me"]
+            | ["users", "me", "privacy"]
+            | ["contacts", ..]
+            | ["blocks", ..]
+            | ["groups", ..]
+            | ["invites", ..]
+            | ["push", "subscriptions", ..]
+            | ["push", "settings"]
+            | ["conversations", _, "mute" | "pin" | "archive"]
+    );
+    change.then_some(Throttled::AccountChange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_changes_and_look_ups_are_told_from_the_rest() {
+        use axum::http::Method;
+        let t = |m: Method, p: &str| throttled(&m, p);
+        for p in [
+            "/v1/users/me",
+            "/v1/users/me/privacy",
+            "/v1/contacts",
+            "/v1/contacts/5",
+            "/v1/blocks/5",
+            "/v1/groups",
+            "/v1/groups/9/members",
+            "/v1/groups/9/invites",
+            "/v1/invites/abc",
+            "/v1/push/subscriptions",
+            "/v1/push/settings",
+            "/v1/conversations/d:1:2/mute",
+            "/v1/conversations/g:9/archive",
+        ] {
+            for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+                assert_eq!(t(m, p), Some(Throttled::AccountChange), "{p}");
+            }
+        }
+        assert_eq!(t(Method::GET, "/v1/users/7"), Some(Throttled::Lookup));
+        assert_eq!(
+            t(Method::GET, "/v1/users/7/presence"),
+            Some(Throttled::Lookup)
+        );
+        for (m, p) in [
+            (Method::GET, "/v1/users/me"),
+            (Method::GET, "/v1/contacts"),
+            (Method::POST, "/v1/media"),
+            (Method::PUT, "/v1/media/uploads/x"),
+            (Method::GET, "/v1/conversations/d:1:2/messages"),
+            (Method::POST, "/v1/messages"),
+        ] {
+            assert_eq!(t(m.clone(), p), None, "{m} {p}");
+        }
     }
 }

@@ -140,7 +140,10 @@ impl FromRequestParts<AppState> for Caller {
         {
             return state.edge.sessions().verify_edge(&token);
         }
-        state.edge.verify_token(&token).await
+        let caller = state.edge.verify_token(&token).await?;
+        let route = (&parts.method, parts.uri.path());
+        state.edge.guard().check_route(route, caller.user)?;
+        Ok(caller)
     }
 }
 

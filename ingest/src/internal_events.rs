@@ -458,6 +458,13 @@ pub enum Limit {
     Prekeys,
     /// A user's push subscriptions past `limits.push_subscriptions_per_user`.
     PushSubscriptions,
+    /// Muted or archived conversations past their cap per user.
+    KeptConversations,
+    /// Account changes (profile, contacts, blocks, privacy, groups, push
+    /// and conversation settings, refreshes) per minute per user.
+    AccountChanges,
+    /// Profile and presence look-ups per minute per caller.
+    Lookups,
     /// Reports per minute per user.
     Reports,
     /// Forwarded sends per minute per user (`limits.forwards_*`).
@@ -505,6 +512,9 @@ impl Limit {
             Limit::KeyClaims => "key_claims",
             Limit::Prekeys => "prekeys",
             Limit::PushSubscriptions => "push_subscriptions",
+            Limit::KeptConversations => "kept_conversations",
+            Limit::AccountChanges => "account_changes",
+            Limit::Lookups => "lookups",
             Limit::Reports => "reports",
             Limit::Forwards => "forwards",
             Limit::Exports => "exports",

@@ -83,6 +83,15 @@ pub struct Limits {
     /// Key bundle fetches (`GET /v1/users/{id}/keys`) per minute per
     /// caller: each takes one-time prekeys that cannot be given back.
     pub key_claims_per_min: u32,
+    /// Changes that append to the account log (profile, contacts, blocks,
+    /// privacy, groups, invites, push and conversation settings, token
+    /// refreshes) per minute per user, and the burst.
+    pub account_changes_per_min: u32,
+    pub account_changes_burst: u32,
+    /// Profile and presence look-ups (`GET /v1/users/{id}`,
+    /// `/v1/users/{id}/presence`) per minute per caller, and the burst.
+    pub lookups_per_min: u32,
+    pub lookups_burst: u32,
     /// Push subscriptions one user may hold, across their devices.
     pub push_subscriptions_per_user: usize,
     /// Accept Web Push endpoints over plain `http://` (a push service on
@@ -150,6 +159,13 @@ impl Default for Limits {
             media_unsent_ms: 24 * 3600 * 1000,
             media_session_ms: 24 * 3600 * 1000,
             key_claims_per_min: 60,
+            // A person changes a setting now and then; a client that
+            // migrates a contact list in a burst still fits.
+            account_changes_per_min: 60,
+            account_changes_burst: 300,
+            // Opening a large group looks up its members' profiles.
+            lookups_per_min: 600,
+            lookups_burst: 1_100,
             push_subscriptions_per_user: 20,
             push_http_endpoints: false,
             edit_window_ms: parley_schemas::wire::EDIT_WINDOW_MS,

@@ -55,6 +55,9 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// Lifetime of a refresh token (each works once).
     pub refresh_ttl_secs: u64,
+    /// Lifetime of a sign-in, however often it is refreshed: a stolen
+    /// refresh chain ends with it.
+    pub session_max_secs: u64,
     /// argon2id memory cost in KiB (OWASP's 19 MiB by default).
     pub argon2_memory_kib: u32,
     /// Groups with more current members than this get read fan-out (one
@@ -107,6 +110,7 @@ impl Default for Config {
             jwt_secret: None,
             token_ttl_secs: 15 * 60,
             refresh_ttl_secs: 30 * 24 * 3600,
+            session_max_secs: 90 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
             group_read_fanout_above: parley_processors::router::READ_FANOUT_ABOVE,
             tls_cert: None,

@@ -213,6 +213,7 @@ fn auth_config(cfg: &Config) -> Result<AuthConfig> {
         secret: jwt_secret(cfg)?,
         token_ttl_secs: cfg.token_ttl_secs,
         refresh_ttl_secs: cfg.refresh_ttl_secs,
+        session_max_secs: cfg.session_max_secs,
         argon2_memory_kib: cfg.argon2_memory_kib,
     })
 }

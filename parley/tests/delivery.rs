@@ -171,7 +171,8 @@ async fn a_live_item_waits_for_the_backlog_and_only_the_device_moves_its_cursor(
         .write((1..=5).map(|s| put(u, s, message(1, u, 100 + s))).collect())
         .await
         .unwrap();
-    // Connects with 5 pending, gets item 6 live, leaves without syncing.
+    // Connects with 5 pending, item 6 comes live, it syncs and leaves
+    // without confirming.
     let mut feed = Feed::open(state.clone(), UserId(u), DeviceId(1))
         .await
         .unwrap();
@@ -184,6 +185,10 @@ async fn a_live_item_waits_for_the_backlog_and_only_the_device_moves_its_cursor(
         feed.item(6, msg, None).is_empty(),
         "6 may not overtake 1..5"
     );
+    // Nor does anything older go before the device says where it stands:
+    // a `sync {since}` may follow.
+    assert!(drain(&mut feed).await.is_empty(), "nothing before its sync");
+    feed.sync(None).await.unwrap();
     let sent: Vec<u64> = drain(&mut feed).await.iter().map(|(s, _)| *s).collect();
     assert_eq!(sent, vec![1, 2, 3, 4, 5, 6], "the backlog first, in order");
     // Written is not confirmed: the stored cursor stays.

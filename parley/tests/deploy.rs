@@ -20,8 +20,23 @@ fn help(role: &str) -> String {
 
 /// The config keys `PARLEY__*` may set.
 fn config_keys() -> BTreeSet<String> {
-    let v = serde_json::to_value(parley::Config::default()).unwrap();
-    v.as_object().unwrap().keys().cloned().collect()
+    // Nested tables as the environment names them: `limits__connections`.
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        for (k, v) in v.as_object().into_iter().flatten() {
+            let key = format!("{prefix}{k}");
+            if v.is_object() {
+                walk(&format!("{key}__"), v, out);
+            }
+            out.insert(key);
+        }
+    }
+    let mut keys = BTreeSet::new();
+    walk(
+        "",
+        &serde_json::to_value(parley::Config::default()).unwrap(),
+        &mut keys,
+    );
+    keys
 }
 
 /// Loads the config an invocation would get from its environment (with

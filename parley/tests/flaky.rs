@@ -66,9 +66,12 @@ async fn a_live_message_never_overtakes_the_backlog_of_a_device_that_has_not_syn
     for i in 0..30 {
         backlog.push(a.say(&bob.id, &format!("b-{i}"), "old").await["msg_id"].clone());
     }
-    // Bob connects and, before he syncs, a new message arrives.
+    // Bob connects and, before he syncs, a new message arrives: it waits
+    // behind the backlog, which waits for his sync.
     let mut phone = Client::connect(&s.url, &bob_token).await;
     let live = a.say(&bob.id, "live", "new").await["msg_id"].clone();
+    assert!(phone.quiet("msg", Duration::from_millis(300)).await);
+    phone.send(json!({"type": "sync"})).await;
     let mut got = Vec::new();
     for _ in 0..31 {
         let m = phone.expect("msg").await;
@@ -81,7 +84,7 @@ async fn a_live_message_never_overtakes_the_backlog_of_a_device_that_has_not_syn
         .map(|(i, id)| (i as u64 + 1, id.clone()))
         .collect();
     assert_eq!(got, expected, "the backlog first, then the live one");
-    // His sync (he confirmed nothing) sends them all again, in order.
+    // Another sync (he confirmed nothing) sends them all again, in order.
     phone.send(json!({"type": "sync"})).await;
     for (seq, _) in &expected {
         assert_eq!(phone.expect("msg").await["seq"].as_u64(), Some(*seq));

@@ -144,3 +144,25 @@ async fn a_configured_jwt_secret_shorter_than_32_bytes_is_refused() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_ends_at_its_lifetime_however_often_it_is_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.session_max_secs = 2;
+    let s = Server::start_with(cfg).await;
+    register(&s.url, "alice").await;
+    let (_, first) = sign_in(&s.url, "alice", None).await;
+    let began = std::time::Instant::now();
+    let (status, second) = refresh(&s.url, &first["refresh_token"]).await;
+    assert_eq!(status, 200, "{second}");
+    // The clock is what is awaited here: past the sign-in's lifetime
+    // (whole seconds, so up to one more), the chain ends.
+    tokio::time::sleep(std::time::Duration::from_secs(3).saturating_sub(began.elapsed())).await;
+    let (status, v) = refresh(&s.url, &second["refresh_token"]).await;
+    assert_eq!(status, 401, "{v}");
+    // Signing in again starts a new lifetime.
+    let (_, again) = sign_in(&s.url, "alice", None).await;
+    assert_eq!(refresh(&s.url, &again["refresh_token"]).await.0, 200);
+    s.stop().await;
+}

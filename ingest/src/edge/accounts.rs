@@ -197,8 +197,16 @@ impl Accounts {
         if let Some(ip) = ip {
             self.guard.sign_ins_per_ip.check(&ip)?;
         }
-        self.guard.sign_ins_per_account.check(&req.username)?;
         let bad = || ApiError::unauthorized("wrong username or password");
+        if !valid_username(&req.username) {
+            // No such account can exist: not worth a throttle key (a flood
+            // of made-up names would grow its map), but the same work and
+            // answer as a wrong password.
+            let hash = self.dummy_hash().await?;
+            self.password_matches(req.password, hash).await;
+            return Err(bad());
+        }
+        self.guard.sign_ins_per_account.check(&req.username)?;
         let account = self.core.state.account_by_name(&req.username).await?;
         let hash = match &account {
             Some(a) => a.password_hash.clone(),

@@ -165,6 +165,7 @@ impl Edge {
             parts.pusher.clone(),
             keys.clone(),
             notifications.clone(),
+            guard.clone(),
         ));
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();

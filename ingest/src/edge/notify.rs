@@ -137,6 +137,24 @@ async fn public_endpoint(endpoint: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Muted or archived conversations one user may keep: their settings are
+/// one stored value, read whole on every change.
+pub const MAX_KEPT: usize = 1_000;
+
+/// Refuses one more entry of a list of `len` that is at [`MAX_KEPT`].
+fn full(present: bool, len: usize, what: &str) -> Result<(), ApiError> {
+    if present || len < MAX_KEPT {
+        return Ok(());
+    }
+    emit(LimitHit {
+        limit: Limit::KeptConversations,
+    });
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        format!("at most {MAX_KEPT} {what} conversations"),
+    ))
+}
+
 impl Notifications {
     pub fn new(
         core: Arc<Core>,
@@ -279,6 +297,7 @@ impl Notifications {
         let key = conversation.to_string();
         match change {
             Keep::Mute(Some(m)) => {
+                full(s.muted.contains_key(&key), s.muted.len(), "muted")?;
                 s.muted.insert(key.clone(), m.until.unwrap_or(0));
             }
             Keep::Mute(None) => {
@@ -298,6 +317,7 @@ impl Notifications {
                 s.pinned.remove(&key);
             }
             Keep::Archive(true) => {
+                full(s.archived.contains(&key), s.archived.len(), "archived")?;
                 s.pinned.remove(&key);
                 s.archived.insert(key.clone());
             }

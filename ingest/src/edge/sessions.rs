@@ -28,6 +28,8 @@ pub struct Sessions {
     keys: Arc<Keys>,
     /// ... and gets no more notifications.
     notifications: Arc<Notifications>,
+    /// Refreshes count as account changes.
+    guard: Arc<crate::guard::Guard>,
 }
 
 fn signed_out() -> ApiError {
@@ -41,6 +43,7 @@ impl Sessions {
         pusher: Arc<dyn Pusher>,
         keys: Arc<Keys>,
         notifications: Arc<Notifications>,
+        guard: Arc<crate::guard::Guard>,
     ) -> Sessions {
         Sessions {
             core,
@@ -48,6 +51,7 @@ impl Sessions {
             pusher,
             keys,
             notifications,
+            guard,
         }
     }
 
@@ -99,13 +103,20 @@ impl Sessions {
             })
             .await?
             .expect("a sign-in always changes the session");
-        Ok(self.session(caller, next))
+        Ok(self.session(caller, next, now_ms() / 1000))
     }
 
     /// Trades refresh token `token` for a new pair. A token used before
     /// signs the device out.
     pub async fn refresh(&self, token: &str) -> Result<Session, ApiError> {
         let v = self.auth.verify(token, REFRESH)?;
+        // Each refresh appends to the account log.
+        self.guard.account_changes.check(&v.caller.user)?;
+        if self.auth.session_over(v.auth_time) {
+            return Err(ApiError::unauthorized(
+                "this sign-in reached its lifetime; sign in again",
+            ));
+        }
         let mut reused = false;
         let next = self
             .change(v.caller, |cur| {
@@ -119,7 +130,7 @@ impl Sessions {
             })
             .await?;
         match next {
-            Some(next) if !reused => Ok(self.session(v.caller, next)),
+            Some(next) if !reused => Ok(self.session(v.caller, next, v.auth_time)),
             Some(_) => {
                 self.ended(v.caller).await?;
                 Err(ApiError::unauthorized(
@@ -160,12 +171,12 @@ impl Sessions {
         })
     }
 
-    fn session(&self, caller: Caller, s: DeviceSession) -> Session {
+    fn session(&self, caller: Caller, s: DeviceSession, auth_time: u64) -> Session {
         Session {
             token: self.auth.access(caller, s.session),
             user_id: caller.user,
             device_id: caller.device,
-            refresh_token: self.auth.refresh(caller, s.session, s.refresh),
+            refresh_token: self.auth.refresh(caller, s.session, s.refresh, auth_time),
             expires_in: self.auth.token_ttl_secs,
         }
     }
