@@ -164,6 +164,10 @@ pub struct GroupState {
     /// Invite links, stored after the rest (state version 2).
     #[serde(skip)]
     pub invites: Vec<Invite>,
+    /// Users an admin removed, oldest first: no invite lets them back in
+    /// until an admin adds them (state version 3, after the invites).
+    #[serde(skip)]
+    pub removed: Vec<UserId>,
 }
 
 pub fn validate_name(name: &str) -> Result<(), Refused> {
@@ -197,6 +201,7 @@ impl GroupState {
             all_delivered: None,
             all_read: None,
             invites: Vec::new(),
+            removed: Vec::new(),
         };
         for &u in std::iter::once(&by).chain(members) {
             if g.current(u).is_none() {
@@ -261,6 +266,7 @@ impl GroupState {
                         format!("the group is full ({MAX_MEMBERS} members)"),
                     ));
                 }
+                self.removed.retain(|r| r != u);
                 self.join(*u, false);
                 Ok(Vec::new())
             }
@@ -280,7 +286,17 @@ impl GroupState {
                     return Err(refused(ErrorCode::NotFound, format!("{u} is not a member")));
                 };
                 m.left = Some(head);
-                m.admin = false;
+                let was_admin = std::mem::replace(&mut m.admin, false);
+                if was_admin {
+                    self.invites_die_with(*u);
+                }
+                if *u != by {
+                    self.removed.retain(|r| r != u);
+                    self.removed.push(*u);
+                    if self.removed.len() > MAX_FORMER {
+                        self.removed.remove(0);
+                    }
+                }
                 // A group is never left without an admin while it has members.
                 if !self.current_members().any(|m| m.admin) {
                     if let Some(next) = self.members.iter_mut().find(|m| m.is_current()) {
@@ -325,6 +341,9 @@ impl GroupState {
                     ));
                 }
                 m.admin = *admin;
+                if !*admin {
+                    self.invites_die_with(*user);
+                }
                 Ok(Vec::new())
             }
             GroupChange::InviteCreated {
@@ -375,6 +394,12 @@ impl GroupState {
                 if self.current(by).is_some() {
                     return Err(refused(ErrorCode::Conflict, "already a member"));
                 }
+                if self.removed.contains(&by) {
+                    return Err(refused(
+                        ErrorCode::Forbidden,
+                        "an admin removed you from this group: only an admin can add you back",
+                    ));
+                }
                 if !self.invites[i].open_at(*at) {
                     return Err(refused(
                         ErrorCode::Forbidden,
@@ -394,6 +419,12 @@ impl GroupState {
                 Ok(Vec::new())
             }
         }
+    }
+
+    /// The invites `user` created stop working: they no longer speak for
+    /// an admin.
+    fn invites_die_with(&mut self, user: UserId) {
+        self.invites.retain(|i| i.created_by != user);
     }
 
     /// Forgets the former member who left first once there are more than
@@ -526,17 +557,26 @@ impl GroupState {
     /// (since version 2) postcard of its invites.
     pub fn encode(&self) -> Vec<u8> {
         let out = postcard::to_extend(self, vec![STATE_VERSION]).expect("group state serializes");
-        postcard::to_extend(&self.invites, out).expect("invites serialize")
+        let out = postcard::to_extend(&self.invites, out).expect("invites serialize");
+        postcard::to_extend(&self.removed, out).expect("removed serialize")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<GroupState, String> {
         let e = |e: postcard::Error| e.to_string();
         match bytes.split_first() {
             Some((1, body)) => postcard::from_bytes(body).map_err(e),
-            Some((&STATE_VERSION, body)) => {
+            Some((2, body)) => {
                 let (mut state, rest): (GroupState, _) =
                     postcard::take_from_bytes(body).map_err(e)?;
                 state.invites = postcard::from_bytes(rest).map_err(e)?;
+                Ok(state)
+            }
+            Some((&STATE_VERSION, body)) => {
+                let (mut state, rest): (GroupState, _) =
+                    postcard::take_from_bytes(body).map_err(e)?;
+                let (invites, rest) = postcard::take_from_bytes(rest).map_err(e)?;
+                state.invites = invites;
+                state.removed = postcard::from_bytes(rest).map_err(e)?;
                 Ok(state)
             }
             Some((v, _)) => Err(format!("unknown group state version {v}")),
@@ -545,8 +585,9 @@ impl GroupState {
     }
 }
 
-/// 1: without invites; 2: invites after the rest.
-const STATE_VERSION: u8 = 2;
+/// 1: without invites; 2: invites after the rest; 3: then the users an
+/// admin removed.
+const STATE_VERSION: u8 = 3;
 
 #[cfg(test)]
 #[path = "group_tests.rs"]

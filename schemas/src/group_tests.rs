@@ -202,15 +202,70 @@ fn state_round_trips_and_rejects_garbage() {
 }
 
 #[test]
-fn state_of_version_1_decodes_without_invites() {
+fn states_of_versions_1_and_2_decode() {
     let mut g = group();
     g.message(id(7), B);
-    let v2 = g.encode();
-    assert_eq!(v2[0], 2);
-    // Version 1 is version 2 without the (empty) invite list at the end.
+    let v3 = g.encode();
+    assert_eq!(v3[0], 3);
+    // Version 2 is version 3 without the (empty) removed list at the end,
+    // version 1 is version 2 without the (empty) invite list.
+    let mut v2 = v3[..v3.len() - 1].to_vec();
+    v2[0] = 2;
+    assert_eq!(GroupState::decode(&v2).unwrap(), g);
     let mut v1 = v2[..v2.len() - 1].to_vec();
     v1[0] = 1;
     assert_eq!(GroupState::decode(&v1).unwrap(), g);
+}
+
+#[test]
+fn one_an_admin_removed_needs_an_admin_to_come_back() {
+    let mut g = group();
+    let e = |r: Result<Vec<Tick>, Refused>| r.unwrap_err().code;
+    g.apply(A, &created("open", None, None)).unwrap();
+    // B leaves on their own: an invite brings them back.
+    g.apply(B, &GroupChange::Removed(B)).unwrap();
+    g.apply(B, &joined("open", 1)).unwrap();
+    // An admin removes B: no invite does.
+    g.apply(A, &GroupChange::Removed(B)).unwrap();
+    assert_eq!(e(g.apply(B, &joined("open", 2))), ErrorCode::Forbidden);
+    assert_eq!(GroupState::decode(&g.encode()).unwrap(), g, "kept");
+    // Until an admin adds them back; then invites work again after a leave.
+    g.apply(A, &GroupChange::Added(B)).unwrap();
+    g.apply(B, &GroupChange::Removed(B)).unwrap();
+    g.apply(B, &joined("open", 3)).unwrap();
+}
+
+#[test]
+fn invites_die_when_their_creator_stops_being_an_admin() {
+    let mut g = group();
+    let e = |r: Result<Vec<Tick>, Refused>| r.unwrap_err().code;
+    g.apply(
+        A,
+        &GroupChange::Admin {
+            user: B,
+            admin: true,
+        },
+    )
+    .unwrap();
+    g.apply(A, &created("by-a", None, None)).unwrap();
+    g.apply(B, &created("by-b", None, None)).unwrap();
+    // B is demoted: B's invite stops working, A's does not.
+    g.apply(
+        A,
+        &GroupChange::Admin {
+            user: B,
+            admin: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(e(g.apply(D, &joined("by-b", 1))), ErrorCode::NotFound);
+    g.apply(D, &joined("by-a", 1)).unwrap();
+    // A leaves (an admin): A's invites go with them.
+    g.apply(A, &GroupChange::Removed(A)).unwrap();
+    assert_eq!(
+        e(g.apply(UserId(5), &joined("by-a", 2))),
+        ErrorCode::NotFound
+    );
 }
 
 fn created(invite: &str, expires_at: Option<u64>, max_uses: Option<u32>) -> GroupChange {

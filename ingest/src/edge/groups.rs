@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use parley_schemas::event::{Event, GroupEvent};
@@ -43,6 +45,13 @@ impl Groups {
         for u in &req.members {
             self.core.require_user(*u).await?;
         }
+        let together: Vec<UserId> = req
+            .members
+            .iter()
+            .copied()
+            .chain(std::iter::once(caller.user))
+            .collect();
+        self.none_blocks(&req.members, &together).await?;
         let group = GroupId(self.ids.next_id().0);
         let change = GroupChange::Created {
             name: req.name,
@@ -70,10 +79,32 @@ impl Groups {
         if state.entry(caller.user).is_none() {
             return Err(ApiError::forbidden("not a member of this group"));
         }
+        if let GroupChange::Added(u) = &change {
+            let members: Vec<UserId> = state.current_members().map(|m| m.user).collect();
+            self.none_blocks(&[*u], &members).await?;
+        }
         state.apply(caller.user, &change).map_err(refusal)?;
         self.log_change(group, caller.user, change, now_ms())
             .await?;
         Ok(group_info(group, &state))
+    }
+
+    /// Refuses to put any of `put` into a group with someone they block
+    /// among `with`. Who blocks whom is not said.
+    async fn none_blocks(&self, put: &[UserId], with: &[UserId]) -> Result<(), ApiError> {
+        let with: std::collections::HashSet<UserId> = with.iter().copied().collect();
+        let lists = futures::stream::iter(put.iter().copied())
+            .map(|u| async move { self.core.state.blocked(u).await })
+            .buffer_unordered(16);
+        futures::pin_mut!(lists);
+        while let Some(blocked) = lists.next().await {
+            if blocked?.iter().any(|b| with.contains(b)) {
+                return Err(ApiError::forbidden(
+                    "someone would be put in a group with a user they blocked",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The group and its current members, to a current member.

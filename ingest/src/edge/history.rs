@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parley_engines::history::MAX_PAGE;
 use parley_engines::History;
 use parley_schemas::event::MessageSent;
+use parley_schemas::group::Member;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use parley_schemas::wire::{fold, ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
 
@@ -60,8 +61,10 @@ impl HistoryReads {
         // A group member reads the span they were in: nothing before they
         // joined, nothing after they left.
         let (mut before, mut after) = (before, None);
+        let mut span = None;
         if let Access::Group(state) = self.core.access(user, &conversation, false).await? {
             let m = state.entry(user).expect("access found the member");
+            span = Some(m.clone());
             after = m.joined;
             match m.left {
                 Some(None) => return Ok(Vec::new()),
@@ -89,7 +92,10 @@ impl HistoryReads {
             let Some(last) = page.last() else { break };
             before = Some(last.msg_id);
             let full = page.len() == limit - out.len();
-            out.extend(self.folded(user, conversation, &page).await?);
+            out.extend(
+                self.folded(user, conversation, &page, span.as_ref())
+                    .await?,
+            );
             if !full || out.len() == limit {
                 break;
             }
@@ -97,12 +103,15 @@ impl HistoryReads {
         Ok(out)
     }
 
-    /// `page` with the actions on its messages folded in, and quotes.
+    /// `page` with the actions on its messages folded in, and quotes. A
+    /// group member's `span` bounds those too: no edit or reaction made
+    /// after they left, no quote of a message from before they joined.
     async fn folded(
         &self,
         user: UserId,
         conversation: ConversationId,
         page: &[MessageSent],
+        span: Option<&Member>,
     ) -> Result<Vec<MsgFrame>, ApiError> {
         let ids: Vec<MessageId> = page.iter().map(|m| m.msg_id).collect();
         let quoted: Vec<MessageId> = page
@@ -110,10 +119,14 @@ impl HistoryReads {
             .filter_map(|m| m.reply_to)
             .filter(|r| !ids.contains(r))
             .collect();
-        let (actions, quoted) = futures::try_join!(
+        let (mut actions, mut quoted) = futures::try_join!(
             self.history.actions(conversation, &ids),
             self.history.messages(conversation, &quoted),
         )?;
+        if let Some(span) = span {
+            actions.retain(|a| span.sees(a.msg_id));
+            quoted.retain(|q| span.sees(q.msg_id));
+        }
         let frames = |ms: &[MessageSent]| ms.iter().map(|m| m.to_frame(None)).collect::<Vec<_>>();
         Ok(fold(
             user,
@@ -185,8 +198,9 @@ impl HistoryReads {
             // Folded one by one: results are few, and each shows as in
             // its chat (edited, reactions, hidden for the caller). An
             // edit that took the words out takes the message out too.
+            let span = spans.get(&m.conversation);
             let folded = self
-                .folded(user, m.conversation, std::slice::from_ref(m))
+                .folded(user, m.conversation, std::slice::from_ref(m), span)
                 .await?;
             out.extend(folded.into_iter().filter(|f| {
                 let shown = MessageSent {
