@@ -57,6 +57,12 @@ impl ApiError {
     }
 
     /// The WebSocket form; `reference` is the `client_msg_id` it answers.
+    /// Whether this says the caller may not (or no longer) see a thing:
+    /// a listing skips such an entry instead of failing whole.
+    pub fn is_no_access(&self) -> bool {
+        matches!(self.code, ErrorCode::Forbidden | ErrorCode::NotFound)
+    }
+
     pub fn into_frame(self, reference: Option<String>) -> ServerFrame {
         emit(ErrorAnswered { code: self.code });
         ServerFrame::Error(ErrorFrame {

@@ -147,24 +147,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's address, for the per-address limits: the peer's, or with
-/// `limits.trust_forwarded_for` (behind a proxy) the first
-/// `X-Forwarded-For` entry. `None` for loopback peers with no proxy
-/// header: local tools and tests are not throttled per address.
+/// The client's address, for the per-address limits: the peer's, or
+/// behind `limits.trusted_proxy_hops` proxies the `X-Forwarded-For` entry
+/// that many from the right (what the nearest trusted proxy saw; entries
+/// further left are the client's to write). `None` for loopback peers
+/// with no proxy header: local tools and tests are not throttled per
+/// address.
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let forwarded = state
-            .edge
-            .limits()
-            .trust_forwarded_for
-            .then(|| parts.headers.get("x-forwarded-for"))
-            .flatten()
+        let hops = state.edge.limits().proxy_hops();
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            .and_then(|v| crate::limits::forwarded_client(v, hops));
         if forwarded.is_some() {
             return Ok(ClientIp(forwarded));
         }

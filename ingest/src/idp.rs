@@ -50,6 +50,9 @@ pub struct Identity {
     pub username: String,
     /// The `name` claim, if any.
     pub name: Option<String>,
+    /// When the person last proved who they are (`auth_time`, else the
+    /// token's `iat`), in seconds.
+    pub authenticated_at: Option<u64>,
 }
 
 pub struct Idp {
@@ -109,6 +112,9 @@ impl Idp {
                 .get("name")
                 .and_then(|v| v.as_str())
                 .map(str::to_owned),
+            authenticated_at: ["auth_time", "iat"]
+                .iter()
+                .find_map(|c| data.claims.rest.get(*c).and_then(|v| v.as_u64())),
         })
     }
 

@@ -354,6 +354,12 @@ pub enum EdgeTrouble<'a> {
     /// How far behind the pipeline is could not be read; the last measure
     /// stands.
     BacklogUnknown { error: &'a dyn std::fmt::Display },
+    /// A send forwarded to the edge owning its partition failed; the
+    /// client is told `unavailable` without the peer's address.
+    ForwardFailed {
+        node: u32,
+        error: &'a dyn std::fmt::Display,
+    },
 }
 
 impl InternalEvent for EdgeTrouble<'_> {
@@ -386,6 +392,10 @@ impl InternalEvent for EdgeTrouble<'_> {
             } => {
                 tracing::warn!(job, partition, offset, "change durable but not applied yet");
                 "change_not_applied_yet"
+            }
+            EdgeTrouble::ForwardFailed { node, error } => {
+                tracing::warn!(node, %error, "forwarding a send to its partition's edge failed");
+                "forward_failed"
             }
             EdgeTrouble::AcceptFailed { error } => {
                 tracing::warn!(%error, "accepting a connection failed");

@@ -1,6 +1,8 @@
 //! Group invite links (additions, docs/protocol-additions.md): admins
 //! create, list and revoke them under `/v1/groups/{id}/invites`; anyone
-//! signed in joins with `POST /v1/invites/{token}`.
+//! signed in joins with `POST /v1/invites` and `{"token": ...}` (the
+//! token in the body, where proxies do not log it; `POST
+//! /v1/invites/{token}` is still taken, deprecated).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,7 +20,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/groups/{id}/invites", post(create).get(list))
         .route("/v1/groups/{id}/invites/{invite_id}", delete(revoke))
+        .route("/v1/invites", post(join_by_body))
         .route("/v1/invites/{token}", post(join))
+}
+
+#[derive(serde::Deserialize)]
+struct JoinInvite {
+    token: String,
 }
 
 fn group(id: &str) -> Result<GroupId, ApiError> {
@@ -67,4 +75,12 @@ async fn join(
     Path(token): Path<String>,
 ) -> Result<Json<GroupInfo>, ApiError> {
     Ok(Json(s.edge.groups().join(caller, &token).await?))
+}
+
+async fn join_by_body(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(req): Body<JoinInvite>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    Ok(Json(s.edge.groups().join(caller, &req.token).await?))
 }

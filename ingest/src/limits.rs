@@ -37,9 +37,14 @@ pub struct Limits {
     pub sign_ins_per_min_per_account: u32,
     /// Sign-ups per hour per client address.
     pub sign_ups_per_hour_per_ip: u32,
-    /// Behind a proxy: take the client's address from `X-Forwarded-For`.
-    /// Loopback peers without it are not limited per address.
+    /// Behind a proxy: take the client's address from `X-Forwarded-For`
+    /// (the same as `trusted_proxy_hops = 1`). Loopback peers without it
+    /// are not limited per address.
     pub trust_forwarded_for: bool,
+    /// Proxies in front of the edge that each append the address they saw
+    /// to `X-Forwarded-For`: the client's is that many entries from the
+    /// right. 0: the header is not read.
+    pub trusted_proxy_hops: usize,
     /// Password hashes computed at once; more wait their turn.
     pub hashes_at_once: usize,
     /// Open WebSockets on this edge, and per user.
@@ -137,6 +142,7 @@ impl Default for Limits {
             sign_ins_per_min_per_account: 20,
             sign_ups_per_hour_per_ip: 60,
             trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
             hashes_at_once: 4,
             sockets: 200_000,
             sockets_per_user: 16,
@@ -182,7 +188,26 @@ impl Default for Limits {
     }
 }
 
+/// The client's address in an `X-Forwarded-For` value behind `hops`
+/// trusted proxies: the entry `hops` from the right. `None` with no trusted
+/// proxy, or when the header holds fewer entries than proxies (it was not
+/// written by them).
+pub fn forwarded_client(header: &str, hops: usize) -> Option<std::net::IpAddr> {
+    if hops == 0 {
+        return None;
+    }
+    let entries: Vec<&str> = header.split(',').map(str::trim).collect();
+    let at = entries.len().checked_sub(hops)?;
+    entries[at].parse().ok()
+}
+
 impl Limits {
+    /// How many proxies' `X-Forwarded-For` entries are trusted.
+    pub fn proxy_hops(&self) -> usize {
+        self.trusted_proxy_hops
+            .max(usize::from(self.trust_forwarded_for))
+    }
+
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
     }
@@ -201,5 +226,22 @@ impl Limits {
 
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+
+    #[test]
+    fn the_client_is_read_from_the_right_past_the_trusted_proxies() {
+        // A client that writes its own header cannot choose its address.
+        let h = "6.6.6.6, 203.0.113.9";
+        assert_eq!(forwarded_client(h, 1), Some("203.0.113.9".parse().unwrap()));
+        let h = "6.6.6.6, 203.0.113.9, 10.0.0.2";
+        assert_eq!(forwarded_client(h, 2), Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(forwarded_client(h, 0), None, "no proxy trusted");
+        assert_eq!(forwarded_client("203.0.113.9", 2), None, "too few entries");
+        assert_eq!(forwarded_client("not an address", 1), None);
     }
 }

@@ -34,8 +34,8 @@ async fn export(
     ))
 }
 
-/// Deletes the caller's account; the body (`{"password": ...}`) may be
-/// empty for an account of an identity provider.
+/// Deletes the caller's account: the body says `{"password": ...}`, or for
+/// an identity provider's account `{"id_token": ...}` of a fresh sign-in.
 pub(crate) async fn delete_account(
     State(s): State<AppState>,
     caller: Caller,
@@ -47,7 +47,11 @@ pub(crate) async fn delete_account(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))?
     };
-    s.edge.delete_account(caller, req.password).await?;
+    let proof = crate::edge::accounts::DeletionProof {
+        password: req.password,
+        id_token: req.id_token,
+    };
+    s.edge.delete_account(caller, proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

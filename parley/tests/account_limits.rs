@@ -127,3 +127,32 @@ async fn sign_ins_with_names_no_account_can_have_get_the_same_answer_and_no_key(
     assert_eq!(post(&sessions, wrong("alice")).await.0, 429);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_the_client_cannot_choose_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.trusted_proxy_hops = 1;
+    cfg.limits.sign_ups_per_hour_per_ip = 1;
+    let s = Server::start_with(cfg).await;
+    // The proxy appends what it saw (203.0.113.5); whatever the client
+    // wrote before it is the client's own word.
+    let sign_up = |name: &'static str, header: &'static str| {
+        let url = s.url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/users"))
+                .header("x-forwarded-for", header)
+                .json(&json!({"username": name, "password": "password-1"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sign_up("first", "9.9.9.9, 203.0.113.5").await, 201);
+    assert_eq!(sign_up("second", "8.8.8.8, 203.0.113.5").await, 429);
+    assert_eq!(sign_up("third", "203.0.113.6").await, 201, "another client");
+    s.stop().await;
+}

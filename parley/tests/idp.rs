@@ -175,3 +175,52 @@ async fn provider_tokens_become_sessions_and_nothing_else_does() {
     assert_eq!((status, e["code"].as_str()), (404, Some("not_found")));
     plain.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_providers_account_takes_a_fresh_id_token_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        idp: Some(IdpSettings {
+            jwks_file: fixture("idp-jwks.json"),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            username_claim: "preferred_username".into(),
+        }),
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg).await;
+    let (status, v) = exchange(&s.url, &rs(&claims("sub-erin", "erin"))).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let delete = |body: Value| {
+        let (url, token) = (s.url.clone(), token.clone());
+        async move {
+            call(
+                reqwest::Method::DELETE,
+                &format!("{url}/v1/users/me"),
+                &token,
+                Some(body),
+            )
+            .await
+        }
+    };
+    // A session alone deletes nothing.
+    assert_eq!(delete(json!({})).await.0, 400);
+    // Nor a token of another person, nor one of an old sign-in.
+    let other = rs(&claims("sub-frank", "frank"));
+    assert_eq!(delete(json!({"id_token": other})).await.0, 403);
+    let mut old = claims("sub-erin", "erin");
+    old["iat"] = json!(now() - 3600);
+    assert_eq!(delete(json!({"id_token": rs(&old)})).await.0, 403);
+    assert_eq!(
+        get(&s.url, &token, "/v1/users/me").await.0,
+        200,
+        "still there"
+    );
+    // A fresh one of Erin's does.
+    let fresh = rs(&claims("sub-erin", "erin"));
+    let (status, v) = delete(json!({"id_token": fresh})).await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(get(&s.url, &token, "/v1/users/me").await.0, 401);
+    s.stop().await;
+}

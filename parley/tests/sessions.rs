@@ -166,3 +166,24 @@ async fn a_sign_in_ends_at_its_lifetime_however_often_it_is_refreshed() {
     assert_eq!(refresh(&s.url, &again["refresh_token"]).await.0, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_again_on_a_device_closes_the_replaced_sessions_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    register(&s.url, "alice").await;
+    let (_, first) = sign_in(&s.url, "alice", None).await;
+    let device = first["device_id"].as_str().unwrap().to_owned();
+    let mut old = Client::connect(&s.url, token(&first)).await;
+    let (status, again) = sign_in(&s.url, "alice", Some(&device)).await;
+    assert_eq!(status, 200);
+    // The replaced sign-in's socket ends; the new one's works.
+    while old.recv().await.is_some() {}
+    let mut new = Client::connect(&s.url, token(&again)).await;
+    new.send(json!({"type": "heartbeat", "active": true})).await;
+    assert!(
+        new.quiet("error", std::time::Duration::from_millis(200))
+            .await
+    );
+    s.stop().await;
+}

@@ -34,6 +34,17 @@ pub struct Accounts {
     dummy_hash: OnceCell<String>,
 }
 
+/// How recent a provider's sign-in must be to delete its account.
+pub const FRESH_ID_TOKEN_SECS: u64 = 300;
+
+/// What proves a deletion is the account holder's: the password, or for a
+/// provider's account a fresh ID token.
+#[derive(Debug, Default)]
+pub struct DeletionProof {
+    pub password: Option<String>,
+    pub id_token: Option<String>,
+}
+
 fn valid_username(u: &str) -> bool {
     (3..=32).contains(&u.len())
         && u.bytes()
@@ -326,16 +337,37 @@ impl Accounts {
     pub async fn confirm_deletion(
         &self,
         user: UserId,
-        password: Option<String>,
+        proof: DeletionProof,
     ) -> Result<bool, ApiError> {
         let a = self.account(user).await?;
         if a.erased() {
             return Ok(true);
         }
-        if a.password_hash.starts_with("!idp:") {
+        if let Some(subject) = a.password_hash.strip_prefix("!idp:") {
+            // The provider proves it is them, as the password does.
+            let idp = self.idp.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    parley_schemas::wire::ErrorCode::Unavailable,
+                    "the identity provider is not configured",
+                )
+            })?;
+            let token = proof.id_token.ok_or_else(|| {
+                ApiError::bad_request("give a fresh ID token to delete the account")
+            })?;
+            let who = idp.verify(&token)?;
+            let fresh = who
+                .authenticated_at
+                .is_some_and(|t| t + FRESH_ID_TOKEN_SECS >= now_ms() / 1000);
+            if who.subject != subject || !fresh {
+                return Err(ApiError::forbidden(format!(
+                    "an ID token of this account, from a sign-in of the last {} minutes",
+                    FRESH_ID_TOKEN_SECS / 60
+                )));
+            }
             return Ok(false);
         }
-        let password = password
+        let password = proof
+            .password
             .ok_or_else(|| ApiError::bad_request("give your password to delete the account"))?;
         self.guard.sign_ins_per_account.check(&a.username)?;
         let matches = self.password_matches(password, a.password_hash).await;

@@ -32,10 +32,10 @@ impl Edge {
     pub async fn delete_account(
         &self,
         caller: Caller,
-        password: Option<String>,
+        proof: super::accounts::DeletionProof,
     ) -> Result<(), ApiError> {
         let user = caller.user;
-        let erased = self.accounts.confirm_deletion(user, password).await?;
+        let erased = self.accounts.confirm_deletion(user, proof).await?;
         if !erased {
             for g in self.groups_of(caller).await? {
                 match self

@@ -61,7 +61,13 @@ impl Edge {
             let mut before = None;
             while left > 0 {
                 let limit = left.min(MAX_PAGE) as u32;
-                let page = self.history.page(user, c, before, Some(limit)).await?;
+                let page = match self.history.page(user, c, before, Some(limit)).await {
+                    Ok(page) => page,
+                    // A conversation listed but no longer theirs to read
+                    // (a group that forgot them, a deleted peer): skipped.
+                    Err(e) if e.is_no_access() => break,
+                    Err(e) => return Err(e),
+                };
                 let Some(last) = page.last() else { break };
                 before = Some(last.msg_id);
                 left -= page.len();

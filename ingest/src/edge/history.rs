@@ -176,12 +176,22 @@ impl HistoryReads {
         };
         // A group member finds only what was sent while they were one.
         let mut spans = std::collections::HashMap::new();
-        for c in &conversations {
-            if let Access::Group(state) = self.core.access(user, c, false).await? {
-                let m = state.entry(user).expect("access found the member").clone();
-                spans.insert(*c, m);
+        let mut readable = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            match self.core.access(user, &c, false).await {
+                Ok(Access::Group(state)) => {
+                    let m = state.entry(user).expect("access found the member").clone();
+                    spans.insert(c, m);
+                }
+                Ok(Access::Direct) => {}
+                // Listed, but no longer theirs to read: skipped, unless it
+                // is the one conversation asked for.
+                Err(e) if e.is_no_access() && conversation.is_none() => continue,
+                Err(e) => return Err(e),
             }
+            readable.push(c);
         }
+        let conversations = readable;
         if self.no_scrollback {
             return Ok(Vec::new());
         }

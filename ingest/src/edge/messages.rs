@@ -31,6 +31,8 @@ use super::backlog::Backlog;
 use super::core::{Access, Core};
 use crate::auth::{AuthConfig, Caller};
 use crate::error::ApiError;
+use crate::internal_events::EdgeTrouble;
+use parley_engines::telemetry::emit;
 
 /// The group of edge nodes in the cluster.
 pub const GROUP: &str = "ingest";
@@ -239,28 +241,32 @@ impl Messages {
             .body(serde_json::to_vec(&frame).expect("send frames serialize"))
             .send()
             .await;
+        // Peers' addresses and transport errors go to the log only.
+        let failed = |error: &dyn std::fmt::Display, code| {
+            emit(EdgeTrouble::ForwardFailed { node, error });
+            ApiError::new(
+                code,
+                "the edge holding this conversation did not answer; retry",
+            )
+        };
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 // Its address may be stale; ask again next time.
                 self.peers.write().expect("peers").remove(&node);
-                return Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    format!("edge {node} did not answer: {e}"),
-                ));
+                return Err(failed(&e, ErrorCode::Unavailable));
             }
         };
         let ok = resp.status().is_success();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("edge {node}: {e}")))?;
+            .map_err(|e| failed(&e, ErrorCode::Unavailable))?;
         if ok {
-            serde_json::from_slice(&body)
-                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("edge {node}: {e}")))
+            serde_json::from_slice(&body).map_err(|e| failed(&e, ErrorCode::Internal))
         } else {
-            let e: ErrorBody = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("edge {node}: {e}")))?;
+            let e: ErrorBody =
+                serde_json::from_slice(&body).map_err(|e| failed(&e, ErrorCode::Internal))?;
             Err(ApiError::new(e.code, e.message))
         }
     }

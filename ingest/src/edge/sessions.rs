@@ -93,8 +93,10 @@ impl Sessions {
 
     /// Starts a new sign-in of `device` (tokens of earlier ones stop working).
     pub async fn start(&self, caller: Caller) -> Result<Session, ApiError> {
+        let mut replaced = false;
         let next = self
             .change(caller, |cur| {
+                replaced = cur.is_some_and(|c| !c.revoked);
                 Some(DeviceSession {
                     session: cur.map_or(0, |c| c.session) + 1,
                     refresh: 0,
@@ -103,6 +105,12 @@ impl Sessions {
             })
             .await?
             .expect("a sign-in always changes the session");
+        if replaced {
+            // The sign-in it replaces ends now, sockets too, before this
+            // one's tokens exist (so none of its sockets can be closed).
+            self.pusher
+                .deliver(vec![(caller.user, Push::SignedOut(caller.device))]);
+        }
         Ok(self.session(caller, next, now_ms() / 1000))
     }
 

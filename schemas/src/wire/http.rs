@@ -88,6 +88,10 @@ pub struct Profile {
 pub struct DeleteAccount {
     #[serde(default)]
     pub password: Option<String>,
+    /// For an identity provider's account: an ID token of a sign-in of
+    /// the last five minutes.
+    #[serde(default)]
+    pub id_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
