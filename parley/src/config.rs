@@ -69,9 +69,12 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// A second listener for `/healthz`, `/readyz` and `/metrics` only
-    /// (`--ops-listen`); when set, the public listener stops serving
-    /// `/metrics`.
+    /// (`--ops-listen`): where an edge's metrics are served.
     pub ops_listen: Option<SocketAddr>,
+    /// Serve `/metrics` on the public listener too, when there is no ops
+    /// listener (a machine of one's own, tests). Off: what a deployment
+    /// measures is not for the Internet.
+    pub public_metrics: bool,
     /// An MQTT listener for app clients (`--mqtt-listen`), with TLS when
     /// the edge has it; docs/mqtt.md. Off by default. MQTT over WebSocket
     /// is always at `/v1/mqtt` on the edge's listener.
@@ -116,6 +119,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ops_listen: None,
+            public_metrics: false,
             mqtt_listen: None,
             limits: parley_ingest::Limits::default(),
             idp: None,

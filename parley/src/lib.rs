@@ -198,7 +198,7 @@ pub async fn up_with_mqtt(
     let app = AppState {
         edge: edge.clone(),
         ready: ready.clone(),
-        metrics: ops.is_none(),
+        metrics: ops.is_none() && cfg.public_metrics,
     };
     let served = parley_ingest::run(listener, app, opts, shutdown).await;
     stop_mqtt(mqtt).await;
@@ -309,7 +309,7 @@ pub async fn ingest(
     let app = AppState {
         edge: edge.clone(),
         ready: Arc::new(AtomicBool::new(true)),
-        metrics: ops.is_none(),
+        metrics: ops.is_none() && cfg.public_metrics,
     };
     let served = parley_ingest::run(listener, app, opts, shutdown).await;
     stop_mqtt(mqtt).await;

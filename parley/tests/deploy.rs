@@ -174,7 +174,10 @@ fn deploy_files_match_the_binary() {
             .setting("listen")
             .map(|l| l.parse().unwrap())
             .unwrap_or(cfg.listen);
-        let ops = cfg.ops_listen.map(|o| o.port());
+        let ops = inv
+            .setting("ops-listen")
+            .map(|o| o.parse::<std::net::SocketAddr>().unwrap().port())
+            .or(cfg.ops_listen.map(|o| o.port()));
         let mqtt = inv
             .setting("mqtt-listen")
             .map(|m| m.parse::<std::net::SocketAddr>().unwrap().port())

@@ -77,3 +77,18 @@ async fn https_and_wss_with_the_configured_certificate() {
 
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_not_public_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        public_metrics: false,
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg).await;
+    let r = reqwest::get(format!("{}/metrics", s.url)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::get(format!("{}/healthz", s.url)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
