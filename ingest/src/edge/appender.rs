@@ -198,7 +198,17 @@ impl Appender {
                 break;
             }
             for r in &batch.records {
-                if let Ok(Event::MessageSent(m)) = codec::decode(&r.payload) {
+                let event = codec::decode(&r.payload).map_err(|e| {
+                    // A newer build's record: its msg_id is unknown, so
+                    // ids could not be issued above it. Not taken over.
+                    EngineError::Undecodable {
+                        topic: topics::EVENTS.to_owned(),
+                        partition: p,
+                        offset: r.offset,
+                        reason: e.to_string(),
+                    }
+                })?;
+                if let Event::MessageSent(m) = event {
                     self.ids.issue_after(m.msg_id);
                     if m.ts > fresh_after {
                         let first = FirstSend {
