@@ -73,7 +73,7 @@ async fn chunk(
     let (start, total) = headers
         .get(header::CONTENT_RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(content_range)
+        .and_then(parley_schemas::media::parse_content_range)
         .ok_or_else(|| {
             ApiError::bad_request("a chunk needs Content-Range: bytes START-END/TOTAL")
         })?;
@@ -85,21 +85,6 @@ async fn chunk(
         Chunked::Partial(state) => Ok(Json(state).into_response()),
         Chunked::Done(stored) => Ok((StatusCode::CREATED, Json(stored)).into_response()),
     }
-}
-
-/// `bytes START-END/TOTAL` → `(START, TOTAL)`; `TOTAL` may be `*`.
-fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
-    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
-    let (start, end) = range.split_once('-')?;
-    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
-    if end < start {
-        return None;
-    }
-    let total = match total {
-        "*" => None,
-        t => Some(t.parse().ok()?),
-    };
-    Some((start, total))
 }
 
 async fn upload(
@@ -289,6 +274,7 @@ mod tests {
         assert!(matches!(requested("bytes=0-1,5-6", 100), Ranged::Ignored));
         assert!(matches!(requested("pages=1", 100), Ranged::Ignored));
         assert!(!inline("text/html") && !inline("image/svg+xml"));
+        let content_range = parley_schemas::media::parse_content_range;
         assert_eq!(content_range("bytes 0-9/100"), Some((0, Some(100))));
         assert_eq!(content_range("bytes 10-19/*"), Some((10, None)));
         assert_eq!(content_range("bytes 9-1/100"), None);

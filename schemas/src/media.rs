@@ -66,6 +66,23 @@ impl<'de> Deserialize<'de> for MediaId {
     }
 }
 
+/// A resumable chunk's `Content-Range: bytes START-END/TOTAL` (`TOTAL` may
+/// be `*`) → `(START, TOTAL)`; `None` for anything else, an end before its
+/// start included. Total on any input (fuzzed: `schemas/fuzz`).
+pub fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+    if end < start {
+        return None;
+    }
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((start, total))
+}
+
 /// Where an upload's bytes are stored: by content.
 pub fn blob_key(sha256_hex: &str) -> String {
     format!("blobs/{sha256_hex}")

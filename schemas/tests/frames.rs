@@ -79,3 +79,32 @@ fn an_oversized_frame_is_refused_as_too_large_before_parsing() {
         Ok(ClientFrame::Received(_))
     ));
 }
+
+/// The chunk range and invite token parsers (fuzzed in `schemas/fuzz`,
+/// target `upload_invite`): what they take and refuse.
+#[test]
+fn chunk_ranges_and_invite_tokens() {
+    use parley_schemas::group::parse_invite_token;
+    use parley_schemas::ids::GroupId;
+    use parley_schemas::media::parse_content_range;
+    assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, Some(100))));
+    assert_eq!(parse_content_range("bytes 10-19/*"), Some((10, None)));
+    for bad in [
+        "bytes 9-1/100",
+        "items 0-1/2",
+        "bytes 0-1",
+        "bytes -1/2",
+        "bytes 0-18446744073709551616/1",
+        "",
+    ] {
+        assert_eq!(parse_content_range(bad), None, "{bad}");
+    }
+    assert_eq!(
+        parse_invite_token("42.s3cret"),
+        Some((GroupId(42), "s3cret"))
+    );
+    let long = format!("42.{}", "x".repeat(65));
+    for bad in ["42.", ".x", "x.y", "42", long.as_str(), "-1.x"] {
+        assert_eq!(parse_invite_token(bad), None, "{bad}");
+    }
+}

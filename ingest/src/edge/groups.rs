@@ -184,12 +184,8 @@ impl Groups {
 
     /// Joins the group of `token`, as a normal member from now on.
     pub async fn join(&self, caller: Caller, token: &str) -> Result<GroupInfo, ApiError> {
-        let bad = || ApiError::bad_request("not an invite token");
-        let (group, secret) = token.split_once('.').ok_or_else(bad)?;
-        let group: GroupId = group.parse().map_err(|_| bad())?;
-        if secret.is_empty() || secret.len() > 64 {
-            return Err(bad());
-        }
+        let (group, secret) = parley_schemas::group::parse_invite_token(token)
+            .ok_or_else(|| ApiError::bad_request("not an invite token"))?;
         let change = GroupChange::Joined {
             invite: invite_id(secret),
             at: now_ms(),
