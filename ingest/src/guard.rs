@@ -217,7 +217,9 @@ pub(crate) fn throttled(method: &axum::http::Method, path: &str) -> Option<Throt
             | ["users", "me", "privacy"]
             | ["contacts", ..]
             | ["blocks", ..]
-            | ["groups", ..]
+            | ["groups"]
+            | ["groups", _]
+            | ["groups", _, "invites", ..]
             | ["invites", ..]
             | ["push", "subscriptions", ..]
             | ["push", "settings"]
@@ -241,7 +243,7 @@ mod tests {
             "/v1/contacts/5",
             "/v1/blocks/5",
             "/v1/groups",
-            "/v1/groups/9/members",
+            "/v1/groups/9",
             "/v1/groups/9/invites",
             "/v1/invites/abc",
             "/v1/push/subscriptions",
@@ -265,6 +267,10 @@ mod tests {
             (Method::PUT, "/v1/media/uploads/x"),
             (Method::GET, "/v1/conversations/d:1:2/messages"),
             (Method::POST, "/v1/messages"),
+            // An admin's membership changes are bounded by the group's caps.
+            (Method::POST, "/v1/groups/9/members"),
+            (Method::DELETE, "/v1/groups/9/members/5"),
+            (Method::PUT, "/v1/groups/9/admins/5"),
         ] {
             assert_eq!(t(m.clone(), p), None, "{m} {p}");
         }

@@ -470,8 +470,9 @@ pub enum Limit {
     PushSubscriptions,
     /// Muted or archived conversations past their cap per user.
     KeptConversations,
-    /// Account changes (profile, contacts, blocks, privacy, groups, push
-    /// and conversation settings, refreshes) per minute per user.
+    /// Account changes (profile, contacts, blocks, privacy, group creation
+    /// and renames, invites, push and conversation settings, refreshes)
+    /// per minute per user.
     AccountChanges,
     /// Profile and presence look-ups per minute per caller.
     Lookups,
