@@ -4,7 +4,8 @@
 //! image's size and the thumbnail's existence written to the store.
 //!
 //! Off the upload path, and off every other job's: decoding runs on the
-//! blocking pool, one image at a time. The thumbnail is encoded from
+//! blocking pool, at most [`DECODES_AT_ONCE`] images at a time in the
+//! process, whatever the partitions it holds. The thumbnail is encoded from
 //! pixels, so none of the original's metadata (EXIF, location) is in it;
 //! its orientation is applied first, so it shows upright. Images over
 //! [`MAX_IMAGE_PIXELS`] are not decoded, decoder memory is capped, and an
@@ -36,6 +37,12 @@ const MAX_IMAGE_BYTES: u64 = 64 << 20;
 /// Decoder allocations per image.
 const MAX_DECODE_BYTES: u64 = 512 << 20;
 const JPEG_QUALITY: u8 = 80;
+/// Images read and decoded at once in this process, across every
+/// partition's job: each may hold its file and up to [`MAX_DECODE_BYTES`]
+/// of decoder memory, so a node holding 64 partitions is bounded by this,
+/// not by its partition count.
+pub const DECODES_AT_ONCE: usize = 2;
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODES_AT_ONCE);
 
 pub struct ThumbnailJob {
     blobs: Arc<dyn BlobStore>,
@@ -52,6 +59,8 @@ impl ThumbnailJob {
         if !IMAGES.contains(&m.mime.as_str()) || m.size > MAX_IMAGE_BYTES {
             return Ok(None);
         }
+        // The file and the decoder's memory, both under the one bound.
+        let _turn = DECODES.acquire().await.expect("never closed");
         let Some(stream) = self.blobs.read(&blob_key(&m.sha256), None).await? else {
             return Ok(None);
         };
