@@ -14,7 +14,7 @@ use parley_engines::state::InboxStore;
 use parley_engines::{Applied, Record, Result, StateOp};
 use parley_schemas::event::{Event, GroupPost, InboxItem};
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
-use parley_schemas::wire::{PresenceFrame, ServerFrame, SharedMsg};
+use parley_schemas::wire::{ErrorCode, ErrorFrame, PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
 
 use crate::redact;
@@ -313,6 +313,16 @@ impl Processor for Sequencer {
                 Event::StatusAll(s) => {
                     let frame = Arc::new(ServerFrame::Status(s.to_frame(true)));
                     self.pending.pushes.push((s.to, Push::Frame(frame)));
+                }
+                // Live only, like a status: a device offline at the moment
+                // learns it from the message missing from the chat.
+                Event::SendRefused(r) => {
+                    let frame = Arc::new(ServerFrame::Error(ErrorFrame {
+                        code: ErrorCode::Forbidden,
+                        message: r.reason,
+                        reference: Some(r.client_msg_id),
+                    }));
+                    self.pending.pushes.push((r.user, Push::Frame(frame)));
                 }
                 other => {
                     tracing::warn!(

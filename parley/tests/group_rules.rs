@@ -197,3 +197,93 @@ async fn a_members_span_bounds_quotes_edits_and_reactions() {
     assert!(m.get("reactions").is_none_or(Value::is_null), "{m}");
     s.stop().await;
 }
+
+/// Bob keeps sending to the group while Alice removes him. Every send he
+/// was acked for is either delivered to Alice or refused to him with an
+/// `error` naming it: none is acked and silently dropped (the router
+/// judges membership in log order, after the edge's check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_acked_as_its_sender_is_removed_is_delivered_or_refused_aloud() {
+    use std::collections::{HashMap, HashSet};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.sends_per_sec = 10_000;
+    let s = Server::start_with(cfg).await;
+    let ([_, bob, _], [at, bt, _]) = three_signed_in(&s.url).await;
+    let g = create_group(&s.url, &at, "club", &[&bob.id]).await;
+    let mut a = Client::connect(&s.url, &at).await;
+    let mut b = Client::connect(&s.url, &bt).await;
+    const N: usize = 150;
+    let frame = |i: usize| send_frame(&g, &format!("c{i}"), &format!("m{i}"));
+    // Bob sends one every millisecond; a third of the way in, Alice
+    // removes him.
+    let sending = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        for i in 0..N {
+            tick.tick().await;
+            b.send(frame(i)).await;
+        }
+    };
+    let removing = async {
+        tokio::time::sleep(Duration::from_millis(N as u64 / 3)).await;
+        remove(&s.url, &at, &g, &bob.id).await
+    };
+    let ((), removed) = tokio::join!(sending, removing);
+    assert_eq!(removed, 204);
+    // cid -> msg_id of Bob's acks; cids refused before or after an ack.
+    let mut acked: HashMap<String, Value> = HashMap::new();
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut answered = 0;
+    let mut delivered: HashSet<Value> = HashSet::new();
+    let settled =
+        |acked: &HashMap<String, Value>, refused: &HashSet<String>, delivered: &HashSet<Value>| {
+            acked
+                .iter()
+                .all(|(cid, id)| delivered.contains(id) ^ refused.contains(cid))
+        };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while answered < N || !settled(&acked, &refused, &delivered) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acked and neither delivered nor refused: {:?}",
+            acked
+                .iter()
+                .filter(|(c, id)| !delivered.contains(*id) && !refused.contains(*c))
+                .collect::<Vec<_>>()
+        );
+        tokio::select! {
+            f = b.recv() => {
+                let f = f.expect("Bob's socket stays open");
+                match f["type"].as_str() {
+                    Some("ack") => {
+                        answered += 1;
+                        acked.insert(f["client_msg_id"].as_str().unwrap().into(), f["msg_id"].clone());
+                    }
+                    Some("error") => {
+                        let cid = f["ref"].as_str().expect("an error names its send").to_owned();
+                        assert_eq!(f["code"], "forbidden", "{f}");
+                        if !acked.contains_key(&cid) {
+                            answered += 1;
+                        }
+                        refused.insert(cid);
+                    }
+                    _ => {}
+                }
+            }
+            f = a.recv() => {
+                let f = f.expect("Alice's socket stays open");
+                if f["type"] == "msg" && f["from"] == bob.id {
+                    delivered.insert(f["msg_id"].clone());
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    let late = acked.keys().filter(|c| refused.contains(*c)).count();
+    eprintln!(
+        "{} acked, {late} of them refused after the ack",
+        acked.len()
+    );
+    s.stop().await;
+}

@@ -17,7 +17,7 @@ use parley_engines::job::{events, Processor};
 use parley_engines::state::{ConversationStore, Indexed};
 use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Log, Record, Result, StateOp};
-use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, StatusUpdate};
+use parley_schemas::event::{Event, GroupEvent, GroupPost, InboxItem, SendRefused, StatusUpdate};
 use parley_schemas::group::{GroupChange, GroupState, Tick};
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::media::MediaId;
@@ -193,12 +193,24 @@ impl Processor for Router {
                                 }
                             }
                             // A member removed just before this send (the
-                            // edge checked an older state): not delivered.
+                            // edge checked an older state): not delivered,
+                            // and the sender's devices are told, never left
+                            // with an ack for a message nobody gets.
                             _ => {
                                 emit(GroupMessageRefused {
                                     group: g,
                                     msg_id: m.msg_id,
                                 });
+                                let refused = SendRefused {
+                                    user: m.from,
+                                    client_msg_id: m.client_msg_id.clone(),
+                                    msg_id: m.msg_id,
+                                    conversation: m.conversation,
+                                    reason: "you were no longer a member of this group when the \
+                                             message was stored; it was not delivered"
+                                        .into(),
+                                };
+                                route(at(m.from), &Event::SendRefused(refused));
                                 continue;
                             }
                         },

@@ -62,6 +62,11 @@ pub enum Event {
     /// contacts, blocks and privacy go; the username stays taken, so no
     /// one else can pose as them in old chats.
     AccountDeleted(AccountDeleted),
+    /// On `inbox`: a message acked to its sender that the router refused
+    /// in log order (its sender left the group, or was removed, just
+    /// before it was appended). Told to the sender's devices as an `error`
+    /// for its `client_msg_id`; never stored, never delivered.
+    SendRefused(SendRefused),
 }
 
 impl Event {
@@ -90,6 +95,7 @@ impl Event {
             Event::BlockChanged(_) => "block_changed",
             Event::ReportFiled(_) => "report_filed",
             Event::AccountDeleted(_) => "account_deleted",
+            Event::SendRefused(_) => "send_refused",
         }
     }
 }
@@ -375,6 +381,17 @@ pub struct ReportFiled {
 pub struct AccountDeleted {
     pub user: UserId,
     pub ts: u64,
+}
+
+/// An acked send that will not be delivered, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRefused {
+    /// Its sender, whose devices are told.
+    pub user: UserId,
+    pub client_msg_id: String,
+    pub msg_id: MessageId,
+    pub conversation: ConversationId,
+    pub reason: String,
 }
 
 /// `user` blocks `other` (`on`) or no longer does.
