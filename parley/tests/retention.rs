@@ -19,12 +19,21 @@ async fn the_log_is_trimmed_behind_its_consumers_and_no_one_misses_a_message() {
     cfg.retention.log_hours = 0.0;
     cfg.retention.log_every_ms = 50;
     cfg.limits.sends_per_sec = 10_000;
+    let _counters = counters_to_myself().await;
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
     let mut a = Client::connect(&s.url, &at).await;
     let cid = direct(&alice.id, &bob.id);
+    let trimmed = |topic: &'static str| {
+        let url = s.url.clone();
+        async move {
+            let label = format!("topic=\"{topic}\"");
+            metric(&url, "parley_log_trimmed_records_total", &label).await
+        }
+    };
+    let (events0, inbox0) = (trimmed("events").await, trimmed("inbox").await);
     const N: usize = 300;
     let mut sent = Vec::new();
     for i in 0..N {
@@ -32,23 +41,11 @@ async fn the_log_is_trimmed_behind_its_consumers_and_no_one_misses_a_message() {
         sent.push(a.say(&bob.id, &format!("m{i}"), &text).await["msg_id"].clone());
     }
     eventually("events trimmed", WAIT, || async {
-        let n = metric(
-            &s.url,
-            "parley_log_trimmed_records_total",
-            "topic=\"events\"",
-        )
-        .await;
-        (n > 0.0).then_some(())
+        (trimmed("events").await > events0).then_some(())
     })
     .await;
     eventually("inbox trimmed", WAIT, || async {
-        let n = metric(
-            &s.url,
-            "parley_log_trimmed_records_total",
-            "topic=\"inbox\"",
-        )
-        .await;
-        (n > 0.0).then_some(())
+        (trimmed("inbox").await > inbox0).then_some(())
     })
     .await;
 
@@ -81,11 +78,13 @@ async fn until_delivered_keeps_an_item_until_every_device_has_it_and_no_content_
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.retention.mode = parley_schemas::retention::RetentionMode::UntilDelivered;
+    let _counters = counters_to_myself().await;
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (phone, _) = login(&s.url, "bob", None).await;
     let (laptop, laptop_id) = login(&s.url, "bob", None).await;
+    let deleted0 = metric(&s.url, "parley_inbox_rows_deleted_total", "").await;
     let mut a = Client::connect(&s.url, &at).await;
     let mut sent = Vec::new();
     for i in 0..5 {
@@ -125,7 +124,7 @@ async fn until_delivered_keeps_an_item_until_every_device_has_it_and_no_content_
     l.close().await;
     eventually("delivered rows deleted", WAIT, || async {
         let n = metric(&s.url, "parley_inbox_rows_deleted_total", "").await;
-        (n >= 5.0).then_some(())
+        (n - deleted0 >= 5.0).then_some(())
     })
     .await;
     // A device signed in later gets nothing old.
@@ -162,10 +161,12 @@ async fn a_device_back_after_its_items_expired_is_told_not_left_with_a_gap() {
     cfg.retention.undelivered_days = 3.0 / 86_400.0;
     cfg.retention.log_every_ms = 50;
     cfg.retention.history_every_ms = 100;
+    let _counters = counters_to_myself().await;
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
+    let expired0 = metric(&s.url, "parley_inbox_rows_expired_total", "").await;
     let mut a = Client::connect(&s.url, &at).await;
     for i in 0..3 {
         a.say(&bob.id, &format!("old{i}"), "sent while bob was away")
@@ -174,7 +175,7 @@ async fn a_device_back_after_its_items_expired_is_told_not_left_with_a_gap() {
     // Three rows in Bob's inbox, three in Alice's (her own sends).
     eventually("the rows expired", WAIT, || async {
         let n = metric(&s.url, "parley_inbox_rows_expired_total", "").await;
-        (n >= 6.0).then_some(())
+        (n - expired0 >= 6.0).then_some(())
     })
     .await;
     let fresh = a.say(&bob.id, "new", "sent now").await;
@@ -234,6 +235,7 @@ fn media_config(dir: &std::path::Path) -> parley::config::Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn until_delivered_deletes_media_once_every_recipient_downloaded_it() {
     let dir = tempfile::tempdir().unwrap();
+    let _counters = counters_to_myself().await;
     let s = Server::start_with(media_config(dir.path())).await;
     let (_, bob) = alice_and_bob(&s.url).await;
     let carol = register(&s.url, "carol").await;
@@ -290,6 +292,7 @@ async fn until_delivered_deletes_media_no_one_downloaded_after_media_days() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = media_config(dir.path());
     cfg.retention.media_days = 3.0 / 86_400.0; // three seconds
+    let _counters = counters_to_myself().await;
     let s = Server::start_with(cfg).await;
     let (_, bob) = alice_and_bob(&s.url).await;
     let (at, _) = login(&s.url, "alice", None).await;

@@ -319,6 +319,16 @@ pub async fn metric(url: &str, name: &str, label: &str) -> f64 {
         .sum()
 }
 
+/// For the tests of one binary that wait on a process-wide counter (the
+/// Prometheus registry is the process's, shared by every in-process
+/// server): holding this, they run one at a time, and each waits on its
+/// counter's change since it began, so no other test's server can satisfy
+/// its wait.
+pub async fn counters_to_myself() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE_AT_A_TIME.lock().await
+}
+
 /// The `Retry-After` of an answer, in seconds (panics if it has none).
 pub fn retry_after(r: &reqwest::Response) -> u64 {
     r.headers()["retry-after"]
