@@ -53,6 +53,19 @@ fn rs(claims: &Value) -> String {
     signed(Algorithm::RS256, "r1", "idp-rs256.pem", claims)
 }
 
+/// A test config that takes this file's provider.
+fn with_idp(dir: &std::path::Path) -> parley::Config {
+    parley::Config {
+        idp: Some(IdpSettings {
+            jwks_file: fixture("idp-jwks.json"),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            username_claim: "preferred_username".into(),
+        }),
+        ..config(dir)
+    }
+}
+
 async fn exchange(url: &str, id_token: &str) -> (u16, Value) {
     post(
         &format!("{url}/v1/sessions/idp"),
@@ -64,15 +77,7 @@ async fn exchange(url: &str, id_token: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_tokens_become_sessions_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = parley::Config {
-        idp: Some(IdpSettings {
-            jwks_file: fixture("idp-jwks.json"),
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            username_claim: "preferred_username".into(),
-        }),
-        ..config(dir.path())
-    };
+    let cfg = with_idp(dir.path());
     let s = Server::start_with(cfg).await;
     register(&s.url, "alice").await;
 
@@ -179,15 +184,7 @@ async fn provider_tokens_become_sessions_and_nothing_else_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_providers_account_takes_a_fresh_id_token_of_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = parley::Config {
-        idp: Some(IdpSettings {
-            jwks_file: fixture("idp-jwks.json"),
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            username_claim: "preferred_username".into(),
-        }),
-        ..config(dir.path())
-    };
+    let cfg = with_idp(dir.path());
     let s = Server::start_with(cfg).await;
     let (status, v) = exchange(&s.url, &rs(&claims("sub-erin", "erin"))).await;
     assert_eq!(status, 200, "{v}");
