@@ -3,8 +3,6 @@
 
 # Registering thousands of users must not dominate a run.
 export PARLEY__ARGON2_MEMORY_KIB=1024 PARLEY_LOG=warn
-# The stage and memory tools read the edge's /metrics on its one listener.
-export PARLEY__PUBLIC_METRICS=true
 # The load generators speak for each user at machine speed: per-user rates
 # out of the way, every other limit as shipped.
 export PARLEY__LIMITS__SENDS_PER_SEC=1000000 PARLEY__LIMITS__SENDS_BURST=1000000

@@ -207,8 +207,6 @@ pub async fn spawn_up(parley: &std::path::Path, env: &[(&str, &str)]) -> Result<
         .arg(dir.path())
         .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
         .env("PARLEY_LOG", "warn")
-        // The tools read the server's /metrics on its one listener.
-        .env("PARLEY__PUBLIC_METRICS", "true")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

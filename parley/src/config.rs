@@ -69,11 +69,11 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// A second listener for `/healthz`, `/readyz` and `/metrics` only
-    /// (`--ops-listen`): where an edge's metrics are served.
+    /// (`--ops-listen`); when set, the public listener stops serving
+    /// `/metrics`. Every manifest in deploy/ sets it.
     pub ops_listen: Option<SocketAddr>,
-    /// Serve `/metrics` on the public listener too, when there is no ops
-    /// listener (a machine of one's own, tests). Off: what a deployment
-    /// measures is not for the Internet.
+    /// Without an ops listener, serve `/metrics` on the public one (the
+    /// client contract lists `GET /metrics`); `false` serves it nowhere.
     pub public_metrics: bool,
     /// An MQTT listener for app clients (`--mqtt-listen`), with TLS when
     /// the edge has it; docs/mqtt.md. Off by default. MQTT over WebSocket
@@ -119,7 +119,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             ops_listen: None,
-            public_metrics: false,
+            public_metrics: true,
             mqtt_listen: None,
             limits: parley_ingest::Limits::default(),
             idp: None,

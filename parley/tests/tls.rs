@@ -79,7 +79,18 @@ async fn https_and_wss_with_the_configured_certificate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_are_not_public_by_default() {
+async fn metrics_can_be_kept_off_the_public_listener() {
+    // Served by default (the client contract lists it)...
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parley::Config {
+        public_metrics: parley::Config::default().public_metrics,
+        ..config(dir.path())
+    };
+    let s = Server::start_with(cfg).await;
+    let r = reqwest::get(format!("{}/metrics", s.url)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+    // ...and nowhere public when asked.
     let dir = tempfile::tempdir().unwrap();
     let cfg = parley::Config {
         public_metrics: false,

@@ -52,8 +52,6 @@ pub fn parley(args: &[&str], b: &Backends, dir: &Path) -> Command {
         .arg(dir)
         .env("PARLEY__JWT_SECRET", SECRET)
         .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
-        // The edges' /metrics (who holds what) on their one listener.
-        .env("PARLEY__PUBLIC_METRICS", "true")
         .env("PARLEY__PARTITIONS", PARTITIONS.to_string())
         .env("PARLEY_LOG", "warn");
     c

@@ -24,8 +24,6 @@ pub fn config(data_dir: &Path) -> parley::Config {
         partitions: 4,
         // Cheap hashing: the tests create many users.
         argon2_memory_kib: 1024,
-        // The tests read the server's own /metrics on its one listener.
-        public_metrics: true,
         ..parley::Config::default()
     }
 }
