@@ -174,6 +174,10 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
             break stop;
         }
     };
+    // Stored before the close handshake completes (the server's close
+    // frame goes out with the flush below): a device that confirmed and
+    // then closed cleanly finds its cursor stored when it reconnects.
+    save(&mut feed, true).await;
     match stop {
         Stop::Stuck => {
             emit(LimitHit {
@@ -198,7 +202,6 @@ pub(super) async fn write_loop<W: Sink<Message> + Unpin>(
         }
         Stop::Gone => {}
     }
-    save(&mut feed, true).await;
 }
 
 async fn save(feed: &mut Feed, force: bool) {

@@ -627,8 +627,13 @@ impl Client {
         ack
     }
 
+    /// Closes cleanly and waits for the server's close frame, as a client
+    /// that wants its last `received` stored does (the server stores it
+    /// before it answers the close).
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+        let drained = async { while let Some(Ok(_)) = self.ws.next().await {} };
+        let _ = tokio::time::timeout(WAIT, drained).await;
     }
 
     /// Kills the connection as a dying network does: a TCP reset, no
