@@ -49,7 +49,7 @@ impl Edge {
         let mut conversations = Vec::new();
         let mut left = MAX_EXPORT_MESSAGES;
         let mut truncated = false;
-        for entry in list {
+        'listed: for entry in list {
             let c = entry.conversation_id;
             if let ConversationId::Group(g) = c {
                 // Groups they are in now; former ones keep their messages.
@@ -64,8 +64,9 @@ impl Edge {
                 let page = match self.history.page(user, c, before, Some(limit)).await {
                     Ok(page) => page,
                     // A conversation listed but no longer theirs to read
-                    // (a group that forgot them, a deleted peer): skipped.
-                    Err(e) if e.is_no_access() => break,
+                    // (a group that forgot them, a deleted peer): left
+                    // out of the archive, not exported empty.
+                    Err(e) if e.is_no_access() => continue 'listed,
                     Err(e) => return Err(e),
                 };
                 let Some(last) = page.last() else { break };
