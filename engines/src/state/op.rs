@@ -117,8 +117,10 @@ pub enum StateOp {
     },
     /// A deleted account: the password hash becomes [`ERASED`] (no
     /// password matches it), the profile a placeholder; contacts (and
-    /// their mirror), blocks, privacy and last seen go. The username stays
-    /// taken.
+    /// their mirror), blocks, privacy, last seen, the inbox, device
+    /// cursors, read marks and chat settings go, and later inbox items
+    /// and cursor moves for the user are not kept. The username and the
+    /// inbox seq counter stay.
     EraseAccount {
         user: UserId,
     },

@@ -1,13 +1,13 @@
 //! [`AccountStore`](crate::state::AccountStore): sign-up, devices, and
 //! accounts restored from the log.
 
-use parley_schemas::ids::{DeviceId, UserId};
+use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::wire::{Audience, ReceiptStatus};
 
 use crate::contract::unique;
-use parley_schemas::wire::Audience;
-
 use crate::state::{
-    Account, AccountStore, DeviceSession, JobStore, PresenceStore, StateOp, ERASED, ERASED_NAME,
+    Account, AccountStore, DeviceSession, JobStore, Marks, PresenceStore, StateOp, StateStore,
+    ERASED, ERASED_NAME,
 };
 
 pub(super) async fn accounts_and_devices<S: AccountStore>(s: &S) {
@@ -313,4 +313,83 @@ pub(super) async fn account_erasure<S: AccountStore + PresenceStore + JobStore>(
         .await
         .unwrap();
     assert_eq!(s.account(ghost).await.unwrap(), None);
+}
+
+/// A deleted account's inbox, device cursors, read marks and chat
+/// settings go too; items and confirmations that come after the deletion
+/// (sent, or confirmed, before every edge noticed) are not kept.
+pub(super) async fn erasure_takes_the_inbox<S: StateStore>(s: &S) {
+    let user = s
+        .create_account(&unique("inboxed"), "$argon2id$i", "Ines")
+        .await
+        .unwrap()
+        .unwrap();
+    let (peer, group) = (super::fresh_user(), GroupId(super::fresh_user().0));
+    let direct = ConversationId::direct(user, peer);
+    let item = |seq: u64| StateOp::InboxPut {
+        user,
+        seq,
+        conversation: direct,
+        msg_id: MessageId(100 + seq),
+        item: bytes::Bytes::from_static(b"item"),
+    };
+    let run = StateOp::InboxRun {
+        user,
+        seq: 3,
+        count: 2,
+        group,
+        first: MessageId(200),
+        last: MessageId(201),
+    };
+    let read = |conversation, who| StateOp::AdvanceMark {
+        conversation,
+        user: who,
+        status: ReceiptStatus::Read,
+        up_to: MessageId(201),
+    };
+    let in_group = ConversationId::group(group);
+    s.write(vec![
+        item(1),
+        item(2),
+        run,
+        read(direct, user),
+        read(in_group, user),
+        read(in_group, peer),
+    ])
+    .await
+    .unwrap();
+    s.advance_cursor(user, DeviceId(1), 2).await.unwrap();
+    s.put_notify_settings(user, r#"{"muted":{"g1":0}}"#)
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_range(user, 0, 10).await.unwrap().len(), 3);
+
+    for _ in 0..2 {
+        s.write(vec![StateOp::EraseAccount { user }]).await.unwrap();
+        assert!(s.inbox_range(user, 0, 10).await.unwrap().is_empty());
+        assert_eq!(s.inbox_first(user).await.unwrap(), None);
+        assert_eq!(s.cursor(user, DeviceId(1)).await.unwrap(), None);
+        assert_eq!(s.inbox_head(user, direct).await.unwrap(), None);
+        assert_eq!(s.inbox_head(user, in_group).await.unwrap(), None);
+        for c in [direct, in_group] {
+            assert_eq!(s.marks(c, user).await.unwrap(), Marks::default(), "{c}");
+        }
+        assert_eq!(s.notify_settings(user).await.unwrap(), None);
+    }
+    assert_eq!(
+        s.marks(in_group, peer).await.unwrap().read,
+        Some(MessageId(201)),
+        "others' marks stay"
+    );
+    assert!(
+        s.inbox_seq(user).await.unwrap() >= 4,
+        "the seq stays, never handed out twice"
+    );
+
+    // Late: an item sent before the edges noticed, a socket's last
+    // confirmation.
+    s.write(vec![item(6)]).await.unwrap();
+    s.advance_cursor(user, DeviceId(1), 6).await.unwrap();
+    assert!(s.inbox_range(user, 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.cursor(user, DeviceId(1)).await.unwrap(), None);
 }

@@ -37,6 +37,7 @@ fn fresh_user() -> UserId {
 pub async fn state_contract<S: StateStore>(store: Arc<S>) {
     job_store_contract(&*store).await;
     account_store_contract(&*store).await;
+    erasure_takes_the_inbox(&*store).await;
     presence_store_contract(&*store).await;
     conversation_store_contract(&*store).await;
     inbox_store_contract(&*store).await;

@@ -183,3 +183,12 @@ impl NotifyStore for RedbState {
         .await
     }
 }
+
+/// A deleted account's settings (mutes, pins, archives, previews).
+pub(super) fn erase_settings(tx: &WriteTransaction, user: UserId) -> Result<()> {
+    tx.open_table(SETTINGS)
+        .map_err(err)?
+        .remove(user.0)
+        .map_err(err)?;
+    Ok(())
+}

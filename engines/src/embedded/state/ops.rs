@@ -308,6 +308,35 @@ fn erase_account(tx: &WriteTransaction, user: UserId) -> Result<()> {
         .map_err(err)?
         .remove(user.0)
         .map_err(err)?;
+    erase_inbox(tx, user)?;
+    super::notify::erase_settings(tx, user)
+}
+
+/// A deleted account's inbox rows, device cursors and read marks. The
+/// conversations it has marks in are those its inbox heads name (a mark
+/// is only ever set where the inbox had an item). The seq counter stays,
+/// so a seq is never handed out twice.
+fn erase_inbox(tx: &WriteTransaction, user: UserId) -> Result<()> {
+    let mut conversations = Vec::new();
+    tx.open_table(HEADS)
+        .map_err(err)?
+        .retain_in((user.0, "")..(user.0 + 1, ""), |(_, c), _| {
+            conversations.push(c.to_owned());
+            false
+        })
+        .map_err(err)?;
+    let mut marks = tx.open_table(MARKS).map_err(err)?;
+    for c in &conversations {
+        marks.remove((c.as_str(), user.0)).map_err(err)?;
+    }
+    tx.open_table(INBOX)
+        .map_err(err)?
+        .retain_in((user.0, 0)..=(user.0, u64::MAX), |_, _| false)
+        .map_err(err)?;
+    tx.open_table(CURSORS)
+        .map_err(err)?
+        .retain_in((user.0, 0)..=(user.0, u64::MAX), |_, _| false)
+        .map_err(err)?;
     Ok(())
 }
 
@@ -414,7 +443,19 @@ fn inbox_put(tx: &WriteTransaction, mut rows: Vec<InboxRow>) -> Result<()> {
     let mut seqs = tx.open_table(INBOX_SEQ).map_err(err)?;
     let mut inbox = tx.open_table(INBOX).map_err(err)?;
     let mut heads = tx.open_table(HEADS).map_err(err)?;
+    let accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+    // An item that comes after its user deleted the account (sent before
+    // the edges noticed) is not kept: nobody can read it, and nothing
+    // would delete it.
+    let mut erased: Option<(UserId, bool)> = None;
     for r in rows {
+        if erased.is_none_or(|(u, _)| u != r.user) {
+            let a = accounts.get(r.user.0).map_err(err)?;
+            erased = Some((r.user, a.is_some_and(|a| a.value().1 == ERASED)));
+        }
+        if erased.is_some_and(|(_, gone)| gone) {
+            continue;
+        }
         raise(&mut seqs, r.user.0, r.last_seq)?;
         inbox
             .insert((r.user.0, r.seq), r.value.as_ref())

@@ -438,6 +438,16 @@ impl InboxStore for RedbState {
 
     async fn advance_cursor(&self, user: UserId, device: DeviceId, seq: u64) -> Result<()> {
         self.write_tx(move |tx| {
+            // A deleted account keeps no cursor (a socket's last
+            // confirmation can come after the deletion).
+            let accounts = tx.open_table(ACCOUNTS).map_err(err)?;
+            if accounts
+                .get(user.0)
+                .map_err(err)?
+                .is_some_and(|a| a.value().1 == ERASED)
+            {
+                return Ok(());
+            }
             let mut t = tx.open_table(CURSORS).map_err(err)?;
             let old = t.get((user.0, device.0)).map_err(err)?.map(|v| v.value());
             if old.is_none_or(|o| seq > o) {

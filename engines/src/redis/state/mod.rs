@@ -102,6 +102,11 @@ local function nmax(k, f, v)
   local c = tonumber(redis.call('HGET', k, f) or '0')
   if c < tonumber(v) then redis.call('HSET', k, f, v) end
 end
+-- An item for a deleted account is not kept: nobody can read it, and
+-- nothing would delete it.
+local function erased(user)
+  return redis.call('HGET', p .. ':a:' .. user, 'hash') == '__ERASED__'
+end
 local i = 6
 while i <= #ARGV do
   local op, a, b, c, d = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
@@ -114,16 +119,20 @@ while i <= #ARGV do
     redis.call('HSET', k, 'on', b, 'upd', d)
     if c ~= '' then nmax(k, 'seen', c) end
   elseif op == 'I' then -- user, seq, conversation, msg_id, item
-    local k = p .. ':u:' .. a
-    nmax(k, 'seq', b)
-    smax(k, 'head:' .. c, d)
-    redis.call('ZADD', p .. ':in:' .. a, b, string.format('%020d', tonumber(b)) .. ARGV[i+5])
+    if not erased(a) then
+      local k = p .. ':u:' .. a
+      nmax(k, 'seq', b)
+      smax(k, 'head:' .. c, d)
+      redis.call('ZADD', p .. ':in:' .. a, b, string.format('%020d', tonumber(b)) .. ARGV[i+5])
+    end
     i = i + 1
   elseif op == 'R' then -- user, last seq, conversation, last msg_id; then first seq ++ run
-    local k, m = p .. ':u:' .. a, ARGV[i+5]
-    nmax(k, 'seq', b)
-    smax(k, 'head:' .. c, d)
-    redis.call('ZADD', p .. ':in:' .. a, tonumber(string.sub(m, 1, 20)), m)
+    if not erased(a) then
+      local k, m = p .. ':u:' .. a, ARGV[i+5]
+      nmax(k, 'seq', b)
+      smax(k, 'head:' .. c, d)
+      redis.call('ZADD', p .. ':in:' .. a, tonumber(string.sub(m, 1, 20)), m)
+    end
     i = i + 1
   elseif op == 'Q' then -- group, msg_id, message: kept if there (a redaction too)
     local z = p .. ':gp:' .. a
@@ -204,8 +213,20 @@ while i <= #ARGV do
       for _, o in ipairs(redis.call('SMEMBERS', p .. ':c:' .. a)) do
         redis.call('SREM', p .. ':w:' .. o, a)
       end
-      redis.call('DEL', p .. ':c:' .. a, p .. ':bl:' .. a)
-      redis.call('HDEL', p .. ':u:' .. a, 'priv', 'on', 'seen', 'upd')
+      redis.call('DEL', p .. ':c:' .. a, p .. ':bl:' .. a, p .. ':in:' .. a)
+      -- Cursors, inbox heads and the read marks of the conversations
+      -- the heads name (a mark is only set where an item came); `seq`
+      -- stays, so a seq is never handed out twice.
+      local u = p .. ':u:' .. a
+      for _, f in ipairs(redis.call('HKEYS', u)) do
+        if string.sub(f, 1, 5) == 'head:' then
+          redis.call('HDEL', p .. ':m:' .. string.sub(f, 6), a .. ':d', a .. ':r')
+          redis.call('HDEL', u, f)
+        elseif string.sub(f, 1, 4) == 'cur:' then
+          redis.call('HDEL', u, f)
+        end
+      end
+      redis.call('HDEL', u, 'priv', 'on', 'seen', 'upd', 'ntf')
     end
   elseif op == 'T' then -- user, group, '1' member / '0' no longer
     if c == '1' then
@@ -238,7 +259,11 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 "#;
 
+/// KEYS: the user's hash, their account; ARGV: `cur:{device}`, seq,
+/// [`ERASED`](crate::state::ERASED). A deleted account keeps no cursor
+/// (a socket's last confirmation can come after the deletion).
 const CURSOR_MAX: &str = r#"
+if redis.call('HGET', KEYS[2], 'hash') == ARGV[3] then return 0 end
 local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if c < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 0
@@ -271,7 +296,8 @@ impl RedisState {
             apply: Script::new(
                 &APPLY
                     .replace("  __MEDIA__", media::MEDIA_LUA)
-                    .replace("  __NOTIFY__", notify::NOTIFY_LUA),
+                    .replace("  __NOTIFY__", notify::NOTIFY_LUA)
+                    .replace("__ERASED__", crate::state::ERASED),
             ),
             create_account: Script::new(CREATE_ACCOUNT),
             cursor_max: Script::new(CURSOR_MAX),

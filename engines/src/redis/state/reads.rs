@@ -439,8 +439,10 @@ impl InboxStore for RedisState {
         let _: i64 = self
             .cursor_max
             .key(self.key(format!("u:{user}")))
+            .key(self.key(format!("a:{user}")))
             .arg(format!("cur:{device}"))
             .arg(seq)
+            .arg(crate::state::ERASED)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(err)?;
