@@ -10,6 +10,7 @@ mod common;
 
 use common::media::*;
 use common::*;
+use parley_schemas::ids::{ConversationId, DeviceId, UserId};
 use serde_json::{json, Value};
 
 async fn delete_me(url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -44,11 +45,12 @@ async fn account_deletion_works_the_same_on_redis_and_clickhouse() {
 /// group, deletes her account; everything deletion does is checked, then
 /// the server stops.
 async fn delete_then_stop(cfg: parley::Config) -> (User, User, String) {
+    let state_url = cfg.state_url();
     let s = Server::start_with(cfg).await;
     let (alice, bob) = alice_and_bob(&s.url).await;
     let carol = register(&s.url, "carol").await;
-    let (phone, _) = login(&s.url, "alice", None).await;
-    let (laptop, _) = login(&s.url, "alice", None).await;
+    let (phone, phone_id) = login(&s.url, "alice", None).await;
+    let (laptop, laptop_id) = login(&s.url, "alice", None).await;
     let (bt, _) = login(&s.url, "bob", None).await;
     let (ct, _) = login(&s.url, "carol", None).await;
 
@@ -91,6 +93,52 @@ async fn delete_then_stop(cfg: parley::Config) -> (User, User, String) {
     a.expect("ack").await;
     assert_eq!(status_of(&s.url, &bt, &photo).await, 200);
 
+    // What is hers alone: an inbox item from Bob, confirmed (a cursor)
+    // and read (a mark), an archived chat, an unfinished upload.
+    let from_bob = b.say(&alice.id, "b0", "hello alice").await;
+    let cid = from_bob["conversation_id"].as_str().unwrap().to_owned();
+    let m = loop {
+        let m = a2.expect("msg").await;
+        if m["from"] == bob.id.as_str() {
+            break m;
+        }
+    };
+    a2.send(json!({"type": "received", "seq": m["seq"]})).await;
+    let read =
+        json!({"type": "receipt", "conversation_id": cid, "msg_id": m["msg_id"], "status": "read"});
+    a2.send(read).await;
+    loop {
+        let st = b.expect("status").await;
+        if st["msg_id"] == m["msg_id"] && st["status"] == "read" {
+            break;
+        }
+    }
+    let archive = format!("{}/v1/conversations/{cid}/archive", s.url);
+    let (status, _) = call(reqwest::Method::PUT, &archive, &phone, None).await;
+    assert_eq!(status, 204);
+    let new_upload = json!({"size": 100_000, "mime": "image/png"});
+    let uploads = format!("{}/v1/media/uploads", s.url);
+    let (status, up) = call(reqwest::Method::POST, &uploads, &phone, Some(new_upload)).await;
+    assert_eq!(status, 201, "{up}");
+    let upload = up["upload_id"].as_str().unwrap().to_owned();
+    let part = png_like(100_000, 9);
+    let (status, _) = put_chunk(&s.url, &phone, &upload, 0, &part[..40_000], 100_000).await;
+    assert_eq!(status, 200);
+    let user = UserId(alice.id.parse().unwrap());
+    if state_url.starts_with("redis") {
+        // Redis can be looked into while the server runs: it is all there.
+        let state = parley::backends::open_state(&state_url).await.unwrap();
+        eventually("her cursor and mark stored", WAIT, || async {
+            let cursor = state.cursor(user, device(&laptop_id)).await.unwrap();
+            let mark = state.marks(parse_cid(&cid), user).await.unwrap();
+            (cursor.is_some() && mark.read.is_some()).then_some(())
+        })
+        .await;
+        assert!(!state.inbox_range(user, 0, 10).await.unwrap().is_empty());
+        assert!(state.notify_settings(user).await.unwrap().is_some());
+    }
+    assert!(deep_files(&s.data_dir, &format!("uploads/{upload}")) > 0);
+
     // The password is asked again: a token alone deletes nothing.
     assert_eq!(delete_me(&s.url, &phone, None).await.0, 400);
     let wrong = json!({"password": "not-hers-1"});
@@ -127,8 +175,30 @@ async fn delete_then_stop(cfg: parley::Config) -> (User, User, String) {
     b.say(&carol.id, "b2", "the socket stays open").await;
 
     checked_deleted(&s.url, &alice, &bob, &bt, &ct, &g).await;
+    // Her unfinished upload went with her.
+    assert_eq!(deep_files(&s.data_dir, &format!("uploads/{upload}")), 0);
+    assert_eq!(deep_files(&s.data_dir, &format!("uploads-by/{user}")), 0);
     s.stop().await;
+
+    // So did her inbox, cursors, read marks and chat settings (the
+    // laptop's last confirmation, saved as its socket closed, too).
+    let state = parley::backends::open_state(&state_url).await.unwrap();
+    assert!(state.inbox_range(user, 0, 10).await.unwrap().is_empty());
+    for d in [&phone_id, &laptop_id] {
+        assert_eq!(state.cursor(user, device(d)).await.unwrap(), None);
+    }
+    let mark = state.marks(parse_cid(&cid), user).await.unwrap();
+    assert_eq!(mark, Default::default());
+    assert_eq!(state.notify_settings(user).await.unwrap(), None);
     (alice, bob, g)
+}
+
+fn device(id: &str) -> DeviceId {
+    DeviceId(id.parse().unwrap())
+}
+
+fn parse_cid(cid: &str) -> ConversationId {
+    cid.parse().unwrap()
 }
 
 /// What others see of a deleted account, the same after a restart.

@@ -33,7 +33,7 @@ use parley_engines::telemetry::emit;
 use parley_engines::{BlobStore, Log, Result, StateOp, StateStore};
 use parley_schemas::event::{Event, MediaDeleted};
 use parley_schemas::ids::{now_ms, ConversationId, UserId};
-use parley_schemas::media::{blob_key, thumbnail_key, MediaId, MAX_USES, UPLOADS};
+use parley_schemas::media::{blob_key, thumbnail_key, MediaId, MAX_USES, UPLOADS, UPLOADS_BY};
 use parley_schemas::partition::user_partition;
 use parley_schemas::{codec, topics};
 use tokio_util::sync::CancellationToken;
@@ -232,6 +232,13 @@ impl Sweeper {
             }
         }
         let lifetime = self.lifetimes.sessions_after.as_millis() as u64;
+        // Owners' entries of sessions (written before the session) go
+        // with the same age.
+        for b in self.blobs.list(UPLOADS_BY).await? {
+            if b.modified_ms + lifetime < now {
+                self.blobs.delete(&b.key).await?;
+            }
+        }
         let mut n = 0;
         for s in sessions.into_values() {
             if s.began.unwrap_or(s.newest) + lifetime >= now {

@@ -102,6 +102,16 @@ pub const MAX_USES: usize = 1024;
 
 pub const UPLOADS: &str = "uploads/";
 
+/// Each resumable session is also named under its owner,
+/// `uploads-by/<user>/<upload_id>` (an empty blob), so that an account's
+/// deletion finds its unfinished uploads without listing everyone's.
+pub const UPLOADS_BY: &str = "uploads-by/";
+
+/// The owner's entry of session `id` (see [`UPLOADS_BY`]).
+pub fn upload_owner_key(owner: crate::ids::UserId, id: MediaId) -> String {
+    format!("{UPLOADS_BY}{}/{id}", owner.0)
+}
+
 /// The longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_PX: u32 = 320;
 /// Images with more pixels than this are not decoded (decompression

@@ -1,7 +1,8 @@
 //! Account deletion (GDPR, docs/protocol-additions.md): the account leaves
-//! its groups, its uploads go, its profile, contacts, blocks and privacy
-//! are erased, and every device is signed out (their keys and push
-//! subscriptions go with them). Messages already sent stay with their
+//! its groups, its uploads go, its profile, contacts, blocks, privacy,
+//! inbox, cursors, read marks and chat settings are erased, every device
+//! is signed out (their keys and push subscriptions go with them), and
+//! its unfinished resumable uploads are dropped. Messages already sent stay with their
 //! recipients, from "Deleted account".
 //!
 //! Order: what others see (groups, uploads) goes first; then one durable
@@ -58,7 +59,8 @@ impl Edge {
                 self.sessions.sign_out(user, device).await?;
             }
         }
-        Ok(())
+        // Last, so none begun before the sign-outs stays.
+        self.media.drop_sessions_of(user).await
     }
 
     /// The groups `caller` is in: the membership index, and groups in

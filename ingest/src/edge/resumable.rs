@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parley_engines::{BlobInfo, EngineError};
 use parley_schemas::ids::{now_ms, UserId};
-use parley_schemas::media::{MediaId, UPLOADS};
+use parley_schemas::media::{upload_owner_key, MediaId, UPLOADS, UPLOADS_BY};
 use parley_schemas::wire::MediaUploaded;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,10 @@ impl Media {
             created: now_ms(),
         };
         let meta = serde_json::to_vec(&session).expect("sessions serialize");
+        // Named under its owner first: a session always has its entry
+        // there (one left without a session is swept by age).
+        let w = self.blobs().writer().await?;
+        w.commit(&upload_owner_key(user, id)).await?;
         let mut w = self.blobs().writer().await?;
         w.write(Bytes::from(meta)).await?;
         w.commit(&format!("{}meta", dir(id))).await?;
@@ -193,14 +197,31 @@ impl Media {
         let stored = self
             .store(user, session.mime.as_deref(), stream, charged)
             .await?;
-        self.drop_session(id).await?;
+        self.drop_session(user, id).await?;
         Ok(stored)
     }
 
-    /// Deletes a session's parts and meta (done, or expired).
-    pub(crate) async fn drop_session(&self, id: MediaId) -> Result<(), ApiError> {
+    /// Deletes a session's parts and meta (done, or abandoned), then its
+    /// owner's entry.
+    async fn drop_session(&self, owner: UserId, id: MediaId) -> Result<(), ApiError> {
         for b in self.blobs().list(&dir(id)).await? {
             self.blobs().delete(&b.key).await?;
+        }
+        self.blobs().delete(&upload_owner_key(owner, id)).await?;
+        Ok(())
+    }
+
+    /// Every unfinished session of `owner` goes (their account is being
+    /// deleted).
+    pub(crate) async fn drop_sessions_of(&self, owner: UserId) -> Result<(), ApiError> {
+        let prefix = format!("{UPLOADS_BY}{}/", owner.0);
+        for b in self.blobs().list(&prefix).await? {
+            let id = b.key[prefix.len()..].parse::<MediaId>();
+            match id {
+                Ok(id) => self.drop_session(owner, id).await?,
+                // Not one of ours: nothing to drop but the entry.
+                Err(_) => self.blobs().delete(&b.key).await?,
+            }
         }
         Ok(())
     }
