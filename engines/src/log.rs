@@ -216,6 +216,23 @@ pub trait Log: Send + Sync + 'static {
         Ok(self.bounds(topic, partition).await?.start)
     }
 
+    /// Drops the records at the `doomed` offsets, which every consumer
+    /// has passed and a later record made redundant (the caller's word:
+    /// log compaction); every other record keeps its offset, so readers
+    /// see gaps. A log may keep some of them (the embedded log keeps its
+    /// active segment and each segment's last record). Returns how many
+    /// went. The default keeps everything: Fluvio cannot delete single
+    /// records.
+    async fn compact(
+        &self,
+        topic: &str,
+        partition: u32,
+        doomed: std::collections::BTreeSet<u64>,
+    ) -> Result<u64> {
+        let _ = (topic, partition, doomed);
+        Ok(0)
+    }
+
     /// Stores a consumer group's position (the next offset to read).
     async fn commit(
         &self,

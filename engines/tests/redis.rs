@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use parley_engines::contract::servers::RedisServer;
-use parley_engines::contract::{cluster_contract, log_contract, state_contract, trim_contract};
+use parley_engines::contract::{
+    cluster_contract, compact_contract, log_contract, state_contract, trim_contract,
+};
 use parley_engines::redis::{RedisCluster, RedisLog, RedisState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +31,8 @@ async fn redis_streams_log_passes_the_log_contract() {
     let server = RedisServer::start();
     let log = Arc::new(RedisLog::connect(&server.url, "parley-test").await.unwrap());
     log_contract(log.clone()).await;
-    trim_contract(log, true).await;
+    trim_contract(log.clone(), true).await;
+    compact_contract(log, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

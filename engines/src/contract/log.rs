@@ -313,3 +313,64 @@ pub async fn trim_contract<L: Log>(log: Arc<L>, drops: bool) {
     let a = log.append(&name, 0, vec![payload(300)]).await.unwrap();
     assert_eq!(a.first_offset, 300);
 }
+
+/// [`Log::compact`]: the records named go (all of them, or none where the
+/// log cannot, as `drops` says; the embedded log keeps some), every other
+/// keeps its offset and payload, reads step over the gaps, and appends go
+/// on after the end.
+pub async fn compact_contract<L: Log>(log: Arc<L>, drops: bool) {
+    let name = unique("contract-compact");
+    log.ensure_topic(&TopicSpec::new(&name, 1)).await.unwrap();
+    for chunk in 0..30 {
+        let batch = (0..10).map(|i| payload(chunk * 10 + i)).collect();
+        log.append(&name, 0, batch).await.unwrap();
+    }
+    let doomed: std::collections::BTreeSet<u64> = (1..250).filter(|o| o % 3 != 0).collect();
+    let dropped = log.compact(&name, 0, doomed.clone()).await.unwrap();
+    assert_eq!(drops, dropped > 0, "dropped {dropped}");
+
+    let all = log
+        .read(&name, 0, 0, ReadLimit::records(1000))
+        .await
+        .unwrap();
+    assert_eq!(all.next_offset, 300);
+    for r in &all.records {
+        assert_eq!(r.payload, payload(r.offset), "offset {}", r.offset);
+    }
+    let offsets: Vec<u64> = all.records.iter().map(|r| r.offset).collect();
+    let kept: Vec<u64> = (0..300).filter(|o| !doomed.contains(o)).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert!(
+        kept.iter().all(|o| offsets.contains(o)),
+        "kept what was not named"
+    );
+    assert_eq!(
+        offsets.len() as u64,
+        300 - dropped,
+        "dropped as many as it says"
+    );
+    // Reading from a gap starts at the next record there is.
+    let gap = (1..250).find(|o| !offsets.contains(o));
+    if let Some(gap) = gap {
+        let b = log
+            .read(&name, 0, gap, ReadLimit::records(1))
+            .await
+            .unwrap();
+        assert!(b.records[0].offset > gap);
+        assert_eq!(b.records[0].payload, payload(b.records[0].offset));
+    }
+    // Again: nothing more to drop of what was dropped; appends go on.
+    let again = log.compact(&name, 0, doomed).await.unwrap();
+    assert!(again <= doomed_left(&offsets), "{again}");
+    let a = log.append(&name, 0, vec![payload(300)]).await.unwrap();
+    assert_eq!(a.first_offset, 300);
+}
+
+/// Named offsets in 1..250 still present (a log that keeps some may drop
+/// none of them a second time, or, where it keeps them for good, none).
+fn doomed_left(offsets: &[u64]) -> u64 {
+    offsets
+        .iter()
+        .filter(|&&o| (1..250).contains(&o) && o % 3 != 0)
+        .count() as u64
+}

@@ -20,7 +20,7 @@ mod state;
 pub use self::blob::blob_contract;
 pub use self::cluster::cluster_contract;
 pub use self::history::{history_contract, message};
-pub use self::log::{log_contract, trim_contract};
+pub use self::log::{compact_contract, log_contract, trim_contract};
 pub use self::state::{
     account_store_contract, conversation_store_contract, inbox_store_contract, job_store_contract,
     key_store_contract, media_store_contract, notify_store_contract, presence_store_contract,

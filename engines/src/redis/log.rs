@@ -457,6 +457,27 @@ impl Log for RedisLog {
         Ok(self.bounds(topic, partition).await?.start)
     }
 
+    async fn compact(
+        &self,
+        topic: &str,
+        partition: u32,
+        doomed: std::collections::BTreeSet<u64>,
+    ) -> Result<u64> {
+        let stream = self.key("s", topic, partition);
+        let ids: Vec<String> = doomed.iter().map(|o| format!("{o}-1")).collect();
+        let mut dropped = 0;
+        for chunk in ids.chunks(1000) {
+            let n: u64 = redis::cmd("XDEL")
+                .arg(&stream)
+                .arg(chunk)
+                .query_async(&mut self.con.clone())
+                .await
+                .map_err(err)?;
+            dropped += n;
+        }
+        Ok(dropped)
+    }
+
     async fn commit(
         &self,
         group: &str,

@@ -45,6 +45,22 @@ pub fn encode(out: &mut Vec<u8>, offset: u64, timestamp: u64, payload: &[u8]) {
 
 /// Decodes the frame at `buf[at..]`, which must carry `expected_offset`.
 pub fn decode(buf: &[u8], at: usize, expected_offset: u64, max_payload: usize) -> Decoded {
+    decode_with(buf, at, expected_offset, false, max_payload)
+}
+
+/// As [`decode`], in a sealed segment that compaction may have thinned:
+/// the frame carries `expected_offset` or a later one.
+pub fn decode_sealed(buf: &[u8], at: usize, expected_offset: u64, max_payload: usize) -> Decoded {
+    decode_with(buf, at, expected_offset, true, max_payload)
+}
+
+fn decode_with(
+    buf: &[u8],
+    at: usize,
+    expected_offset: u64,
+    gaps: bool,
+    max_payload: usize,
+) -> Decoded {
     let rest = &buf[at..];
     if rest.len() < HEADER {
         return Decoded::Incomplete(HEADER);
@@ -58,7 +74,7 @@ pub fn decode(buf: &[u8], at: usize, expected_offset: u64, max_payload: usize) -
     if len as usize > max_payload {
         return Decoded::Corrupt(format!("length {len} exceeds the record limit"));
     }
-    if offset != expected_offset {
+    if offset != expected_offset && !(gaps && offset > expected_offset) {
         return Decoded::Corrupt(format!(
             "offset {offset} where {expected_offset} was expected"
         ));

@@ -338,6 +338,16 @@ impl Log for SegmentLog {
         blocking(move || Ok(shared.trim(below, older_than))).await
     }
 
+    async fn compact(
+        &self,
+        topic: &str,
+        partition: u32,
+        doomed: std::collections::BTreeSet<u64>,
+    ) -> Result<u64> {
+        let shared = self.shared(topic, partition)?;
+        blocking(move || shared.compact(&doomed)).await
+    }
+
     async fn commit(
         &self,
         group: &str,

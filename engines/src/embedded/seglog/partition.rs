@@ -36,6 +36,7 @@ use super::{Durability, SegmentLogOptions};
 use crate::error::{EngineError, Result};
 use crate::log::{Appended, Batch, Bounds, Epoch, ReadLimit, Record, Retention};
 
+mod compact;
 mod mend;
 mod recover;
 mod writer;
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
     opts: SegmentLogOptions,
     /// Records decoded by reads, for tests that assert read cost.
     pub records_scanned: AtomicU64,
+    /// Held while compaction rewrites segments, and while segments are
+    /// dropped.
+    compacting: Mutex<()>,
 }
 
 struct Req {
@@ -153,6 +157,7 @@ impl Partition {
             retention: Mutex::new(retention),
             opts,
             records_scanned: AtomicU64::new(0),
+            compacting: Mutex::new(()),
         });
         let (tx, rx) = mpsc::channel();
         let (sync_tx, sync_rx) = mpsc::channel();
@@ -210,6 +215,9 @@ impl Shared {
     /// each (given the bytes the partition holds then); the new start.
     /// Readers holding a dropped file keep reading it: unlink is safe.
     fn drop_sealed(&self, mut doomed: impl FnMut(&Segment, u64) -> bool) -> u64 {
+        // Not while a segment is being rewritten: its rename would bring
+        // back a file this unlinked.
+        let _one = self.compacting.lock().expect("compaction lock");
         let removed: Vec<Segment> = {
             let mut segs = self.segs.write().expect("segs lock");
             let mut total: u64 = segs.iter().map(|s| s.size).sum();
@@ -270,7 +278,10 @@ impl Shared {
                 let mut at = 0;
                 let mut done = false;
                 while at < buf.len() && !done {
-                    match frame::decode(&buf, at, offset, self.opts.max_record_bytes) {
+                    // Reads stay below the published end, so even the
+                    // active segment is whole here; sealed ones may have
+                    // gaps (compaction).
+                    match frame::decode_sealed(&buf, at, offset, self.opts.max_record_bytes) {
                         Decoded::Frame(f) => {
                             self.records_scanned.fetch_add(1, Ordering::Relaxed);
                             if f.offset >= next {
@@ -284,7 +295,7 @@ impl Shared {
                                 });
                                 next = f.offset + 1;
                             }
-                            offset += 1;
+                            offset = f.offset + 1;
                             at = f.payload_end;
                             done = next >= end || full(&out, bytes);
                         }

@@ -119,13 +119,19 @@ pub(super) fn scan(
     let mut index = vec![(base, 0)];
     let (mut at, mut next, mut last_ts, mut last_indexed) = (0usize, base, 0u64, 0usize);
     while at < data.len() {
-        match frame::decode(&data, at, next, opts.max_record_bytes) {
+        // Only a sealed segment can have been compacted (gaps).
+        let decoded = if active {
+            frame::decode(&data, at, next, opts.max_record_bytes)
+        } else {
+            frame::decode_sealed(&data, at, next, opts.max_record_bytes)
+        };
+        match decoded {
             Decoded::Frame(f) => {
                 if at - last_indexed >= opts.index_interval {
-                    index.push((next, at as u64));
+                    index.push((f.offset, at as u64));
                     last_indexed = at;
                 }
-                next += 1;
+                next = f.offset + 1;
                 last_ts = f.timestamp;
                 at = f.payload_end;
             }
