@@ -81,7 +81,7 @@ async fn a_compacted_segment_log_reopens_the_same_with_or_without_its_indexes() 
             .map(|r| (r.offset, r.payload))
             .collect::<Vec<_>>()
     };
-    let log = SegmentLog::open(dir.path(), opts.clone()).unwrap();
+    let log = SegmentLog::open(dir.path(), opts).unwrap();
     log.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
     for i in 0..200u64 {
         let p = bytes::Bytes::from(format!("record {i} {}", "x".repeat(i as usize % 40)));
@@ -93,7 +93,7 @@ async fn a_compacted_segment_log_reopens_the_same_with_or_without_its_indexes() 
     assert!(before.len() < 100, "{}", before.len());
 
     // Reopened: the indexes written by compaction are used.
-    let log = SegmentLog::open(dir.path(), opts.clone()).unwrap();
+    let log = SegmentLog::open(dir.path(), opts).unwrap();
     let end = log.append("t", 0, vec!["after".into()]).await.unwrap();
     assert_eq!(end.first_offset, 200);
     let mut again = read_all(log).await;

@@ -355,6 +355,30 @@ impl InternalEvent for LogTrimmed<'_> {
     }
 }
 
+/// Compaction dropped `records` of `topic` that later ones made redundant.
+pub struct LogCompacted<'a> {
+    pub topic: &'a str,
+    pub records: u64,
+}
+
+impl InternalEvent for LogCompacted<'_> {
+    fn emit(self) {
+        LOG_COMPACTED
+            .with_label_values(&[self.topic])
+            .inc_by(self.records);
+        tracing::info!(topic = self.topic, records = self.records, "log compacted");
+    }
+}
+
+static LOG_COMPACTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "parley_log_compacted_records_total",
+        "Log records dropped by compaction because later records set all they set",
+        &["topic"]
+    )
+    .expect("metric registers once")
+});
+
 /// A retention pass under disk pressure.
 pub struct LogDiskPressure;
 

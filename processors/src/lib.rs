@@ -31,10 +31,13 @@
 //!   `inbox` queues them (collapsed per conversation), a dispatcher per
 //!   partition sends what is due through the sinks (a signed webhook).
 //! - [`retention::LogRetention`], a periodic task: drops log records every
-//!   consumer has passed, once old enough (or at once under disk pressure).
+//!   consumer has passed, once old enough (or at once under disk pressure),
+//!   and compacts `accounts` ([`compaction`]: a record goes once later
+//!   ones set all it set).
 //! - [`internal_events`]: their telemetry, logged and counted at once.
 
 pub mod accounts;
+pub mod compaction;
 pub mod internal_events;
 pub mod media_sweeper;
 pub mod notify;

@@ -12,9 +12,10 @@
 //!   age only.
 //!
 //! `accounts` is never trimmed: it is what the state store is rebuilt
-//! from, and it stays small (one record per sign-up, device, profile
-//! change). A deployment that keeps the log shorter than its state store
-//! cannot rebuild that store from it: ARCHITECTURE.md, "State durability".
+//! from. It is compacted instead ([`crate::compaction`]: the latest
+//! record per key stays), every `accounts_compact_every_ms`. A deployment
+//! that keeps the log shorter than its state store cannot rebuild the
+//! derived rest of that store from it: ARCHITECTURE.md, "State durability".
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use parley_schemas::{jobs, topics};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::internal_events::{InboxExpired, LogDiskPressure, LogTrimmed};
+use crate::internal_events::{InboxExpired, LogCompacted, LogDiskPressure, LogTrimmed};
 
 /// `[retention]` of the config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,9 @@ pub struct RetentionConfig {
     /// Below this share of free space on the embedded log's disk (in
     /// percent), what every consumer has passed goes at once.
     pub disk_min_free_pct: u8,
+    /// How often the `accounts` topic is compacted (each pass reads it
+    /// whole); 0: never.
+    pub accounts_compact_every_ms: u64,
 }
 
 impl Default for RetentionConfig {
@@ -74,6 +78,7 @@ impl Default for RetentionConfig {
             log_every_ms: 60_000,
             history_every_ms: 3_600_000,
             disk_min_free_pct: 10,
+            accounts_compact_every_ms: 3_600_000,
         }
     }
 }
@@ -124,11 +129,19 @@ impl LogRetention {
     pub async fn run(self, stop: CancellationToken) {
         let every = Duration::from_millis(self.cfg.log_every_ms.max(1));
         let history_every = Duration::from_millis(self.cfg.history_every_ms.max(1));
+        let compact_every = Duration::from_millis(self.cfg.accounts_compact_every_ms);
         let mut history_due = tokio::time::Instant::now();
+        let mut compact_due = tokio::time::Instant::now() + compact_every;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
+            }
+            if !compact_every.is_zero() && tokio::time::Instant::now() >= compact_due {
+                compact_due = tokio::time::Instant::now() + compact_every;
+                if let Err(e) = self.compact_accounts().await {
+                    tracing::warn!(error = %e, "compacting accounts failed; trying again later");
+                }
             }
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "log retention pass failed; trying again at the next");
@@ -138,6 +151,33 @@ impl LogRetention {
                 self.expire().await;
             }
         }
+    }
+
+    /// Compacts every partition of `accounts` below its consumers'
+    /// positions; the records dropped.
+    pub async fn compact_accounts(&self) -> Result<u64> {
+        let mut dropped = 0;
+        for p in 0..self.partitions {
+            let bounds = match self.log.bounds(topics::ACCOUNTS, p).await {
+                Ok(b) => b,
+                Err(EngineError::UnknownTopic(_)) => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let mut floor = bounds.end;
+            for job in crate::compaction::CONSUMERS {
+                let at = self.state.job_offset(job, p).await?;
+                floor = floor.min(at.unwrap_or(bounds.start));
+            }
+            let n = crate::compaction::compact_partition(&*self.log, p, floor).await?;
+            if n > 0 {
+                emit(LogCompacted {
+                    topic: topics::ACCOUNTS,
+                    records: n,
+                });
+                dropped += n;
+            }
+        }
+        Ok(dropped)
     }
 
     /// Scrollback past `history_days`, inbox items past

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
+use parley_engines::state::{ERASED, ERASED_NAME};
 use parley_engines::StateOp;
 use parley_schemas::event::{AccountCreated, AccountDeleted, DeviceAdded, Event, ProfileUpdated};
 use parley_schemas::ids::{now_ms, DeviceId, UserId};
@@ -380,8 +381,19 @@ impl Accounts {
     /// Records the deletion in the log, then erases the account from the
     /// store (as the accounts job does when it replays the log).
     pub async fn erase(&self, user: UserId) -> Result<(), ApiError> {
+        let username = self.account(user).await?.username;
         let event = Event::AccountDeleted(AccountDeleted { user, ts: now_ms() });
         self.core.append_account(user, &event).await?;
+        // The tombstone compaction keeps: the id and the name stay taken,
+        // and the first record (with the password hash) can go.
+        let tombstone = Event::AccountCreated(AccountCreated {
+            user,
+            username,
+            password_hash: ERASED.to_owned(),
+            display_name: ERASED_NAME.to_owned(),
+            ts: now_ms(),
+        });
+        self.core.append_account(user, &tombstone).await?;
         self.core
             .state
             .write(vec![StateOp::EraseAccount { user }])

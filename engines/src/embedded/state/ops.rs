@@ -271,15 +271,20 @@ fn apply_op(tx: &WriteTransaction, op: &StateOp) -> Result<()> {
 }
 
 /// [`StateOp::EraseAccount`]: what Redis's `O` op does too.
+/// The rest is erased even where the account is not (yet) there: a store
+/// rebuilt from a compacted log meets the deletion before the account's
+/// tombstone restores it, and must still drop what came before.
 fn erase_account(tx: &WriteTransaction, user: UserId) -> Result<()> {
     let mut accounts = tx.open_table(ACCOUNTS).map_err(err)?;
-    let username = match accounts.get(user.0).map_err(err)? {
-        Some(v) => v.value().0.to_owned(),
-        None => return Ok(()),
-    };
-    accounts
-        .insert(user.0, (username.as_str(), ERASED, ERASED_NAME))
-        .map_err(err)?;
+    let username = accounts
+        .get(user.0)
+        .map_err(err)?
+        .map(|v| v.value().0.to_owned());
+    if let Some(username) = username {
+        accounts
+            .insert(user.0, (username.as_str(), ERASED, ERASED_NAME))
+            .map_err(err)?;
+    }
     tx.open_table(PROFILES)
         .map_err(err)?
         .remove(user.0)

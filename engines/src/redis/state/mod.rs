@@ -206,10 +206,15 @@ while i <= #ARGV do
   elseif op == 'Y' then -- user, audience code
     redis.call('HSET', p .. ':u:' .. a, 'priv', b)
   elseif op == 'O' then -- user: the account deleted
+    -- The rest goes even where the account is not (yet) there: a store
+    -- rebuilt from a compacted log meets the deletion before the
+    -- account's tombstone restores it.
     local k = p .. ':a:' .. a
     if redis.call('EXISTS', k) == 1 then
       redis.call('HSET', k, 'hash', b, 'display', c)
       redis.call('HDEL', k, 'about', 'avatar')
+    end
+    do
       for _, o in ipairs(redis.call('SMEMBERS', p .. ':c:' .. a)) do
         redis.call('SREM', p .. ':w:' .. o, a)
       end
