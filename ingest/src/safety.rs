@@ -29,8 +29,14 @@ async fn export(
     let archive = s.edge.export(caller).await?;
     let disposition = format!("attachment; filename=\"parley-{}.json\"", caller.user);
     Ok((
-        [(axum::http::header::CONTENT_DISPOSITION, disposition)],
-        Json(archive),
+        [
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json".to_owned(),
+            ),
+        ],
+        axum::body::Body::from_stream(archive),
     ))
 }
 
