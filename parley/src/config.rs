@@ -42,6 +42,10 @@ pub struct Config {
     pub durability: Durability,
     /// The embedded log's segment size: retention drops whole segments.
     pub log_segment_bytes: u64,
+    /// The envelope version this node writes log records in: the
+    /// newest by default; an older one for the first step of a release
+    /// that changes a layout (deploy/README.md, "Rolling upgrades").
+    pub log_write_version: u8,
     /// Log retention, and how long history and media are kept
     /// (`[retention]`); docs/retention.md.
     pub retention: parley_processors::retention::RetentionConfig,
@@ -106,6 +110,7 @@ impl Default for Config {
             media_blob_grace_ms: 3_600_000,
             durability: Durability::Fsync,
             log_segment_bytes: 64 << 20,
+            log_write_version: parley_schemas::codec::VERSION,
             retention: parley_processors::retention::RetentionConfig::default(),
             // Measured best for one 2-core machine (docs/benchmarks.md);
             // a deployment that will scale out sets more.

@@ -118,6 +118,7 @@ async fn main() -> Result<()> {
 
 async fn bind(args: &RoleArgs) -> Result<(Config, tokio::net::TcpListener)> {
     let cfg = args.load()?;
+    parley_schemas::codec::write_version(cfg.log_write_version).context("log_write_version")?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;

@@ -31,8 +31,8 @@ thread_local! {
     static LAYOUT: std::cell::Cell<u8> = const { std::cell::Cell::new(VERSION) };
 }
 
-/// The envelope version of the record being decoded on this thread
-/// ([`VERSION`] outside [`decode`]).
+/// The envelope version of the record being decoded or encoded on this
+/// thread ([`VERSION`] outside [`decode`] and [`encode_as`]).
 pub fn layout() -> u8 {
     LAYOUT.with(|l| l.get())
 }
@@ -72,6 +72,24 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
+/// The version this process writes: [`VERSION`] unless a deployment
+/// chose an older one ([`write_version`]).
+static WRITES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(VERSION);
+
+/// Makes this process write envelope `version` (from [`OLDEST`] to
+/// [`VERSION`]): the first step of a release that changes a layout reads
+/// the new version but still writes the old one, so that nodes not yet
+/// upgraded can read everything (deploy/README.md, "Rolling upgrades").
+/// What the older layout has no place for is not written (a reply's
+/// quote, a forward mark, a file's size and image size).
+pub fn write_version(version: u8) -> Result<(), DecodeError> {
+    if !(OLDEST..=VERSION).contains(&version) {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    WRITES.store(version, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// Encodes an event into a fresh buffer.
 pub fn encode(event: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -79,12 +97,24 @@ pub fn encode(event: &Event) -> Vec<u8> {
     out
 }
 
-/// Appends the encoding of `event` to `out`.
+/// Appends the encoding of `event` to `out`, in the version this process
+/// writes.
 pub fn encode_into(event: &Event, out: &mut Vec<u8>) {
+    encode_as(
+        event,
+        WRITES.load(std::sync::atomic::Ordering::Relaxed),
+        out,
+    )
+}
+
+/// Appends the encoding of `event` in envelope `version` to `out`.
+pub fn encode_as(event: &Event, version: u8, out: &mut Vec<u8>) {
     out.push(MAGIC);
-    out.push(VERSION);
+    out.push(version);
+    let layout = Layout::enter(version);
     // Writing into a Vec cannot fail, and every Event field is serializable.
     let body = postcard::to_extend(event, std::mem::take(out)).expect("events always serialize");
+    drop(layout);
     *out = body;
 }
 

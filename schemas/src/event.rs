@@ -103,7 +103,7 @@ impl Event {
 /// A client's message, as appended by the edge. `msg_id` is issued there.
 /// An action on an earlier message (an edit, a deletion, a reaction) is
 /// one too, with an action [`Body`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageSent {
     pub msg_id: MessageId,
     pub conversation: ConversationId,
@@ -117,6 +117,65 @@ pub struct MessageSent {
     pub reply_to: Option<MessageId>,
     /// Since envelope version 3: sent on from another chat.
     pub forwarded: bool,
+}
+
+/// [`MessageSent`] as envelope versions 1 and 2 wrote it.
+#[derive(Serialize)]
+struct MessageSentV2Out<'a> {
+    msg_id: MessageId,
+    conversation: ConversationId,
+    from: UserId,
+    from_device: DeviceId,
+    to: &'a Recipient,
+    client_msg_id: &'a str,
+    body: &'a Body,
+    ts: u64,
+}
+
+/// [`MessageSent`] as it is written now (and in JSON).
+#[derive(Serialize)]
+struct MessageSentOut<'a> {
+    msg_id: MessageId,
+    conversation: ConversationId,
+    from: UserId,
+    from_device: DeviceId,
+    to: &'a Recipient,
+    client_msg_id: &'a str,
+    body: &'a Body,
+    ts: u64,
+    reply_to: Option<MessageId>,
+    forwarded: bool,
+}
+
+impl Serialize for MessageSent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() && crate::codec::layout() < 3 {
+            return MessageSentV2Out {
+                msg_id: self.msg_id,
+                conversation: self.conversation,
+                from: self.from,
+                from_device: self.from_device,
+                to: &self.to,
+                client_msg_id: &self.client_msg_id,
+                body: &self.body,
+                ts: self.ts,
+            }
+            .serialize(s);
+        }
+        MessageSentOut {
+            msg_id: self.msg_id,
+            conversation: self.conversation,
+            from: self.from,
+            from_device: self.from_device,
+            to: &self.to,
+            client_msg_id: &self.client_msg_id,
+            body: &self.body,
+            ts: self.ts,
+            reply_to: self.reply_to,
+            forwarded: self.forwarded,
+        }
+        .serialize(s)
+    }
 }
 
 /// [`MessageSent`] as envelope versions 1 and 2 wrote it.

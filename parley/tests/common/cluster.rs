@@ -213,7 +213,12 @@ impl Cluster {
 
     /// Starts node `node` of `role` (again, after a kill).
     pub fn spawn(&mut self, role: &'static str, node: u16) {
-        let n = spawn(role, node, &self.urls, self.dir.path());
+        self.spawn_with(role, node, &[]);
+    }
+
+    /// [`spawn`](Self::spawn), with more environment (`PARLEY__...`).
+    pub fn spawn_with(&mut self, role: &'static str, node: u16, env: &[(&str, &str)]) {
+        let n = spawn_with(role, node, &self.urls, self.dir.path(), env);
         self.nodes.push(n);
     }
 

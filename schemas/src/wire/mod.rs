@@ -193,6 +193,9 @@ impl Serialize for Media {
                 thumbnail: m.thumbnail,
             }
             .serialize(s)
+        } else if crate::codec::layout() < 2 {
+            // `MediaV1`, borrowed.
+            (&self.media_id, &self.mime, &self.caption).serialize(s)
         } else {
             // The same layout as `MediaV2`, borrowed.
             (
