@@ -5,37 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use common::*;
 use serde_json::Value;
 
 const MESSAGES: usize = 100_000;
 /// Sends in flight on the socket at once.
 const WINDOW: usize = 1_000;
-
-fn spawn(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY__LIMITS__SENDS_PER_SEC", "1000000")
-        .env("PARLEY__LIMITS__SENDS_BURST", "1000000")
-        .env("PARLEY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start parley");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("parley printed its address").unwrap();
-        if let Some(url) = line.strip_prefix("parley listening on ") {
-            break url.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
 
 /// A field of `/proc/<pid>/status`, in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -47,7 +22,13 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_of_100k_messages_streams_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = spawn(dir.path());
+    let (mut child, url) = spawn_up(
+        dir.path(),
+        &[
+            ("PARLEY__LIMITS__SENDS_PER_SEC", "1000000"),
+            ("PARLEY__LIMITS__SENDS_BURST", "1000000"),
+        ],
+    );
     let (alice, bob) = alice_and_bob(&url).await;
     let (at, _) = login(&url, "alice", None).await;
     let mut a = Client::connect(&url, &at).await;

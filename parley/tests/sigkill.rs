@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,25 +17,7 @@ const TOTAL: usize = 1000;
 
 /// Starts the binary and returns it with the URL it printed.
 fn spawn(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
-        .env("PARLEY__PARTITIONS", "4")
-        .env("PARLEY_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start parley");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("parley printed its address").unwrap();
-        if let Some(url) = line.strip_prefix("parley listening on ") {
-            break url.to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    spawn_up(data_dir, &[("PARLEY__PARTITIONS", "4")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

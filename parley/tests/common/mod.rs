@@ -456,3 +456,28 @@ pub fn direct(a: &str, b: &str) -> String {
     let (x, y): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
     format!("d:{}:{}", x.min(y), x.max(y))
 }
+
+/// `parley up` as a child process on `data_dir`, with more environment
+/// (`PARLEY__...`); returns it with the URL it printed.
+pub fn spawn_up(data_dir: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("PARLEY__ARGON2_MEMORY_KIB", "1024")
+        .env("PARLEY_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start parley");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("parley printed its address").unwrap();
+        if let Some(url) = line.strip_prefix("parley listening on ") {
+            break url.to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
