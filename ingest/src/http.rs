@@ -292,9 +292,9 @@ pub(crate) const WS_READ_BUFFER: usize = 4 * 1024;
 /// the writer's own flushes).
 pub(crate) const WS_WRITE_BUFFER: usize = 16 * 1024;
 /// What a socket's write buffer may hold at most: above the largest frame
-/// (a history page of 200 messages of 64 KiB, escaped), so only a runaway
-/// fails the socket instead of growing without bound.
-const WS_MAX_WRITE_BUFFER: usize = 64 * MAX_FRAME_BYTES;
+/// (a history page, cut at `MAX_PAGE_BYTES`, plus its last message), so
+/// only a runaway fails the socket instead of growing without bound.
+const WS_MAX_WRITE_BUFFER: usize = 8 * MAX_FRAME_BYTES;
 
 /// Presence as derived from heartbeats, as the owner's privacy setting
 /// lets the caller see it.
@@ -553,12 +553,15 @@ async fn messages(
     let q: PageQuery = query(&uri)?;
     let before = parse_param::<MessageId>("before", q.before)?;
     let limit = parse_param::<u32>("limit", q.limit)?;
-    let messages = s
+    let p = s
         .edge
         .history()
         .page(caller.user, conversation, before, limit)
         .await?;
-    Ok(Json(MessagesPage { messages }))
+    Ok(Json(MessagesPage {
+        messages: p.messages,
+        more: p.more,
+    }))
 }
 
 async fn conversations(

@@ -41,5 +41,8 @@ async fn search(
         .history()
         .search(caller.user, &text, conversation, before, limit)
         .await?;
-    Ok(Json(MessagesPage { messages }))
+    Ok(Json(MessagesPage {
+        messages,
+        more: false,
+    }))
 }

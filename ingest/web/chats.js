@@ -102,7 +102,7 @@ export async function loadHistory(c) {
   const r = await api('GET', `/v1/conversations/${c.cid}/messages?limit=50`);
   for (const m of r.messages) if (!c.entries.has(m.msg_id)) upsert(c, fromFrame(m));
   c.loaded = true;
-  c.complete = r.messages.length < 50;
+  c.complete = !r.more && r.messages.length < 50;
 }
 
 // Scrolling to the top loads the page of history before the oldest shown.
@@ -114,7 +114,7 @@ export async function loadOlder(c) {
   try {
     const r = await api('GET', `/v1/conversations/${c.cid}/messages?limit=50&before=${oldest.msg_id}`);
     for (const m of r.messages) if (!c.entries.has(m.msg_id)) upsert(c, fromFrame(m));
-    c.complete = r.messages.length < 50;
+    c.complete = !r.more && r.messages.length < 50;
     const ol = $('messages');
     const below = ol.scrollHeight - ol.scrollTop;
     renderChat(true);

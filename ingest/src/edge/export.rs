@@ -9,7 +9,7 @@
 //! channel of a few pages, so a slow download holds the reader back
 //! instead of piling up. Messages go oldest first while history pages run
 //! newest first: a first walk notes where each page starts (one id per
-//! 200 messages), a second reads the pages again from the oldest. An error
+//! page), a second reads the pages again from the oldest. An error
 //! after the answer started cuts the download (the JSON then does not
 //! parse): the client tries again.
 
@@ -141,7 +141,8 @@ impl Edge {
                 let mut page = self
                     .history
                     .page(user, c, before, Some(MAX_PAGE as u32))
-                    .await?;
+                    .await?
+                    .messages;
                 page.retain(|m| m.msg_id >= oldest);
                 page.reverse();
                 for m in &page {
@@ -188,6 +189,7 @@ impl Edge {
                 Err(e) if e.is_no_access() => return Ok(None),
                 Err(e) => return Err(e),
             };
+            let (more, page) = (page.more, page.messages);
             let (Some(newest), Some(last)) = (page.first(), page.last()) else {
                 break;
             };
@@ -197,7 +199,7 @@ impl Edge {
             starts.push((top, last.msg_id));
             before = Some(last.msg_id);
             *left -= page.len();
-            if page.len() < limit as usize {
+            if !more && page.len() < limit as usize {
                 break;
             }
         }

@@ -9,7 +9,9 @@ use parley_engines::History;
 use parley_schemas::event::MessageSent;
 use parley_schemas::group::Member;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
-use parley_schemas::wire::{fold, ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE};
+use parley_schemas::wire::{
+    fold, ConversationEntry, MsgFrame, NotifySettings, DEFAULT_PAGE, MAX_PAGE_BYTES,
+};
 
 use super::core::{Access, Core};
 use crate::error::ApiError;
@@ -25,6 +27,38 @@ const REFILLS: usize = 4;
 /// The longest conversation list one call returns, and its default.
 const MAX_CONVERSATIONS: usize = 500;
 const DEFAULT_CONVERSATIONS: u32 = 100;
+
+/// A page of scrollback.
+#[derive(Debug)]
+pub struct Page {
+    pub messages: Vec<MsgFrame>,
+    /// Cut short by its size: more is there below the last message.
+    pub more: bool,
+}
+
+/// Cuts `page` where its messages' JSON passes `max` bytes, keeping at
+/// least one; whether it did.
+fn cut_to_bytes(page: &mut Vec<MsgFrame>, max: usize) -> bool {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut total = Count(0);
+    for (i, m) in page.iter().enumerate() {
+        serde_json::to_writer(&mut total, m).expect("frames serialize");
+        if total.0 > max && i > 0 {
+            page.truncate(i);
+            return true;
+        }
+    }
+    false
+}
 
 pub struct HistoryReads {
     core: Arc<Core>,
@@ -44,8 +78,21 @@ impl HistoryReads {
     }
 
     /// A page of scrollback for a member: newest first, below `before`.
-    /// `limit` is 1..=200, 50 if not given.
+    /// `limit` is 1..=200, 50 if not given; a page whose JSON would pass
+    /// [`MAX_PAGE_BYTES`] is cut short, and says `more`.
     pub async fn page(
+        &self,
+        user: UserId,
+        conversation: ConversationId,
+        before: Option<MessageId>,
+        limit: Option<u32>,
+    ) -> Result<Page, ApiError> {
+        let mut messages = self.full_page(user, conversation, before, limit).await?;
+        let more = cut_to_bytes(&mut messages, MAX_PAGE_BYTES);
+        Ok(Page { messages, more })
+    }
+
+    async fn full_page(
         &self,
         user: UserId,
         conversation: ConversationId,

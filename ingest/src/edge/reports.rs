@@ -78,7 +78,8 @@ impl Reports {
         // are not in is refused there.
         let messages = history
             .page(caller.user, conversation, None, Some(CONTEXT))
-            .await?;
+            .await?
+            .messages;
         let report_id = format!("{:032x}", rand::random::<u128>());
         let event = Event::ReportFiled(ReportFiled {
             report_id: report_id.clone(),

@@ -26,8 +26,28 @@ use crate::edge::Edge;
 use crate::internal_events::{Limit, LimitHit};
 
 /// Client frames decoded but not yet taken by the socket's reader; past
-/// this, the connection stops reading (the reader is busy appending).
+/// this many, or [`FORWARD_BYTES`], the connection stops reading (the
+/// reader is busy appending).
 const FORWARD_QUEUE: usize = 64;
+/// The bytes of those frames: packets are up to `mqtt_max_packet`, so a
+/// count alone let one connection hold 64 of them.
+const FORWARD_BYTES: usize = 1 << 20;
+/// Frames handed to the socket's reader and not yet read: each may be a
+/// whole packet, so few.
+const HANDED: usize = 2;
+
+/// Whether the connection may decode and read more.
+fn room(queue: &VecDeque<Message>) -> bool {
+    let bytes: usize = queue
+        .iter()
+        .map(|m| match m {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        })
+        .sum();
+    queue.len() < FORWARD_QUEUE && bytes < FORWARD_BYTES
+}
 
 /// PUBACKs are confirmed to the socket in one `received` per this many,
 /// or after [`CONFIRM_AFTER`]: a later confirmation only means more is
@@ -271,7 +291,7 @@ impl Session {
         W: Sink<Bytes, Error = io::Error> + Unpin + Send,
     {
         // The socket code, as for a WebSocket: frames in, frames out.
-        let (to_socket, socket_in) = tokio::sync::mpsc::channel::<Message>(FORWARD_QUEUE);
+        let (to_socket, socket_in) = tokio::sync::mpsc::channel::<Message>(HANDED);
         let (socket_out, mut from_socket) = futures::channel::mpsc::channel::<Message>(16);
         let socket_in = tokio_stream_of(socket_in);
         // Polled by this task, not spawned: a frame handed to the socket's
@@ -288,7 +308,7 @@ impl Session {
         let close: Option<(Reason, String)> = loop {
             // Decode what was read, as far as the reader keeps up.
             let mut end = None;
-            while queue.len() < FORWARD_QUEUE && end.is_none() {
+            while room(&queue) && end.is_none() {
                 match codec.decode(&mut buf) {
                     Ok(Some(p)) => {
                         emit(MqttPacket {
@@ -315,7 +335,7 @@ impl Session {
                 break None;
             }
             tokio::select! {
-                chunk = rx.next(), if queue.len() < FORWARD_QUEUE => match chunk {
+                chunk = rx.next(), if room(&queue) => match chunk {
                     Some(Ok(b)) => {
                         heard = Instant::now();
                         buf.extend_from_slice(&b);

@@ -203,13 +203,14 @@ async fn handle(
             ClientFrame::Heartbeat(h) => edge.presence().heartbeat(caller, h.active, false).await?,
             ClientFrame::Typing(t) => edge.presence().typing(caller, t.conversation_id).await?,
             ClientFrame::History(h) => {
-                let messages = edge
+                let p = edge
                     .history()
                     .page(caller.user, h.conversation_id, h.before, h.limit)
                     .await?;
                 let page = HistoryPage {
                     conversation_id: h.conversation_id,
-                    messages,
+                    messages: p.messages,
+                    more: p.more,
                 };
                 out.frame(&ServerFrame::History(page)).await;
             }

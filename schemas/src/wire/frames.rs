@@ -287,6 +287,11 @@ pub struct TypingNotice {
 pub struct HistoryPage {
     pub conversation_id: ConversationId,
     pub messages: Vec<MsgFrame>,
+    /// Parley's addition: the page was cut short by its size
+    /// ([`super::MAX_PAGE_BYTES`]), and more is there below its last
+    /// message. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -226,6 +226,9 @@ pub struct GroupMember {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagesPage {
     pub messages: Vec<MsgFrame>,
+    /// As [`super::HistoryPage::more`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }
 
 /// Messages in a scrollback page when the client names no `limit`.

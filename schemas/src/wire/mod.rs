@@ -28,6 +28,10 @@ pub use http::*;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// A scrollback page (its messages as JSON) is cut short past this, and
+/// says `more`: 200 messages of the largest kind would otherwise make one
+/// answer of tens of MiB, held whole by the connection that asked.
+pub const MAX_PAGE_BYTES: usize = 4 * MAX_FRAME_BYTES;
 /// How long a resend of a `client_msg_id` maps to its first `msg_id`;
 /// later, the same id is a new message. Long enough for any client's retry
 /// after a reconnect.

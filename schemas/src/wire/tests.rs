@@ -204,13 +204,21 @@ fn server_frames_have_the_spec_shapes() {
         to_value(&typing),
         json!({"type": "typing", "conversation_id": "g:9", "user_id": "4"})
     );
-    let history = ServerFrame::History(HistoryPage {
+    let mut page = HistoryPage {
         conversation_id: ConversationId::group(GroupId(9)),
         messages: vec![],
-    });
+        more: false,
+    };
+    let history = ServerFrame::History(page.clone());
     assert_eq!(
         to_value(&history),
         json!({"type": "history", "conversation_id": "g:9", "messages": []})
+    );
+    // `more` only where a page was cut short.
+    page.more = true;
+    assert_eq!(
+        to_value(&ServerFrame::History(page)),
+        json!({"type": "history", "conversation_id": "g:9", "messages": [], "more": true})
     );
     let err = ServerFrame::Error(ErrorFrame {
         code: ErrorCode::TooLarge,
