@@ -12,6 +12,7 @@
 //! image that fails to decode is counted and skipped, never retried.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,6 +44,28 @@ const JPEG_QUALITY: u8 = 80;
 /// not by its partition count.
 pub const DECODES_AT_ONCE: usize = 2;
 static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODES_AT_ONCE);
+/// Images being read or decoded now, and the most there ever were (what
+/// the test of [`DECODES_AT_ONCE`] reads).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// One image's turn: counted while it lasts.
+struct Turn<'a>(#[allow(dead_code)] tokio::sync::SemaphorePermit<'a>);
+
+impl Turn<'_> {
+    async fn take() -> Turn<'static> {
+        let permit = DECODES.acquire().await.expect("never closed");
+        let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        Turn(permit)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub struct ThumbnailJob {
     blobs: Arc<dyn BlobStore>,
@@ -60,12 +83,21 @@ impl ThumbnailJob {
             return Ok(None);
         }
         // The file and the decoder's memory, both under the one bound.
-        let _turn = DECODES.acquire().await.expect("never closed");
+        let _turn = Turn::take().await;
         let Some(stream) = self.blobs.read(&blob_key(&m.sha256), None).await? else {
             return Ok(None);
         };
-        let chunks: Vec<Bytes> = stream.try_collect().await?;
-        let bytes = chunks.concat();
+        // Read into one buffer of the file's size: chunks and then a copy
+        // of them all would hold it twice.
+        let bytes = stream
+            .try_fold(
+                Vec::with_capacity(m.size as usize),
+                |mut all, chunk| async move {
+                    all.extend_from_slice(&chunk);
+                    Ok(all)
+                },
+            )
+            .await?;
         let made = tokio::task::spawn_blocking(move || make(&bytes))
             .await
             .map_err(|e| parley_engines::EngineError::Unavailable(format!("thumbnailer: {e}")))?;
@@ -111,17 +143,23 @@ pub fn make(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u8>), String> {
         return Err(format!("{w}x{h} is over {MAX_IMAGE_PIXELS} pixels"));
     }
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
-    let (width, height) = (img.width(), img.height());
-    let thumb = if width.max(height) > THUMBNAIL_PX {
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    // Shrunk first, then turned upright: turning the full image would copy
+    // it whole, outside the decoder's memory cap.
+    let (w, h) = (img.width(), img.height());
+    let mut thumb = if w.max(h) > THUMBNAIL_PX {
         img.thumbnail(THUMBNAIL_PX, THUMBNAIL_PX)
     } else {
         img
+    };
+    let (mut width, mut height) = (w, h);
+    if let Some(o) = orientation {
+        thumb.apply_orientation(o);
+        if turns_sideways(o) {
+            (width, height) = (h, w);
+        }
     }
-    .into_rgb8();
+    let thumb = thumb.into_rgb8();
     let mut out = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY);
     thumb
@@ -133,6 +171,12 @@ pub fn make(bytes: &[u8]) -> std::result::Result<(u32, u32, Vec<u8>), String> {
         "thumbnails are JPEG"
     );
     Ok((width, height, out))
+}
+
+/// Whether `o` swaps an image's width and height.
+fn turns_sideways(o: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation::*;
+    matches!(o, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
 }
 
 #[async_trait]
@@ -173,6 +217,61 @@ mod tests {
         let (_, _, small) = make(&png(40, 30)).unwrap();
         let t = image::load_from_memory(&small).unwrap();
         assert_eq!((t.width(), t.height()), (40, 30), "never enlarged");
+    }
+
+    /// A JPEG of `w` x `h` whose EXIF says to turn it 90 degrees
+    /// (orientation 6), as phones write them.
+    fn sideways_jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([x as u8, 0, 0]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Jpeg).unwrap();
+        let jpeg = out.into_inner();
+        let mut exif = b"Exif\0\0MM\0*\0\0\0\x08\0\x01".to_vec();
+        exif.extend([0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+        let mut app1 = vec![0xff, 0xe1];
+        app1.extend(((exif.len() + 2) as u16).to_be_bytes());
+        app1.extend(exif);
+        [&jpeg[..2], &app1[..], &jpeg[2..]].concat()
+    }
+
+    #[test]
+    fn a_sideways_photo_is_measured_and_thumbnailed_upright() {
+        let (w, h, jpeg) = make(&sideways_jpeg(800, 400)).unwrap();
+        assert_eq!((w, h), (400, 800), "the upright size");
+        let t = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((t.width(), t.height()), (160, 320));
+    }
+
+    /// However many partitions' jobs want images decoded at once, at
+    /// most DECODES_AT_ONCE are read and decoded together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn decodes_across_jobs_share_one_bound() {
+        use parley_engines::FsBlobs;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobs::open(dir.path()).unwrap());
+        let mut added = Vec::new();
+        for i in 0..8u32 {
+            let bytes = png(600 + i, 400);
+            let sha256 = format!("{:064x}", i + 1);
+            let mut w = blobs.writer().await.unwrap();
+            w.write(Bytes::from(bytes.clone())).await.unwrap();
+            w.commit(&blob_key(&sha256)).await.unwrap();
+            added.push(MediaAdded {
+                media: parley_schemas::media::MediaId(u128::from(i)),
+                uploader: parley_schemas::ids::UserId(1),
+                sha256,
+                size: bytes.len() as u64,
+                mime: "image/png".into(),
+                ts: 0,
+            });
+        }
+        // Eight jobs (one per partition) at once.
+        let jobs: Vec<ThumbnailJob> = (0..8).map(|_| ThumbnailJob::new(blobs.clone())).collect();
+        let made =
+            futures::future::join_all(jobs.iter().zip(&added).map(|(j, m)| j.thumbnail(m))).await;
+        assert!(made.iter().all(|r| matches!(r, Ok(Some(_)))));
+        assert_eq!(PEAK.load(Ordering::SeqCst), DECODES_AT_ONCE);
+        assert_eq!(IN_FLIGHT.load(Ordering::SeqCst), 0);
     }
 
     #[test]
