@@ -9,7 +9,7 @@
 //! - The seams:
 //!   - [`log::Log`]: a partitioned log of named topics, with durable batch
 //!     appends, reads from an offset, notified tails, consumer-group
-//!     offsets and a per-partition epoch.
+//!     offsets, a per-partition epoch, trimming and compaction.
 //!   - [`state::StateStore`]: what jobs derive from the log and roles read
 //!     back, in narrow traits (accounts, inboxes, conversations, contacts
 //!     and presence, job output), with job offsets written atomically with
