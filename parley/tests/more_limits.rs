@@ -239,3 +239,35 @@ async fn an_mqtt_connection_that_never_connects_is_closed() {
     let r = reqwest::get(format!("{}/healthz", s.url)).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muted_and_archived_conversations_are_capped_per_user() {
+    let _mine = counters_to_myself().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.account_changes_per_min = 100_000;
+    cfg.limits.account_changes_burst = 100_000;
+    let s = Server::start_with(cfg).await;
+    let alice = register(&s.url, "alice").await;
+    let (at, _) = login(&s.url, "alice", None).await;
+    let me: u64 = alice.id.parse().unwrap();
+    // Her side of a chat with anyone is hers to keep.
+    let chat = |k: u64| format!("d:{me}:{}", me + k);
+    let http = reqwest::Client::new();
+    let put = |cid: String, what: &'static str| {
+        let req = http
+            .put(format!("{}/v1/conversations/{cid}/{what}", s.url))
+            .bearer_auth(&at);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for what in ["mute", "archive"] {
+        let before = hits(&s.url, "kept_conversations").await;
+        for k in 1..=1_000 {
+            assert_eq!(put(chat(k), what).await, 204, "{what} {k}");
+        }
+        assert_eq!(put(chat(1_001), what).await, 409, "{what} past the cap");
+        assert_eq!(hits(&s.url, "kept_conversations").await - before, 1.0);
+        // One already kept is kept again, not refused.
+        assert_eq!(put(chat(7), what).await, 204);
+    }
+}
