@@ -66,6 +66,15 @@ async fn large_groups_are_stored_once_on_redis_and_synced_by_seq() {
         assert_eq!((&m["msg_id"], m["seq"].as_u64()), (id, Some(i as u64 + 1)));
     }
     // Bob was offline: all ten after sync, then the tail from seq 4 on.
+    // He connects once his inbox holds all ten: one that was still being
+    // filled would also push him some live, which his `sync` then sends
+    // again (it replays after his confirmed cursor), as it should.
+    let state = parley::backends::open_state(&redis.url).await.unwrap();
+    let bob_id = parley_schemas::ids::UserId(bob.id.parse().unwrap());
+    eventually("Bob's inbox has all ten", WAIT, || async {
+        (state.inbox_seq(bob_id).await.ok()? == 10).then_some(())
+    })
+    .await;
     let mut b = Client::connect(&s.url, &bt).await;
     b.send(json!({"type": "sync"})).await;
     for (i, id) in ids.iter().enumerate() {
