@@ -138,16 +138,15 @@ async fn dump(cfg: &parley::Config, users: &[UserId]) -> String {
 
 /// A compaction pass of the stopped server's accounts topic.
 async fn compact_now(cfg: &parley::Config, data: &std::path::Path) {
+    use parley_processors::{compaction, retention};
     let state = parley::backends::open_state(&cfg.state_url())
         .await
         .unwrap();
-    let mut floor = u64::MAX;
-    for job in parley_processors::compaction::CONSUMERS {
-        floor = floor.min(state.job_offset(job, 0).await.unwrap().unwrap());
-    }
-    drop(state);
     let log = SegmentLog::open(data.join("log"), SegmentLogOptions::default()).unwrap();
-    parley_processors::compaction::compact_partition(&log, 0, floor)
+    let consumers = &compaction::CONSUMERS;
+    let found = retention::consumers_floor(&log, &*state, topics::ACCOUNTS, 0, consumers);
+    let (bounds, floor) = found.await.unwrap().unwrap();
+    compaction::compact_partition(&log, 0, bounds.start..floor)
         .await
         .unwrap();
 }

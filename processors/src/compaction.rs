@@ -24,6 +24,7 @@
 //! - Anything else stays.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 
 use parley_engines::{EngineError, Log, ReadLimit, Result};
 use parley_schemas::codec;
@@ -161,14 +162,15 @@ impl Fold {
     }
 }
 
-/// Compacts partition `p` below `floor` (every consumer's position); the
-/// records dropped. A record that does not decode stops it, as it stops
-/// the jobs: nothing is judged by a guess.
-pub async fn compact_partition(log: &dyn Log, p: u32, floor: u64) -> Result<u64> {
-    let bounds = log.bounds(topics::ACCOUNTS, p).await?;
+/// Compacts the records `range` of partition `p` holds (from its start to
+/// every consumer's position); the records dropped. A record that does
+/// not decode stops it, as it stops the jobs: nothing is judged by a
+/// guess.
+pub async fn compact_partition(log: &dyn Log, p: u32, range: Range<u64>) -> Result<u64> {
+    let Range { start, end: floor } = range;
     let mut fold = Fold::default();
-    let mut at = bounds.start;
-    while at < floor.min(bounds.end) {
+    let mut at = start;
+    while at < floor {
         let batch = log
             .read(topics::ACCOUNTS, p, at, ReadLimit::records(READ))
             .await?;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use parley_engines::state::StateStore;
 use parley_engines::telemetry::emit;
-use parley_engines::{EngineError, History, Log, Result};
+use parley_engines::{Bounds, EngineError, History, Log, Result};
 use parley_schemas::ids::now_ms;
 use parley_schemas::{jobs, topics};
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,29 @@ pub struct LogRetention {
     pub disk: Option<PathBuf>,
 }
 
+/// Where partition `p` of `topic` stands, and the slowest of `jobs`' next
+/// offsets there (a job that never ran holds everything: the start);
+/// `None` while the topic does not exist (a newer release's).
+pub async fn consumers_floor(
+    log: &dyn Log,
+    state: &dyn StateStore,
+    topic: &str,
+    p: u32,
+    jobs: &[&str],
+) -> Result<Option<(Bounds, u64)>> {
+    let bounds = match log.bounds(topic, p).await {
+        Ok(b) => b,
+        Err(EngineError::UnknownTopic(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut floor = bounds.end;
+    for job in jobs {
+        let at = state.job_offset(job, p).await?;
+        floor = floor.min(at.unwrap_or(bounds.start));
+    }
+    Ok(Some((bounds, floor)))
+}
+
 /// The share of `dir`'s filesystem free to unprivileged writers, percent.
 fn free_pct(dir: &std::path::Path) -> Option<u8> {
     let s = rustix::fs::statvfs(dir).ok()?;
@@ -158,17 +181,13 @@ impl LogRetention {
     pub async fn compact_accounts(&self) -> Result<u64> {
         let mut dropped = 0;
         for p in 0..self.partitions {
-            let bounds = match self.log.bounds(topics::ACCOUNTS, p).await {
-                Ok(b) => b,
-                Err(EngineError::UnknownTopic(_)) => return Ok(0),
-                Err(e) => return Err(e),
+            let consumers = &crate::compaction::CONSUMERS;
+            let found = consumers_floor(&*self.log, &*self.state, topics::ACCOUNTS, p, consumers);
+            let Some((bounds, floor)) = found.await? else {
+                continue;
             };
-            let mut floor = bounds.end;
-            for job in crate::compaction::CONSUMERS {
-                let at = self.state.job_offset(job, p).await?;
-                floor = floor.min(at.unwrap_or(bounds.start));
-            }
-            let n = crate::compaction::compact_partition(&*self.log, p, floor).await?;
+            let n =
+                crate::compaction::compact_partition(&*self.log, p, bounds.start..floor).await?;
             if n > 0 {
                 emit(LogCompacted {
                     topic: topics::ACCOUNTS,
@@ -223,18 +242,10 @@ impl LogRetention {
             for p in 0..self.partitions {
                 // A topic not made yet (a newer release's) holds nothing to
                 // trim; the others still are.
-                let bounds = match self.log.bounds(topic, p).await {
-                    Ok(b) => b,
-                    Err(EngineError::UnknownTopic(_)) => continue,
-                    Err(e) => return Err(e),
+                let found = consumers_floor(&*self.log, &*self.state, topic, p, jobs).await?;
+                let Some((bounds, floor)) = found else {
+                    continue;
                 };
-                // The slowest consumer's next offset; one that never ran
-                // holds everything.
-                let mut floor = bounds.end;
-                for job in jobs {
-                    let at = self.state.job_offset(job, p).await?;
-                    floor = floor.min(at.unwrap_or(bounds.start));
-                }
                 if floor <= bounds.start {
                     continue;
                 }
