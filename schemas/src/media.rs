@@ -107,9 +107,14 @@ pub const UPLOADS: &str = "uploads/";
 /// deletion finds its unfinished uploads without listing everyone's.
 pub const UPLOADS_BY: &str = "uploads-by/";
 
-/// The owner's entry of session `id` (see [`UPLOADS_BY`]).
+/// Where `owner`'s session entries are (see [`UPLOADS_BY`]).
+pub fn upload_owner_prefix(owner: crate::ids::UserId) -> String {
+    format!("{UPLOADS_BY}{}/", owner.0)
+}
+
+/// The owner's entry of session `id`.
 pub fn upload_owner_key(owner: crate::ids::UserId, id: MediaId) -> String {
-    format!("{UPLOADS_BY}{}/{id}", owner.0)
+    format!("{}{id}", upload_owner_prefix(owner))
 }
 
 /// The longest side of a thumbnail, in pixels.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parley_engines::{BlobInfo, EngineError};
 use parley_schemas::ids::{now_ms, UserId};
-use parley_schemas::media::{upload_owner_key, MediaId, UPLOADS, UPLOADS_BY};
+use parley_schemas::media::{upload_owner_key, upload_owner_prefix, MediaId, UPLOADS};
 use parley_schemas::wire::MediaUploaded;
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +214,7 @@ impl Media {
     /// Every unfinished session of `owner` goes (their account is being
     /// deleted).
     pub(crate) async fn drop_sessions_of(&self, owner: UserId) -> Result<(), ApiError> {
-        let prefix = format!("{UPLOADS_BY}{}/", owner.0);
+        let prefix = upload_owner_prefix(owner);
         for b in self.blobs().list(&prefix).await? {
             let id = b.key[prefix.len()..].parse::<MediaId>();
             match id {

@@ -345,6 +345,15 @@ fn erase_inbox(tx: &WriteTransaction, user: UserId) -> Result<()> {
     Ok(())
 }
 
+/// Whether `user`'s account was deleted (an unknown user's was not).
+pub(super) fn is_erased(
+    accounts: &impl ReadableTable<u64, (&'static str, &'static str, &'static str)>,
+    user: UserId,
+) -> Result<bool> {
+    let a = accounts.get(user.0).map_err(err)?;
+    Ok(a.is_some_and(|a| a.value().1 == ERASED))
+}
+
 /// Moves `t[key]` up to `value`, never down (a missing entry reads as 0):
 /// counters, seqs, heads and marks all only move forward.
 pub(crate) fn raise<K: redb::Key + 'static>(
@@ -455,8 +464,7 @@ fn inbox_put(tx: &WriteTransaction, mut rows: Vec<InboxRow>) -> Result<()> {
     let mut erased: Option<(UserId, bool)> = None;
     for r in rows {
         if erased.is_none_or(|(u, _)| u != r.user) {
-            let a = accounts.get(r.user.0).map_err(err)?;
-            erased = Some((r.user, a.is_some_and(|a| a.value().1 == ERASED)));
+            erased = Some((r.user, is_erased(&accounts, r.user)?));
         }
         if erased.is_some_and(|(_, gone)| gone) {
             continue;

@@ -440,12 +440,7 @@ impl InboxStore for RedbState {
         self.write_tx(move |tx| {
             // A deleted account keeps no cursor (a socket's last
             // confirmation can come after the deletion).
-            let accounts = tx.open_table(ACCOUNTS).map_err(err)?;
-            if accounts
-                .get(user.0)
-                .map_err(err)?
-                .is_some_and(|a| a.value().1 == ERASED)
-            {
+            if super::ops::is_erased(&tx.open_table(ACCOUNTS).map_err(err)?, user)? {
                 return Ok(());
             }
             let mut t = tx.open_table(CURSORS).map_err(err)?;
