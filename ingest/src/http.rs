@@ -10,13 +10,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use parley_schemas::group::GroupChange;
-use parley_schemas::ids::{ConversationId, DeviceId, GroupId, MessageId, UserId};
+use parley_schemas::ids::{ConversationId, DeviceId, MessageId, UserId};
 use parley_schemas::wire::{
-    Ack, AddContact, AddMember, ContactList, ConversationsPage, CreateGroup, CreateSession,
-    CreateUser, DeviceList, ErrorCode, GroupCreated, GroupInfo, IdpSession, MessagesPage,
-    PresenceFrame, Privacy, Profile, ProfilePatch, RefreshSession, RenameGroup, SendFrame, Session,
-    UserCreated, MAX_FRAME_BYTES,
+    Ack, AddContact, ContactList, ConversationsPage, CreateSession, CreateUser, DeviceList,
+    ErrorCode, IdpSession, MessagesPage, PresenceFrame, Privacy, Profile, ProfilePatch,
+    RefreshSession, SendFrame, Session, UserCreated, MAX_FRAME_BYTES,
 };
 use serde::Deserialize;
 
@@ -55,14 +53,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/me/privacy", get(privacy).put(set_privacy))
         .route("/v1/contacts", get(contacts).post(add_contact))
         .route("/v1/contacts/{id}", delete(remove_contact))
-        .route("/v1/groups", post(create_group))
-        .route("/v1/groups/{id}", get(group_info).patch(rename_group))
-        .route("/v1/groups/{id}/members", post(add_member))
-        .route("/v1/groups/{id}/members/{user_id}", delete(remove_member))
-        .route(
-            "/v1/groups/{id}/admins/{user_id}",
-            axum::routing::put(promote).delete(demote),
-        )
         .route("/v1/conversations", get(conversations))
         .route("/v1/conversations/{cid}/messages", get(messages))
         .route("/v1/ws", get(websocket))
@@ -72,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::keys::routes())
         .merge(crate::notify::routes())
         .merge(crate::safety::routes())
+        .merge(crate::groups::routes())
         .merge(crate::invites::routes())
         .merge(crate::search::routes())
         .merge(crate::web::routes());
@@ -405,108 +396,6 @@ async fn update_profile(
     Ok(Json(
         s.edge.accounts().update_profile(caller.user, patch).await?,
     ))
-}
-
-fn group_id(id: &str) -> Result<GroupId, ApiError> {
-    id.parse()
-        .map_err(|e| ApiError::bad_request(format!("group id {id:?}: {e}")))
-}
-
-async fn create_group(
-    State(s): State<AppState>,
-    caller: Caller,
-    Body(req): Body<CreateGroup>,
-) -> Result<(StatusCode, Json<GroupCreated>), ApiError> {
-    let created = s.edge.groups().create(caller, req).await?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-async fn group_info(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<GroupInfo>, ApiError> {
-    Ok(Json(s.edge.groups().info(caller, group_id(&id)?).await?))
-}
-
-async fn rename_group(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    Body(req): Body<RenameGroup>,
-) -> Result<Json<GroupInfo>, ApiError> {
-    let change = GroupChange::Renamed(req.name);
-    Ok(Json(
-        s.edge
-            .groups()
-            .change(caller, group_id(&id)?, change)
-            .await?,
-    ))
-}
-
-async fn add_member(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    Body(req): Body<AddMember>,
-) -> Result<StatusCode, ApiError> {
-    let change = GroupChange::Added(req.user_id);
-    s.edge
-        .groups()
-        .change(caller, group_id(&id)?, change)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes a member (admins), or leaves (anyone, with their own id).
-async fn remove_member(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let change = GroupChange::Removed(user_id(&user)?);
-    s.edge
-        .groups()
-        .change(caller, group_id(&id)?, change)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Makes a member an admin (admins only).
-async fn promote(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
-) -> Result<Json<GroupInfo>, ApiError> {
-    set_admin(&s, caller, &id, &user, true).await
-}
-
-/// Makes an admin a plain member (admins only; not the last one).
-async fn demote(
-    State(s): State<AppState>,
-    caller: Caller,
-    axum::extract::Path((id, user)): axum::extract::Path<(String, String)>,
-) -> Result<Json<GroupInfo>, ApiError> {
-    set_admin(&s, caller, &id, &user, false).await
-}
-
-async fn set_admin(
-    s: &AppState,
-    caller: Caller,
-    id: &str,
-    user: &str,
-    admin: bool,
-) -> Result<Json<GroupInfo>, ApiError> {
-    let change = GroupChange::Admin {
-        user: user_id(user)?,
-        admin,
-    };
-    let info = s
-        .edge
-        .groups()
-        .change(caller, group_id(id)?, change)
-        .await?;
-    Ok(Json(info))
 }
 
 /// `?before=&limit=` as text, so a bad value gets our `bad_request` with

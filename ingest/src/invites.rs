@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use parley_schemas::group::GroupChange;
-use parley_schemas::ids::GroupId;
 use parley_schemas::wire::{CreateInvite, GroupInfo, InviteInfo, InviteList};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::groups::group_id;
 use crate::http::{AppState, Body};
 
 pub fn routes() -> Router<AppState> {
@@ -29,11 +29,6 @@ struct JoinInvite {
     token: String,
 }
 
-fn group(id: &str) -> Result<GroupId, ApiError> {
-    id.parse()
-        .map_err(|e| ApiError::bad_request(format!("group id {id:?}: {e}")))
-}
-
 async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -43,7 +38,7 @@ async fn create(
     let invite = s
         .edge
         .groups()
-        .create_invite(caller, group(&id)?, req)
+        .create_invite(caller, group_id(&id)?, req)
         .await?;
     Ok((StatusCode::CREATED, Json(invite)))
 }
@@ -53,7 +48,7 @@ async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<InviteList>, ApiError> {
-    Ok(Json(s.edge.groups().invites(caller, group(&id)?).await?))
+    Ok(Json(s.edge.groups().invites(caller, group_id(&id)?).await?))
 }
 
 async fn revoke(
@@ -65,7 +60,10 @@ async fn revoke(
         return Err(ApiError::bad_request("not an invite id"));
     }
     let change = GroupChange::InviteRevoked { invite };
-    s.edge.groups().change(caller, group(&id)?, change).await?;
+    s.edge
+        .groups()
+        .change(caller, group_id(&id)?, change)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -15,8 +15,8 @@
 //! - [`http`]: the protocol's HTTP routes; [`media`]: the media routes
 //!   (streamed uploads, ranged downloads); [`keys`]: the key directory's;
 //!   [`notify`]: push subscriptions, notification settings, mutes;
-//!   [`safety`]: blocking users and reports for operators; [`invites`]:
-//!   group invite links; [`search`]: search in one's own history.
+//!   [`safety`]: blocking users and reports for operators; [`groups`]:
+//!   groups, members and admins; [`invites`]: group invite links; [`search`]: search in one's own history.
 //! - [`mqtt`]: the MQTT edge (3.1.1 and 5, on its own listener or over
 //!   WebSocket at `/v1/mqtt`), a client of the same socket code.
 //! - [`socket`]: the WebSocket side: one socket's reader and writer tasks
@@ -38,6 +38,7 @@
 pub mod auth;
 pub mod edge;
 pub mod error;
+pub mod groups;
 pub mod guard;
 pub mod http;
 pub mod idp;
