@@ -8,7 +8,9 @@
 //! - [`sequencer::Sequencer`] consumes the `inbox` topic (by user). One
 //!   sequencer owns a partition, so each user's `seq` has one writer. It
 //!   drops duplicates (a replayed router appends again) by the user's
-//!   newest message per conversation, and stores each item with the offset
+//!   newest message per conversation ([`replay`] checks one behind it
+//!   against the store, so a message out of order is placed, never
+//!   dropped), and stores each item with the offset
 //!   it came from, atomically. A large group's post (read fan-out) is
 //!   stored once, and each member's inbox gets seqs that point at it
 //!   (runs). Pushes go through the
@@ -16,6 +18,10 @@
 //!   edge's hub in one process, the session registry in a cluster.
 //! - [`redact`]: a deletion for everyone blanks the deleted message's
 //!   stored copies (inbox items, a large group's post).
+//! - [`replay`]: a copy, or a message whose order broke?
+//! - [`scan`]: the backwards walk down an inbox both of those use.
 
 pub mod redact;
+pub mod replay;
+pub mod scan;
 pub mod sequencer;

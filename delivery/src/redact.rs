@@ -6,14 +6,15 @@
 //!
 //! Finding the copy: within one conversation msg_ids rise with seq, so
 //! the inbox is read backwards from the deletion until the message, or an
-//! older one of its conversation, turns up; at most [`SCAN`] rows
-//! (deletions come within 48 h, mostly within minutes). Beyond that the
-//! copy stays until the inbox is trimmed, and is counted.
+//! older one of its conversation, turns up; at most
+//! [`SCAN`](crate::scan::SCAN) seqs (deletions come within 48 h, mostly
+//! within minutes). Beyond that the copy stays until the inbox is trimmed,
+//! and is counted.
 
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use parley_engines::state::{InboxEntry, InboxStore, INBOX_PAGE};
+use parley_engines::state::{InboxEntry, InboxStore};
 use parley_engines::telemetry::{emit, InternalEvent};
 use parley_engines::Result;
 use parley_schemas::codec;
@@ -22,8 +23,7 @@ use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::Body;
 use prometheus::{register_int_counter_vec, IntCounterVec};
 
-/// Inbox rows read at most, per recipient, for one deletion.
-pub const SCAN: u64 = 4096;
+use crate::scan::Back;
 
 /// The message a deletion for everyone names, if `m` is one.
 pub fn deleted_target(m: &MessageSent) -> Option<MessageId> {
@@ -59,7 +59,8 @@ pub fn blank_post(encoded: &[u8]) -> Option<Bytes> {
 }
 
 /// The stored item of `target` (in conversation `c`) in `user`'s inbox
-/// below seq `below`, with its seq; `None` if it is not within [`SCAN`].
+/// below seq `below`, with its seq; `None` if it is not within
+/// [`SCAN`](crate::scan::SCAN).
 pub async fn find_item(
     state: &dyn InboxStore,
     user: UserId,
@@ -67,32 +68,25 @@ pub async fn find_item(
     target: MessageId,
     below: u64,
 ) -> Result<Option<(u64, InboxItem)>> {
-    let floor = below.saturating_sub(SCAN + 1);
-    let mut top = below.saturating_sub(1);
-    while top > floor {
-        let after = top.saturating_sub(INBOX_PAGE as u64).max(floor);
-        let rows = state.inbox_range(user, after, INBOX_PAGE).await?;
-        for row in rows.iter().rev() {
+    let mut back = Back::below(below);
+    while let Some(rows) = back.page(state, user).await? {
+        for row in rows {
             let InboxEntry::Item { seq, item } = row else {
                 continue;
             };
-            if *seq > top {
-                continue;
-            }
-            let Ok(Event::InboxItem(i)) = codec::decode(item) else {
+            let Ok(Event::InboxItem(i)) = codec::decode(&item) else {
                 continue;
             };
             if i.message.conversation != c {
                 continue;
             }
             if i.message.msg_id == target {
-                return Ok(Some((*seq, i)));
+                return Ok(Some((seq, i)));
             }
             if i.message.msg_id < target {
                 return Ok(None);
             }
         }
-        top = after;
     }
     Ok(None)
 }

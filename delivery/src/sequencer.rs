@@ -3,7 +3,7 @@
 //! from, and is pushed to the user's connected devices; a large group's
 //! post is stored once and members get runs of seqs pointing at it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,13 +11,14 @@ use bytes::Bytes;
 use parley_engines::job::{events, Linger, Processor};
 use parley_engines::push::{Push, Pusher};
 use parley_engines::state::InboxStore;
+use parley_engines::telemetry::emit;
 use parley_engines::{Applied, Record, Result, StateOp};
-use parley_schemas::event::{Event, GroupPost, InboxItem};
+use parley_schemas::event::{Event, GroupPost, InboxItem, MessageSent};
 use parley_schemas::ids::{ConversationId, GroupId, MessageId, UserId};
 use parley_schemas::wire::{ErrorCode, ErrorFrame, PresenceFrame, ServerFrame, SharedMsg};
 use parley_schemas::{codec, topics};
 
-use crate::redact;
+use crate::{redact, replay};
 
 pub const JOB: &str = parley_schemas::jobs::SEQUENCER;
 
@@ -39,6 +40,9 @@ pub struct Sequencer {
 struct Pending {
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
+    /// Messages placed in this batch (not stored yet): a copy behind the
+    /// head is looked for here before the store.
+    placed: HashSet<(UserId, MessageId)>,
     pushes: Vec<(UserId, Push)>,
     /// Runs of group posts (`StateOp::InboxRun`), and each user's last one
     /// (which the next post of the same group may extend).
@@ -96,21 +100,72 @@ impl Sequencer {
 
 impl Sequencer {
     /// The seq `msg_id` takes in `user`'s inbox, or `None` for a replayed
-    /// copy: within a conversation msg_ids rise in log order, so anything
-    /// not newer than the user's head there was placed already.
+    /// copy. Within a conversation msg_ids rise in log order, so one not
+    /// newer than the user's head there is a copy, unless it is not stored:
+    /// then the order broke, and it is placed anyway, loudly ([`replay`]).
     async fn claim(
         &mut self,
         user: UserId,
         c: ConversationId,
         msg_id: MessageId,
     ) -> Result<Option<u64>> {
-        if self.head(user, c).await?.is_some_and(|h| msg_id <= h) {
-            return Ok(None);
+        let head = self.head(user, c).await?;
+        let behind = head.filter(|h| msg_id <= *h);
+        if let Some(head) = behind {
+            if msg_id == head || self.pending.placed.contains(&(user, msg_id)) {
+                return Ok(None);
+            }
+            let below = self.seq(user).await? + 1;
+            if replay::placed(&*self.state, user, c, msg_id, below).await? {
+                return Ok(None);
+            }
+            emit(replay::OutOfOrder {
+                conversation: c,
+                msg_id,
+                head,
+            });
         }
         let seq = self.seq(user).await? + 1;
         self.pending.seqs.insert(user, seq);
-        self.pending.heads.insert((user, c), msg_id);
+        self.pending.placed.insert((user, msg_id));
+        // The head stays the newest: it is what later copies are told by.
+        if behind.is_none() {
+            self.pending.heads.insert((user, c), msg_id);
+        }
         Ok(Some(seq))
+    }
+
+    /// `message` for `user`'s inbox: a seq, a stored copy, a push.
+    async fn item(
+        &mut self,
+        user: UserId,
+        message: MessageSent,
+        ops: &mut Vec<StateOp>,
+    ) -> Result<()> {
+        let c = message.conversation;
+        let Some(seq) = self.claim(user, c, message.msg_id).await? else {
+            return Ok(());
+        };
+        if let Some(target) = redact::deleted_target(&message) {
+            self.redact_item(user, c, target, seq, ops).await?;
+        }
+        let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
+        let origin = (user == message.from).then_some(message.from_device);
+        ops.push(StateOp::InboxPut {
+            user,
+            seq,
+            conversation: c,
+            msg_id: message.msg_id,
+            item: Bytes::from(codec::encode(&Event::InboxItem(InboxItem {
+                user,
+                seq,
+                message,
+            }))),
+        });
+        self.pending
+            .pushes
+            .push((user, Push::Item { seq, msg, origin }));
+        Ok(())
     }
 
     /// A large group's message for this partition's members: stored once
@@ -124,6 +179,15 @@ impl Sequencer {
             tracing::warn!(conversation = %c, "group post outside a group skipped");
             return Ok(());
         };
+        // Behind the newest post of the group's stream (the order broke):
+        // stored per member, never in the stream, where it would land
+        // inside the runs that already span it.
+        if prev.is_some_and(|p| message.msg_id < p) {
+            for user in to {
+                self.item(user, message.clone(), ops).await?;
+            }
+            return Ok(());
+        }
         let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
         let mut stored = false;
         for user in to {
@@ -269,30 +333,7 @@ impl Processor for Sequencer {
         for (offset, event) in events(topics::INBOX, partition, records)? {
             match event {
                 Event::InboxItem(InboxItem { user, message, .. }) => {
-                    let c = message.conversation;
-                    let Some(seq) = self.claim(user, c, message.msg_id).await? else {
-                        continue;
-                    };
-                    if let Some(target) = redact::deleted_target(&message) {
-                        self.redact_item(user, c, target, seq, &mut ops).await?;
-                    }
-                    let msg = Arc::new(SharedMsg::new(message.to_frame(None)));
-                    let item = Event::InboxItem(InboxItem {
-                        user,
-                        seq,
-                        message: message.clone(),
-                    });
-                    ops.push(StateOp::InboxPut {
-                        user,
-                        seq,
-                        conversation: c,
-                        msg_id: message.msg_id,
-                        item: Bytes::from(codec::encode(&item)),
-                    });
-                    let origin = (user == message.from).then_some(message.from_device);
-                    self.pending
-                        .pushes
-                        .push((user, Push::Item { seq, msg, origin }));
+                    self.item(user, message, &mut ops).await?
                 }
                 Event::GroupPost(post) => self.post(post, &mut ops).await?,
                 Event::Status(s) => {
