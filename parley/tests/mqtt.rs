@@ -538,3 +538,60 @@ async fn mqtt_over_tls_with_the_edges_certificate() {
     assert!(!plain.status.success());
     server.stop().await;
 }
+
+/// A CONNECT over `/v1/mqtt` from `client` (as a trusted proxy names it);
+/// the CONNACK's reason code.
+async fn connect_from(url: &str, client: &str, token: &str) -> u8 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut req = format!("{}/v1/mqtt", url.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    let h = req.headers_mut();
+    h.insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    h.insert("X-Forwarded-For", client.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::Binary(connect(5, token).into()))
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a CONNACK")
+            .unwrap()
+            .unwrap();
+        if m.is_binary() {
+            let data = m.into_data();
+            assert_eq!(data[0], 0x20, "a CONNACK: {data:?}");
+            return data[3];
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_connects_are_limited_per_client_address() {
+    let _mine = counters_to_myself().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.mqtt_connects_per_min_per_ip = 2;
+    // Behind one proxy, whose X-Forwarded-For names the client: how a
+    // test on loopback gets addresses of its own.
+    cfg.limits.trusted_proxy_hops = 1;
+    let server = Server::start_with(cfg).await;
+    let (_alice, _bob) = alice_and_bob(&server.url).await;
+    let (token, _) = login(&server.url, "alice", None).await;
+    let hits = || metric(&server.url, "parley_limit_hits_total", "mqtt_connects");
+    let before = hits().await;
+    let flood = "203.0.113.7";
+    // A CONNECT with a bad token counts as well: the address is judged first.
+    assert_eq!(connect_from(&server.url, flood, "not-a-token").await, 0x87);
+    assert_eq!(connect_from(&server.url, flood, &token).await, 0);
+    for _ in 0..3 {
+        // 0x9F: connection rate exceeded.
+        assert_eq!(connect_from(&server.url, flood, &token).await, 0x9F);
+    }
+    assert_eq!(hits().await - before, 3.0);
+    // Another address is served throughout.
+    assert_eq!(connect_from(&server.url, "198.51.100.9", &token).await, 0);
+    server.stop().await;
+}
