@@ -5,8 +5,10 @@
 //! Everything is kept in the blob store (so any edge of a cluster can take
 //! the next chunk): `uploads/<id>/meta` (who, how big, what type, when) and
 //! one part per chunk, `uploads/<id>/p<offset>`. A chunk cut off mid-way is
-//! kept up to where it was cut. The offset is the sum of the parts. When
-//! the last byte arrives the parts are read back, in order, through the
+//! kept up to where it was cut. The offset is where the chain of parts
+//! that follow one another from byte 0 ends ([`Chain`]): two chunks raced
+//! to one offset leave a part off the chain, which is never read. When the
+//! chain reaches the size its parts are read back, in order, through the
 //! same path as a plain upload (sniffed, hashed, stored by content), and
 //! deleted.
 
@@ -56,6 +58,41 @@ fn part_key(id: MediaId, offset: u64) -> String {
     format!("{UPLOADS}{id}/p{offset:020}")
 }
 
+/// A session's parts: those that follow one another from byte 0, where
+/// they end, and the rest. A part is off the chain when two chunks raced
+/// to one offset: the later commit replaced the first's part with one of
+/// another length, and a chunk sent after the first lies past a gap or
+/// inside the replacement.
+#[derive(Debug, Default)]
+pub(crate) struct Chain {
+    pub parts: Vec<BlobInfo>,
+    pub end: u64,
+    pub strays: Vec<BlobInfo>,
+}
+
+impl Chain {
+    /// From a session's blobs; parts are named by their offset.
+    pub fn of(mut blobs: Vec<BlobInfo>) -> Chain {
+        blobs.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut chain = Chain::default();
+        for b in blobs {
+            let Some(name) = b.key.rsplit('/').next() else {
+                continue;
+            };
+            let Some(offset) = name.strip_prefix('p') else {
+                continue;
+            };
+            if offset.parse::<u64>().ok() == Some(chain.end) && b.size > 0 {
+                chain.end += b.size;
+                chain.parts.push(b);
+            } else {
+                chain.strays.push(b);
+            }
+        }
+        chain
+    }
+}
+
 impl Media {
     /// Opens a session for a file of `size` bytes.
     pub async fn begin(
@@ -92,8 +129,8 @@ impl Media {
 
     /// Where session `id` of `user` stands; `not_found` for anyone else.
     pub async fn progress(&self, user: UserId, id: &str) -> Result<UploadState, ApiError> {
-        let (id, session, parts) = self.session(user, id).await?;
-        Ok(self.state(id, &session, offset(&parts)))
+        let (id, session, chain) = self.session(user, id).await?;
+        Ok(self.state(id, &session, chain.end))
     }
 
     /// Takes the bytes from `start` on, which must be where the session
@@ -111,8 +148,8 @@ impl Media {
         E: std::fmt::Display,
     {
         self.guard().media_chunks.check(&user)?;
-        let (id, session, parts) = self.session(user, id).await?;
-        let at = offset(&parts);
+        let (id, session, chain) = self.session(user, id).await?;
+        let at = chain.end;
         if total.is_some_and(|t| t != session.size) {
             return Err(ApiError::bad_request(format!(
                 "this upload is {} bytes",
@@ -125,8 +162,13 @@ impl Media {
                 format!("the upload is at byte {at}; send from there"),
             ));
         }
-        // Parts past the size (two chunks raced to one offset) end the
-        // session's use: refused, never an underflow.
+        // What a lost race left is not the upload's; it would only mislead
+        // the next look at the chain.
+        for b in &chain.strays {
+            self.blobs().delete(&b.key).await?;
+        }
+        // A chain never passes the size (each part fit the room at its
+        // offset); were it to, refused, never an underflow.
         let room = match session.size.checked_sub(at) {
             Some(room) if room > 0 => room,
             _ => {
@@ -164,10 +206,24 @@ impl Media {
         if let Some(e) = cut {
             return Err(e);
         }
-        if at + got < session.size {
-            return Ok(Chunked::Partial(self.state(id, &session, at + got)));
+        // Another chunk at this offset may have replaced the part under
+        // this one (a race): then it is off the chain, and not taken.
+        let chain = self.chain(id).await?;
+        if chain.end != at + got {
+            return Err(ApiError::new(
+                parley_schemas::wire::ErrorCode::Conflict,
+                format!(
+                    "another chunk was stored at byte {at} meanwhile; the upload is at byte {}",
+                    chain.end
+                ),
+            ));
         }
-        self.finish(user, id, &session).await.map(Chunked::Done)
+        if chain.end < session.size {
+            return Ok(Chunked::Partial(self.state(id, &session, chain.end)));
+        }
+        self.finish(user, id, &session, chain)
+            .await
+            .map(Chunked::Done)
     }
 
     /// Reads the parts back through the plain upload path, then drops them.
@@ -176,10 +232,10 @@ impl Media {
         user: UserId,
         id: MediaId,
         session: &Session,
+        chain: Chain,
     ) -> Result<MediaUploaded, ApiError> {
-        let parts = self.parts(id).await?;
         let blobs = self.blobs().clone();
-        let keys: Vec<String> = parts.iter().map(|p| p.key.clone()).collect();
+        let keys: Vec<String> = chain.parts.into_iter().map(|p| p.key).collect();
         let stream = futures::stream::iter(keys)
             .then(move |k| {
                 let blobs = blobs.clone();
@@ -226,23 +282,12 @@ impl Media {
         Ok(())
     }
 
-    async fn parts(&self, id: MediaId) -> Result<Vec<BlobInfo>, ApiError> {
-        let mut parts: Vec<BlobInfo> = self
-            .blobs()
-            .list(&dir(id))
-            .await?
-            .into_iter()
-            .filter(|b| b.key.rsplit('/').next().is_some_and(|n| n.starts_with('p')))
-            .collect();
-        parts.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(parts)
+    async fn chain(&self, id: MediaId) -> Result<Chain, ApiError> {
+        let blobs = self.blobs().list(&dir(id)).await?;
+        Ok(Chain::of(blobs))
     }
 
-    async fn session(
-        &self,
-        user: UserId,
-        id: &str,
-    ) -> Result<(MediaId, Session, Vec<BlobInfo>), ApiError> {
+    async fn session(&self, user: UserId, id: &str) -> Result<(MediaId, Session, Chain), ApiError> {
         let missing = || ApiError::not_found("no such upload");
         let id: MediaId = id.parse().map_err(|_| missing())?;
         let meta = self
@@ -257,13 +302,9 @@ impl Media {
         if session.owner != user || self.state(id, &session, 0).expires_at <= now_ms() {
             return Err(missing());
         }
-        let parts = self.parts(id).await?;
-        Ok((id, session, parts))
+        let chain = self.chain(id).await?;
+        Ok((id, session, chain))
     }
-}
-
-fn offset(parts: &[BlobInfo]) -> u64 {
-    parts.iter().map(|p| p.size).sum()
 }
 
 impl Media {
@@ -274,5 +315,41 @@ impl Media {
             size: s.size,
             expires_at: s.created + self.limits().media_session_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(offset: u64, size: u64) -> BlobInfo {
+        BlobInfo {
+            key: part_key(MediaId(7), offset),
+            size,
+            modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_chain_follows_parts_from_zero_and_leaves_what_a_race_left() {
+        let meta = BlobInfo {
+            key: format!("{}meta", dir(MediaId(7))),
+            size: 90,
+            modified_ms: 0,
+        };
+        // p0 was replaced by a longer chunk after p30 was sent against
+        // the shorter one: p30 lies inside it, p60 follows it.
+        let blobs = vec![part(60, 40), meta, part(30, 70), part(0, 60)];
+        let chain = Chain::of(blobs);
+        assert_eq!(chain.end, 100);
+        let keys = |v: &[BlobInfo]| v.iter().map(|b| b.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&chain.parts), keys(&[part(0, 60), part(60, 40)]));
+        assert_eq!(keys(&chain.strays), keys(&[part(30, 70)]));
+        // A gap ends it; an empty part is never a link.
+        let chain = Chain::of(vec![part(0, 10), part(20, 5), part(10, 0)]);
+        assert_eq!(
+            (chain.end, chain.parts.len(), chain.strays.len()),
+            (10, 1, 2)
+        );
     }
 }
