@@ -559,3 +559,23 @@ fn tokio_stream_of(
 ) -> impl Stream<Item = Result<Message, Infallible>> + Unpin + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|m| m.map(Ok)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_stops_at_a_mebibyte_of_waiting_frames_or_64_of_them() {
+        let frame = |n: usize| Message::Binary(Bytes::from(vec![b'x'; n]));
+        // Two frames of half a MiB: the bound, though only two are queued.
+        let mut queue: VecDeque<Message> = (0..2).map(|_| frame(FORWARD_BYTES / 2)).collect();
+        assert!(!room(&queue));
+        queue.pop_back();
+        assert!(room(&queue));
+        // Small frames: the count bounds them.
+        let mut queue: VecDeque<Message> = (0..FORWARD_QUEUE - 1).map(|_| frame(10)).collect();
+        assert!(room(&queue));
+        queue.push_back(Message::Text("{}".into()));
+        assert!(!room(&queue));
+    }
+}
