@@ -5,21 +5,37 @@
 //! normally a copy: a router that replays a batch appends its items again.
 //! Only a broken order (two edges appending to one partition across a lease
 //! handover) could make it a message never placed. So such an item is
-//! looked for among the inbox's newest rows ([`SCAN`](crate::scan::SCAN)):
-//! found, it is a copy and dropped; not found, it is placed after all,
-//! counted and logged. An acked message is never dropped on a guess.
+//! looked for in this batch and among the inbox's newest rows
+//! ([`SCAN`](crate::scan::SCAN)): found, it is a copy and dropped; not
+//! found, it is placed after all, counted and logged. An acked message is
+//! never dropped on a guess.
+//!
+//! A large group's post carries the group's newest msg_id before it
+//! (`prev`), so its order is checked once for all members: newer than
+//! `prev`, it is behind a member's head only as a copy (nothing newer was
+//! routed to the group before it); older, the order broke, and it goes to
+//! each member as an item, checked as above. Copies cost a lookup only in
+//! a replay, never on the way of a message in order.
 
 use std::sync::LazyLock;
 
 use parley_engines::state::{InboxEntry, InboxStore};
 use parley_engines::telemetry::InternalEvent;
-use parley_engines::Result;
+use parley_engines::{Result, StateOp};
 use parley_schemas::codec;
 use parley_schemas::event::Event;
 use parley_schemas::ids::{ConversationId, MessageId, UserId};
 use prometheus::{register_int_counter, IntCounter};
 
 use crate::scan::Back;
+
+/// Whether this batch placed `msg_id` in `user`'s inbox as an item
+/// (`ops`: what it wrote so far). Only asked for items behind the head.
+pub fn in_batch(ops: &[StateOp], user: UserId, msg_id: MessageId) -> bool {
+    ops.iter().any(|op| {
+        matches!(op, StateOp::InboxPut { user: u, msg_id: m, .. } if *u == user && *m == msg_id)
+    })
+}
 
 /// Whether `msg_id` of `c` is stored in `user`'s inbox below seq `below`:
 /// as an item, or as a post inside a run of its group.

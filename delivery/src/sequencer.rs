@@ -3,7 +3,7 @@
 //! from, and is pushed to the user's connected devices; a large group's
 //! post is stored once and members get runs of seqs pointing at it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,9 +40,6 @@ pub struct Sequencer {
 struct Pending {
     seqs: HashMap<UserId, u64>,
     heads: HashMap<(UserId, ConversationId), MessageId>,
-    /// Messages placed in this batch (not stored yet): a copy behind the
-    /// head is looked for here before the store.
-    placed: HashSet<(UserId, MessageId)>,
     pushes: Vec<(UserId, Push)>,
     /// Runs of group posts (`StateOp::InboxRun`), and each user's last one
     /// (which the next post of the same group may extend).
@@ -99,39 +96,51 @@ impl Sequencer {
 }
 
 impl Sequencer {
-    /// The seq `msg_id` takes in `user`'s inbox, or `None` for a replayed
-    /// copy. Within a conversation msg_ids rise in log order, so one not
-    /// newer than the user's head there is a copy, unless it is not stored:
-    /// then the order broke, and it is placed anyway, loudly ([`replay`]).
+    /// The seq `msg_id` takes in `user`'s inbox, or `None` if it is not
+    /// newer than the user's head there. Within a conversation msg_ids
+    /// rise in log order, so that is normally a replayed copy: a large
+    /// group's post in order is one for sure, an item is looked for
+    /// ([`Self::behind`]).
     async fn claim(
         &mut self,
         user: UserId,
         c: ConversationId,
         msg_id: MessageId,
     ) -> Result<Option<u64>> {
-        let head = self.head(user, c).await?;
-        let behind = head.filter(|h| msg_id <= *h);
-        if let Some(head) = behind {
-            if msg_id == head || self.pending.placed.contains(&(user, msg_id)) {
-                return Ok(None);
-            }
-            let below = self.seq(user).await? + 1;
-            if replay::placed(&*self.state, user, c, msg_id, below).await? {
-                return Ok(None);
-            }
-            emit(replay::OutOfOrder {
-                conversation: c,
-                msg_id,
-                head,
-            });
+        if self.head(user, c).await?.is_some_and(|h| msg_id <= h) {
+            return Ok(None);
         }
         let seq = self.seq(user).await? + 1;
         self.pending.seqs.insert(user, seq);
-        self.pending.placed.insert((user, msg_id));
-        // The head stays the newest: it is what later copies are told by.
-        if behind.is_none() {
-            self.pending.heads.insert((user, c), msg_id);
+        self.pending.heads.insert((user, c), msg_id);
+        Ok(Some(seq))
+    }
+
+    /// An item not newer than `user`'s head in `c`: `None` for a copy (in
+    /// this batch's `ops` or in the stored inbox); else the order broke,
+    /// and it takes the next seq anyway, loudly ([`replay`]). The head
+    /// stays the newest: it is what later copies are told by.
+    async fn behind(
+        &mut self,
+        user: UserId,
+        c: ConversationId,
+        msg_id: MessageId,
+        ops: &[StateOp],
+    ) -> Result<Option<u64>> {
+        let head = self.head(user, c).await?.unwrap_or_default();
+        if msg_id == head || replay::in_batch(ops, user, msg_id) {
+            return Ok(None);
         }
+        let seq = self.seq(user).await? + 1;
+        if replay::placed(&*self.state, user, c, msg_id, seq).await? {
+            return Ok(None);
+        }
+        emit(replay::OutOfOrder {
+            conversation: c,
+            msg_id,
+            head,
+        });
+        self.pending.seqs.insert(user, seq);
         Ok(Some(seq))
     }
 
@@ -142,9 +151,14 @@ impl Sequencer {
         message: MessageSent,
         ops: &mut Vec<StateOp>,
     ) -> Result<()> {
-        let c = message.conversation;
-        let Some(seq) = self.claim(user, c, message.msg_id).await? else {
-            return Ok(());
+        let (c, msg_id) = (message.conversation, message.msg_id);
+        let seq = match self.claim(user, c, msg_id).await? {
+            Some(seq) => seq,
+            // Boxed: rare, and it would bloat this future for every item.
+            None => match Box::pin(self.behind(user, c, msg_id, ops)).await? {
+                Some(seq) => seq,
+                None => return Ok(()),
+            },
         };
         if let Some(target) = redact::deleted_target(&message) {
             self.redact_item(user, c, target, seq, ops).await?;
@@ -180,11 +194,13 @@ impl Sequencer {
             return Ok(());
         };
         // Behind the newest post of the group's stream (the order broke):
-        // stored per member, never in the stream, where it would land
-        // inside the runs that already span it.
+        // stored per member as an item, never in the stream, where it
+        // would land inside the runs that already span it. A post newer
+        // than `prev` is newer than all the router sent this group before
+        // it, so for a member it is behind the head only as a copy.
         if prev.is_some_and(|p| message.msg_id < p) {
             for user in to {
-                self.item(user, message.clone(), ops).await?;
+                Box::pin(self.item(user, message.clone(), ops)).await?;
             }
             return Ok(());
         }
