@@ -260,6 +260,9 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let slot = s.edge.sockets().admit(caller.user, s.edge.limits())?;
+    // Before the client learns it is connected: items after this are live
+    // to it, and come without a `sync` even if their push is missed.
+    let backlog_to = s.edge.sockets().inbox_seq(caller.user).await?;
     // Frames up to 4x the limit are read and refused with an error frame;
     // only larger ones close the socket, to bound memory. The buffers
     // start small (tungstenite's default reserves 128 KiB to read into on
@@ -272,7 +275,7 @@ async fn websocket(
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = futures::StreamExt::split(socket);
-            socket::serve(s.edge, caller, sink, stream).await;
+            socket::serve(s.edge, caller, Some(backlog_to), sink, stream).await;
             drop(slot);
         }))
 }

@@ -77,7 +77,7 @@ async fn catch_up_reads_only_the_backlog_among_100k_items_for_others() {
     }
     assert_eq!(state.inbox_seq(UserId(BOB)).await.unwrap(), 10);
 
-    let mut feed = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
+    let mut feed = Feed::open(state.clone(), UserId(BOB), DeviceId(3), None)
         .await
         .unwrap();
     feed.sync(None).await.unwrap();
@@ -90,7 +90,7 @@ async fn catch_up_reads_only_the_backlog_among_100k_items_for_others() {
     // nothing at all.
     feed.confirm(10);
     feed.save_cursor(true).await.unwrap();
-    let mut again = Feed::open(state.clone(), UserId(BOB), DeviceId(3))
+    let mut again = Feed::open(state.clone(), UserId(BOB), DeviceId(3), None)
         .await
         .unwrap();
     again.sync(None).await.unwrap();
@@ -173,7 +173,7 @@ async fn a_live_item_waits_for_the_backlog_and_only_the_device_moves_its_cursor(
         .unwrap();
     // Connects with 5 pending, item 6 comes live, it syncs and leaves
     // without confirming.
-    let mut feed = Feed::open(state.clone(), UserId(u), DeviceId(1))
+    let mut feed = Feed::open(state.clone(), UserId(u), DeviceId(1), None)
         .await
         .unwrap();
     state
@@ -197,7 +197,7 @@ async fn a_live_item_waits_for_the_backlog_and_only_the_device_moves_its_cursor(
     assert_eq!(state.cursor(UserId(u), DeviceId(1)).await.unwrap(), None);
     // The next session's sync gets all six again; a confirmation past the
     // head is held to the head.
-    let mut next = Feed::open(state.clone(), UserId(u), DeviceId(1))
+    let mut next = Feed::open(state.clone(), UserId(u), DeviceId(1), None)
         .await
         .unwrap();
     next.sync(None).await.unwrap();
@@ -297,7 +297,7 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
 
     // A device catching up from scratch, and from inside a run, reads the
     // same seqs and messages back from the store.
-    let mut feed = Feed::open(state.clone(), UserId(2), DeviceId(1))
+    let mut feed = Feed::open(state.clone(), UserId(2), DeviceId(1), None)
         .await
         .unwrap();
     feed.sync(Some(0)).await.unwrap();
@@ -310,7 +310,7 @@ async fn group_posts_take_a_seq_per_member_and_are_stored_once() {
     let read: Vec<(u64, u64)> = tail.iter().map(|(s, m)| (*s, m.frame.msg_id.0)).collect();
     assert_eq!(read, vec![(5, 103), (6, 104)]);
     // The sender's own device is left out of its replay from the cursor.
-    let mut own = Feed::open(state.clone(), UserId(1), DeviceId(9))
+    let mut own = Feed::open(state.clone(), UserId(1), DeviceId(9), None)
         .await
         .unwrap();
     own.sync(None).await.unwrap();

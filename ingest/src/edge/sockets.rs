@@ -181,10 +181,21 @@ impl Sockets {
     }
 
     /// A device's feed, starting after what it confirmed.
-    pub async fn feed(&self, user: UserId, device: DeviceId) -> Result<Feed, ApiError> {
-        Ok(Feed::open(self.state.clone(), user, device)
+    pub async fn feed(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        backlog_to: Option<u64>,
+    ) -> Result<Feed, ApiError> {
+        Ok(Feed::open(self.state.clone(), user, device, backlog_to)
             .await?
             .deleting_delivered(self.delete_delivered))
+    }
+
+    /// `user`'s newest inbox seq: read before a socket is accepted, it is
+    /// where the device's backlog ends and live items begin.
+    pub async fn inbox_seq(&self, user: UserId) -> Result<u64, ApiError> {
+        Ok(self.state.inbox_seq(user).await?)
     }
 
     /// A socket of `user` opened on this edge: pushes find it from now on.

@@ -296,7 +296,8 @@ impl Session {
         let socket_in = tokio_stream_of(socket_in);
         // Polled by this task, not spawned: a frame handed to the socket's
         // reader wakes no other task (its writer is a task of its own).
-        let socket = crate::socket::serve(self.edge.clone(), caller, socket_out, socket_in).fuse();
+        let socket =
+            crate::socket::serve(self.edge.clone(), caller, None, socket_out, socket_in).fuse();
         let mut socket = std::pin::pin!(socket);
         let mut queue: VecDeque<Message> = VecDeque::new();
         if self.bridge.subscribed() {

@@ -33,9 +33,12 @@ pub type Msgs = Vec<(u64, Arc<SharedMsg>)>;
 /// the device moves it), `next` (the first seq not yet sent on this
 /// socket) and `head` (how far this socket is to be sent). The device is
 /// sent `next..=head` in order, so no live item overtakes an older one: a
-/// socket opens at its confirmed cursor with nothing to send; live items
-/// go out while nothing older is unsent, and a backlog waits for the
-/// device's first `sync` (or `received`), which says where it starts.
+/// socket opens at its confirmed cursor; a backlog (items that existed
+/// before the client saw its connection accepted, past its confirmed
+/// cursor) waits for the device's first `sync` (or `received`), which says
+/// where it starts, and every live item waits behind it. Without a backlog,
+/// live items go out at once, and one whose push was missed (a cluster's
+/// registry not yet showing the socket) is read from the store.
 pub struct Feed {
     state: Arc<dyn StateStore>,
     pub user: UserId,
@@ -63,14 +66,24 @@ pub struct Feed {
     /// below `next`.
     gap_checked: bool,
     /// Whether the device said where it stands (`sync` or `received`).
-    /// Until then nothing older than a live item in order is sent: a
-    /// `sync {since}` that follows the connect must not find the socket
-    /// already paging from the confirmed cursor.
+    /// Until then nothing up to `backlog_to` is sent: a `sync {since}`
+    /// that follows the connect must not find the socket already paging
+    /// from the confirmed cursor.
     started: bool,
+    /// Items up to here existed before the client saw its connection
+    /// accepted: its backlog, if it has not confirmed them.
+    backlog_to: u64,
 }
 
 impl Feed {
-    pub async fn open(state: Arc<dyn StateStore>, user: UserId, device: DeviceId) -> Result<Feed> {
+    /// `backlog_to`: the inbox's newest seq before the client saw its
+    /// connection accepted (`None`: now).
+    pub async fn open(
+        state: Arc<dyn StateStore>,
+        user: UserId,
+        device: DeviceId,
+        backlog_to: Option<u64>,
+    ) -> Result<Feed> {
         let exists = state.inbox_seq(user).await?;
         let confirmed = state.cursor(user, device).await?.unwrap_or(0).min(exists);
         Ok(Feed {
@@ -78,9 +91,9 @@ impl Feed {
             user,
             device,
             next: confirmed + 1,
-            // The backlog waits for a live item or `sync`: sent now, a
-            // `sync` that follows would send it all again.
-            head: confirmed,
+            // A backlog waits for `sync` ([`behind`](Self::behind)): sent
+            // now, a `sync` that follows would send it all again.
+            head: exists,
             exists,
             confirmed,
             own_to: 0,
@@ -91,6 +104,7 @@ impl Feed {
             expired: None,
             gap_checked: false,
             started: false,
+            backlog_to: backlog_to.unwrap_or(exists).clamp(confirmed, exists),
         })
     }
 
@@ -107,9 +121,9 @@ impl Feed {
     }
 
     /// Whether items exist that this socket has not sent yet and may
-    /// send now.
+    /// send now: before the device says where it stands, only live ones.
     pub fn behind(&self) -> bool {
-        self.started && self.next <= self.head
+        (self.started || self.next > self.backlog_to) && self.next <= self.head
     }
 
     /// A live item. It goes out at once if it is the next one; a later

@@ -14,6 +14,8 @@
 //!   [`feed::Feed`]: answers, replays and pushes, written in bursts.
 
 pub mod feed;
+#[cfg(test)]
+mod feed_tests;
 pub mod hub;
 mod writer;
 
@@ -30,20 +32,34 @@ use crate::error::ApiError;
 use crate::internal_events::{EdgeTrouble, Limit, LimitHit, Socket};
 use writer::{send, write_loop, Out, Outbox};
 
-pub async fn serve<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
-where
+/// Serves one device's socket. `backlog_to`: the user's newest inbox seq
+/// read before the client saw its connection accepted; what is past it is
+/// live to the client, and goes out without a `sync` (see [`feed::Feed`]).
+/// `None`: what exists when the feed opens.
+pub async fn serve<W, R, E>(
+    edge: Arc<Edge>,
+    caller: Caller,
+    backlog_to: Option<u64>,
+    sink: W,
+    stream: R,
+) where
     W: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
 {
     // Shutdown waits for this socket; the token is released only after
     // everything the socket held (the edge, its engines) is dropped.
     let tracked = edge.sockets().track();
-    serve_tracked(edge, caller, sink, stream).await;
+    serve_tracked(edge, caller, backlog_to, sink, stream).await;
     drop(tracked);
 }
 
-async fn serve_tracked<W, R, E>(edge: Arc<Edge>, caller: Caller, sink: W, stream: R)
-where
+async fn serve_tracked<W, R, E>(
+    edge: Arc<Edge>,
+    caller: Caller,
+    backlog_to: Option<u64>,
+    sink: W,
+    stream: R,
+) where
     W: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
 {
@@ -57,7 +73,7 @@ where
     // Registered before the feed reads the head too: a delivery node that
     // stores an item after that read finds this edge in the registry.
     let opened = match sockets.session_open(caller.user).await {
-        Ok(()) => sockets.feed(caller.user, caller.device).await,
+        Ok(()) => sockets.feed(caller.user, caller.device, backlog_to).await,
         Err(e) => Err(e),
     };
     match opened {
