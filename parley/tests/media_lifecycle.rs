@@ -20,13 +20,7 @@ async fn a_resumable_upload_survives_a_cut_connection() {
     let file = png_like(3_000_000, 5);
     let total = file.len();
 
-    let (status, up) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/media/uploads", s.url),
-        &at,
-        Some(json!({"size": total, "mime": "image/png"})),
-    )
-    .await;
+    let (status, up) = begin_upload(&s.url, &at, json!({"size": total, "mime": "image/png"})).await;
     assert_eq!(status, 201, "{up}");
     assert_eq!(
         (up["offset"].as_u64(), up["size"].as_u64()),
@@ -132,13 +126,7 @@ async fn media_on_s3_behaves_the_same() {
     );
 
     let big = png_like(6_000_000, 3);
-    let (_, st) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/media/uploads", s.url),
-        &at,
-        Some(json!({"size": big.len()})),
-    )
-    .await;
+    let (_, st) = begin_upload(&s.url, &at, json!({"size": big.len()})).await;
     let up_id = st["upload_id"].as_str().unwrap();
     let (status, _) = put_chunk(&s.url, &at, up_id, 0, &big[..5_500_000], big.len()).await;
     assert_eq!(status, 200);
@@ -168,13 +156,7 @@ async fn uploads_never_sent_and_blobs_no_one_holds_are_deleted() {
     let (_, kept) = upload(&s.url, &at, "image/png", png_like(5_000, 1)).await;
     let (_, dup) = upload(&s.url, &bt, "image/png", png_like(5_000, 1)).await;
     let (_, lone) = upload(&s.url, &at, "image/png", png_like(5_000, 2)).await;
-    let (status, session) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/media/uploads", s.url),
-        &at,
-        Some(json!({"size": 10_000})),
-    )
-    .await;
+    let (status, session) = begin_upload(&s.url, &at, json!({"size": 10_000})).await;
     assert_eq!(status, 201);
     let (status, _) = put_chunk(
         &s.url,

@@ -93,13 +93,7 @@ async fn two_chunks_raced_to_one_offset_never_make_a_wrong_file() {
     let (at, _) = login(&s.url, "alice", None).await;
     let file = png_like(100_000, 9);
     let total = file.len();
-    let (status, up) = call(
-        reqwest::Method::POST,
-        &format!("{}/v1/media/uploads", s.url),
-        &at,
-        Some(json!({"size": total, "mime": "image/png"})),
-    )
-    .await;
+    let (status, up) = begin_upload(&s.url, &at, json!({"size": total, "mime": "image/png"})).await;
     assert_eq!(status, 201, "{up}");
     let id = up["upload_id"].as_str().unwrap().to_owned();
 

@@ -102,3 +102,9 @@ pub fn deep_files(data: &Path, dir: &str) -> usize {
     }
     count(&data.join("media").join(dir))
 }
+
+/// `POST /v1/media/uploads` (a resumable upload's session): status and body.
+pub async fn begin_upload(url: &str, token: &str, session: Value) -> (u16, Value) {
+    let at = format!("{url}/v1/media/uploads");
+    super::call(reqwest::Method::POST, &at, token, Some(session)).await
+}
