@@ -2,6 +2,7 @@
 //! (TLS, the ops listener), its token key, and its parts.
 
 use super::*;
+use parley_processors::notify::webpush::Vapid;
 
 /// An edge's ops listener (`ops_listen`): health, readiness and metrics
 /// apart from the public API.

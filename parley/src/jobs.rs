@@ -3,6 +3,7 @@
 //! and the delivery role's sequencer, with their batch settings.
 
 use super::*;
+use parley_processors::notify::webpush::Vapid;
 
 /// The process role's group and lease scope: partition `p` of `events`,
 /// `presence` and `accounts` go together.

@@ -89,13 +89,13 @@ async fn main() -> Result<()> {
             let cfg = args.load()?;
             let log =
                 backends::open_log(&cfg.log_url(), cfg.durability, cfg.log_segment_bytes).await?;
-            for report in parley::moderation_reports(&*log).await? {
+            for report in parley::admin::moderation_reports(&*log).await? {
                 println!("{report}");
             }
             Ok(())
         }
         Role::VapidKey => {
-            let (private, public) = parley::new_vapid_key()?;
+            let (private, public) = parley::admin::new_vapid_key()?;
             println!("notify.webpush_key = \"{private}\"");
             println!("# public key (applicationServerKey): {public}");
             Ok(())
