@@ -23,6 +23,8 @@
 //!   once ([`e2e::megolm`]), decrypted before they are stored, safety
 //!   numbers;
 //! - [`store`]: the SQLite file; [`error`]: [`ClientError`].
+//! - `src/bin/chat.rs`: `parley-chat`, a terminal chat on this crate
+//!   (the server binary does not link the SDK).
 
 mod conn;
 pub mod e2e;

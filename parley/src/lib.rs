@@ -12,7 +12,6 @@
 //!   reports, a VAPID key).
 //! - [`config`]: layered settings (defaults, file, `PARLEY__` env, flags).
 //! - [`backends`]: URL → engine, for the backends this build has.
-//! - [`chat`]: `parley chat`, a terminal chat on `parley-client`.
 //! - `edge`: the edge's listeners (TLS, ops), token key and parts;
 //!   `jobs`: what each partition runs for the process and delivery roles.
 //! - [`up`]: every role in one process, on the embedded engines.
@@ -25,7 +24,6 @@
 
 pub mod admin;
 pub mod backends;
-pub mod chat;
 pub mod config;
 mod edge;
 mod jobs;

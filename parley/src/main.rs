@@ -35,8 +35,6 @@ enum Role {
     /// Run one of the analysts' ready queries on the ClickHouse history and
     /// print a table; without a name, list them
     Analytics(AnalyticsArgs),
-    /// A terminal chat with a running Parley (a client, not a role)
-    Chat(parley::chat::ChatArgs),
     /// Print users' reports (the `moderation` topic), one JSON object a
     /// line, oldest first per partition
     Moderation(RoleArgs),
@@ -84,7 +82,6 @@ async fn main() -> Result<()> {
         }
         Role::Migrate(args) => migrate(&args.load()?).await,
         Role::Analytics(args) => analytics(&args).await,
-        Role::Chat(args) => parley::chat::chat(args).await,
         Role::Moderation(args) => {
             let cfg = args.load()?;
             let log =

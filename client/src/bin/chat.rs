@@ -1,5 +1,6 @@
-//! `parley chat`: a line-based terminal chat on `parley-client`, the
-//! quickest way for an operator to check a deployment by hand.
+//! `parley-chat`: a line-based terminal chat on `parley-client`, the
+//! quickest way for an operator to check a deployment by hand. A binary
+//! of the client crate, so the server links no SQLite and no E2E crypto.
 //!
 //! Lines are sent to the current recipient; `/to NAME` picks a user,
 //! `/group ID` a group, `/quit` ends. Incoming messages print as
@@ -16,26 +17,33 @@ use parley_schemas::ids::{GroupId, UserId};
 use parley_schemas::wire::{Body, ErrorCode, Recipient};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ChatArgs {
+/// A terminal chat with a running Parley.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "parley-chat", version)]
+struct ChatArgs {
     /// The edge to talk to
     #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    url: String,
     /// Your username
     #[arg(long)]
-    pub user: String,
+    user: String,
     /// Your password (or PARLEY_PASSWORD)
     #[arg(long, env = "PARLEY_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    password: String,
     /// Register the user first if it does not exist
     #[arg(long)]
-    pub sign_up: bool,
+    sign_up: bool,
     /// The client's SQLite file [default: ./parley-chat-USER.db]
     #[arg(long)]
-    pub db: Option<PathBuf>,
+    db: Option<PathBuf>,
 }
 
-pub async fn chat(args: ChatArgs) -> Result<()> {
+#[tokio::main]
+async fn main() -> Result<()> {
+    chat(clap::Parser::parse()).await
+}
+
+async fn chat(args: ChatArgs) -> Result<()> {
     let db = args
         .db
         .clone()
@@ -126,7 +134,7 @@ pub async fn chat(args: ChatArgs) -> Result<()> {
     }
     if !client.outbox()?.is_empty() {
         bail!(
-            "{} messages are still in the outbox; they go out at the next `parley chat`",
+            "{} messages are still in the outbox; they go out at the next `parley-chat`",
             client.outbox()?.len()
         );
     }
