@@ -6,8 +6,6 @@ use parley_engines::{EngineError, Retry};
 pub enum AnalyticsError {
     #[error("no query named {0:?}; `parley analytics` lists them")]
     UnknownQuery(String),
-    #[error("clickhouse: {0}")]
-    ClickHouse(#[from] clickhouse::error::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -15,9 +13,6 @@ pub enum AnalyticsError {
 impl AnalyticsError {
     pub fn retry(&self) -> Retry {
         match self {
-            AnalyticsError::ClickHouse(
-                clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut,
-            ) => Retry::Later,
             AnalyticsError::Engine(e) => e.retry(),
             _ => Retry::Never,
         }

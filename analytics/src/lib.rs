@@ -10,7 +10,8 @@
 //!   `parley up`.
 //! - [`queries`]: the analysts' ready queries (`queries/*.sql`), run by
 //!   name into a printable table (`parley analytics <name>`). They are
-//!   ClickHouse SQL, so this crate speaks to ClickHouse's client for them.
+//!   ClickHouse SQL, run through `parley_engines::clickhouse` (feature
+//!   `clickhouse`); this crate names no ClickHouse client itself.
 //! - `sql/schema.production.sql`: the history schema for a current
 //!   ClickHouse; the 18.16 one the store creates lives beside the store,
 //!   and `tests/schema.rs` keeps the two in step (README.md says what

@@ -2,6 +2,8 @@
 //! as a table of text cells, the way `parley analytics <name>` prints them.
 
 use crate::error::AnalyticsError;
+#[cfg(feature = "clickhouse")]
+use parley_engines::clickhouse::ClickHouseHistory;
 
 /// `(name, what it answers, SQL)`, in the order `parley analytics` lists them.
 /// A query's SQL may hold `{status}`, put in by [`query`] (see
@@ -140,28 +142,33 @@ fn unescape(cell: &str) -> String {
     out
 }
 
-/// Runs any SELECT and returns its result as a [`Table`].
-pub async fn run_sql(client: &clickhouse::Client, sql: &str) -> Result<Table, AnalyticsError> {
-    let bytes = client
-        .query(sql.trim().trim_end_matches(';'))
-        .fetch_bytes("TabSeparatedWithNames")?
-        .collect()
-        .await?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines = text.lines();
-    let columns = lines
-        .next()
-        .map(|l| l.split('\t').map(unescape).collect())
-        .unwrap_or_default();
-    let rows = lines
-        .map(|l| l.split('\t').map(unescape).collect())
-        .collect();
-    Ok(Table { columns, rows })
+impl Table {
+    /// A table from ClickHouse's `TabSeparatedWithNames`.
+    pub fn from_tsv(bytes: &[u8]) -> Table {
+        let text = String::from_utf8_lossy(bytes);
+        let mut lines = text.lines();
+        let columns = lines
+            .next()
+            .map(|l| l.split('\t').map(unescape).collect())
+            .unwrap_or_default();
+        let rows = lines
+            .map(|l| l.split('\t').map(unescape).collect())
+            .collect();
+        Table { columns, rows }
+    }
+}
+
+/// Runs any SELECT on ClickHouse and returns its result as a [`Table`].
+#[cfg(feature = "clickhouse")]
+pub async fn run_sql(history: &ClickHouseHistory, sql: &str) -> Result<Table, AnalyticsError> {
+    let sql = sql.trim().trim_end_matches(';');
+    Ok(Table::from_tsv(&history.select_tsv(sql).await?))
 }
 
 /// Runs the ready query `name`.
-pub async fn run(client: &clickhouse::Client, name: &str) -> Result<Table, AnalyticsError> {
-    run_sql(client, &query(name)?).await
+#[cfg(feature = "clickhouse")]
+pub async fn run(history: &ClickHouseHistory, name: &str) -> Result<Table, AnalyticsError> {
+    run_sql(history, &query(name)?).await
 }
 
 #[cfg(test)]
@@ -179,5 +186,12 @@ mod tests {
             .contains("status = 'delivered'"));
         assert!(query("read_latency").unwrap().contains("status = 'read'"));
         assert!(query("nope").is_err());
+    }
+
+    #[test]
+    fn a_tab_separated_answer_becomes_a_table() {
+        let t = Table::from_tsv(b"day\tusers\n2026-01-01\t3\nline\\tbreak\t0\n");
+        assert_eq!(t.columns, ["day", "users"]);
+        assert_eq!(t.rows, [["2026-01-01", "3"], ["line\tbreak", "0"]]);
     }
 }

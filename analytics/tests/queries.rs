@@ -148,7 +148,7 @@ fn seed() -> HistoryBatch {
 }
 
 async fn table(history: &ClickHouseHistory, name: &str) -> Table {
-    run(history.client(), name)
+    run(history, name)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }

@@ -163,7 +163,7 @@ async fn analytics(args: &AnalyticsArgs) -> Result<()> {
     #[cfg(feature = "clickhouse")]
     {
         let history = backends::open_clickhouse(&url)?;
-        let table = queries::run(history.client(), name)
+        let table = queries::run(&history, name)
             .await
             .with_context(|| format!("running {name} on {url}"))?;
         print!("{}", table.render());

@@ -98,6 +98,20 @@ impl ClickHouseHistory {
         &self.client
     }
 
+    /// An analyst's `SELECT`, its result as ClickHouse's
+    /// `TabSeparatedWithNames` (the analytics crate's ready queries).
+    pub async fn select_tsv(&self, sql: &str) -> Result<Vec<u8>> {
+        let bytes = self
+            .client
+            .query(sql)
+            .fetch_bytes("TabSeparatedWithNames")
+            .map_err(engine_err)?
+            .collect()
+            .await
+            .map_err(engine_err)?;
+        Ok(bytes.to_vec())
+    }
+
     /// Creates the database and every table and view that is missing, and
     /// adds the columns later versions added to tables made before them.
     pub async fn migrate(&self) -> Result<()> {
