@@ -10,9 +10,6 @@
 //! - [`codec`]: the compact, versioned binary envelope those events are
 //!   stored in. Decoding never panics: garbage is an [`codec::DecodeError`].
 //! - [`wire`]: the JSON client protocol of `shared/protocol.md`, with serde.
-//! - [`mqtt`]: MQTT 3.1.1 and 5 packets for the edge's MQTT listener,
-//!   read and written through one version-free vocabulary, and the topic
-//!   mapping onto the JSON protocol (docs/mqtt.md).
 //! - [`media`]: the id of an upload, the keys its bytes are stored at,
 //!   and the image limits.
 //! - [`topics`]: the names of the log's topics; [`jobs`]: the names of
@@ -35,7 +32,6 @@ pub mod group;
 pub mod ids;
 pub mod jobs;
 pub mod media;
-pub mod mqtt;
 pub mod partition;
 pub mod presence;
 pub mod retention;

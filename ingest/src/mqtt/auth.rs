@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
+use crate::mqtt::codec::{Connect, Reason, Version};
 use parley_schemas::ids::DeviceId;
-use parley_schemas::mqtt::{Connect, Reason, Version};
 use parley_schemas::wire::{CreateSession, ErrorCode};
 
 use crate::auth::Caller;

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use crate::mqtt::codec::topics::{self, ME};
+use crate::mqtt::codec::{Out, Publish, Reason, Version};
 use bytes::Bytes;
-use parley_schemas::mqtt::topics::{self, ME};
-use parley_schemas::mqtt::{Out, Publish, Reason, Version};
 use parley_schemas::wire::ErrorCode;
 use serde::Deserialize;
 

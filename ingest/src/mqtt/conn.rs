@@ -10,12 +10,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mqtt::codec::{Codec, In, Out, Reason, Version};
 use axum::extract::ws::Message;
 use bytes::{Bytes, BytesMut};
 use futures::future::FusedFuture;
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use parley_engines::telemetry::emit;
-use parley_schemas::mqtt::{Codec, In, Out, Reason, Version};
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::auth::authenticate;
@@ -250,7 +250,7 @@ async fn next_packet<R>(
     rx: &mut R,
     codec: &mut Codec,
     buf: &mut BytesMut,
-) -> Result<Option<In>, parley_schemas::mqtt::DecodeError>
+) -> Result<Option<In>, crate::mqtt::codec::DecodeError>
 where
     R: Stream<Item = io::Result<Bytes>> + Unpin,
 {

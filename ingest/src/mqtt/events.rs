@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
+use crate::mqtt::codec::Reason;
 use parley_engines::telemetry::InternalEvent;
-use parley_schemas::mqtt::Reason;
 use prometheus::{register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge};
 
 static CONNECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {

@@ -7,6 +7,8 @@
 //!
 //! Layout:
 //! - this file: the accept loop, and MQTT over WebSocket;
+//! - [`codec`]: MQTT 3.1.1 and 5 packets through one version-free
+//!   vocabulary (over `rmqtt-codec`), and the topic mapping;
 //! - `conn`: one connection: CONNECT, then the session's loop around the
 //!   socket code that WebSockets use too; `auth`: who a CONNECT signs in;
 //! - `bridge`: the mapping between MQTT packets and the JSON frames, and
@@ -15,6 +17,7 @@
 
 mod auth;
 mod bridge;
+pub mod codec;
 mod conn;
 mod events;
 

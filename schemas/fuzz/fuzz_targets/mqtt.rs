@@ -1,12 +1,19 @@
 //! Feeds arbitrary bytes, split at an arbitrary point, to the MQTT reader
-//! the edge runs on every MQTT connection (`parley_schemas::mqtt::Codec`),
+//! the edge runs on every MQTT connection (`parley_ingest::mqtt::codec`),
 //! and every PUBLISH it reads to the topic mapping. Neither may panic; a
 //! packet must read the same whether its bytes came whole or in two reads.
+//! The codec is compiled from its own files (it needs `rmqtt-codec`, not
+//! the edge), so the fuzzer does not build the whole ingest crate.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use parley_schemas::mqtt::{topics, Codec, In};
+
+#[allow(dead_code)]
+#[path = "../../../ingest/src/mqtt/codec/mod.rs"]
+mod codec;
+
+use codec::{topics, Codec, In};
 
 /// Every packet `chunks` decode to, and whether the stream stayed good.
 fn read(chunks: &[&[u8]]) -> (Vec<In>, bool) {
