@@ -29,7 +29,8 @@
 //!   sessions.
 //! - [`notify`]: notifications for users who are away: the notifier job on
 //!   `inbox` queues them (collapsed per conversation), a dispatcher per
-//!   partition sends what is due through the sinks (a signed webhook).
+//!   partition sends what is due through the sinks (a signed webhook,
+//!   Web Push).
 //! - [`retention::LogRetention`], a periodic task: drops log records every
 //!   consumer has passed, once old enough (or at once under disk pressure),
 //!   and compacts `accounts` ([`compaction`]: a record goes once later
