@@ -27,9 +27,14 @@ impl Pusher for Nowhere {
     fn deliver(&self, _: Vec<(UserId, Push)>) {}
 }
 
+/// Message `n`'s id: ids rise with `n`.
+fn id(n: u64) -> MessageId {
+    MessageId::from_parts(1_800_000_000_000 + n, 1, 0)
+}
+
 fn message(n: u64, to: Recipient, conversation: ConversationId) -> MessageSent {
     MessageSent {
-        msg_id: MessageId::from_parts(1_800_000_000_000 + n, 1, 0),
+        msg_id: id(n),
         conversation,
         from: UserId(1),
         from_device: DeviceId(1),
@@ -56,9 +61,7 @@ fn posts(round: u64, to: &[UserId]) -> Vec<Record> {
     (0..POSTS)
         .map(|i| {
             let n = round * POSTS + i;
-            let prev = n
-                .checked_sub(1)
-                .map(|p| message(p, Recipient::Group(g), ConversationId::group(g)).msg_id);
+            let prev = n.checked_sub(1).map(id);
             let message = message(n, Recipient::Group(g), ConversationId::group(g));
             let to = to.to_vec();
             record(i, &Event::GroupPost(GroupPost { to, prev, message }))

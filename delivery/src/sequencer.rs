@@ -169,7 +169,7 @@ impl Sequencer {
             user,
             seq,
             conversation: c,
-            msg_id: message.msg_id,
+            msg_id,
             item: Bytes::from(codec::encode(&Event::InboxItem(InboxItem {
                 user,
                 seq,

@@ -100,16 +100,14 @@ impl ClickHouseHistory {
 
     /// An analyst's `SELECT`, its result as ClickHouse's
     /// `TabSeparatedWithNames` (the analytics crate's ready queries).
-    pub async fn select_tsv(&self, sql: &str) -> Result<Vec<u8>> {
-        let bytes = self
-            .client
+    pub async fn select_tsv(&self, sql: &str) -> Result<bytes::Bytes> {
+        self.client
             .query(sql)
             .fetch_bytes("TabSeparatedWithNames")
             .map_err(engine_err)?
             .collect()
             .await
-            .map_err(engine_err)?;
-        Ok(bytes.to_vec())
+            .map_err(engine_err)
     }
 
     /// Creates the database and every table and view that is missing, and

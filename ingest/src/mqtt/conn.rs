@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::mqtt::codec::{Codec, In, Out, Reason, Version};
 use axum::extract::ws::Message;
 use bytes::{Bytes, BytesMut};
 use futures::future::FusedFuture;
@@ -20,6 +19,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::auth::authenticate;
 use super::bridge::{Actions, Bridge};
+use super::codec::{Codec, DecodeError, In, Out, Reason, Version};
 use super::events::{MqttConnect, MqttPacket, MqttRefused, MqttSession};
 use crate::auth::Caller;
 use crate::edge::Edge;
@@ -250,7 +250,7 @@ async fn next_packet<R>(
     rx: &mut R,
     codec: &mut Codec,
     buf: &mut BytesMut,
-) -> Result<Option<In>, crate::mqtt::codec::DecodeError>
+) -> Result<Option<In>, DecodeError>
 where
     R: Stream<Item = io::Result<Bytes>> + Unpin,
 {
